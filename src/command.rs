@@ -1,0 +1,269 @@
+//! The console command table: parsing one line of stdin into a [`Command`], and the
+//! help text. Pure; the man page test reads [`COMMANDS`] to keep the page complete.
+
+use crate::config::ScriptSpec;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// One console command, as the original spelled them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// `-h`: list the commands.
+    Help,
+    /// `-c <ip> <port>`: connect to a node.
+    Connect(SocketAddr),
+    /// `-m`: is this node master, and who is.
+    Master,
+    /// `-t`: start time and uptime.
+    Time,
+    /// `-cn`: number of connected peers.
+    ConnCount,
+    /// `-cl`: list the peers.
+    ConnList,
+    /// `-msg <text>`: send a text to every peer.
+    Message(String),
+    /// `-ds <script> [args…]` (also `-sd`): set the default script.
+    DefaultScript(ScriptSpec),
+    /// `-ms <script> [args…]`: set the master script.
+    MasterScript(ScriptSpec),
+    /// `-loop <1|0>`: run scripts again after they end, or clear them after one run.
+    Loop(bool),
+    /// `-sslp <seconds>`: pause between two runs of a script.
+    Sleep(Duration),
+    /// `-q`: leave the cluster cleanly and exit.
+    Quit,
+}
+
+/// Every command: its usage and one line of help. `-h` prints this table.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("-h", "list these commands"),
+    (
+        "-c <ip> <port>",
+        "connect to the node at ip and port (also -c <ip:port>)",
+    ),
+    ("-m", "say whether this node is master, and who is"),
+    ("-t", "show this node's start time and uptime"),
+    ("-cn", "show the number of connected peers"),
+    (
+        "-cl",
+        "list every peer: address, link, start time, vote, round-trip time",
+    ),
+    ("-msg <text>", "send a text to every connected peer"),
+    (
+        "-ds <script> [args]",
+        "set the default script, run while not master (also -sd)",
+    ),
+    (
+        "-ms <script> [args]",
+        "set the master script, run while master",
+    ),
+    (
+        "-loop <1|0>",
+        "1: run the script again after it ends; 0: clear it after this run",
+    ),
+    (
+        "-sslp <seconds>",
+        "pause between two runs of a script (default 1)",
+    ),
+    ("-q", "leave the cluster cleanly and exit"),
+];
+
+/// The `-h` answer: one line per command.
+pub fn help_text() -> String {
+    let width = COMMANDS.iter().map(|(u, _)| u.len()).max().unwrap_or(0);
+    COMMANDS
+        .iter()
+        .map(|(u, d)| format!("  {u:<width$}  {d}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+const HINT: &str = "type -h for the list of commands";
+
+/// Parses one console line. `Ok(None)` for a blank line. An error is one line
+/// saying what is wrong and pointing to `-h`.
+pub fn parse(line: &str) -> Result<Option<Command>, String> {
+    let line = line.trim();
+    let mut words = line.split_whitespace();
+    let Some(cmd) = words.next() else {
+        return Ok(None);
+    };
+    let rest: Vec<&str> = words.collect();
+    let no_args = |c: Command| {
+        if rest.is_empty() {
+            Ok(Some(c))
+        } else {
+            Err(format!("{cmd} takes no arguments; {HINT}"))
+        }
+    };
+    match cmd {
+        "-h" | "--help" | "-help" => no_args(Command::Help),
+        "-m" => no_args(Command::Master),
+        "-t" => no_args(Command::Time),
+        "-cn" => no_args(Command::ConnCount),
+        "-cl" => no_args(Command::ConnList),
+        "-q" => no_args(Command::Quit),
+        "-c" => parse_addr(&rest).map(|a| Some(Command::Connect(a))),
+        "-msg" => {
+            // Keep the text as typed, inner spacing included.
+            let text = line[cmd.len()..].trim();
+            if text.is_empty() {
+                Err(format!("usage: -msg <text>; {HINT}"))
+            } else {
+                Ok(Some(Command::Message(text.to_string())))
+            }
+        }
+        "-ds" | "-sd" | "-ms" => {
+            let Some((program, args)) = rest.split_first() else {
+                return Err(format!("usage: {cmd} <script> [args]; {HINT}"));
+            };
+            let spec = ScriptSpec {
+                program: program.to_string(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+            };
+            Ok(Some(if cmd == "-ms" {
+                Command::MasterScript(spec)
+            } else {
+                Command::DefaultScript(spec)
+            }))
+        }
+        "-loop" => match rest.as_slice() {
+            ["1"] => Ok(Some(Command::Loop(true))),
+            ["0"] => Ok(Some(Command::Loop(false))),
+            _ => Err(format!("usage: -loop <1|0>; {HINT}")),
+        },
+        "-sslp" => match rest.as_slice() {
+            [s] => parse_seconds(s)
+                .map(|d| Some(Command::Sleep(d)))
+                .ok_or_else(|| {
+                    format!("-sslp wants a number of seconds from 0 to 86400, not '{s}'; {HINT}")
+                }),
+            _ => Err(format!("usage: -sslp <seconds>; {HINT}")),
+        },
+        _ if cmd.starts_with('-') => Err(format!(
+            "unknown command '{}'; {HINT}",
+            crate::text::escape(cmd)
+        )),
+        _ => Err(format!(
+            "commands start with a dash, '{}' does not; {HINT}",
+            crate::text::escape(cmd)
+        )),
+    }
+}
+
+/// `<ip> <port>` or `<ip:port>` (IPv6 as `::1 7000` or `[::1]:7000`).
+fn parse_addr(rest: &[&str]) -> Result<SocketAddr, String> {
+    let bad = || format!("usage: -c <ip> <port>; {HINT}");
+    match rest {
+        [one] => one.parse::<SocketAddr>().map_err(|_| bad()),
+        [ip, port] => {
+            let ip: IpAddr = ip
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .map_err(|_| {
+                    format!(
+                        "'{}' is not an IPv4 or IPv6 address; {HINT}",
+                        crate::text::escape(ip)
+                    )
+                })?;
+            let port: u16 = port.parse().map_err(|_| {
+                format!(
+                    "'{}' is not a port number (0-65535); {HINT}",
+                    crate::text::escape(port)
+                )
+            })?;
+            Ok(SocketAddr::new(ip, port))
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Seconds as a float, 0 to one day.
+pub fn parse_seconds(s: &str) -> Option<Duration> {
+    let f: f64 = s.parse().ok()?;
+    if f.is_finite() && (0.0..=86_400.0).contains(&f) {
+        Some(Duration::from_secs_f64(f))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_original_commands() {
+        assert_eq!(parse("-h"), Ok(Some(Command::Help)));
+        assert_eq!(parse("  -m  "), Ok(Some(Command::Master)));
+        assert_eq!(parse("-t"), Ok(Some(Command::Time)));
+        assert_eq!(parse("-cn"), Ok(Some(Command::ConnCount)));
+        assert_eq!(parse("-cl"), Ok(Some(Command::ConnList)));
+        assert_eq!(parse("-q"), Ok(Some(Command::Quit)));
+        assert_eq!(parse(""), Ok(None));
+        assert_eq!(parse("   "), Ok(None));
+        let a: SocketAddr = "127.0.0.1:10000".parse().unwrap();
+        assert_eq!(parse("-c 127.0.0.1 10000"), Ok(Some(Command::Connect(a))));
+        assert_eq!(parse("-c 127.0.0.1:10000"), Ok(Some(Command::Connect(a))));
+        let v6: SocketAddr = "[::1]:7000".parse().unwrap();
+        assert_eq!(parse("-c ::1 7000"), Ok(Some(Command::Connect(v6))));
+        assert_eq!(parse("-c [::1]:7000"), Ok(Some(Command::Connect(v6))));
+        assert_eq!(
+            parse("-msg hello  there "),
+            Ok(Some(Command::Message("hello  there".into())))
+        );
+        assert_eq!(
+            parse("-sd ./a.sh --quiet"),
+            Ok(Some(Command::DefaultScript(ScriptSpec {
+                program: "./a.sh".into(),
+                args: vec!["--quiet".into()]
+            })))
+        );
+        assert_eq!(
+            parse("-ms python3 m.py"),
+            Ok(Some(Command::MasterScript(ScriptSpec {
+                program: "python3".into(),
+                args: vec!["m.py".into()]
+            })))
+        );
+        assert_eq!(parse("-loop 0"), Ok(Some(Command::Loop(false))));
+        assert_eq!(
+            parse("-sslp 0.25"),
+            Ok(Some(Command::Sleep(Duration::from_millis(250))))
+        );
+    }
+
+    #[test]
+    fn errors_say_why_and_point_to_help() {
+        for bad in [
+            "-x",
+            "hello",
+            "-c",
+            "-c 1.2.3.4",
+            "-c nohost 80",
+            "-c 127.0.0.1 99999",
+            "-m now",
+            "-msg",
+            "-ds",
+            "-loop 2",
+            "-sslp -1",
+            "-sslp NaN",
+            "-sslp 1e9",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains("-h"), "{bad}: {e}");
+            assert!(!e.contains('\n'), "{bad}: {e}");
+        }
+        assert!(parse("-x").unwrap_err().contains("unknown command '-x'"));
+        assert!(parse("\x1b[2J").unwrap_err().contains("\\x1b"));
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        let h = help_text();
+        for (usage, _) in COMMANDS {
+            assert!(h.contains(usage));
+        }
+    }
+}

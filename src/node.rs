@@ -1,0 +1,1167 @@
+//! The pure core of a boss node: membership, handshakes, heartbeats, failure
+//! detection, reconnects, the election and the console commands.
+//!
+//! It never reads a clock, touches a socket, spawns a process or draws a random
+//! number: time comes in as `now`, everything the node wants done goes out as an
+//! [`Output`]. Calling order, for the shell and the simulator alike:
+//!
+//! 1. [`Node::new`], then [`Node::start`] once.
+//! 2. Each loop turn: read the clock once, call [`Node::handle_timeout`] first (a
+//!    node thawed after a freeze must notice lost peers before it acts), then
+//!    [`Node::handle`] for each input; carry out every output before waiting.
+//! 3. Wait no longer than [`Node::poll_timeout`]; `None` means nothing is due.
+
+use crate::command::{self, Command};
+use crate::config::Config;
+use crate::election::{self, Member};
+use crate::text::{escape, human, rfc3339};
+use crate::timer::{TimerId, TimerWheel};
+use crate::wire::{MAGIC, Msg, NodeInfo, VERSION, WireError};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Time since an arbitrary origin chosen by the caller (monotonic).
+pub type Time = Duration;
+
+/// A connection, named by the shell: a slab key plus a generation, so a reused slot
+/// never receives what was meant for its previous occupant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId {
+    pub index: u32,
+    pub generation: u32,
+}
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}.{}", self.index, self.generation)
+    }
+}
+
+/// Why a connection ended without the core asking for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed it (EOF).
+    Eof,
+    /// A socket error, as the OS worded it.
+    Error(String),
+    /// The peer sent a frame that is not ours.
+    Malformed(WireError),
+    /// The peer stopped reading and our bounded write buffer filled up.
+    Overflow,
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::Eof => f.write_str("closed"),
+            CloseReason::Error(e) => write!(f, "connection error: {e}"),
+            CloseReason::Malformed(e) => write!(f, "{e}"),
+            CloseReason::Overflow => f.write_str("not reading: write buffer full"),
+        }
+    }
+}
+
+/// Which script role a node is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Default,
+    Master,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Default => "default",
+            Role::Master => "master",
+        }
+    }
+}
+
+/// Something that happened, for the core to decide on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// An inbound connection was accepted; `from` is the remote socket address.
+    Accepted { conn: ConnId, from: SocketAddr },
+    /// The dial of `addr` asked for by [`Output::Dial`] has connected.
+    Connected { conn: ConnId, addr: SocketAddr },
+    /// The dial of `addr` failed; `error` is the OS's words.
+    DialFailed { addr: SocketAddr, error: String },
+    /// A complete frame arrived.
+    Frame { conn: ConnId, msg: Msg },
+    /// The connection ended without the core asking (EOF, error, bad frame, overflow).
+    Closed { conn: ConnId, reason: CloseReason },
+    /// One line typed at the console (without its newline).
+    Line(String),
+    /// SIGINT or SIGTERM: leave cleanly and exit.
+    Shutdown,
+}
+
+/// Something the core wants done. The shell carries out every output, in order,
+/// before it waits again.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Print one line on the console.
+    Console(String),
+    /// Open a TCP connection to `addr`; answer with `Connected` or `DialFailed`.
+    /// At most one dial per address is in flight.
+    Dial(SocketAddr),
+    /// Abandon the dial of `addr` in flight; no input follows for it.
+    CancelDial(SocketAddr),
+    /// Queue a frame on the connection.
+    Send(ConnId, Msg),
+    /// Flush what is queued (best effort, without blocking) and close; no input
+    /// follows for this connection.
+    Close(ConnId),
+    /// Flush all connections (best effort, briefly), stop the script, exit 0.
+    Exit,
+}
+
+/// Every timer of the core. Each fires once; its owner re-arms it if needed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    /// A peer's heartbeat is due, or its silence may have reached the timeout
+    /// (armed at the earlier of the two; re-armed lazily from `last_heard`).
+    Peer(SocketAddr),
+    /// A connection must have completed its handshake by now.
+    Handshake(ConnId),
+    /// Time to dial a target again (after backoff).
+    Redial(SocketAddr),
+    /// A dial in flight has taken as long as a handshake may.
+    DialTimeout(SocketAddr),
+    /// The vote lease after a silent loss of the node we voted for ends.
+    Lease,
+}
+
+/// Timer granularity: deadlines round up to this.
+const TICK: Duration = Duration::from_millis(10);
+/// Most open connections to one peer (duplicates in the middle of resolution).
+const MAX_CONNS_PER_PEER: usize = 4;
+/// Slack added to the vote lease for delivery delay and timer rounding.
+const LEASE_MARGIN: Duration = Duration::from_millis(25);
+
+#[derive(Debug)]
+enum ConnState {
+    /// Our `Hello` is sent; waiting for theirs.
+    Handshaking { timer: TimerId },
+    /// Handshaken with `peer`. `confirmed` once a frame after their `Hello`
+    /// arrived: they have the connection handshaken too.
+    Open { peer: SocketAddr, confirmed: bool },
+}
+
+#[derive(Debug)]
+struct Conn {
+    /// The address we dialled, if we dialled it (else it was accepted).
+    dialed: Option<SocketAddr>,
+    /// The remote socket address, for messages before the handshake.
+    remote: SocketAddr,
+    opened: Time,
+    state: ConnState,
+}
+
+#[derive(Debug)]
+struct Peer {
+    info: NodeInfo,
+    /// Open connections to this peer; `kept` is the one we send on.
+    conns: Vec<ConnId>,
+    kept: ConnId,
+    /// Newest `State` applied (by its `seq`).
+    seq: u64,
+    vote: Option<SocketAddr>,
+    master: bool,
+    last_heard: Time,
+    last_sent: Time,
+    rtt: Option<Duration>,
+    timer: TimerId,
+}
+
+/// An address we want a connection to.
+#[derive(Debug)]
+struct Target {
+    /// The next wait between attempts.
+    backoff: Duration,
+    /// Give up after this; `None` means never (a `--join` address).
+    forget_at: Option<Time>,
+    /// Dialled by `-c`: report the outcome, do not retry.
+    once: bool,
+    /// A dial is in flight.
+    dialing: bool,
+    /// Redial or dial-timeout timer.
+    timer: Option<TimerId>,
+    /// A failure was reported already (report once, not on every retry).
+    reported: bool,
+    next_try: Option<Time>,
+}
+
+/// A boss node's state machine. See the module doc for the calling order.
+pub struct Node {
+    cfg: Config,
+    me: NodeInfo,
+    started_at: Time,
+    timers: TimerWheel<Timer>,
+    conns: BTreeMap<ConnId, Conn>,
+    peers: BTreeMap<SocketAddr, Peer>,
+    targets: BTreeMap<SocketAddr, Target>,
+    vote: Option<SocketAddr>,
+    master: bool,
+    seq: u64,
+    lease_until: Option<Time>,
+    lease_timer: Option<TimerId>,
+    /// Who this node last named as master on the console.
+    named: Option<SocketAddr>,
+    leaving: bool,
+}
+
+impl Node {
+    pub fn new(cfg: Config) -> Node {
+        let me = NodeInfo {
+            addr: cfg.addr,
+            started: cfg.started,
+            priority: cfg.priority,
+        };
+        Node {
+            cfg,
+            me,
+            started_at: Duration::ZERO,
+            timers: TimerWheel::new(TICK, 256),
+            conns: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            targets: BTreeMap::new(),
+            vote: None,
+            master: false,
+            seq: 0,
+            lease_until: None,
+            lease_timer: None,
+            named: None,
+            leaving: false,
+        }
+    }
+
+    /// Announces the node and dials the `--join` addresses.
+    pub fn start(&mut self, now: Time, out: &mut Vec<Output>) {
+        self.started_at = now;
+        let listen = if self.cfg.bound == self.cfg.addr {
+            format!("listening on {}", self.cfg.bound)
+        } else {
+            format!(
+                "listening on {}, advertised as {}",
+                self.cfg.bound, self.cfg.addr
+            )
+        };
+        out.push(Output::Console(format!(
+            "started {} ({listen}, rule {}, quorum {})",
+            self.me.addr, self.cfg.rule, self.cfg.quorum
+        )));
+        if self.cfg.quorum <= 1 {
+            out.push(Output::Console(
+                "warning: quorum 1 makes every lone node master; a partition gets a master on each side".into(),
+            ));
+        }
+        for addr in self.cfg.join.clone() {
+            if addr != self.me.addr {
+                self.add_target(now, addr, None, false, out);
+            }
+        }
+        self.recompute(now, out);
+    }
+
+    // ----- observers (for the shell, the console and the tests) -----
+
+    pub fn info(&self) -> NodeInfo {
+        self.me
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.me.addr
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Whether this node is master: it votes for itself and holds a quorum of votes.
+    pub fn is_master(&self) -> bool {
+        self.master
+    }
+
+    /// Whom this node votes for.
+    pub fn vote(&self) -> Option<SocketAddr> {
+        self.vote
+    }
+
+    /// The master this node names: itself when master, else the best peer that
+    /// announces itself master.
+    pub fn master(&self) -> Option<SocketAddr> {
+        if self.master {
+            return Some(self.me.addr);
+        }
+        self.cfg
+            .rule
+            .best(self.peers.values().filter(|p| p.master).map(|p| &p.info))
+            .map(|i| i.addr)
+    }
+
+    /// The peers with a live, handshaken connection, sorted.
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        self.peers.keys().copied().collect()
+    }
+
+    /// Votes for `addr` in this node's view, its own vote included.
+    pub fn votes_for(&self, addr: SocketAddr) -> usize {
+        usize::from(self.vote == Some(addr))
+            + self.peers.values().filter(|p| p.vote == Some(addr)).count()
+    }
+
+    /// Number of connections the core tracks (handshaking and open).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Number of pending timers (for bounds checks in tests).
+    pub fn timer_count(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Whether this node has asked to exit.
+    pub fn is_leaving(&self) -> bool {
+        self.leaving
+    }
+
+    /// The next deadline the core must be woken at, if any.
+    pub fn poll_timeout(&mut self) -> Option<Time> {
+        self.timers.next_deadline()
+    }
+
+    // ----- inputs -----
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Time, out: &mut Vec<Output>) {
+        while let Some((id, t)) = self.timers.pop_expired(now) {
+            match t {
+                Timer::Peer(addr) => self.peer_timer(now, addr, id, out),
+                Timer::Handshake(conn) => {
+                    if let Some(c) = self.conns.get(&conn)
+                        && matches!(c.state, ConnState::Handshaking { timer } if timer == id)
+                    {
+                        let who = c.dialed.unwrap_or(c.remote);
+                        out.push(Output::Console(format!(
+                            "closed connection with {who}: no handshake within {}",
+                            human(self.cfg.handshake_timeout)
+                        )));
+                        self.drop_handshaking(now, conn, out);
+                    }
+                }
+                Timer::Redial(addr) => {
+                    if let Some(t) = self.targets.get_mut(&addr)
+                        && t.timer == Some(id)
+                    {
+                        t.timer = None;
+                        self.dial(now, addr, out);
+                    }
+                }
+                Timer::DialTimeout(addr) => {
+                    if let Some(t) = self.targets.get_mut(&addr)
+                        && t.timer == Some(id)
+                        && t.dialing
+                    {
+                        t.timer = None;
+                        t.dialing = false;
+                        out.push(Output::CancelDial(addr));
+                        self.dial_failed(now, addr, "timed out", out);
+                    }
+                }
+                Timer::Lease => {
+                    if self.lease_timer == Some(id) {
+                        self.lease_timer = None;
+                        self.lease_until = None;
+                        self.recompute(now, out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one input.
+    pub fn handle(&mut self, now: Time, input: Input, out: &mut Vec<Output>) {
+        if self.leaving {
+            return;
+        }
+        match input {
+            Input::Accepted { conn, from } => {
+                if self.conns.len() >= self.cfg.max_conns {
+                    out.push(Output::Console(format!(
+                        "refused connection from {from}: {} connections already",
+                        self.conns.len()
+                    )));
+                    out.push(Output::Close(conn));
+                    return;
+                }
+                self.open_conn(now, conn, from, None, out);
+            }
+            Input::Connected { conn, addr } => {
+                let expected = self.targets.get(&addr).is_some_and(|t| t.dialing);
+                if !expected || self.conns.len() >= self.cfg.max_conns {
+                    out.push(Output::Close(conn));
+                    return;
+                }
+                if let Some(t) = self.targets.get_mut(&addr) {
+                    t.dialing = false;
+                    if let Some(id) = t.timer.take() {
+                        self.timers.cancel(id);
+                    }
+                }
+                self.open_conn(now, conn, addr, Some(addr), out);
+            }
+            Input::DialFailed { addr, error } => {
+                if let Some(t) = self.targets.get_mut(&addr)
+                    && t.dialing
+                {
+                    t.dialing = false;
+                    if let Some(id) = t.timer.take() {
+                        self.timers.cancel(id);
+                    }
+                    self.dial_failed(now, addr, &error, out);
+                }
+            }
+            Input::Frame { conn, msg } => self.frame(now, conn, msg, out),
+            Input::Closed { conn, reason } => self.conn_closed(now, conn, reason, out),
+            Input::Line(line) => match command::parse(&line) {
+                Ok(Some(cmd)) => self.command(now, cmd, out),
+                Ok(None) => {}
+                Err(e) => out.push(Output::Console(e)),
+            },
+            Input::Shutdown => self.leave(now, out),
+        }
+    }
+
+    // ----- connections and handshakes -----
+
+    fn open_conn(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        remote: SocketAddr,
+        dialed: Option<SocketAddr>,
+        out: &mut Vec<Output>,
+    ) {
+        if self.conns.contains_key(&conn) {
+            // The shell never reuses a live id; refuse rather than corrupt state.
+            out.push(Output::Close(conn));
+            return;
+        }
+        let timer = self
+            .timers
+            .insert(now + self.cfg.handshake_timeout, Timer::Handshake(conn));
+        self.conns.insert(
+            conn,
+            Conn {
+                dialed,
+                remote,
+                opened: now,
+                state: ConnState::Handshaking { timer },
+            },
+        );
+        out.push(Output::Send(
+            conn,
+            Msg::Hello {
+                magic: MAGIC,
+                version: VERSION,
+                node: self.me,
+                rule: self.cfg.rule.code(),
+                quorum: self.cfg.quorum.min(u16::MAX as usize) as u16,
+            },
+        ));
+    }
+
+    /// Closes a connection that never completed its handshake; a dialled one
+    /// counts as a failed dial.
+    fn drop_handshaking(&mut self, now: Time, conn: ConnId, out: &mut Vec<Output>) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if let ConnState::Handshaking { timer } = c.state {
+                self.timers.cancel(timer);
+            }
+            out.push(Output::Close(conn));
+            if let Some(addr) = c.dialed {
+                self.dial_failed(now, addr, "handshake failed", out);
+            }
+        }
+    }
+
+    /// Checks a `Hello`; `Err` is the reason to refuse, worded for the console.
+    fn check_hello(
+        &self,
+        magic: u32,
+        version: u16,
+        node: &NodeInfo,
+        rule: u8,
+        quorum: u16,
+    ) -> Result<(), String> {
+        if magic != MAGIC {
+            return Err("not a boss node".into());
+        }
+        if version != VERSION {
+            return Err(format!(
+                "it speaks protocol version {version}, this node speaks {VERSION}"
+            ));
+        }
+        if node.addr == self.me.addr {
+            return Err(format!(
+                "it claims this node's own address {} (two nodes configured with one address, or a connection to itself)",
+                self.me.addr
+            ));
+        }
+        if rule != self.cfg.rule.code() {
+            let theirs = election::Rule::from_code(rule)
+                .map_or_else(|| format!("#{rule}"), |r| r.name().to_string());
+            return Err(format!(
+                "it uses rule {theirs}, this node uses rule {}",
+                self.cfg.rule
+            ));
+        }
+        if quorum as usize != self.cfg.quorum {
+            return Err(format!(
+                "it uses quorum {quorum}, this node uses quorum {}",
+                self.cfg.quorum
+            ));
+        }
+        Ok(())
+    }
+
+    fn frame(&mut self, now: Time, conn: ConnId, msg: Msg, out: &mut Vec<Output>) {
+        let Some(c) = self.conns.get(&conn) else {
+            return; // closed already; a stale frame
+        };
+        match c.state {
+            ConnState::Handshaking { timer } => {
+                let who = c.dialed.unwrap_or(c.remote);
+                let Msg::Hello {
+                    magic,
+                    version,
+                    node,
+                    rule,
+                    quorum,
+                } = msg
+                else {
+                    out.push(Output::Console(format!(
+                        "closed connection with {who}: it did not start with Hello"
+                    )));
+                    self.drop_handshaking(now, conn, out);
+                    return;
+                };
+                if let Err(why) = self.check_hello(magic, version, &node, rule, quorum) {
+                    out.push(Output::Console(format!("refused {}: {why}", node.addr)));
+                    // A refused peer is not retried: the operator must fix it.
+                    if let Some(addr) = self.conns.get(&conn).and_then(|c| c.dialed) {
+                        self.remove_target(addr);
+                    }
+                    self.drop_handshaking(now, conn, out);
+                    return;
+                }
+                self.timers.cancel(timer);
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                c.state = ConnState::Open {
+                    peer: node.addr,
+                    confirmed: false,
+                };
+                let dialed = c.dialed;
+                self.handshaken(now, conn, node, dialed, out);
+            }
+            ConnState::Open { peer, confirmed } => {
+                let newly_confirmed = !confirmed;
+                if let Some(Conn {
+                    state: ConnState::Open { confirmed, .. },
+                    ..
+                }) = self.conns.get_mut(&conn)
+                {
+                    *confirmed = true;
+                }
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                p.last_heard = now;
+                if newly_confirmed {
+                    self.resolve_duplicates(now, peer, out);
+                }
+                self.peer_msg(now, conn, peer, msg, out);
+            }
+        }
+    }
+
+    /// A connection completed its handshake with `node`.
+    fn handshaken(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        node: NodeInfo,
+        dialed: Option<SocketAddr>,
+        out: &mut Vec<Output>,
+    ) {
+        // A dial that reached a node answers that target, whatever it calls itself.
+        for addr in [dialed, Some(node.addr)].into_iter().flatten() {
+            if let Some(t) = self.targets.get(&addr)
+                && !t.dialing
+            {
+                self.remove_target(addr);
+            }
+        }
+        if let Some(p) = self.peers.get(&node.addr)
+            && p.info.started != node.started
+        {
+            // Same address, new start time: the old process is gone.
+            self.lose_peer(now, node.addr, Loss::Restarted, out);
+        }
+        let is_new = !self.peers.contains_key(&node.addr);
+        if is_new {
+            let timer = self.timers.insert(
+                now + self.cfg.heartbeat.min(self.cfg.timeout),
+                Timer::Peer(node.addr),
+            );
+            self.peers.insert(
+                node.addr,
+                Peer {
+                    info: node,
+                    conns: vec![conn],
+                    kept: conn,
+                    seq: 0,
+                    vote: None,
+                    master: false,
+                    last_heard: now,
+                    last_sent: now,
+                    rtt: None,
+                    timer,
+                },
+            );
+            out.push(Output::Console(format!("connected {}", node.addr)));
+        } else if let Some(p) = self.peers.get_mut(&node.addr) {
+            if p.conns.len() >= MAX_CONNS_PER_PEER {
+                self.conns.remove(&conn);
+                out.push(Output::Close(conn));
+                return;
+            }
+            p.conns.push(conn);
+            p.last_heard = now;
+        }
+        // Members and State go on every new connection: they complete the mesh,
+        // and their arrival tells the peer this side has the connection open.
+        let members: Vec<SocketAddr> = self
+            .peers
+            .keys()
+            .copied()
+            .filter(|a| *a != node.addr)
+            .collect();
+        out.push(Output::Send(conn, Msg::Members(members)));
+        out.push(Output::Send(conn, self.state_msg()));
+        if let Some(p) = self.peers.get_mut(&node.addr) {
+            p.last_sent = now;
+        }
+        if !is_new {
+            self.resolve_duplicates(now, node.addr, out);
+        }
+        self.recompute(now, out);
+    }
+
+    /// With two or more open connections to one peer, keep the one dialled by the
+    /// node with the smaller address (the newest such), once it is confirmed; close
+    /// the others. Both sides choose the same one, and neither closes a connection
+    /// the other side may still take for its only one.
+    fn resolve_duplicates(&mut self, now: Time, addr: SocketAddr, out: &mut Vec<Output>) {
+        let Some(p) = self.peers.get(&addr) else {
+            return;
+        };
+        if p.conns.len() < 2 {
+            return;
+        }
+        let we_dial = self.me.addr < addr;
+        let key = |id: &ConnId| {
+            let c = self.conns.get(id);
+            let by_smaller = c.is_some_and(|c| c.dialed.is_some() == we_dial);
+            (by_smaller, c.map(|c| c.opened), *id)
+        };
+        let Some(best) = p.conns.iter().copied().max_by_key(key) else {
+            return;
+        };
+        let confirmed = matches!(
+            self.conns.get(&best),
+            Some(Conn {
+                state: ConnState::Open {
+                    confirmed: true,
+                    ..
+                },
+                ..
+            })
+        );
+        if !confirmed {
+            return;
+        }
+        let old_kept = p.kept;
+        let others: Vec<ConnId> = p.conns.iter().copied().filter(|c| *c != best).collect();
+        for c in &others {
+            self.conns.remove(c);
+            out.push(Output::Close(*c));
+        }
+        let state = self.state_msg();
+        if let Some(p) = self.peers.get_mut(&addr) {
+            p.conns = vec![best];
+            p.kept = best;
+            if old_kept != best {
+                // Frames queued on the closed one may be lost: repeat our state.
+                out.push(Output::Send(best, state));
+                p.last_sent = now;
+            }
+        }
+    }
+
+    fn conn_closed(&mut self, now: Time, conn: ConnId, reason: CloseReason, out: &mut Vec<Output>) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        match c.state {
+            ConnState::Handshaking { timer } => {
+                self.timers.cancel(timer);
+                if !matches!(reason, CloseReason::Eof) {
+                    let who = c.dialed.unwrap_or(c.remote);
+                    out.push(Output::Console(format!(
+                        "closed connection with {who}: {reason}"
+                    )));
+                }
+                if let Some(addr) = c.dialed {
+                    self.dial_failed(now, addr, &reason.to_string(), out);
+                }
+            }
+            ConnState::Open { peer, .. } => {
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                p.conns.retain(|x| *x != conn);
+                if let Some(&next) = p.conns.first() {
+                    // A duplicate went away; the pair stays connected.
+                    if p.kept == conn {
+                        p.kept = next;
+                        let state = self.state_msg();
+                        if let Some(p) = self.peers.get_mut(&peer) {
+                            p.last_sent = now;
+                        }
+                        out.push(Output::Send(next, state));
+                    }
+                    return;
+                }
+                self.lose_peer(now, peer, Loss::Closed(reason), out);
+            }
+        }
+    }
+
+    // ----- peers -----
+
+    fn peer_msg(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        addr: SocketAddr,
+        msg: Msg,
+        out: &mut Vec<Output>,
+    ) {
+        match msg {
+            Msg::Hello { .. } => {
+                out.push(Output::Console(format!(
+                    "closed connection with {addr}: a second Hello"
+                )));
+                self.conn_closed(now, conn, CloseReason::Malformed(WireError::Malformed), out);
+                out.push(Output::Close(conn));
+            }
+            Msg::Members(list) => {
+                for a in list.into_iter().take(self.cfg.max_conns) {
+                    if a != self.me.addr && a != self.cfg.bound && !self.peers.contains_key(&a) {
+                        let forget = Some(now + self.cfg.forget);
+                        self.add_target(now, a, forget, false, out);
+                    }
+                }
+            }
+            Msg::State { seq, vote, master } => {
+                if let Some(p) = self.peers.get_mut(&addr)
+                    && seq > p.seq
+                {
+                    p.seq = seq;
+                    p.vote = vote;
+                    p.master = master;
+                    self.recompute(now, out);
+                }
+            }
+            Msg::Ping(x) => self.send(now, addr, Msg::Pong(x), out),
+            Msg::Pong(x) => {
+                let sent = Duration::from_micros(x);
+                if let Some(p) = self.peers.get_mut(&addr)
+                    && sent <= now
+                {
+                    p.rtt = Some(now - sent);
+                }
+            }
+            Msg::Text(t) => out.push(Output::Console(format!(
+                "message from {addr}: {}",
+                escape(&t)
+            ))),
+            Msg::Goodbye => {
+                if self
+                    .peers
+                    .get(&addr)
+                    .is_some_and(|p| p.conns.contains(&conn))
+                {
+                    self.lose_peer(now, addr, Loss::Left, out);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, now: Time, addr: SocketAddr, msg: Msg, out: &mut Vec<Output>) {
+        if let Some(p) = self.peers.get_mut(&addr) {
+            p.last_sent = now;
+            out.push(Output::Send(p.kept, msg));
+        }
+    }
+
+    fn peer_timer(&mut self, now: Time, addr: SocketAddr, id: TimerId, out: &mut Vec<Output>) {
+        let Some(p) = self.peers.get(&addr) else {
+            return;
+        };
+        if p.timer != id {
+            return;
+        }
+        if now >= p.last_heard + self.cfg.timeout {
+            self.lose_peer(now, addr, Loss::TimedOut, out);
+            return;
+        }
+        if now >= p.last_sent + self.cfg.heartbeat {
+            self.send(now, addr, Msg::Ping(now.as_micros() as u64), out);
+        }
+        if let Some(p) = self.peers.get_mut(&addr) {
+            let next = (p.last_sent + self.cfg.heartbeat).min(p.last_heard + self.cfg.timeout);
+            p.timer = self.timers.insert(next, Timer::Peer(addr));
+        }
+    }
+
+    fn lose_peer(&mut self, now: Time, addr: SocketAddr, why: Loss, out: &mut Vec<Output>) {
+        let Some(p) = self.peers.remove(&addr) else {
+            return;
+        };
+        self.timers.cancel(p.timer);
+        for c in &p.conns {
+            self.conns.remove(c);
+            out.push(Output::Close(*c));
+        }
+        let reason = match &why {
+            Loss::Closed(r) => r.to_string(),
+            Loss::TimedOut => format!("timed out after {}", human(self.cfg.timeout)),
+            Loss::Left => "left".into(),
+            Loss::Restarted => "restarted".into(),
+        };
+        out.push(Output::Console(format!("lost {addr} ({reason})")));
+        if matches!(why, Loss::TimedOut) && self.vote == Some(addr) {
+            // It may still be alive and counting our vote until it times us out
+            // too: hold every new vote until it surely has.
+            let until = now + self.cfg.heartbeat + LEASE_MARGIN;
+            if let Some(id) = self.lease_timer.take() {
+                self.timers.cancel(id);
+            }
+            self.lease_until = Some(until);
+            self.lease_timer = Some(self.timers.insert(until, Timer::Lease));
+        }
+        if !matches!(why, Loss::Left | Loss::Restarted) {
+            let forget = if self.cfg.join.contains(&addr) {
+                None
+            } else {
+                Some(now + self.cfg.forget)
+            };
+            self.add_target(now, addr, forget, false, out);
+        }
+        self.recompute(now, out);
+    }
+
+    // ----- dialling -----
+
+    fn add_target(
+        &mut self,
+        now: Time,
+        addr: SocketAddr,
+        forget_at: Option<Time>,
+        once: bool,
+        out: &mut Vec<Output>,
+    ) {
+        if self.targets.contains_key(&addr) || self.targets.len() >= self.cfg.max_conns {
+            return;
+        }
+        self.targets.insert(
+            addr,
+            Target {
+                backoff: self.cfg.backoff_min,
+                forget_at,
+                once,
+                dialing: false,
+                timer: None,
+                reported: false,
+                next_try: None,
+            },
+        );
+        self.dial(now, addr, out);
+    }
+
+    fn remove_target(&mut self, addr: SocketAddr) {
+        if let Some(t) = self.targets.remove(&addr)
+            && let Some(id) = t.timer
+        {
+            self.timers.cancel(id);
+        }
+    }
+
+    fn dial(&mut self, now: Time, addr: SocketAddr, out: &mut Vec<Output>) {
+        let Some(t) = self.targets.get_mut(&addr) else {
+            return;
+        };
+        if t.dialing {
+            return;
+        }
+        if self.peers.contains_key(&addr) {
+            self.remove_target(addr);
+            return;
+        }
+        t.dialing = true;
+        t.next_try = None;
+        if let Some(id) = t.timer.take() {
+            self.timers.cancel(id);
+        }
+        t.timer = Some(
+            self.timers
+                .insert(now + self.cfg.handshake_timeout, Timer::DialTimeout(addr)),
+        );
+        out.push(Output::Dial(addr));
+    }
+
+    fn dial_failed(&mut self, now: Time, addr: SocketAddr, error: &str, out: &mut Vec<Output>) {
+        let Some(t) = self.targets.get_mut(&addr) else {
+            return;
+        };
+        if t.once {
+            out.push(Output::Console(format!(
+                "cannot connect to {addr}: {error}"
+            )));
+            self.remove_target(addr);
+            return;
+        }
+        if t.forget_at.is_some_and(|f| now >= f) {
+            out.push(Output::Console(format!("gave up on {addr}: {error}")));
+            self.remove_target(addr);
+            return;
+        }
+        if !t.reported && t.forget_at.is_none() {
+            t.reported = true;
+            out.push(Output::Console(format!(
+                "cannot reach {addr} yet ({error}); retrying"
+            )));
+        }
+        let wait = t.backoff;
+        t.backoff = (t.backoff * 2).min(self.cfg.backoff_max);
+        t.next_try = Some(now + wait);
+        if let Some(id) = t.timer.take() {
+            self.timers.cancel(id);
+        }
+        t.timer = Some(self.timers.insert(now + wait, Timer::Redial(addr)));
+    }
+
+    // ----- election -----
+
+    fn state_msg(&self) -> Msg {
+        Msg::State {
+            seq: self.seq,
+            vote: self.vote,
+            master: self.master,
+        }
+    }
+
+    /// Re-evaluates vote and master status; announces any change to every peer
+    /// and on the console.
+    fn recompute(&mut self, now: Time, out: &mut Vec<Output>) {
+        for _ in 0..4 {
+            let me = Member {
+                info: self.me,
+                master: self.master,
+            };
+            let peers: Vec<Member> = self
+                .peers
+                .values()
+                .map(|p| Member {
+                    info: p.info,
+                    master: p.master,
+                })
+                .collect();
+            let vote = if self.lease_until.is_some_and(|u| now < u) {
+                None
+            } else {
+                election::vote(self.cfg.rule, me, &peers, self.cfg.quorum, self.cfg.preempt)
+            };
+            let votes = usize::from(vote == Some(self.me.addr))
+                + self
+                    .peers
+                    .values()
+                    .filter(|p| p.vote == Some(self.me.addr))
+                    .count();
+            let master = vote == Some(self.me.addr) && votes >= self.cfg.quorum;
+            if vote == self.vote && master == self.master {
+                break;
+            }
+            self.vote = vote;
+            self.master = master;
+            self.seq += 1;
+            let state = self.state_msg();
+            let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
+            for a in addrs {
+                self.send(now, a, state.clone(), out);
+            }
+        }
+        let named = self.master();
+        if named != self.named {
+            self.named = named;
+            out.push(Output::Console(format!(
+                "master changed: {}",
+                self.master_words()
+            )));
+        }
+    }
+
+    /// "127.0.0.1:10000 (this node, 3 of quorum 2 votes)", or "none (…)".
+    fn master_words(&self) -> String {
+        match self.master() {
+            Some(m) if m == self.me.addr => {
+                format!(
+                    "{m} (this node, {} of quorum {} votes)",
+                    self.votes_for(m),
+                    self.cfg.quorum
+                )
+            }
+            Some(m) => format!(
+                "{m} ({} of quorum {} votes seen here)",
+                self.votes_for(m),
+                self.cfg.quorum
+            ),
+            None => format!(
+                "none ({} of quorum {} nodes in view)",
+                self.peers.len() + 1,
+                self.cfg.quorum
+            ),
+        }
+    }
+
+    // ----- console -----
+
+    fn command(&mut self, now: Time, cmd: Command, out: &mut Vec<Output>) {
+        let mut say = |s: String| out.push(Output::Console(s));
+        match cmd {
+            Command::Help => say(format!("commands:\n{}", command::help_text())),
+            Command::Master => {
+                let line = match self.master() {
+                    Some(m) if m == self.me.addr => format!("master: yes, {}", self.master_words()),
+                    Some(_) => format!("master: no, master is {}", self.master_words()),
+                    None => format!("master: no, no master: {}", self.master_words()),
+                };
+                say(line);
+            }
+            Command::Time => say(format!(
+                "started {}, up {}",
+                rfc3339(self.me.started),
+                human(now.saturating_sub(self.started_at))
+            )),
+            Command::ConnCount => say(format!("connections: {}", self.peers.len())),
+            Command::ConnList => {
+                if self.peers.is_empty() && self.targets.is_empty() {
+                    say("no connections".into());
+                }
+                for p in self.peers.values() {
+                    let vote = p.vote.map_or_else(|| "none".to_string(), |v| v.to_string());
+                    let rtt = p.rtt.map_or_else(|| "-".to_string(), human);
+                    say(format!(
+                        "peer {} up, started {}, {}vote {}, rtt {}",
+                        p.info.addr,
+                        rfc3339(p.info.started),
+                        if p.master { "master, " } else { "" },
+                        vote,
+                        rtt
+                    ));
+                }
+                for (a, t) in &self.targets {
+                    let state = match t.next_try {
+                        _ if t.dialing => "connecting".to_string(),
+                        Some(at) => format!("retry in {}", human(at.saturating_sub(now))),
+                        None => "waiting".to_string(),
+                    };
+                    say(format!("peer {a} down, {state}"));
+                }
+            }
+            Command::Message(text) => {
+                let n = self.peers.len();
+                let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
+                for a in addrs {
+                    self.send(now, a, Msg::Text(text.clone()), out);
+                }
+                out.push(Output::Console(format!(
+                    "sent to {n} peer{}",
+                    if n == 1 { "" } else { "s" }
+                )));
+            }
+            Command::Connect(addr) => {
+                if addr == self.me.addr || addr == self.cfg.bound {
+                    say(format!("cannot connect to {addr}: that is this node"));
+                } else if self.peers.contains_key(&addr) {
+                    say(format!("already connected to {addr}"));
+                } else if self.targets.get(&addr).is_some_and(|t| t.dialing) {
+                    say(format!("already connecting to {addr}"));
+                } else {
+                    say(format!("connecting to {addr}"));
+                    self.remove_target(addr);
+                    self.add_target(now, addr, None, true, out);
+                }
+            }
+            Command::Quit => self.leave(now, out),
+            Command::DefaultScript(_)
+            | Command::MasterScript(_)
+            | Command::Loop(_)
+            | Command::Sleep(_) => {
+                say("scripts are not supported yet".into());
+            }
+        }
+    }
+
+    /// Says goodbye to every peer, closes everything and asks to exit.
+    fn leave(&mut self, _now: Time, out: &mut Vec<Output>) {
+        if self.leaving {
+            return;
+        }
+        out.push(Output::Console("leaving".into()));
+        for p in self.peers.values() {
+            out.push(Output::Send(p.kept, Msg::Goodbye));
+        }
+        for c in self.conns.keys() {
+            out.push(Output::Close(*c));
+        }
+        for addr in self.targets.keys() {
+            if self.targets.get(addr).is_some_and(|t| t.dialing) {
+                out.push(Output::CancelDial(*addr));
+            }
+        }
+        self.conns.clear();
+        self.peers.clear();
+        self.targets.clear();
+        self.master = false;
+        self.vote = None;
+        self.leaving = true;
+        self.timers = TimerWheel::new(TICK, 256);
+        out.push(Output::Exit);
+    }
+}
+
+/// Why a peer was lost.
+#[derive(Debug)]
+enum Loss {
+    Closed(CloseReason),
+    TimedOut,
+    Left,
+    Restarted,
+}

@@ -1,0 +1,680 @@
+//! A hashed timer wheel: pending timers keyed by deadline, popped earliest first.
+//!
+//! Pure and deterministic: it never reads a clock, does no IO, draws no random
+//! numbers and spawns no threads. Time is a [`Duration`] from an arbitrary origin
+//! that the caller chooses and passes in as `now`; the wheel only compares numbers.
+//!
+//! Deadlines are rounded *up* to a multiple of the tick, so a timer never fires
+//! before its deadline. Entries live in a [`Slab`] and are threaded onto one
+//! doubly linked list per hashed slot (`slot = tick % slots`), in insertion order.
+//! An entry many rotations ahead simply waits in its slot: every comparison uses
+//! the full `u64` tick number, never the slot index. Tick arithmetic saturates, so
+//! a deadline beyond `u64::MAX` ticks (billions of years at a 10 ms tick) is clamped
+//! rather than overflowing.
+//!
+//! The earliest pending entry is cached. Inserting only compares against the cache;
+//! cancelling or popping the cached entry marks it stale, and the next query rescans
+//! forward slot by slot from the last known lower bound. That scan stops at the first
+//! tick holding an entry, and visits at most one full rotation (every slot once, so
+//! every entry once) when the next entry is further away than that. Nothing here
+//! allocates except the slab growing to its high-water mark.
+
+use slab::Slab;
+use std::time::Duration;
+
+/// A handle to a scheduled timer, for [`TimerWheel::cancel`].
+///
+/// Carries the entry's slab index and a generation that is unique per insert, so a
+/// handle whose entry has fired or been cancelled never matches a later entry that
+/// happens to reuse the same index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimerId {
+    index: usize,
+    generation: u64,
+}
+
+/// One pending timer.
+#[derive(Debug)]
+struct Entry<T> {
+    /// Deadline in whole ticks, rounded up.
+    tick: u64,
+    /// Insertion sequence number; doubles as the handle's generation and as the
+    /// tie-breaker between entries with equal ticks.
+    seq: u64,
+    value: T,
+    /// Neighbours in this entry's slot list.
+    prev: Option<usize>,
+    next: Option<usize>,
+}
+
+/// Head and tail of one slot's doubly linked list (tail = most recently inserted).
+#[derive(Clone, Copy, Debug, Default)]
+struct SlotList {
+    head: Option<usize>,
+    tail: Option<usize>,
+}
+
+/// A hashed timer wheel holding values of type `T`. See the module documentation.
+#[derive(Debug)]
+pub struct TimerWheel<T> {
+    /// Slot width in nanoseconds, at least 1.
+    tick_nanos: u128,
+    /// One list per hashed slot; never empty.
+    slots: Vec<SlotList>,
+    entries: Slab<Entry<T>>,
+    /// Sequence number for the next insert.
+    next_seq: u64,
+    /// Slab index of the earliest entry by `(tick, seq)`, or `None` when the wheel is
+    /// empty or the cache is stale and must be recomputed.
+    earliest: Option<usize>,
+    /// Lower bound: every pending entry has `tick >= lower`. Where a stale cache
+    /// resumes its forward scan.
+    lower: u64,
+}
+
+impl<T> TimerWheel<T> {
+    /// `tick`: slot width (e.g. 10 ms); `slots`: number of hashed slots (e.g. 256).
+    ///
+    /// A zero `tick` is treated as 1 ns and zero `slots` as one slot, so that no
+    /// argument can make the wheel panic later.
+    pub fn new(tick: Duration, slots: usize) -> Self {
+        TimerWheel {
+            tick_nanos: tick.as_nanos().max(1),
+            slots: vec![SlotList::default(); slots.max(1)],
+            entries: Slab::new(),
+            next_seq: 0,
+            earliest: None,
+            lower: 0,
+        }
+    }
+
+    /// Schedules `value` at `deadline`, rounded UP to a multiple of `tick`, so nothing ever fires early.
+    /// A deadline in the past is fine (it is due at once).
+    pub fn insert(&mut self, deadline: Duration, value: T) -> TimerId {
+        let tick = self.ceil_tick(deadline);
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let slot = self.slot_of(tick);
+        let old_tail = self.slots[slot].tail;
+        let index = self.entries.insert(Entry {
+            tick,
+            seq,
+            value,
+            prev: old_tail,
+            next: None,
+        });
+        match old_tail {
+            Some(t) => {
+                if let Some(e) = self.entries.get_mut(t) {
+                    debug_assert!(e.next.is_none(), "slot tail has a successor");
+                    debug_assert!(e.seq < seq, "slot list out of insertion order");
+                    e.next = Some(index);
+                } else {
+                    debug_assert!(false, "slot tail {t} is not in the slab");
+                }
+            }
+            None => {
+                debug_assert!(self.slots[slot].head.is_none(), "slot has head but no tail");
+                self.slots[slot].head = Some(index);
+            }
+        }
+        self.slots[slot].tail = Some(index);
+
+        if self.entries.len() == 1 {
+            // The only entry is trivially the earliest.
+            self.earliest = Some(index);
+            self.lower = tick;
+        } else {
+            self.lower = self.lower.min(tick);
+            if let Some(e) = self.earliest {
+                let beats = self
+                    .entries
+                    .get(e)
+                    .is_none_or(|cur| (tick, seq) < (cur.tick, cur.seq));
+                if beats {
+                    self.earliest = Some(index);
+                }
+            }
+            // A stale cache stays stale; `lower` already covers the new entry.
+        }
+        self.check_invariants();
+        TimerId {
+            index,
+            generation: seq,
+        }
+    }
+
+    /// Removes a pending timer and returns its value; a stale or already-fired id returns None
+    /// (generation check: an id whose entry slot was reused must NOT cancel the new entry).
+    pub fn cancel(&mut self, id: TimerId) -> Option<T> {
+        match self.entries.get(id.index) {
+            Some(e) if e.seq == id.generation => {}
+            _ => return None,
+        }
+        Some(self.remove(id.index))
+    }
+
+    /// The rounded-up deadline of the earliest pending timer, or None when empty.
+    ///
+    /// Cheap when the cached earliest entry is still valid; otherwise rescans forward
+    /// from the last known lower bound (see the module documentation).
+    pub fn next_deadline(&mut self) -> Option<Duration> {
+        let index = self.earliest_index()?;
+        let tick = self.entries.get(index)?.tick;
+        Some(self.tick_to_duration(tick))
+    }
+
+    /// Removes and returns one timer whose rounded deadline is <= now, earliest deadline first,
+    /// ties in insertion order (deterministic). None when nothing is due.
+    ///
+    /// `now` may jump arbitrarily far ahead: every overdue entry is still returned, one
+    /// per call, in deadline order.
+    pub fn pop_expired(&mut self, now: Duration) -> Option<(TimerId, T)> {
+        let index = self.earliest_index()?;
+        let entry = self.entries.get(index)?;
+        if entry.tick > self.floor_tick(now) {
+            return None;
+        }
+        let id = TimerId {
+            index,
+            generation: entry.seq,
+        };
+        Some((id, self.remove(index)))
+    }
+
+    /// Number of pending timers.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no timer is pending.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Deadline in ticks, rounded up and saturated at `u64::MAX`.
+    fn ceil_tick(&self, d: Duration) -> u64 {
+        u64::try_from(d.as_nanos().div_ceil(self.tick_nanos)).unwrap_or(u64::MAX)
+    }
+
+    /// The last tick that has fully begun by `now`, saturated at `u64::MAX`.
+    /// An entry is due iff `entry.tick <= floor_tick(now)`, i.e. `tick * width <= now`.
+    fn floor_tick(&self, now: Duration) -> u64 {
+        u64::try_from(now.as_nanos() / self.tick_nanos).unwrap_or(u64::MAX)
+    }
+
+    /// `tick * width` as a duration, saturated at `Duration::MAX`.
+    fn tick_to_duration(&self, tick: u64) -> Duration {
+        let nanos = u128::from(tick).saturating_mul(self.tick_nanos);
+        let secs = nanos / 1_000_000_000;
+        let sub = (nanos % 1_000_000_000) as u32; // < 10^9, always fits
+        match u64::try_from(secs) {
+            Ok(secs) => Duration::new(secs, sub),
+            Err(_) => Duration::MAX,
+        }
+    }
+
+    /// The hashed slot of a tick.
+    fn slot_of(&self, tick: u64) -> usize {
+        // `slots.len()` fits in u64 on every supported platform, and the remainder is
+        // below it, so both conversions are lossless.
+        (tick % self.slots.len() as u64) as usize
+    }
+
+    /// Unlinks and frees the live entry at `index`, updating the cache.
+    /// The caller has checked that `index` is occupied.
+    fn remove(&mut self, index: usize) -> T {
+        let entry = self.entries.remove(index);
+        let slot = self.slot_of(entry.tick);
+        match entry.prev {
+            Some(p) => match self.entries.get_mut(p) {
+                Some(pe) => pe.next = entry.next,
+                None => debug_assert!(false, "prev {p} is not in the slab"),
+            },
+            None => {
+                debug_assert_eq!(self.slots[slot].head, Some(index));
+                self.slots[slot].head = entry.next;
+            }
+        }
+        match entry.next {
+            Some(n) => match self.entries.get_mut(n) {
+                Some(ne) => ne.prev = entry.prev,
+                None => debug_assert!(false, "next {n} is not in the slab"),
+            },
+            None => {
+                debug_assert_eq!(self.slots[slot].tail, Some(index));
+                self.slots[slot].tail = entry.prev;
+            }
+        }
+        if self.earliest == Some(index) {
+            // Everything left is at or after the removed minimum; rescan lazily from it.
+            self.earliest = None;
+            self.lower = entry.tick;
+        }
+        self.check_invariants();
+        entry.value
+    }
+
+    /// The slab index of the earliest entry by `(tick, seq)`, recomputing a stale cache.
+    fn earliest_index(&mut self) -> Option<usize> {
+        if self.entries.is_empty() {
+            self.earliest = None;
+            return None;
+        }
+        if let Some(e) = self.earliest {
+            return Some(e);
+        }
+        // Scan ticks lower, lower+1, ... one slot each. Every entry has
+        // tick >= lower, and the ticks of one rotation hit every slot exactly once,
+        // so once the slot of tick `t` has been walked, any entry with tick <= t has
+        // been seen: the best seen so far is then the global minimum if its tick is
+        // <= t. After a full rotation every entry has been seen.
+        let n = self.slots.len() as u64;
+        let mut best: Option<(u64, u64, usize)> = None;
+        for k in 0..n {
+            let Some(t) = self.lower.checked_add(k) else {
+                break;
+            };
+            let mut cur = self.slots[self.slot_of(t)].head;
+            while let Some(i) = cur {
+                let Some(e) = self.entries.get(i) else {
+                    debug_assert!(false, "slot list points at vacant {i}");
+                    break;
+                };
+                debug_assert!(e.tick >= self.lower, "entry below the lower bound");
+                if best.is_none_or(|(bt, bs, _)| (e.tick, e.seq) < (bt, bs)) {
+                    best = Some((e.tick, e.seq, i));
+                }
+                cur = e.next;
+            }
+            if best.is_some_and(|(bt, _, _)| bt <= t) {
+                break;
+            }
+        }
+        if best.is_none() {
+            // Unreachable while the invariants hold (the scan covers every tick from
+            // `lower` to `u64::MAX` before it can stop early); stay correct anyway.
+            debug_assert!(false, "forward scan found no entry in a non-empty wheel");
+            best = self
+                .entries
+                .iter()
+                .map(|(i, e)| (e.tick, e.seq, i))
+                .min_by_key(|&(t, s, _)| (t, s));
+        }
+        let (tick, _, index) = best?;
+        self.earliest = Some(index);
+        self.lower = tick;
+        Some(index)
+    }
+
+    /// Checks the structural invariants in debug builds (cheap ones always, the full
+    /// walk only for small wheels so that tests stay fast).
+    fn check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        if let Some(e) = self.earliest {
+            debug_assert!(self.entries.contains(e), "cached earliest is vacant");
+        }
+        if self.entries.len() > 64 || self.slots.len() > 1024 {
+            return;
+        }
+        let mut count = 0;
+        for (s, list) in self.slots.iter().enumerate() {
+            let mut prev = None;
+            let mut cur = list.head;
+            while let Some(i) = cur {
+                let e = &self.entries[i];
+                debug_assert_eq!(self.slot_of(e.tick), s, "entry in the wrong slot");
+                debug_assert_eq!(e.prev, prev, "broken back link");
+                debug_assert!(e.tick >= self.lower, "entry below the lower bound");
+                if let Some(p) = prev {
+                    debug_assert!(self.entries[p].seq < e.seq, "slot out of insertion order");
+                }
+                prev = Some(i);
+                cur = e.next;
+                count += 1;
+            }
+            debug_assert_eq!(list.tail, prev, "tail is not the last entry");
+        }
+        debug_assert_eq!(count, self.entries.len(), "entries missing from slot lists");
+        if let Some(e) = self.earliest {
+            let min = self.entries.iter().map(|(_, e)| (e.tick, e.seq)).min();
+            let cached = &self.entries[e];
+            debug_assert_eq!(
+                min,
+                Some((cached.tick, cached.seq)),
+                "cache not the minimum"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn drain<T>(w: &mut TimerWheel<T>, now: Duration) -> Vec<T> {
+        let mut out = Vec::new();
+        while let Some((_, v)) = w.pop_expired(now) {
+            out.push(v);
+        }
+        out
+    }
+
+    #[test]
+    fn pops_in_deadline_then_insertion_order() {
+        let mut w = TimerWheel::new(ms(10), 8);
+        w.insert(ms(30), "c");
+        w.insert(ms(10), "a");
+        w.insert(ms(20), "b1");
+        w.insert(ms(20), "b2");
+        w.insert(ms(15), "b0"); // rounds up to 20 ms: same tick as b1/b2, inserted last
+        assert_eq!(w.len(), 5);
+        assert_eq!(w.pop_expired(ms(5)).map(|p| p.1), None);
+        assert_eq!(drain(&mut w, ms(20)), vec!["a", "b1", "b2", "b0"]);
+        assert_eq!(drain(&mut w, ms(29)), Vec::<&str>::new());
+        assert_eq!(drain(&mut w, ms(30)), vec!["c"]);
+        assert!(w.is_empty());
+        assert_eq!(w.next_deadline(), None);
+    }
+
+    #[test]
+    fn rounds_up_never_early() {
+        let mut w = TimerWheel::new(ms(10), 256);
+        w.insert(ms(1), 1);
+        assert_eq!(w.next_deadline(), Some(ms(10)));
+        assert!(w.pop_expired(ms(9)).is_none());
+        assert!(w.pop_expired(Duration::from_nanos(9_999_999)).is_none());
+        assert_eq!(w.pop_expired(ms(10)).map(|p| p.1), Some(1));
+        // An exact multiple is not pushed a further tick.
+        w.insert(ms(20), 2);
+        assert_eq!(w.next_deadline(), Some(ms(20)));
+        // Past deadlines are due at once.
+        let mut w = TimerWheel::new(ms(10), 4);
+        w.insert(ms(500), 7);
+        assert_eq!(w.pop_expired(ms(1000)).map(|p| p.1), Some(7));
+        w.insert(ms(3), 8);
+        assert_eq!(w.pop_expired(ms(1000)).map(|p| p.1), Some(8));
+    }
+
+    #[test]
+    fn cancel_returns_value() {
+        let mut w = TimerWheel::new(ms(10), 16);
+        let a = w.insert(ms(50), String::from("a"));
+        let b = w.insert(ms(60), String::from("b"));
+        assert_eq!(w.cancel(a).as_deref(), Some("a"));
+        assert_eq!(w.cancel(a), None);
+        assert_eq!(w.len(), 1);
+        assert_eq!(drain(&mut w, ms(1000)), vec![String::from("b")]);
+        assert_eq!(w.cancel(b), None);
+    }
+
+    #[test]
+    fn stale_handles_do_nothing() {
+        let mut w = TimerWheel::new(ms(10), 16);
+        let fired = w.insert(ms(10), 1);
+        let (popped, v) = w.pop_expired(ms(10)).expect("due");
+        assert_eq!((popped, v), (fired, 1));
+        assert_eq!(w.cancel(fired), None, "already fired");
+
+        // The freed slab index is reused; the old handle must not cancel the new entry.
+        let reused = w.insert(ms(40), 2);
+        assert_eq!(reused.index, fired.index, "test expects slab reuse");
+        assert_ne!(reused, fired);
+        assert_eq!(w.cancel(fired), None);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w.next_deadline(), Some(ms(40)));
+
+        let cancelled = reused;
+        assert_eq!(w.cancel(cancelled), Some(2));
+        let again = w.insert(ms(50), 3);
+        assert_eq!(again.index, cancelled.index);
+        assert_eq!(w.cancel(cancelled), None, "stale after cancel + reuse");
+        assert_eq!(w.len(), 1);
+        assert_eq!(drain(&mut w, ms(50)), vec![3]);
+
+        // Ids that never existed.
+        let bogus = TimerId {
+            index: 12345,
+            generation: 99,
+        };
+        assert_eq!(w.cancel(bogus), None);
+    }
+
+    #[test]
+    fn next_deadline_tracks_changes() {
+        let mut w = TimerWheel::new(ms(10), 8);
+        assert_eq!(w.next_deadline(), None);
+        let c = w.insert(ms(300), 'c');
+        assert_eq!(w.next_deadline(), Some(ms(300)));
+        let a = w.insert(ms(101), 'a');
+        assert_eq!(w.next_deadline(), Some(ms(110)));
+        let b = w.insert(ms(200), 'b');
+        assert_eq!(w.next_deadline(), Some(ms(110)));
+        assert_eq!(w.cancel(b), Some('b'));
+        assert_eq!(w.next_deadline(), Some(ms(110)));
+        assert_eq!(w.cancel(a), Some('a'));
+        assert_eq!(w.next_deadline(), Some(ms(300)));
+        let d = w.insert(ms(5), 'd');
+        assert_eq!(w.next_deadline(), Some(ms(10)));
+        assert_eq!(w.pop_expired(ms(10)), Some((d, 'd')));
+        assert_eq!(w.next_deadline(), Some(ms(300)));
+        assert_eq!(w.pop_expired(ms(400)), Some((c, 'c')));
+        assert_eq!(w.next_deadline(), None);
+    }
+
+    #[test]
+    fn many_rotations_ahead() {
+        let slots = 16;
+        let mut w = TimerWheel::new(ms(10), slots);
+        let rot = 10 * slots as u64; // ms per rotation
+        // Same slot as tick 3, but 1000 rotations later.
+        let far = ms(30 + 1000 * rot);
+        w.insert(far, "far");
+        w.insert(ms(30), "near");
+        assert_eq!(drain(&mut w, ms(30)), vec!["near"]);
+        assert_eq!(w.next_deadline(), Some(far));
+        for r in 0..1000 {
+            assert!(
+                w.pop_expired(ms(30 + r * rot)).is_none(),
+                "fired at rotation {r}"
+            );
+            assert!(w.pop_expired(ms(30 + r * rot + rot - 1)).is_none());
+        }
+        assert!(w.pop_expired(far - Duration::from_nanos(1)).is_none());
+        assert_eq!(drain(&mut w, far), vec!["far"]);
+
+        // Many entries spread over many rotations, inserted in reverse order.
+        let mut w = TimerWheel::new(ms(10), 16);
+        for i in (0..200u64).rev() {
+            w.insert(ms(10 * 37 * i), i);
+        }
+        let mut expect = 0;
+        for t in 0..=(37 * 200) {
+            for v in drain(&mut w, ms(10 * t)) {
+                assert_eq!(v, expect);
+                assert_eq!(10 * 37 * v, 10 * t, "fired at the wrong time");
+                expect += 1;
+            }
+        }
+        assert_eq!(expect, 200);
+    }
+
+    #[test]
+    fn big_jump_returns_all_overdue_in_order() {
+        let mut w = TimerWheel::new(ms(10), 32);
+        // Deadlines scattered over ~100 rotations, in a scrambled insertion order.
+        let mut deadlines: Vec<u64> = (0..300u64).map(|i| (i * 7919) % 32_000).collect();
+        deadlines.push(5);
+        deadlines.push(5);
+        for (seq, &d) in deadlines.iter().enumerate() {
+            w.insert(ms(d), (d, seq));
+        }
+        w.insert(ms(40_000), (40_000, usize::MAX)); // not yet due
+        let now = ms(32_000); // a long freeze, then one jump
+        let got = drain(&mut w, now);
+        assert_eq!(got.len(), deadlines.len());
+        let mut expect: Vec<(u64, usize)> = deadlines.iter().copied().zip(0..).collect();
+        expect.sort_by_key(|&(d, seq)| (d.div_ceil(10), seq));
+        assert_eq!(got, expect);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w.next_deadline(), Some(ms(40_000)));
+    }
+
+    #[test]
+    fn degenerate_parameters_and_extremes() {
+        let mut w = TimerWheel::new(Duration::ZERO, 0);
+        w.insert(Duration::from_nanos(3), 1);
+        w.insert(Duration::from_nanos(1), 0);
+        assert_eq!(w.next_deadline(), Some(Duration::from_nanos(1)));
+        assert_eq!(drain(&mut w, Duration::from_nanos(3)), vec![0, 1]);
+
+        let mut w = TimerWheel::new(Duration::from_nanos(1), 4);
+        let id = w.insert(Duration::MAX, 9);
+        w.insert(Duration::ZERO, 1);
+        assert_eq!(drain(&mut w, Duration::ZERO), vec![1]);
+        assert!(w.next_deadline().is_some());
+        assert!(w.pop_expired(ms(1000)).is_none());
+        assert_eq!(w.cancel(id), Some(9));
+
+        let mut w = TimerWheel::new(ms(10), 8);
+        w.insert(Duration::MAX, 1);
+        w.insert(Duration::MAX, 2);
+        assert!(w.pop_expired(Duration::from_secs(1 << 40)).is_none());
+        assert_eq!(drain(&mut w, Duration::MAX), vec![1, 2]);
+    }
+
+    /// splitmix64, for a reproducible randomized test.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn run_against_model(seed: u64, tick_ms: u64, slots: usize, ops: usize) {
+        let tick = ms(tick_ms);
+        let tick_ns = u128::from(tick_ms) * 1_000_000;
+        let mut rng = Rng(seed);
+        let mut w: TimerWheel<u64> = TimerWheel::new(tick, slots);
+        // (rounded tick, insertion number) -> (id, value)
+        let mut model: BTreeMap<(u64, u64), (TimerId, u64)> = BTreeMap::new();
+        let mut live: Vec<((u64, u64), TimerId)> = Vec::new();
+        let mut dead: Vec<TimerId> = Vec::new();
+        let mut now = Duration::ZERO;
+        let mut inserts = 0u64;
+        let rotation_ms = tick_ms * slots as u64;
+
+        for op in 0..ops {
+            let ctx = format!("seed {seed:#x}, op {op}, now {now:?}");
+            match rng.below(100) {
+                0..=39 => {
+                    let offset_ns = match rng.below(10) {
+                        0 => 0,
+                        1..=5 => rng.below(tick_ms * 1_000_000 * 20),
+                        6..=7 => rng.below(rotation_ms * 1_000_000 * 3),
+                        _ => rng.below(rotation_ms * 1_000_000 * 1000),
+                    };
+                    let deadline = if rng.below(8) == 0 {
+                        now.saturating_sub(Duration::from_nanos(offset_ns))
+                    } else {
+                        now + Duration::from_nanos(offset_ns)
+                    };
+                    let value = rng.next();
+                    let id = w.insert(deadline, value);
+                    let t =
+                        u64::try_from(deadline.as_nanos().div_ceil(tick_ns)).expect("tick fits");
+                    let key = (t, inserts);
+                    inserts += 1;
+                    model.insert(key, (id, value));
+                    live.push((key, id));
+                }
+                40..=54 => {
+                    if !live.is_empty() {
+                        let i = rng.below(live.len() as u64) as usize;
+                        let (key, id) = live.swap_remove(i);
+                        let (_, value) = model.remove(&key).expect("model has live id");
+                        assert_eq!(w.cancel(id), Some(value), "cancel live: {ctx}");
+                        assert_eq!(w.cancel(id), None, "double cancel: {ctx}");
+                        dead.push(id);
+                    }
+                }
+                55..=64 => {
+                    if !dead.is_empty() {
+                        let id = dead[rng.below(dead.len() as u64) as usize];
+                        let before = w.len();
+                        assert_eq!(w.cancel(id), None, "cancel stale: {ctx}");
+                        assert_eq!(w.len(), before, "stale cancel changed len: {ctx}");
+                    }
+                }
+                65..=84 => {
+                    let step_ns = match rng.below(20) {
+                        0 => rotation_ms * 1_000_000 * rng.below(2000), // long freeze
+                        1..=4 => rng.below(rotation_ms * 1_000_000 * 2),
+                        _ => rng.below(tick_ms * 1_000_000 * 5),
+                    };
+                    now += Duration::from_nanos(step_ns);
+                    let now_tick = u64::try_from(now.as_nanos() / tick_ns).expect("fits");
+                    loop {
+                        let expected = model
+                            .first_key_value()
+                            .filter(|(k, _)| k.0 <= now_tick)
+                            .map(|(&k, &v)| (k, v));
+                        let got = w.pop_expired(now);
+                        match expected {
+                            None => {
+                                assert_eq!(got, None, "pop with nothing due: {ctx}");
+                                break;
+                            }
+                            Some((key, (id, value))) => {
+                                assert_eq!(got, Some((id, value)), "pop order: {ctx}");
+                                model.remove(&key);
+                                let pos = live.iter().position(|&(_, l)| l == id).expect("live");
+                                live.swap_remove(pos);
+                                dead.push(id);
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    let expected = model.keys().next().map(|&(t, _)| {
+                        let nanos = u128::from(t) * tick_ns;
+                        Duration::from_nanos(u64::try_from(nanos).expect("fits"))
+                    });
+                    assert_eq!(w.next_deadline(), expected, "next_deadline: {ctx}");
+                }
+            }
+            assert_eq!(w.len(), model.len(), "len: {ctx}");
+            assert_eq!(w.is_empty(), model.is_empty(), "is_empty: {ctx}");
+            if dead.len() > 4096 {
+                dead.drain(..2048);
+            }
+        }
+    }
+
+    #[test]
+    fn randomized_against_reference_model() {
+        run_against_model(0x5EED_B055_2024_0001, 10, 64, 20_000);
+    }
+
+    #[test]
+    fn randomized_small_wheel() {
+        // Few slots: lots of entries per slot and many rotations.
+        run_against_model(0x5EED_B055_2024_0002, 7, 3, 5_000);
+    }
+}
