@@ -12,7 +12,7 @@
 //! 3. Wait no longer than [`Node::poll_timeout`]; `None` means nothing is due.
 
 use crate::command::{self, Command};
-use crate::config::Config;
+use crate::config::{Config, ScriptSpec};
 use crate::election::{self, Member};
 use crate::text::{escape, human, rfc3339};
 use crate::timer::{TimerId, TimerWheel};
@@ -95,6 +95,13 @@ pub enum Input {
     Line(String),
     /// SIGINT or SIGTERM: leave cleanly and exit.
     Shutdown,
+    /// One line the running script printed (already split, at most a few KiB).
+    ScriptLine { stderr: bool, line: String },
+    /// The running script ended and was reaped; `status` in words
+    /// ("exit status 3", "killed by signal 15 (SIGTERM)").
+    ScriptExited { success: bool, status: String },
+    /// [`Output::RunScript`] could not start the program; no child exists.
+    ScriptFailed { error: String },
 }
 
 /// Something the core wants done. The shell carries out every output, in order,
@@ -113,8 +120,24 @@ pub enum Output {
     /// Flush what is queued (best effort, without blocking) and close; no input
     /// follows for this connection.
     Close(ConnId),
-    /// Flush all connections (best effort, briefly), stop the script, exit 0.
+    /// Start `spec` as the one script child (none runs when this is sent), with
+    /// `env` added to its environment; answer with `ScriptFailed` if it cannot
+    /// start, later `ScriptLine`s and one `ScriptExited`.
+    RunScript { role: Role, spec: ScriptSpec, env: Vec<(String, String)> },
+    /// Send a signal to the running script's process group.
+    SignalScript(ScriptSignal),
+    /// Flush all connections (best effort, briefly) and exit 0. The core sends it
+    /// only once no script runs any more.
     Exit,
+}
+
+/// Signals the core sends to a script's process group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScriptSignal {
+    /// Ask it to stop (role switch, node leaving).
+    Term,
+    /// Make it stop: the kill grace has passed.
+    Kill,
 }
 
 /// Every timer of the core. Each fires once; its owner re-arms it if needed.
@@ -431,6 +454,7 @@ impl Node {
                 Err(e) => out.push(Output::Console(e)),
             },
             Input::Shutdown => self.leave(now, out),
+            Input::ScriptLine { .. } | Input::ScriptExited { .. } | Input::ScriptFailed { .. } => {}
         }
     }
 
