@@ -123,7 +123,11 @@ pub enum Output {
     /// Start `spec` as the one script child (none runs when this is sent), with
     /// `env` added to its environment; answer with `ScriptFailed` if it cannot
     /// start, later `ScriptLine`s and one `ScriptExited`.
-    RunScript { role: Role, spec: ScriptSpec, env: Vec<(String, String)> },
+    RunScript {
+        role: Role,
+        spec: ScriptSpec,
+        env: Vec<(String, String)>,
+    },
     /// Send a signal to the running script's process group.
     SignalScript(ScriptSignal),
     /// Flush all connections (best effort, briefly) and exit 0. The core sends it
@@ -154,6 +158,24 @@ enum Timer {
     DialTimeout(SocketAddr),
     /// The vote lease after a silent loss of the node we voted for ends.
     Lease,
+    /// The pause between two script runs is over.
+    ScriptSleep,
+    /// The kill grace of a script sent SIGTERM is over: send SIGKILL.
+    ScriptKill,
+}
+
+/// The one script child, as the core sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScriptState {
+    /// No child runs and no run is scheduled.
+    Idle,
+    /// A child of `role` runs.
+    Running { role: Role },
+    /// The child of `role` was sent SIGTERM; SIGKILL follows when `kill` fires
+    /// (`None` once it was sent). Waits for the child to be reaped.
+    Stopping { role: Role, kill: Option<TimerId> },
+    /// A child of `role` ended; the next run starts when `timer` fires.
+    Sleeping { role: Role, timer: TimerId },
 }
 
 /// Timer granularity: deadlines round up to this.
@@ -233,6 +255,10 @@ pub struct Node {
     /// Who this node last named as master on the console.
     named: Option<SocketAddr>,
     leaving: bool,
+    script: ScriptState,
+    /// The last failure status shown per role (index `Role as usize`), so a
+    /// script failing on every loop is reported once.
+    script_failure: [Option<String>; 2],
 }
 
 impl Node {
@@ -257,6 +283,8 @@ impl Node {
             lease_timer: None,
             named: None,
             leaving: false,
+            script: ScriptState::Idle,
+            script_failure: [None, None],
         }
     }
 
@@ -400,14 +428,39 @@ impl Node {
                         self.recompute(now, out);
                     }
                 }
+                Timer::ScriptSleep => {
+                    if let ScriptState::Sleeping { timer, .. } = self.script
+                        && timer == id
+                    {
+                        self.script = ScriptState::Idle;
+                        self.script_sync(now, out);
+                    }
+                }
+                Timer::ScriptKill => {
+                    if let ScriptState::Stopping {
+                        role,
+                        kill: Some(timer),
+                    } = self.script
+                        && timer == id
+                    {
+                        self.script = ScriptState::Stopping { role, kill: None };
+                        out.push(Output::SignalScript(ScriptSignal::Kill));
+                    }
+                }
             }
         }
     }
 
     /// Handles one input.
     pub fn handle(&mut self, now: Time, input: Input, out: &mut Vec<Output>) {
-        if self.leaving {
-            return;
+        match input {
+            Input::ScriptLine { stderr, line } => return self.script_line(stderr, &line, out),
+            Input::ScriptExited { success, status } => {
+                return self.script_exited(now, success, status, out);
+            }
+            Input::ScriptFailed { error } => return self.script_failed(now, &error, out),
+            _ if self.leaving => return,
+            _ => {}
         }
         match input {
             Input::Accepted { conn, from } => {
@@ -1049,6 +1102,145 @@ impl Node {
                 self.master_words()
             )));
         }
+        self.script_sync(now, out);
+    }
+
+    // ----- scripts -----
+
+    /// The role whose script should run now.
+    fn role(&self) -> Role {
+        if self.master {
+            Role::Master
+        } else {
+            Role::Default
+        }
+    }
+
+    fn script_spec(&mut self, role: Role) -> &mut Option<ScriptSpec> {
+        match role {
+            Role::Default => &mut self.cfg.default_script,
+            Role::Master => &mut self.cfg.master_script,
+        }
+    }
+
+    /// Brings the script child in line with the role: starts the role's script
+    /// when none runs, stops a script of the other role (SIGTERM, then SIGKILL
+    /// after the grace). Role changes in a burst collapse: while a script is
+    /// stopping nothing else happens, and when it is reaped the then-current
+    /// role's script starts.
+    fn script_sync(&mut self, now: Time, out: &mut Vec<Output>) {
+        if self.leaving {
+            return;
+        }
+        let want = self.role();
+        match self.script {
+            ScriptState::Idle => self.script_start(want, out),
+            ScriptState::Running { role } if role != want => {
+                out.push(Output::SignalScript(ScriptSignal::Term));
+                let kill = self
+                    .timers
+                    .insert(now + self.cfg.kill_grace, Timer::ScriptKill);
+                self.script = ScriptState::Stopping {
+                    role,
+                    kill: Some(kill),
+                };
+            }
+            ScriptState::Sleeping { role, timer } if role != want => {
+                self.timers.cancel(timer);
+                self.script = ScriptState::Idle;
+                self.script_start(want, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn script_start(&mut self, role: Role, out: &mut Vec<Output>) {
+        let Some(spec) = self.script_spec(role).clone() else {
+            return;
+        };
+        let env = vec![
+            ("BOSS_ROLE".to_string(), role.name().to_string()),
+            ("BOSS_SELF".to_string(), self.me.addr.to_string()),
+            (
+                "BOSS_MASTER".to_string(),
+                self.master().map(|m| m.to_string()).unwrap_or_default(),
+            ),
+        ];
+        self.script = ScriptState::Running { role };
+        out.push(Output::RunScript { role, spec, env });
+    }
+
+    fn script_line(&self, stderr: bool, line: &str, out: &mut Vec<Output>) {
+        let role = match self.script {
+            ScriptState::Running { role } | ScriptState::Stopping { role, .. } => role.name(),
+            _ => "script",
+        };
+        let stream = if stderr { " stderr" } else { "" };
+        out.push(Output::Console(format!(
+            "[{role}{stream}] {}",
+            escape(line)
+        )));
+    }
+
+    fn script_exited(&mut self, now: Time, success: bool, status: String, out: &mut Vec<Output>) {
+        let (role, stopped) = match self.script {
+            ScriptState::Running { role } => (role, false),
+            ScriptState::Stopping { role, kill } => {
+                if let Some(t) = kill {
+                    self.timers.cancel(t);
+                }
+                (role, true)
+            }
+            _ => return,
+        };
+        let shown = &mut self.script_failure[role as usize];
+        if success {
+            *shown = None;
+        } else if !stopped && shown.as_deref() != Some(status.as_str()) {
+            out.push(Output::Console(format!(
+                "{} script ended with {status}",
+                role.name()
+            )));
+            *shown = Some(status);
+        }
+        if !self.cfg.script_loop && self.script_spec(role).take().is_some() {
+            out.push(Output::Console(format!(
+                "{} script cleared after its run (-loop 0)",
+                role.name()
+            )));
+        }
+        self.script = ScriptState::Idle;
+        if self.leaving {
+            out.push(Output::Exit);
+        } else if stopped {
+            self.script_sync(now, out);
+        } else {
+            let timer = self
+                .timers
+                .insert(now + self.cfg.script_sleep, Timer::ScriptSleep);
+            self.script = ScriptState::Sleeping { role, timer };
+        }
+    }
+
+    fn script_failed(&mut self, now: Time, error: &str, out: &mut Vec<Output>) {
+        let ScriptState::Running { role } = self.script else {
+            return;
+        };
+        let what = self
+            .script_spec(role)
+            .take()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        out.push(Output::Console(format!(
+            "cannot run {} script {what}: {error}; cleared",
+            role.name()
+        )));
+        self.script = ScriptState::Idle;
+        if self.leaving {
+            out.push(Output::Exit);
+        } else {
+            self.script_sync(now, out);
+        }
     }
 
     /// "127.0.0.1:10000 (this node, 3 of quorum 2 votes)", or "none (…)".
@@ -1077,6 +1269,11 @@ impl Node {
     // ----- console -----
 
     fn command(&mut self, now: Time, cmd: Command, out: &mut Vec<Output>) {
+        let cmd_role = match cmd {
+            Command::MasterScript(_) => Some(Role::Master),
+            Command::DefaultScript(_) => Some(Role::Default),
+            _ => None,
+        };
         let mut say = |s: String| out.push(Output::Console(s));
         match cmd {
             Command::Help => say(format!("commands:\n{}", command::help_text())),
@@ -1144,17 +1341,42 @@ impl Node {
                 }
             }
             Command::Quit => self.leave(now, out),
-            Command::DefaultScript(_)
-            | Command::MasterScript(_)
-            | Command::Loop(_)
-            | Command::Sleep(_) => {
-                say("scripts are not supported yet".into());
+            Command::DefaultScript(spec) | Command::MasterScript(spec) => {
+                let role = cmd_role.unwrap_or(Role::Default);
+                let running = matches!(self.script, ScriptState::Running { role: r } if r == role);
+                out.push(Output::Console(format!(
+                    "{} script set: {spec}{}",
+                    role.name(),
+                    if running {
+                        " (takes over at the next run)"
+                    } else {
+                        ""
+                    }
+                )));
+                *self.script_spec(role) = Some(spec);
+                self.script_failure[role as usize] = None;
+                self.script_sync(now, out);
+            }
+            Command::Loop(on) => {
+                self.cfg.script_loop = on;
+                say(format!(
+                    "script loop {}",
+                    if on {
+                        "on"
+                    } else {
+                        "off: the script is cleared after its current run"
+                    }
+                ));
+            }
+            Command::Sleep(d) => {
+                self.cfg.script_sleep = d;
+                say(format!("script sleep {}s", d.as_secs_f64()));
             }
         }
     }
 
     /// Says goodbye to every peer, closes everything and asks to exit.
-    fn leave(&mut self, _now: Time, out: &mut Vec<Output>) {
+    fn leave(&mut self, now: Time, out: &mut Vec<Output>) {
         if self.leaving {
             return;
         }
@@ -1170,14 +1392,45 @@ impl Node {
                 out.push(Output::CancelDial(*addr));
             }
         }
-        self.conns.clear();
-        self.peers.clear();
-        self.targets.clear();
+        for c in std::mem::take(&mut self.conns).into_values() {
+            if let ConnState::Handshaking { timer } = c.state {
+                self.timers.cancel(timer);
+            }
+        }
+        for p in std::mem::take(&mut self.peers).into_values() {
+            self.timers.cancel(p.timer);
+        }
+        for t in std::mem::take(&mut self.targets).into_values() {
+            if let Some(id) = t.timer {
+                self.timers.cancel(id);
+            }
+        }
+        if let Some(id) = self.lease_timer.take() {
+            self.timers.cancel(id);
+        }
         self.master = false;
         self.vote = None;
         self.leaving = true;
-        self.timers = TimerWheel::new(TICK, 256);
-        out.push(Output::Exit);
+        // The script goes with the node: stop it, and exit once it is reaped.
+        match self.script {
+            ScriptState::Running { role } => {
+                out.push(Output::SignalScript(ScriptSignal::Term));
+                let kill = self
+                    .timers
+                    .insert(now + self.cfg.kill_grace, Timer::ScriptKill);
+                self.script = ScriptState::Stopping {
+                    role,
+                    kill: Some(kill),
+                };
+            }
+            ScriptState::Stopping { .. } => {}
+            ScriptState::Sleeping { timer, .. } => {
+                self.timers.cancel(timer);
+                self.script = ScriptState::Idle;
+                out.push(Output::Exit);
+            }
+            ScriptState::Idle => out.push(Output::Exit),
+        }
     }
 }
 

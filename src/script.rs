@@ -54,9 +54,12 @@ impl Script {
         let pgid = Pid::from_raw(child.id() as i32);
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
-        for fd in [stdout.as_ref().map(|s| s.as_raw_fd()), stderr.as_ref().map(|s| s.as_raw_fd())]
-            .into_iter()
-            .flatten()
+        for fd in [
+            stdout.as_ref().map(|s| s.as_raw_fd()),
+            stderr.as_ref().map(|s| s.as_raw_fd()),
+        ]
+        .into_iter()
+        .flatten()
         {
             if let Err(e) = set_nonblocking(fd) {
                 let _ = killpg(pgid, Signal::SIGKILL);
@@ -138,7 +141,12 @@ pub enum Drained {
 
 /// Reads from a non-blocking pipe into `lines` until it is empty, closed, or
 /// `budget` bytes were read (so a chatty script cannot starve the loop).
-pub fn drain(pipe: &mut impl Read, splitter: &mut LineSplitter, budget: usize, lines: &mut Vec<String>) -> io::Result<Drained> {
+pub fn drain(
+    pipe: &mut impl Read,
+    splitter: &mut LineSplitter,
+    budget: usize,
+    lines: &mut Vec<String>,
+) -> io::Result<Drained> {
     let mut buf = [0u8; 4096];
     let mut read = 0;
     loop {
@@ -247,15 +255,24 @@ mod tests {
         let mut src: &[u8] = &data;
         let mut s = LineSplitter::default();
         let mut lines = Vec::new();
-        assert_eq!(drain(&mut src, &mut s, 8192, &mut lines).unwrap(), Drained::Budget);
+        assert_eq!(
+            drain(&mut src, &mut s, 8192, &mut lines).unwrap(),
+            Drained::Budget
+        );
         assert!(lines.len() >= 8192 / 2 && lines.len() < data.len() / 2);
-        assert_eq!(drain(&mut src, &mut s, usize::MAX, &mut lines).unwrap(), Drained::Eof);
+        assert_eq!(
+            drain(&mut src, &mut s, usize::MAX, &mut lines).unwrap(),
+            Drained::Eof
+        );
         assert_eq!(lines.len(), 15000);
     }
 
     #[test]
     fn a_missing_program_is_an_error() {
-        let spec = ScriptSpec { program: "/nonexistent/boss-test-script".into(), args: vec![] };
+        let spec = ScriptSpec {
+            program: "/nonexistent/boss-test-script".into(),
+            args: vec![],
+        };
         let err = Script::spawn(&spec, &[]).err().expect("spawn must fail");
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
@@ -263,7 +280,10 @@ mod tests {
     #[test]
     #[allow(clippy::disallowed_methods)] // a test's deadline, not the core's clock
     fn runs_a_program_in_its_own_group_and_reaps_it() {
-        let spec = ScriptSpec { program: "sh".into(), args: vec!["-c".into(), "echo \"$BOSS_ROLE\"; exit 3".into()] };
+        let spec = ScriptSpec {
+            program: "sh".into(),
+            args: vec!["-c".into(), "echo \"$BOSS_ROLE\"; exit 3".into()],
+        };
         let mut s = Script::spawn(&spec, &[("BOSS_ROLE".into(), "master".into())]).unwrap();
         let mut lines = Vec::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
