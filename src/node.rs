@@ -310,7 +310,7 @@ impl Node {
         }
         for addr in self.cfg.join.clone() {
             if addr != self.me.addr {
-                self.add_target(now, addr, None, false, out);
+                self.add_target(now, addr, None, false, Duration::ZERO, out);
             }
         }
         self.recompute(now, out);
@@ -851,7 +851,7 @@ impl Node {
                 for a in list.into_iter().take(self.cfg.max_conns) {
                     if a != self.me.addr && a != self.cfg.bound && !self.peers.contains_key(&a) {
                         let forget = Some(now + self.cfg.forget);
-                        self.add_target(now, a, forget, false, out);
+                        self.add_target(now, a, forget, false, Duration::ZERO, out);
                     }
                 }
             }
@@ -949,7 +949,8 @@ impl Node {
             } else {
                 Some(now + self.cfg.forget)
             };
-            self.add_target(now, addr, forget, false, out);
+            let delay = self.cfg.backoff_min;
+            self.add_target(now, addr, forget, false, delay, out);
         }
         self.recompute(now, out);
     }
@@ -962,6 +963,7 @@ impl Node {
         addr: SocketAddr,
         forget_at: Option<Time>,
         once: bool,
+        delay: Duration,
         out: &mut Vec<Output>,
     ) {
         if self.targets.contains_key(&addr) || self.targets.len() >= self.cfg.max_conns {
@@ -979,7 +981,12 @@ impl Node {
                 next_try: None,
             },
         );
-        self.dial(now, addr, out);
+        if delay.is_zero() {
+            self.dial(now, addr, out);
+        } else if let Some(t) = self.targets.get_mut(&addr) {
+            t.next_try = Some(now + delay);
+            t.timer = Some(self.timers.insert(now + delay, Timer::Redial(addr)));
+        }
     }
 
     fn remove_target(&mut self, addr: SocketAddr) {
@@ -1337,7 +1344,7 @@ impl Node {
                 } else {
                     say(format!("connecting to {addr}"));
                     self.remove_target(addr);
-                    self.add_target(now, addr, None, true, out);
+                    self.add_target(now, addr, None, true, Duration::ZERO, out);
                 }
             }
             Command::Quit => self.leave(now, out),
@@ -1442,3 +1449,7 @@ enum Loss {
     Left,
     Restarted,
 }
+
+#[cfg(test)]
+#[path = "node_tests.rs"]
+mod tests;

@@ -1,0 +1,508 @@
+//! Unit tests of the core driven by hand: two or three nodes wired together by
+//! an instant in-memory network, time advanced explicitly.
+
+use super::*;
+use crate::config::ScriptSpec;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], port))
+}
+
+fn cfg(port: u16, started: u64) -> Config {
+    let mut c = Config::new(addr(port), started);
+    c.kill_grace = Duration::from_millis(500);
+    c.script_sleep = Duration::from_millis(100);
+    c
+}
+
+fn spec(name: &str) -> ScriptSpec {
+    ScriptSpec {
+        program: name.into(),
+        args: vec![],
+    }
+}
+
+/// Nodes plus an instant network: every `Send` is delivered at once, in order.
+struct Net {
+    nodes: Vec<Node>,
+    now: Time,
+    /// (node, conn) -> (node, conn) of the other end.
+    links: BTreeMap<(usize, ConnId), (usize, ConnId)>,
+    next_conn: u32,
+    /// Every output each node produced that the net does not consume.
+    seen: Vec<Vec<Output>>,
+    queue: std::collections::VecDeque<(usize, Input)>,
+    pumping: bool,
+}
+
+impl Net {
+    fn new(cfgs: Vec<Config>) -> Net {
+        let mut net = Net {
+            nodes: Vec::new(),
+            now: Duration::ZERO,
+            links: BTreeMap::new(),
+            next_conn: 0,
+            seen: Vec::new(),
+            queue: Default::default(),
+            pumping: false,
+        };
+        for c in cfgs {
+            let mut n = Node::new(c);
+            let mut out = Vec::new();
+            n.start(net.now, &mut out);
+            net.nodes.push(n);
+            net.seen.push(Vec::new());
+            let i = net.nodes.len() - 1;
+            net.carry(i, out);
+        }
+        net
+    }
+
+    fn index_of(&self, a: SocketAddr) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.addr() == a && !n.is_leaving())
+    }
+
+    /// Feeds one input, then every input it causes, breadth first.
+    fn input(&mut self, i: usize, input: Input) {
+        self.queue.push_back((i, input));
+        if self.pumping {
+            return;
+        }
+        self.pumping = true;
+        let mut steps = 0;
+        while let Some((i, input)) = self.queue.pop_front() {
+            steps += 1;
+            assert!(steps < 100_000, "messages never settle");
+            if self.nodes[i].is_leaving() && !matches!(input, Input::ScriptExited { .. }) {
+                continue;
+            }
+            let mut out = Vec::new();
+            self.nodes[i].handle(self.now, input, &mut out);
+            self.carry(i, out);
+        }
+        self.pumping = false;
+    }
+
+    fn carry(&mut self, i: usize, out: Vec<Output>) {
+        for o in out {
+            match o {
+                Output::Dial(a) => match self.index_of(a) {
+                    Some(j) => {
+                        self.next_conn += 1;
+                        let ci = ConnId {
+                            index: self.next_conn,
+                            generation: 0,
+                        };
+                        self.next_conn += 1;
+                        let cj = ConnId {
+                            index: self.next_conn,
+                            generation: 0,
+                        };
+                        self.links.insert((i, ci), (j, cj));
+                        self.links.insert((j, cj), (i, ci));
+                        let from = self.nodes[i].addr();
+                        self.input(j, Input::Accepted { conn: cj, from });
+                        self.input(i, Input::Connected { conn: ci, addr: a });
+                    }
+                    None => self.input(
+                        i,
+                        Input::DialFailed {
+                            addr: a,
+                            error: "refused".into(),
+                        },
+                    ),
+                },
+                Output::Send(c, msg) => {
+                    if let Some(&(j, cj)) = self.links.get(&(i, c)) {
+                        self.input(j, Input::Frame { conn: cj, msg });
+                    }
+                }
+                Output::Close(c) => {
+                    if let Some((j, cj)) = self.links.remove(&(i, c)) {
+                        self.links.remove(&(j, cj));
+                        self.input(
+                            j,
+                            Input::Closed {
+                                conn: cj,
+                                reason: CloseReason::Eof,
+                            },
+                        );
+                    }
+                }
+                other => self.seen[i].push(other),
+            }
+        }
+    }
+
+    /// Advances time to `t`, running every timer due on the way.
+    fn advance_to(&mut self, t: Time) {
+        loop {
+            let next = self
+                .nodes
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, n)| n.poll_timeout().map(|d| (d, i)))
+                .min();
+            match next {
+                Some((d, i)) if d <= t => {
+                    self.now = self.now.max(d);
+                    let mut out = Vec::new();
+                    self.nodes[i].handle_timeout(self.now, &mut out);
+                    self.carry(i, out);
+                }
+                _ => break,
+            }
+        }
+        self.now = t;
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let t = self.now + d;
+        self.advance_to(t);
+    }
+
+    /// Crash node `i`: every peer sees EOF.
+    fn crash(&mut self, i: usize) {
+        self.nodes[i].leaving = true; // dead: the net ignores it from now on
+        let mine: Vec<_> = self
+            .links
+            .keys()
+            .filter(|(n, _)| *n == i)
+            .copied()
+            .collect();
+        for k in mine {
+            if let Some((j, cj)) = self.links.remove(&k) {
+                self.links.remove(&(j, cj));
+                self.input(
+                    j,
+                    Input::Closed {
+                        conn: cj,
+                        reason: CloseReason::Eof,
+                    },
+                );
+            }
+        }
+    }
+
+    fn console(&self, i: usize) -> Vec<String> {
+        self.seen[i]
+            .iter()
+            .filter_map(|o| {
+                if let Output::Console(s) = o {
+                    Some(s.clone())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Script outputs of node `i` since the last call.
+    fn take_script(&mut self, i: usize) -> Vec<Output> {
+        let (script, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.seen[i])
+            .into_iter()
+            .partition(|o| {
+                matches!(
+                    o,
+                    Output::RunScript { .. } | Output::SignalScript(_) | Output::Exit
+                )
+            });
+        self.seen[i] = rest;
+        script
+    }
+}
+
+fn run_role(o: &Output) -> Option<Role> {
+    if let Output::RunScript { role, .. } = o {
+        Some(*role)
+    } else {
+        None
+    }
+}
+
+#[test]
+fn two_nodes_elect_the_older_and_share_one_master() {
+    let mut net = Net::new(vec![cfg(1, 100), cfg(2, 200)]);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    assert!(net.nodes[0].is_master());
+    assert!(!net.nodes[1].is_master());
+    assert_eq!(net.nodes[1].master(), Some(addr(1)));
+    assert!(
+        net.console(1)
+            .iter()
+            .any(|l| l.starts_with("master changed: 10.0.0.1:1"))
+    );
+    assert!(net.console(0).iter().any(|l| l == "connected 10.0.0.1:2"));
+    net.input(0, Input::Line("-m".into()));
+    assert!(
+        net.console(0)
+            .last()
+            .unwrap()
+            .starts_with("master: yes, 10.0.0.1:1 (this node, 2 of quorum 2 votes)")
+    );
+}
+
+#[test]
+fn a_third_node_joining_through_a_non_master_completes_the_mesh() {
+    let mut net = Net::new(vec![cfg(1, 100), cfg(2, 200), cfg(3, 300)]);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    net.input(2, Input::Line("-c 10.0.0.1:2".into()));
+    for i in 0..3 {
+        assert_eq!(net.nodes[i].peers().len(), 2, "node {i}");
+        assert_eq!(net.nodes[i].master(), Some(addr(1)), "node {i}");
+    }
+}
+
+#[test]
+fn crash_of_the_master_elects_the_oldest_survivor_at_once() {
+    let mut net = Net::new(vec![cfg(1, 100), cfg(2, 200), cfg(3, 300)]);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    net.input(2, Input::Line("-c 10.0.0.1:1".into()));
+    net.crash(0);
+    assert!(net.nodes[1].is_master());
+    assert_eq!(net.nodes[2].master(), Some(addr(2)));
+}
+
+#[test]
+fn silent_loss_holds_the_vote_for_the_lease() {
+    let mut net = Net::new(vec![cfg(1, 100), cfg(2, 200), cfg(3, 300)]);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    net.input(2, Input::Line("-c 10.0.0.1:1".into()));
+    // Freeze node 0: drop every link to it without EOF.
+    net.links.retain(|(a, _), (b, _)| *a != 0 && *b != 0);
+    net.nodes[0].leaving = true;
+    let t0 = net.now;
+    net.advance(Duration::from_millis(990));
+    assert_eq!(
+        net.nodes[1].master(),
+        Some(addr(1)),
+        "not lost before the timeout"
+    );
+    net.advance(Duration::from_millis(20));
+    assert_eq!(net.nodes[1].vote(), None, "timed out, vote withheld");
+    assert!(!net.nodes[1].is_master());
+    net.advance_to(t0 + Duration::from_millis(1000 + 250 + 25 + 40));
+    assert!(net.nodes[1].is_master());
+    assert_eq!(net.nodes[2].master(), Some(addr(2)));
+}
+
+#[test]
+fn scripts_switch_with_the_role() {
+    let mut a = cfg(1, 100);
+    a.default_script = Some(spec("d1"));
+    a.master_script = Some(spec("m1"));
+    let mut b = cfg(2, 200);
+    b.default_script = Some(spec("d2"));
+    b.master_script = Some(spec("m2"));
+    let mut net = Net::new(vec![a, b]);
+    assert_eq!(
+        net.take_script(0)
+            .iter()
+            .filter_map(run_role)
+            .collect::<Vec<_>>(),
+        [Role::Default]
+    );
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    // Node 0 became master: its default script is asked to stop first.
+    assert_eq!(
+        net.take_script(0),
+        [Output::SignalScript(ScriptSignal::Term)]
+    );
+    // It ignores SIGTERM: SIGKILL after the grace, not before.
+    net.advance(Duration::from_millis(490));
+    assert!(net.take_script(0).is_empty());
+    net.advance(Duration::from_millis(20));
+    assert_eq!(
+        net.take_script(0),
+        [Output::SignalScript(ScriptSignal::Kill)]
+    );
+    net.input(
+        0,
+        Input::ScriptExited {
+            success: false,
+            status: "killed by signal 9".into(),
+        },
+    );
+    let runs = net.take_script(0);
+    assert_eq!(runs.len(), 1);
+    match &runs[0] {
+        Output::RunScript { role, spec, env } => {
+            assert_eq!(*role, Role::Master);
+            assert_eq!(spec.program, "m1");
+            assert!(env.contains(&("BOSS_ROLE".into(), "master".into())));
+            assert!(env.contains(&("BOSS_MASTER".into(), "10.0.0.1:1".into())));
+        }
+        o => panic!("{o:?}"),
+    }
+    // A stopped script's status is not reported as a failure.
+    assert!(!net.console(0).iter().any(|l| l.contains("ended with")));
+}
+
+#[test]
+fn role_changes_in_a_burst_collapse_to_the_last() {
+    let mut a = cfg(1, 100);
+    a.default_script = Some(spec("d"));
+    a.master_script = Some(spec("m"));
+    let mut net = Net::new(vec![a, cfg(2, 200)]);
+    net.take_script(0);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    assert_eq!(
+        net.take_script(0),
+        [Output::SignalScript(ScriptSignal::Term)]
+    );
+    // Master again lost before the default script is reaped.
+    net.crash(1);
+    assert!(!net.nodes[0].is_master());
+    assert!(
+        net.take_script(0).is_empty(),
+        "nothing happens while stopping"
+    );
+    net.input(
+        0,
+        Input::ScriptExited {
+            success: true,
+            status: "exit status 0".into(),
+        },
+    );
+    assert_eq!(
+        net.take_script(0)
+            .iter()
+            .filter_map(run_role)
+            .collect::<Vec<_>>(),
+        [Role::Default]
+    );
+}
+
+#[test]
+fn scripts_loop_with_the_sleep_and_loop_0_clears_after_one_run() {
+    let mut a = cfg(1, 100);
+    a.default_script = Some(spec("d"));
+    let mut net = Net::new(vec![a]);
+    assert_eq!(net.take_script(0).len(), 1);
+    net.input(
+        0,
+        Input::ScriptExited {
+            success: false,
+            status: "exit status 1".into(),
+        },
+    );
+    net.advance(Duration::from_millis(90));
+    assert!(net.take_script(0).is_empty(), "sleeps first");
+    net.advance(Duration::from_millis(20));
+    assert_eq!(net.take_script(0).len(), 1);
+    net.input(
+        0,
+        Input::ScriptExited {
+            success: false,
+            status: "exit status 1".into(),
+        },
+    );
+    let failures = net
+        .console(0)
+        .iter()
+        .filter(|l| l.contains("ended with exit status 1"))
+        .count();
+    assert_eq!(failures, 1, "a repeated failure is shown once");
+    net.advance(Duration::from_millis(110));
+    assert_eq!(net.take_script(0).len(), 1);
+    net.input(0, Input::Line("-loop 0".into()));
+    net.input(
+        0,
+        Input::ScriptExited {
+            success: true,
+            status: "exit status 0".into(),
+        },
+    );
+    assert!(
+        net.console(0)
+            .iter()
+            .any(|l| l.contains("cleared after its run"))
+    );
+    net.advance(Duration::from_secs(5));
+    assert!(net.take_script(0).is_empty(), "no more runs after -loop 0");
+}
+
+#[test]
+fn a_script_that_cannot_start_is_reported_and_cleared() {
+    let mut a = cfg(1, 100);
+    a.default_script = Some(spec("./missing.sh"));
+    let mut net = Net::new(vec![a]);
+    assert_eq!(net.take_script(0).len(), 1);
+    net.input(
+        0,
+        Input::ScriptFailed {
+            error: "No such file or directory (os error 2)".into(),
+        },
+    );
+    assert!(
+        net.console(0)
+            .iter()
+            .any(|l| l == "cannot run default script ./missing.sh: No such file or directory (os error 2); cleared")
+    );
+    net.advance(Duration::from_secs(5));
+    assert!(net.take_script(0).is_empty());
+    net.input(0, Input::Line("-m".into()));
+    assert!(net.console(0).last().unwrap().starts_with("master: no"));
+}
+
+#[test]
+fn leaving_stops_the_script_before_exit() {
+    let mut a = cfg(1, 100);
+    a.default_script = Some(spec("d"));
+    let mut net = Net::new(vec![a]);
+    net.take_script(0);
+    net.input(0, Input::Line("-q".into()));
+    assert_eq!(
+        net.take_script(0),
+        [Output::SignalScript(ScriptSignal::Term)]
+    );
+    net.input(
+        0,
+        Input::ScriptExited {
+            success: false,
+            status: "killed by signal 15".into(),
+        },
+    );
+    assert_eq!(net.take_script(0), [Output::Exit]);
+}
+
+#[test]
+fn goodbye_makes_peers_reelect_at_once() {
+    let mut net = Net::new(vec![cfg(1, 100), cfg(2, 200), cfg(3, 300)]);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    net.input(2, Input::Line("-c 10.0.0.1:2".into()));
+    net.input(0, Input::Shutdown);
+    assert!(net.nodes[1].is_master());
+    assert!(net.console(2).iter().any(|l| l == "lost 10.0.0.1:1 (left)"));
+    // A node that left is not redialled: no dial, no failure, nothing.
+    let before = net.console(1).len();
+    net.advance(Duration::from_secs(10));
+    assert_eq!(
+        net.console(1).len(),
+        before,
+        "{:?}",
+        &net.console(1)[before..]
+    );
+    assert_eq!(net.nodes[1].peers(), [addr(3)]);
+}
+
+#[test]
+fn refuses_a_peer_with_another_rule_or_quorum() {
+    let mut b = cfg(2, 200);
+    b.quorum = 3;
+    let mut net = Net::new(vec![cfg(1, 100), b]);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    assert!(net.nodes[0].peers().is_empty());
+    assert!(
+        net.console(0)
+            .iter()
+            .any(|l| l == "refused 10.0.0.1:2: it uses quorum 3, this node uses quorum 2")
+    );
+    assert!(
+        net.console(1)
+            .iter()
+            .any(|l| l == "refused 10.0.0.1:1: it uses quorum 2, this node uses quorum 3")
+    );
+}
