@@ -1288,7 +1288,11 @@ impl Node {
                 let line = match self.master() {
                     Some(m) if m == self.me.addr => format!("master: yes, {}", self.master_words()),
                     Some(_) => format!("master: no, master is {}", self.master_words()),
-                    None => format!("master: no, no master: {}", self.master_words()),
+                    None => format!(
+                        "master: no, no master ({} of quorum {} nodes in view)",
+                        self.peers.len() + 1,
+                        self.cfg.quorum
+                    ),
                 };
                 say(line);
             }
