@@ -1,1 +1,1094 @@
-//! The mio shell (placeholder).
+//! The mio shell: one thread, one [`mio::Poll`], turning readiness into [`Input`]s
+//! for the [`Node`] core and carrying out every [`Output`] it asks for.
+//!
+//! It owns the listen socket, a [`Slab`] of connections (socket, read buffer, write
+//! buffer), stdin and the signal source, and it is the only place that reads the
+//! monotonic clock ([`Clock`]). It must not decide anything: no election logic and
+//! no timers of its own (the core owns every timer; the one deadline here bounds the
+//! flush at exit). It must not block, except in that bounded flush.
+//!
+//! Each loop turn: read the clock once, run `handle_timeout` first, then the IO
+//! events; after every input, carry out all outputs (and the inputs that carrying
+//! them out produced, such as a failed dial) before touching the next event. Then
+//! wait no longer than the core's next deadline: an idle node sleeps in `poll`.
+
+use crate::config::Config;
+use crate::node::{CloseReason, ConnId, Input, Node, Output, Time};
+use crate::wire::{self, HEADER, MAX_FRAME};
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::stat::{SFlag, fstat};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(0);
+const STDIN: Token = Token(1);
+const SIGNALS: Token = Token(2);
+/// A connection's token is its slab key plus this.
+const CONN_BASE: usize = 3;
+
+/// Most bytes one `read` call asks for (sockets and stdin).
+const READ_CHUNK: usize = 64 * 1024;
+/// Most unconsumed bytes a connection may hold: one whole frame plus one read.
+/// After its complete frames are decoded at most one partial frame is left, so
+/// there is always room for the next read.
+const READ_LIMIT: usize = HEADER + MAX_FRAME + READ_CHUNK;
+/// Bytes queued for a peer that does not read, before it is dropped.
+const WRITE_LIMIT: usize = 1024 * 1024;
+/// A buffer emptied with more capacity than this gives it back, so an idle
+/// connection costs little however big a burst it once carried.
+const KEEP_CAPACITY: usize = 16 * 1024;
+/// Longest console line; a longer one is discarded whole.
+pub const MAX_LINE: usize = 64 * 1024;
+/// Console output waiting for a stuck stdout beyond this is dropped.
+const CONSOLE_LIMIT: usize = 1024 * 1024;
+/// How long `Exit` may wait for queued frames (the `Goodbye`s) to leave.
+const EXIT_FLUSH: Duration = Duration::from_millis(300);
+/// Events handled per `poll` call at most; more wait for the next turn.
+const EVENTS: usize = 256;
+
+/// Why the loop could not run.
+#[derive(Debug)]
+pub enum Error {
+    /// Setting up the poll, the listener or the signal handlers failed.
+    Setup(&'static str, io::Error),
+    /// `poll` itself failed.
+    Poll(io::Error),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Setup(what, e) => write!(f, "cannot set up {what}: {e}"),
+            Error::Poll(e) => write!(f, "poll failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Runs a node on `listener` (already bound) until it exits: `Ok` after `-q`,
+/// SIGINT or SIGTERM, `Err` if the poll itself fails.
+pub fn run(config: Config, listener: std::net::TcpListener) -> Result<(), Error> {
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::Setup("the listener", e))?;
+    let mut listener = TcpListener::from_std(listener);
+    let poll = Poll::new().map_err(|e| Error::Setup("the poll", e))?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .map_err(|e| Error::Setup("the listener", e))?;
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM]).map_err(|e| Error::Setup("the signal handlers", e))?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)
+        .map_err(|e| Error::Setup("the signal handlers", e))?;
+    let stdin = Stdin::open(&poll);
+    let clock = Clock::start();
+    let mut shell = Shell {
+        node: Node::new(config),
+        poll,
+        listener,
+        signals,
+        stdin,
+        lines: Lines::default(),
+        conns: Slab::new(),
+        dials: BTreeMap::new(),
+        next_generation: 0,
+        clock,
+        now: Duration::ZERO,
+        out: Vec::new(),
+        pending: VecDeque::new(),
+        dirty: Vec::new(),
+        scratch: vec![0; READ_CHUNK],
+        console: Console::default(),
+        exiting: false,
+        accept_stalled: false,
+        accept_retry: false,
+    };
+    let mut events = Events::with_capacity(EVENTS);
+    let result = shell.run(&mut events);
+    shell.finish(&mut events);
+    result
+}
+
+/// The shell's monotonic clock: the one place that reads it.
+struct Clock {
+    origin: Instant,
+}
+
+impl Clock {
+    /// The origin every `now` is measured from; the core only sees differences.
+    #[allow(clippy::disallowed_methods)]
+    fn start() -> Clock {
+        Clock {
+            origin: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> Time {
+        self.origin.elapsed()
+    }
+}
+
+/// How long `poll` may sleep: until the core's next deadline, rounded UP to whole
+/// milliseconds (epoll's unit), so a sub-millisecond remainder never turns into a
+/// zero timeout and a spin. `None`: nothing is due, sleep until something happens.
+fn wait_for(deadline: Option<Time>, now: Time) -> Option<Duration> {
+    let left = deadline?.saturating_sub(now);
+    let ms = u64::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+    Some(Duration::from_millis(ms))
+}
+
+/// What a slab entry is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A dial of this address, not yet connected; the core knows no `ConnId` yet.
+    Dialing(SocketAddr),
+    /// A connection the core knows (accepted, or dialled and connected).
+    Open,
+    /// Closed by the core while the node is leaving: kept only so the exit flush
+    /// can still deliver its `Goodbye`.
+    Closing,
+}
+
+struct Conn {
+    stream: TcpStream,
+    generation: u32,
+    kind: Kind,
+    /// Received bytes not yet decoded: at most one partial frame between reads.
+    read_buf: Vec<u8>,
+    /// Encoded frames not yet written.
+    write_buf: Vec<u8>,
+    /// Registered with WRITABLE interest (kept only while `write_buf` is not empty).
+    writable: bool,
+    /// Listed in `Shell::dirty`: frames were queued and await the end-of-input flush.
+    dirty: bool,
+}
+
+struct Shell {
+    node: Node,
+    poll: Poll,
+    listener: TcpListener,
+    signals: Signals,
+    stdin: Stdin,
+    lines: Lines,
+    conns: Slab<Conn>,
+    /// Dials in flight, by address: the core cancels them by address.
+    dials: BTreeMap<SocketAddr, usize>,
+    /// Generation of the next slab entry: a reused key gets a new one, so a stale
+    /// `Send` or `Close` for the previous occupant is ignored.
+    next_generation: u32,
+    clock: Clock,
+    /// This turn's time, read once per turn.
+    now: Time,
+    /// The core's outputs; reused so the hot path does not allocate.
+    out: Vec<Output>,
+    /// Inputs produced while carrying out outputs (a failed dial, an overflow, a
+    /// write error): fed after the current outputs, never re-entrantly.
+    pending: VecDeque<Input>,
+    /// Connections with frames queued since the last flush, with their generation.
+    dirty: Vec<(usize, u32)>,
+    /// One read buffer for every socket and stdin.
+    scratch: Vec<u8>,
+    console: Console,
+    /// The core asked to exit.
+    exiting: bool,
+    /// `accept` failed for lack of resources (EMFILE…) and the backlog has not
+    /// been emptied since; retried when a connection goes away, not in a loop.
+    accept_stalled: bool,
+    /// A connection went away while stalled: try `accept` at the end of the turn.
+    accept_retry: bool,
+}
+
+impl Shell {
+    fn run(&mut self, events: &mut Events) -> Result<(), Error> {
+        self.now = self.clock.now();
+        self.node.start(self.now, &mut self.out);
+        self.drain();
+        if matches!(self.stdin, Stdin::File) {
+            // A regular file cannot be polled (epoll refuses it): its lines are
+            // the console session, fed once at start.
+            self.read_stdin();
+        }
+        self.console.flush();
+        while !self.exiting {
+            let timeout = wait_for(self.node.poll_timeout(), self.now);
+            if let Err(e) = self.poll.poll(events, timeout) {
+                // A signal interrupts epoll_wait whatever SA_RESTART says; the
+                // signal pipe is readable on the next turn.
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(Error::Poll(e));
+                }
+            }
+            self.now = self.clock.now();
+            self.node.handle_timeout(self.now, &mut self.out);
+            self.drain();
+            for ev in events.iter() {
+                if self.exiting {
+                    break;
+                }
+                self.event(ev);
+            }
+            if self.accept_retry && !self.exiting {
+                self.accept_retry = false;
+                self.accept();
+            }
+            self.console.flush();
+        }
+        Ok(())
+    }
+
+    /// Leaves: gives queued frames a bounded time to go out, closes every socket,
+    /// restores stdin and prints what is left.
+    fn finish(&mut self, events: &mut Events) {
+        let deadline = self.clock.now() + EXIT_FLUSH;
+        let queued = |c: &Conn| !matches!(c.kind, Kind::Dialing(_)) && !c.write_buf.is_empty();
+        loop {
+            let keys: Vec<usize> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| queued(c))
+                .map(|(k, _)| k)
+                .collect();
+            for key in keys {
+                // Keeps WRITABLE interest while something is left: that wakes the
+                // poll below.
+                self.flush(key);
+            }
+            let now = self.clock.now();
+            if !self.conns.iter().any(|(_, c)| queued(c)) || now >= deadline {
+                break;
+            }
+            if let Err(e) = self.poll.poll(events, Some(deadline - now))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                break;
+            }
+        }
+        // The node is gone: what closing produced is for nobody.
+        self.pending.clear();
+        let mut sink = [0u8; 4096];
+        for (_, mut c) in std::mem::take(&mut self.conns) {
+            discard_input(&mut c.stream, &mut sink);
+        }
+        // Restore stdin's flags before the last write: on a terminal, stdout
+        // shares stdin's file description and so its O_NONBLOCK.
+        self.stdin = Stdin::Closed;
+        self.console.flush();
+    }
+
+    // ----- feeding the core -----
+
+    /// Feeds one input and carries out everything it leads to.
+    fn feed(&mut self, input: Input) {
+        self.node.handle(self.now, input, &mut self.out);
+        self.drain();
+    }
+
+    /// Carries out every output, then feeds the inputs that doing so produced,
+    /// until none is left; writes are batched per connection and flushed at the
+    /// end, so the frames of one input leave in one write.
+    fn drain(&mut self) {
+        loop {
+            let mut out = std::mem::take(&mut self.out);
+            for o in out.drain(..) {
+                self.carry_out(o);
+            }
+            // Hand the emptied vector back: its capacity is reused.
+            self.out = out;
+            self.flush_dirty();
+            match self.pending.pop_front() {
+                Some(input) => self.node.handle(self.now, input, &mut self.out),
+                None => break,
+            }
+        }
+    }
+
+    fn carry_out(&mut self, o: Output) {
+        match o {
+            Output::Console(line) => self.console.line(&line),
+            Output::Dial(addr) => self.dial(addr),
+            Output::CancelDial(addr) => {
+                if let Some(key) = self.dials.remove(&addr) {
+                    self.remove(key);
+                }
+            }
+            Output::Send(id, msg) => self.send(id, &msg),
+            Output::Close(id) => self.close(id),
+            // Running scripts is not wired into the loop yet: answer so the core
+            // does not wait for a child that will never exist.
+            Output::RunScript { .. } => self.pending.push_back(Input::ScriptFailed {
+                error: "this build does not run scripts yet".into(),
+            }),
+            Output::SignalScript(_) => {}
+            Output::Exit => self.exiting = true,
+        }
+    }
+
+    // ----- connections -----
+
+    /// The slab key of `id` if it still names the connection the core means.
+    fn open_key(&self, id: ConnId) -> Option<usize> {
+        let key = id.index as usize;
+        self.conns
+            .get(key)
+            .filter(|c| c.generation == id.generation && c.kind == Kind::Open)
+            .map(|_| key)
+    }
+
+    fn id(key: usize, c: &Conn) -> ConnId {
+        ConnId {
+            index: key as u32,
+            generation: c.generation,
+        }
+    }
+
+    /// Registers `stream` and stores it; its key is its token.
+    fn insert(
+        &mut self,
+        mut stream: TcpStream,
+        kind: Kind,
+        interest: Interest,
+    ) -> io::Result<usize> {
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        self.poll
+            .registry()
+            .register(&mut stream, Token(CONN_BASE + key), interest)?;
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        entry.insert(Conn {
+            stream,
+            generation,
+            kind,
+            read_buf: Vec::new(),
+            write_buf: Vec::new(),
+            writable: interest.is_writable(),
+            dirty: false,
+        });
+        Ok(key)
+    }
+
+    /// Drops a slab entry and its socket; no input follows.
+    fn remove(&mut self, key: usize) {
+        let Some(mut c) = self.conns.try_remove(key) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        if let Kind::Dialing(addr) = c.kind
+            && self.dials.get(&addr) == Some(&key)
+        {
+            self.dials.remove(&addr);
+        }
+        if self.accept_stalled {
+            // A descriptor was freed: the connections waiting in the backlog
+            // may be acceptable now.
+            self.accept_retry = true;
+        }
+    }
+
+    /// Drops an open connection and tells the core why.
+    fn fail(&mut self, key: usize, reason: CloseReason) {
+        if let Some(c) = self.conns.get(key) {
+            let conn = Shell::id(key, c);
+            self.remove(key);
+            self.pending.push_back(Input::Closed { conn, reason });
+        }
+    }
+
+    fn dial(&mut self, addr: SocketAddr) {
+        let old = self.dials.remove(&addr);
+        debug_assert!(old.is_none(), "two dials of {addr} in flight");
+        if let Some(key) = old {
+            self.remove(key);
+        }
+        let stream = match TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                self.pending.push_back(Input::DialFailed {
+                    addr,
+                    error: e.to_string(),
+                });
+                return;
+            }
+        };
+        // WRITABLE says the connect finished; READABLE|error says it failed.
+        match self.insert(
+            stream,
+            Kind::Dialing(addr),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            Ok(key) => {
+                self.dials.insert(addr, key);
+            }
+            Err(e) => self.pending.push_back(Input::DialFailed {
+                addr,
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    /// Queues a frame; it is written when the outputs of this input are done.
+    fn send(&mut self, id: ConnId, msg: &wire::Msg) {
+        let Some(key) = self.open_key(id) else {
+            return; // a stale id: that connection is gone
+        };
+        let c = &mut self.conns[key];
+        if let Err(e) = wire::encode(msg, &mut c.write_buf) {
+            let to = c.stream.peer_addr();
+            let to = to.map_or_else(|_| id.to_string(), |a| a.to_string());
+            self.console.line(&format!("not sent to {to}: {e}"));
+            return;
+        }
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push((key, c.generation));
+        }
+        if c.write_buf.len() > WRITE_LIMIT {
+            // Before calling it a peer that does not read, give the socket a chance.
+            self.flush(key);
+            if self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.write_buf.len() > WRITE_LIMIT)
+            {
+                self.fail(key, CloseReason::Overflow);
+            }
+        }
+    }
+
+    /// Writes every connection that has queued frames.
+    fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for (key, generation) in dirty.drain(..) {
+            if let Some(c) = self.conns.get_mut(key)
+                && c.generation == generation
+                && c.dirty
+            {
+                c.dirty = false;
+                self.flush(key);
+            }
+        }
+        self.dirty = dirty;
+    }
+
+    /// Writes what it can of a connection's buffer and keeps WRITABLE interest
+    /// only while something is left; a write error closes it.
+    fn flush(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let kind = c.kind;
+        let result = write_out(c).and_then(|()| {
+            let want = !c.write_buf.is_empty();
+            if want != c.writable {
+                let interest = if want {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                self.poll
+                    .registry()
+                    .reregister(&mut c.stream, Token(CONN_BASE + key), interest)?;
+                c.writable = want;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            match kind {
+                Kind::Open => self.fail(key, CloseReason::Error(e.to_string())),
+                _ => self.remove(key),
+            }
+        }
+    }
+
+    /// The core is done with a connection: one non-blocking flush, then close.
+    fn close(&mut self, id: ConnId) {
+        let Some(key) = self.open_key(id) else {
+            return;
+        };
+        let c = &mut self.conns[key];
+        let flushed = write_out(c);
+        if flushed.is_ok() && !c.write_buf.is_empty() && self.node.is_leaving() {
+            // Leaving: its Goodbye is still queued. `Exit` follows in this batch,
+            // and the exit flush gives it a bounded time to go out.
+            c.kind = Kind::Closing;
+            return;
+        }
+        discard_input(&mut c.stream, &mut [0u8; 512]);
+        self.remove(key);
+    }
+
+    // ----- events -----
+
+    fn event(&mut self, ev: &Event) {
+        match ev.token() {
+            LISTENER => self.accept(),
+            STDIN => self.read_stdin(),
+            SIGNALS => {
+                // Drain the signal pipe; one Shutdown is enough for any number.
+                if self.signals.pending().count() > 0 {
+                    self.feed(Input::Shutdown);
+                }
+            }
+            Token(t) => {
+                if let Some(key) = t.checked_sub(CONN_BASE) {
+                    self.conn_event(key, ev);
+                }
+            }
+        }
+    }
+
+    fn conn_event(&mut self, key: usize, ev: &Event) {
+        let Some(c) = self.conns.get(key) else {
+            return; // closed earlier in this batch
+        };
+        let generation = c.generation;
+        match c.kind {
+            Kind::Dialing(addr) => {
+                if !self.dial_event(key, addr) {
+                    return;
+                }
+                // Connected: the peer's Hello may be waiting already.
+                self.read(key, generation);
+            }
+            Kind::Closing => {}
+            Kind::Open => {
+                if ev.is_writable() {
+                    self.flush(key);
+                    // A write error closed it: tell the core now.
+                    self.drain();
+                }
+                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                    self.read(key, generation);
+                }
+            }
+        }
+    }
+
+    /// A dialling socket became ready: connected, failed, or neither yet (readiness
+    /// is a hint). Returns whether it is now an open connection.
+    fn dial_event(&mut self, key: usize, addr: SocketAddr) -> bool {
+        let c = &mut self.conns[key];
+        let status = match c.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => match c.stream.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return false,
+                Err(e) => Err(e),
+            },
+        };
+        let status = status.and_then(|()| {
+            // Failover latency matters more than packet count.
+            c.stream.set_nodelay(true)?;
+            self.poll.registry().reregister(
+                &mut c.stream,
+                Token(CONN_BASE + key),
+                Interest::READABLE,
+            )
+        });
+        match status {
+            Ok(()) => {
+                c.kind = Kind::Open;
+                c.writable = false;
+                let conn = Shell::id(key, c);
+                if self.dials.get(&addr) == Some(&key) {
+                    self.dials.remove(&addr);
+                }
+                self.feed(Input::Connected { conn, addr });
+                true
+            }
+            Err(e) => {
+                self.remove(key);
+                self.feed(Input::DialFailed {
+                    addr,
+                    error: e.to_string(),
+                });
+                false
+            }
+        }
+    }
+
+    /// Accepts until WouldBlock; each new connection is one input.
+    fn accept(&mut self) {
+        while !self.exiting {
+            match self.listener.accept() {
+                Ok((stream, from)) => {
+                    // Failover latency matters more than packet count.
+                    let _ = stream.set_nodelay(true);
+                    match self.insert(stream, Kind::Open, Interest::READABLE) {
+                        Ok(key) => {
+                            let conn = Shell::id(key, &self.conns[key]);
+                            self.feed(Input::Accepted { conn, from });
+                        }
+                        Err(e) => self
+                            .console
+                            .line(&format!("cannot take the connection from {from}: {e}")),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The backlog is empty: whatever stalled us is over.
+                    self.accept_stalled = false;
+                    return;
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        || e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    // EMFILE and friends: say so once per stall (until the backlog
+                    // is empty again), and stop until a descriptor frees up or
+                    // another connection arrives, instead of spinning on a backlog
+                    // we cannot take.
+                    if !self.accept_stalled {
+                        self.console
+                            .line(&format!("cannot accept a connection: {e}"));
+                    }
+                    self.accept_stalled = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads a connection until WouldBlock, feeding every complete frame.
+    fn read(&mut self, key: usize, generation: u32) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.read_with(key, generation, &mut scratch);
+        self.scratch = scratch;
+    }
+
+    fn read_with(&mut self, key: usize, generation: u32, scratch: &mut [u8]) {
+        enum Stop {
+            Full,
+            Drained,
+            Eof,
+            Failed(io::Error),
+        }
+        // The scratch buffer is lent out while feeding the core; a read from
+        // inside a feed would get an empty one and never make progress.
+        debug_assert!(!scratch.is_empty(), "read re-entered");
+        if scratch.is_empty() {
+            return;
+        }
+        loop {
+            let stop = loop {
+                let Some(c) = self
+                    .conns
+                    .get_mut(key)
+                    .filter(|c| c.generation == generation)
+                else {
+                    return;
+                };
+                let room = READ_LIMIT
+                    .saturating_sub(c.read_buf.len())
+                    .min(scratch.len());
+                if room == 0 {
+                    break Stop::Full;
+                }
+                match c.stream.read(&mut scratch[..room]) {
+                    Ok(0) => break Stop::Eof,
+                    Ok(n) => c.read_buf.extend_from_slice(&scratch[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Stop::Drained,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Stop::Failed(e),
+                }
+            };
+            // Complete frames first, also before an EOF or an error: the peer
+            // may have said Goodbye just before it closed.
+            if !self.deliver(key, generation) {
+                return;
+            }
+            match stop {
+                Stop::Full => {}
+                Stop::Drained => return,
+                Stop::Eof => return self.fail_now(key, CloseReason::Eof),
+                Stop::Failed(e) => return self.fail_now(key, CloseReason::Error(e.to_string())),
+            }
+        }
+    }
+
+    /// Closes an open connection outside of carrying out outputs, and feeds why.
+    fn fail_now(&mut self, key: usize, reason: CloseReason) {
+        self.fail(key, reason);
+        self.drain();
+    }
+
+    /// Decodes and feeds the complete frames in a connection's read buffer.
+    /// Returns whether the connection is still open (the core may close it in
+    /// reaction to any frame, and a bad frame closes it).
+    fn deliver(&mut self, key: usize, generation: u32) -> bool {
+        let mut used = 0;
+        loop {
+            if self.exiting {
+                return false;
+            }
+            let Some(c) = self
+                .conns
+                .get_mut(key)
+                .filter(|c| c.generation == generation)
+            else {
+                return false;
+            };
+            match wire::decode(&c.read_buf[used..]) {
+                Ok(Some((msg, n))) => {
+                    used += n;
+                    let conn = Shell::id(key, c);
+                    self.feed(Input::Frame { conn, msg });
+                }
+                Ok(None) => {
+                    // Consume once per batch, not once per frame.
+                    c.read_buf.drain(..used);
+                    if c.read_buf.is_empty() && c.read_buf.capacity() > KEEP_CAPACITY {
+                        c.read_buf = Vec::new();
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    self.fail_now(key, CloseReason::Malformed(e));
+                    return false;
+                }
+            }
+        }
+    }
+
+    // ----- stdin -----
+
+    /// Reads stdin until WouldBlock (or, for a regular file, to its end), feeding
+    /// each line.
+    fn read_stdin(&mut self) {
+        if matches!(self.stdin, Stdin::Closed) {
+            return; // a stale event after EOF
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut got = Vec::new();
+        while !self.exiting {
+            match nix::unistd::read(io::stdin().as_fd(), &mut scratch) {
+                Ok(0) => {
+                    self.lines.finish(&mut got);
+                    self.feed_lines(&mut got);
+                    // A daemon has no stdin: EOF ends the console, not the node.
+                    self.stdin.close(&self.poll);
+                    break;
+                }
+                Ok(n) => {
+                    self.lines.push(&scratch[..n], &mut got);
+                    self.feed_lines(&mut got);
+                }
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::EINTR) => {}
+                Err(e) => {
+                    self.console
+                        .line(&format!("stopped reading the console: {e}"));
+                    self.stdin.close(&self.poll);
+                    break;
+                }
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    fn feed_lines(&mut self, got: &mut Vec<Line>) {
+        for line in got.drain(..) {
+            if self.exiting {
+                break;
+            }
+            match line {
+                Line::Text(text) => self.feed(Input::Line(text)),
+                Line::TooLong => self
+                    .console
+                    .line(&format!("console line too long (max {MAX_LINE} bytes)")),
+            }
+        }
+    }
+}
+
+/// Writes from the front of `c.write_buf` until it is empty or the socket is full.
+fn write_out(c: &mut Conn) -> io::Result<()> {
+    let mut sent = 0;
+    let result = loop {
+        if sent == c.write_buf.len() {
+            break Ok(());
+        }
+        match c.stream.write(&c.write_buf[sent..]) {
+            Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    // Consume once per flush, not once per write.
+    c.write_buf.drain(..sent);
+    if c.write_buf.is_empty() && c.write_buf.capacity() > KEEP_CAPACITY {
+        c.write_buf = Vec::new();
+    }
+    result
+}
+
+/// Reads and drops what the peer sent, a bounded amount: closing a socket with
+/// unread input sends RST instead of FIN, and an RST can destroy the frames we
+/// just queued (a Goodbye) before the peer reads them.
+fn discard_input(stream: &mut TcpStream, sink: &mut [u8]) {
+    for _ in 0..64 {
+        match stream.read(sink) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+// ----- stdin -----
+
+/// How the console is read.
+enum Stdin {
+    /// Polled: a pipe, a FIFO, a terminal, a socket. Dropping it restores the flags.
+    Polled { _flags: RestoreFlags },
+    /// A regular file: read once at start (epoll refuses regular files).
+    File,
+    /// Nothing to read: /dev/null, a closed descriptor, or after EOF.
+    Closed,
+}
+
+impl Stdin {
+    fn open(poll: &Poll) -> Stdin {
+        let stdin = io::stdin();
+        let fd = stdin.as_fd();
+        match fstat(fd) {
+            Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG => {
+                return Stdin::File;
+            }
+            Ok(_) => {}
+            Err(_) => return Stdin::Closed,
+        }
+        let Ok(old) = fcntl(fd, FcntlArg::F_GETFL) else {
+            return Stdin::Closed;
+        };
+        let old = OFlag::from_bits_retain(old);
+        if fcntl(fd, FcntlArg::F_SETFL(old | OFlag::O_NONBLOCK)).is_err() {
+            return Stdin::Closed;
+        }
+        // From here on, dropping the guard restores the flags, on every path.
+        let guard = RestoreFlags(old);
+        let raw = fd.as_raw_fd();
+        match poll
+            .registry()
+            .register(&mut SourceFd(&raw), STDIN, Interest::READABLE)
+        {
+            Ok(()) => Stdin::Polled { _flags: guard },
+            // EPERM: a descriptor epoll cannot watch (/dev/null); no console.
+            Err(_) => Stdin::Closed,
+        }
+    }
+
+    /// Stops reading stdin (EOF or an error) and restores its flags.
+    fn close(&mut self, poll: &Poll) {
+        if let Stdin::Polled { .. } = self {
+            let raw = io::stdin().as_fd().as_raw_fd();
+            let _ = poll.registry().deregister(&mut SourceFd(&raw));
+        }
+        *self = Stdin::Closed;
+    }
+}
+
+/// Restores stdin's file status flags when dropped. The terminal's file
+/// description is shared with the parent shell, which must not be left with
+/// O_NONBLOCK (it would see EAGAIN on its next read).
+struct RestoreFlags(OFlag);
+
+impl Drop for RestoreFlags {
+    fn drop(&mut self) {
+        let _ = fcntl(io::stdin().as_fd(), FcntlArg::F_SETFL(self.0));
+    }
+}
+
+/// One console line, or a line too long to keep.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    Text(String),
+    TooLong,
+}
+
+/// Splits bytes into lines: '\n' ends a line, a trailing '\r' is dropped, invalid
+/// UTF-8 is replaced, and a line longer than [`MAX_LINE`] is discarded whole.
+#[derive(Default)]
+struct Lines {
+    buf: Vec<u8>,
+    /// Inside a line already reported too long: drop bytes up to its newline.
+    skipping: bool,
+}
+
+impl Lines {
+    fn push(&mut self, mut data: &[u8], out: &mut Vec<Line>) {
+        while !data.is_empty() {
+            match data.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    if self.skipping {
+                        self.skipping = false;
+                    } else {
+                        self.buf.extend_from_slice(&data[..i]);
+                        out.push(self.take());
+                    }
+                    data = &data[i + 1..];
+                }
+                None => {
+                    // +1: room for the '\r' of a "\r\n" split across two reads.
+                    if !self.skipping && self.buf.len() + data.len() > MAX_LINE + 1 {
+                        self.buf.clear();
+                        self.skipping = true;
+                        out.push(Line::TooLong);
+                    } else if !self.skipping {
+                        self.buf.extend_from_slice(data);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// At EOF: a last line without its newline still counts.
+    fn finish(&mut self, out: &mut Vec<Line>) {
+        if !self.skipping && !self.buf.is_empty() {
+            out.push(self.take());
+        }
+        self.skipping = false;
+    }
+
+    fn take(&mut self) -> Line {
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        let line = if self.buf.len() > MAX_LINE {
+            Line::TooLong
+        } else {
+            Line::Text(String::from_utf8_lossy(&self.buf).into_owned())
+        };
+        self.buf.clear();
+        if self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = Vec::new();
+        }
+        line
+    }
+}
+
+// ----- stdout -----
+
+/// Console output, written to stdout once per turn. Never fails the node: a
+/// closed stdout (EPIPE) drops output, a stuck one (a terminal shares stdin's
+/// O_NONBLOCK) keeps it for the next turn, up to a bound.
+#[derive(Default)]
+struct Console {
+    buf: Vec<u8>,
+    broken: bool,
+}
+
+impl Console {
+    fn line(&mut self, line: &str) {
+        if self.broken || self.buf.len() + line.len() >= CONSOLE_LIMIT {
+            return;
+        }
+        self.buf.extend_from_slice(line.as_bytes());
+        self.buf.push(b'\n');
+    }
+
+    fn flush(&mut self) {
+        let stdout = io::stdout();
+        let mut done = 0;
+        while done < self.buf.len() {
+            // Straight to fd 1: std's stdout buffers and would panic in print!
+            // on EAGAIN or EPIPE.
+            match nix::unistd::write(stdout.as_fd(), &self.buf[done..]) {
+                Ok(0) | Err(Errno::EAGAIN) => break,
+                Ok(n) => done += n,
+                Err(Errno::EINTR) => {}
+                Err(_) => {
+                    self.broken = true;
+                    done = self.buf.len();
+                }
+            }
+        }
+        self.buf.drain(..done);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn poll_timeout_rounds_up_to_whole_milliseconds() {
+        assert_eq!(wait_for(None, ms(5)), None);
+        assert_eq!(wait_for(Some(ms(10)), ms(4)), Some(ms(6)));
+        assert_eq!(
+            wait_for(Some(ms(10)), ms(9) + Duration::from_micros(999)),
+            Some(ms(1)),
+            "a sub-millisecond remainder must not become a zero timeout"
+        );
+        assert_eq!(wait_for(Some(ms(10)), ms(10)), Some(ms(0)));
+        assert_eq!(wait_for(Some(ms(10)), ms(30)), Some(ms(0)));
+    }
+
+    fn split(chunks: &[&[u8]]) -> Vec<Line> {
+        let mut lines = Lines::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            lines.push(c, &mut out);
+        }
+        lines.finish(&mut out);
+        out
+    }
+
+    fn text(s: &str) -> Line {
+        Line::Text(s.into())
+    }
+
+    #[test]
+    fn lines_split_on_newline_and_drop_carriage_returns() {
+        assert_eq!(split(&[b"-m\n-cn\r\n"]), vec![text("-m"), text("-cn")]);
+        assert_eq!(
+            split(&[b"-m", b"sg hi\r", b"\n-q"]),
+            vec![text("-msg hi"), text("-q")]
+        );
+        assert_eq!(split(&[b"\n\n"]), vec![text(""), text("")]);
+        assert_eq!(split(&[b""]), vec![]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced() {
+        assert_eq!(split(&[b"-msg \xff!\n"]), vec![text("-msg \u{fffd}!")]);
+    }
+
+    #[test]
+    fn a_line_at_the_limit_is_kept_and_a_longer_one_dropped_whole() {
+        let at = vec![b'a'; MAX_LINE];
+        let got = split(&[&at, b"\r\n-m\n"]);
+        assert_eq!(got, vec![Line::Text("a".repeat(MAX_LINE)), text("-m")]);
+
+        let over = vec![b'b'; MAX_LINE + 1];
+        assert_eq!(split(&[&over, b"\n-m\n"]), vec![Line::TooLong, text("-m")]);
+
+        // Reported once, as soon as it is too long, however many reads it spans.
+        let chunk = vec![b'c'; MAX_LINE / 2];
+        let got = split(&[&chunk, &chunk, &chunk, &chunk, b"tail\n-t\n"]);
+        assert_eq!(got, vec![Line::TooLong, text("-t")]);
+
+        // A too-long last line without a newline is not fed at EOF either.
+        assert_eq!(split(&[&over]), vec![Line::TooLong]);
+    }
+}
