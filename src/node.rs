@@ -118,7 +118,8 @@ pub enum Output {
     /// Queue a frame on the connection.
     Send(ConnId, Msg),
     /// Flush what is queued (best effort, without blocking) and close; no input
-    /// follows for this connection.
+    /// follows for this connection. While the node is leaving ([`Node::is_leaving`])
+    /// the shell keeps flushing what is queued until `Exit` (the `Goodbye`s).
     Close(ConnId),
     /// Start `spec` as the one script child (none runs when this is sent), with
     /// `env` added to its environment; answer with `ScriptFailed` if it cannot
@@ -182,8 +183,10 @@ enum ScriptState {
 const TICK: Duration = Duration::from_millis(10);
 /// Most open connections to one peer (duplicates in the middle of resolution).
 const MAX_CONNS_PER_PEER: usize = 4;
-/// Slack added to the vote lease for delivery delay and timer rounding.
-const LEASE_MARGIN: Duration = Duration::from_millis(25);
+/// Slack added to the vote lease for timer rounding (two ticks) and delivery
+/// delay. The lease is safe while a frame takes under about 3 ms one way (a LAN):
+/// the old master then drops our vote before the lease ends.
+const LEASE_MARGIN: Duration = Duration::from_millis(30);
 
 #[derive(Debug)]
 enum ConnState {
@@ -227,8 +230,10 @@ struct Target {
     backoff: Duration,
     /// Give up after this; `None` means never (a `--join` address).
     forget_at: Option<Time>,
-    /// Dialled by `-c`: report the outcome, do not retry.
+    /// Dialled by `-c` only: do not retry after a failure.
     once: bool,
+    /// A `-c` waits for this dial: report its failure on the console.
+    report: bool,
     /// A dial is in flight.
     dialing: bool,
     /// Redial or dial-timeout timer.
@@ -595,7 +600,7 @@ impl Node {
                 self.cfg.rule
             ));
         }
-        if quorum as usize != self.cfg.quorum {
+        if quorum != self.cfg.quorum.min(u16::MAX as usize) as u16 {
             return Err(format!(
                 "it uses quorum {quorum}, this node uses quorum {}",
                 self.cfg.quorum
@@ -908,11 +913,15 @@ impl Node {
             self.lose_peer(now, addr, Loss::TimedOut, out);
             return;
         }
-        if now >= p.last_sent + self.cfg.heartbeat {
+        // Ping only when the link has been quiet both ways: a Ping answered with
+        // a Pong refreshes both sides, so one side's pings carry the heartbeat
+        // of the pair and the other side stays asleep.
+        if now >= p.last_sent.max(p.last_heard) + self.cfg.heartbeat {
             self.send(now, addr, Msg::Ping(now.as_micros() as u64), out);
         }
         if let Some(p) = self.peers.get_mut(&addr) {
-            let next = (p.last_sent + self.cfg.heartbeat).min(p.last_heard + self.cfg.timeout);
+            let ping = p.last_sent.max(p.last_heard) + self.cfg.heartbeat;
+            let next = ping.min(p.last_heard + self.cfg.timeout);
             p.timer = self.timers.insert(next, Timer::Peer(addr));
         }
     }
@@ -978,6 +987,7 @@ impl Node {
                 dialing: false,
                 timer: None,
                 reported: false,
+                report: once,
                 next_try: None,
             },
         );
@@ -1024,10 +1034,13 @@ impl Node {
         let Some(t) = self.targets.get_mut(&addr) else {
             return;
         };
-        if t.once {
+        if t.report {
+            t.report = false;
             out.push(Output::Console(format!(
                 "cannot connect to {addr}: {error}"
             )));
+        }
+        if t.once {
             self.remove_target(addr);
             return;
         }
@@ -1347,8 +1360,14 @@ impl Node {
                     say(format!("already connecting to {addr}"));
                 } else {
                     say(format!("connecting to {addr}"));
-                    self.remove_target(addr);
-                    self.add_target(now, addr, None, true, Duration::ZERO, out);
+                    if let Some(t) = self.targets.get_mut(&addr) {
+                        // Already redialled with backoff (a --join address, a
+                        // lost peer): try now, keep its retries.
+                        t.report = true;
+                        self.dial(now, addr, out);
+                    } else {
+                        self.add_target(now, addr, None, true, Duration::ZERO, out);
+                    }
                 }
             }
             Command::Quit => self.leave(now, out),

@@ -283,7 +283,7 @@ fn silent_loss_holds_the_vote_for_the_lease() {
     net.advance(Duration::from_millis(20));
     assert_eq!(net.nodes[1].vote(), None, "timed out, vote withheld");
     assert!(!net.nodes[1].is_master());
-    net.advance_to(t0 + Duration::from_millis(1000 + 250 + 25 + 40));
+    net.advance_to(t0 + Duration::from_millis(1000 + 250 + 30 + 40));
     assert!(net.nodes[1].is_master());
     assert_eq!(net.nodes[2].master(), Some(addr(2)));
 }
