@@ -2,8 +2,9 @@
 //! for the [`Node`] core and carrying out every [`Output`] it asks for.
 //!
 //! It owns the listen socket, a [`Slab`] of connections (socket, read buffer, write
-//! buffer), stdin and the signal source, and it is the only place that reads the
-//! monotonic clock ([`Clock`]). It must not decide anything: no election logic and
+//! buffer), stdin, the one script child with its two pipes, and the signal source
+//! (SIGINT, SIGTERM, SIGCHLD), and it is the only place that reads the monotonic
+//! clock ([`Clock`]). It must not decide anything: no election logic and
 //! no timers of its own (the core owns every timer; the one deadline here bounds the
 //! flush at exit). It must not block, except in that bounded flush.
 //!
@@ -12,8 +13,9 @@
 //! them out produced, such as a failed dial) before touching the next event. Then
 //! wait no longer than the core's next deadline: an idle node sleeps in `poll`.
 
-use crate::config::Config;
-use crate::node::{CloseReason, ConnId, Input, Node, Output, Time};
+use crate::config::{Config, ScriptSpec};
+use crate::node::{CloseReason, ConnId, Input, Node, Output, ScriptSignal, Time};
+use crate::script::{self, Drained, Script};
 use crate::wire::{self, HEADER, MAX_FRAME};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
@@ -21,8 +23,9 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::signal::Signal;
 use nix::sys::stat::{SFlag, fstat};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use std::collections::{BTreeMap, VecDeque};
@@ -34,8 +37,11 @@ use std::time::{Duration, Instant};
 const LISTENER: Token = Token(0);
 const STDIN: Token = Token(1);
 const SIGNALS: Token = Token(2);
+/// The script's stdout and stderr pipes.
+const SCRIPT_OUT: Token = Token(3);
+const SCRIPT_ERR: Token = Token(4);
 /// A connection's token is its slab key plus this.
-const CONN_BASE: usize = 3;
+const CONN_BASE: usize = 5;
 
 /// Most bytes one `read` call asks for (sockets and stdin).
 const READ_CHUNK: usize = 64 * 1024;
@@ -56,6 +62,13 @@ const CONSOLE_LIMIT: usize = 1024 * 1024;
 const EXIT_FLUSH: Duration = Duration::from_millis(300);
 /// Events handled per `poll` call at most; more wait for the next turn.
 const EVENTS: usize = 256;
+/// Bytes read from one script pipe per loop turn: a chatty script is relayed at a
+/// bounded rate and can never starve the election of the loop's attention.
+const SCRIPT_TURN_BUDGET: usize = 64 * 1024;
+/// Bytes read from a pipe after its script was reaped, for its last lines. Bounded
+/// all the same: a process that left the script's group (setsid) may still hold
+/// the pipe and write forever.
+const SCRIPT_LAST_BUDGET: usize = 1024 * 1024;
 
 /// Why the loop could not run.
 #[derive(Debug)]
@@ -88,8 +101,10 @@ pub fn run(config: Config, listener: std::net::TcpListener) -> Result<(), Error>
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
         .map_err(|e| Error::Setup("the listener", e))?;
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM]).map_err(|e| Error::Setup("the signal handlers", e))?;
+    // SIGCHLD says the script ended; its pipes cannot say it, because a process
+    // it started may keep them open.
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGCHLD])
+        .map_err(|e| Error::Setup("the signal handlers", e))?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)
         .map_err(|e| Error::Setup("the signal handlers", e))?;
@@ -112,6 +127,9 @@ pub fn run(config: Config, listener: std::net::TcpListener) -> Result<(), Error>
         dirty: Vec::new(),
         scratch: vec![0; READ_CHUNK],
         console: Console::default(),
+        script: None,
+        script_ready: [false; 2],
+        script_lines: Vec::new(),
         exiting: false,
         accept_stalled: false,
         accept_retry: false,
@@ -202,6 +220,14 @@ struct Shell {
     /// One read buffer for every socket and stdin.
     scratch: Vec<u8>,
     console: Console,
+    /// The one script child, from `RunScript` until it is reaped.
+    script: Option<Script>,
+    /// Per pipe (stdout, stderr): readable as far as we know, to be read at the
+    /// end of this turn. Stays set when the turn's budget stopped the read, so it
+    /// is read again next turn without a new edge (mio is edge-triggered).
+    script_ready: [bool; 2],
+    /// Lines read from a script pipe; reused.
+    script_lines: Vec<String>,
     /// The core asked to exit.
     exiting: bool,
     /// `accept` failed for lack of resources (EMFILE…) and the backlog has not
@@ -223,7 +249,12 @@ impl Shell {
         }
         self.console.flush();
         while !self.exiting {
-            let timeout = wait_for(self.node.poll_timeout(), self.now);
+            let timeout = if self.script_ready.contains(&true) {
+                // A pipe still holds output: look at the sockets, then read on.
+                Some(Duration::ZERO)
+            } else {
+                wait_for(self.node.poll_timeout(), self.now)
+            };
             if let Err(e) = self.poll.poll(events, timeout) {
                 // A signal interrupts epoll_wait whatever SA_RESTART says; the
                 // signal pipe is readable on the next turn.
@@ -239,6 +270,12 @@ impl Shell {
                     break;
                 }
                 self.event(ev);
+            }
+            // Once per turn, after the other events: one budget per pipe.
+            for pipe in [Pipe::Out, Pipe::Err] {
+                if self.script_ready[pipe as usize] && !self.exiting {
+                    self.read_script(pipe, SCRIPT_TURN_BUDGET);
+                }
             }
             if self.accept_retry && !self.exiting {
                 self.accept_retry = false;
@@ -282,6 +319,9 @@ impl Shell {
         for (_, mut c) in std::mem::take(&mut self.conns) {
             discard_input(&mut c.stream, &mut sink);
         }
+        // The core exits only after its script was reaped, but the loop may also
+        // end on an error: dropping a script kills its group and reaps it.
+        self.drop_script();
         // Restore stdin's flags before the last write: on a terminal, stdout
         // shares stdin's file description and so its O_NONBLOCK.
         self.stdin = Stdin::Closed;
@@ -326,12 +366,15 @@ impl Shell {
             }
             Output::Send(id, msg) => self.send(id, &msg),
             Output::Close(id) => self.close(id),
-            // Running scripts is not wired into the loop yet: answer so the core
-            // does not wait for a child that will never exist.
-            Output::RunScript { .. } => self.pending.push_back(Input::ScriptFailed {
-                error: "this build does not run scripts yet".into(),
-            }),
-            Output::SignalScript(_) => {}
+            Output::RunScript { spec, env, .. } => self.run_script(&spec, &env),
+            Output::SignalScript(sig) => {
+                if let Some(s) = &self.script {
+                    s.signal(match sig {
+                        ScriptSignal::Term => Signal::SIGTERM,
+                        ScriptSignal::Kill => Signal::SIGKILL,
+                    });
+                }
+            }
             Output::Exit => self.exiting = true,
         }
     }
@@ -537,11 +580,26 @@ impl Shell {
             LISTENER => self.accept(),
             STDIN => self.read_stdin(),
             SIGNALS => {
-                // Drain the signal pipe; one Shutdown is enough for any number.
-                if self.signals.pending().count() > 0 {
+                // Drain the signal pipe; one Shutdown is enough for any number,
+                // and one look at the child for any number of SIGCHLDs.
+                let (mut child, mut stop) = (false, false);
+                for sig in self.signals.pending() {
+                    if sig == SIGCHLD {
+                        child = true;
+                    } else {
+                        stop = true;
+                    }
+                }
+                if child {
+                    self.reap_script();
+                }
+                if stop && !self.exiting {
                     self.feed(Input::Shutdown);
                 }
             }
+            // Read at the end of the turn, within its budget.
+            SCRIPT_OUT => self.script_ready[Pipe::Out as usize] = true,
+            SCRIPT_ERR => self.script_ready[Pipe::Err as usize] = true,
             Token(t) => {
                 if let Some(key) = t.checked_sub(CONN_BASE) {
                     self.conn_event(key, ev);
@@ -762,6 +820,153 @@ impl Shell {
         }
     }
 
+    // ----- the script -----
+
+    /// Starts the script child and watches its pipes; a failure is fed back as
+    /// `ScriptFailed`, in the OS's words (the core names the script).
+    fn run_script(&mut self, spec: &ScriptSpec, env: &[(String, String)]) {
+        debug_assert!(self.script.is_none(), "RunScript while a script runs");
+        // The core never asks for two; if it did, one child at a time still holds.
+        self.drop_script();
+        let s = match Script::spawn(spec, env) {
+            Ok(s) => s,
+            Err(e) => {
+                self.pending.push_back(Input::ScriptFailed {
+                    error: e.to_string(),
+                });
+                return;
+            }
+        };
+        let registry = self.poll.registry();
+        let watched = [
+            (s.stdout.as_ref().map(|p| p.as_raw_fd()), SCRIPT_OUT),
+            (s.stderr.as_ref().map(|p| p.as_raw_fd()), SCRIPT_ERR),
+        ]
+        .into_iter()
+        .filter_map(|(fd, token)| fd.map(|fd| (fd, token)))
+        .try_for_each(|(fd, token)| {
+            registry.register(&mut SourceFd(&fd), token, Interest::READABLE)
+        });
+        self.script = Some(s);
+        self.script_ready = [false; 2];
+        if let Err(e) = watched {
+            // Its output could never be relayed: the core was told it runs, so it
+            // must hear that it does not. Dropping it kills and reaps it.
+            self.drop_script();
+            self.pending.push_back(Input::ScriptFailed {
+                error: format!("cannot watch its output: {e}"),
+            });
+        }
+    }
+
+    /// Reads at most `budget` bytes from one script pipe and feeds the lines.
+    fn read_script(&mut self, pipe: Pipe, budget: usize) {
+        self.script_ready[pipe as usize] = false;
+        let Some(s) = self.script.as_mut() else {
+            return;
+        };
+        let mut lines = std::mem::take(&mut self.script_lines);
+        let read = match pipe {
+            Pipe::Out => s
+                .stdout
+                .as_mut()
+                .map(|p| script::drain(p, &mut s.out_lines, budget, &mut lines)),
+            Pipe::Err => s
+                .stderr
+                .as_mut()
+                .map(|p| script::drain(p, &mut s.err_lines, budget, &mut lines)),
+        };
+        match read {
+            None | Some(Ok(Drained::Empty)) => {}
+            Some(Ok(Drained::Budget)) => self.script_ready[pipe as usize] = true,
+            Some(Ok(Drained::Eof)) => self.close_pipe(pipe),
+            Some(Err(e)) => {
+                self.console.line(&format!(
+                    "stopped reading the script's {}: {e}",
+                    pipe.name()
+                ));
+                self.close_pipe(pipe);
+            }
+        }
+        let stderr = pipe == Pipe::Err;
+        for line in lines.drain(..) {
+            self.feed(Input::ScriptLine { stderr, line });
+        }
+        self.script_lines = lines;
+    }
+
+    /// Stops watching one pipe of the script and closes it.
+    fn close_pipe(&mut self, pipe: Pipe) {
+        self.script_ready[pipe as usize] = false;
+        let Some(s) = self.script.as_mut() else {
+            return;
+        };
+        // Deregister while the descriptor is still open; it closes when dropped
+        // at the end of its arm.
+        let registry = self.poll.registry();
+        match pipe {
+            Pipe::Out => {
+                if let Some(p) = s.stdout.take() {
+                    let _ = registry.deregister(&mut SourceFd(&p.as_raw_fd()));
+                }
+            }
+            Pipe::Err => {
+                if let Some(p) = s.stderr.take() {
+                    let _ = registry.deregister(&mut SourceFd(&p.as_raw_fd()));
+                }
+            }
+        }
+    }
+
+    /// SIGCHLD: if the script ended, relays its last lines, then its end.
+    fn reap_script(&mut self) {
+        let Some(s) = self.script.as_mut() else {
+            return; // a late SIGCHLD of a child reaped already
+        };
+        let status = match s.try_reap() {
+            Ok(None) => return, // stopped or continued, or not ours
+            Ok(Some(status)) => Input::ScriptExited {
+                success: status.success(),
+                status: script::describe(status),
+            },
+            // Cannot happen for our own unreaped child; should it, the core must
+            // still hear the end, or it would wait for it forever.
+            Err(e) => Input::ScriptExited {
+                success: false,
+                status: format!("an unknown status ({e})"),
+            },
+        };
+        // The last lines before the end. Not until EOF: a process the script
+        // started may hold the pipes open long after it.
+        self.read_script(Pipe::Out, SCRIPT_LAST_BUDGET);
+        self.read_script(Pipe::Err, SCRIPT_LAST_BUDGET);
+        // A last line without its newline counts, EOF or not.
+        let mut lines = std::mem::take(&mut self.script_lines);
+        for pipe in [Pipe::Out, Pipe::Err] {
+            if let Some(s) = self.script.as_mut() {
+                match pipe {
+                    Pipe::Out => s.out_lines.finish(&mut lines),
+                    Pipe::Err => s.err_lines.finish(&mut lines),
+                }
+            }
+            let stderr = pipe == Pipe::Err;
+            for line in lines.drain(..) {
+                self.feed(Input::ScriptLine { stderr, line });
+            }
+        }
+        self.script_lines = lines;
+        self.drop_script();
+        self.feed(status);
+    }
+
+    /// Forgets the script: stops watching its pipes and drops it, which kills its
+    /// group and reaps it unless that happened already.
+    fn drop_script(&mut self) {
+        self.close_pipe(Pipe::Out);
+        self.close_pipe(Pipe::Err);
+        self.script = None;
+    }
+
     // ----- stdin -----
 
     /// Reads stdin until WouldBlock (or, for a regular file, to its end), feeding
@@ -846,6 +1051,22 @@ fn discard_input(stream: &mut TcpStream, sink: &mut [u8]) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return,
+        }
+    }
+}
+
+/// One of the script's two pipes; as an index, its slot in `Shell::script_ready`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pipe {
+    Out = 0,
+    Err = 1,
+}
+
+impl Pipe {
+    fn name(self) -> &'static str {
+        match self {
+            Pipe::Out => "stdout",
+            Pipe::Err => "stderr",
         }
     }
 }

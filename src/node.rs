@@ -449,6 +449,11 @@ impl Node {
                         && timer == id
                     {
                         self.script = ScriptState::Stopping { role, kill: None };
+                        out.push(Output::Console(format!(
+                            "{} script did not stop within {}: killed",
+                            role.name(),
+                            human(self.cfg.kill_grace)
+                        )));
                         out.push(Output::SignalScript(ScriptSignal::Kill));
                     }
                 }

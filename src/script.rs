@@ -5,6 +5,7 @@
 
 use crate::config::ScriptSpec;
 use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
@@ -18,6 +19,9 @@ pub const MAX_LINE: usize = 4096;
 pub struct Script {
     child: Child,
     pgid: Pid,
+    /// The child was reaped: its pid may name another process now, so its group
+    /// must not be signalled any more.
+    reaped: bool,
     pub stdout: Option<ChildStdout>,
     pub stderr: Option<ChildStderr>,
     pub out_lines: LineSplitter,
@@ -70,6 +74,7 @@ impl Script {
         Ok(Script {
             child,
             pgid,
+            reaped: false,
             stdout,
             stderr,
             out_lines: LineSplitter::default(),
@@ -90,14 +95,37 @@ impl Script {
 
     /// Reaps the child if it has exited.
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        self.child.try_wait()
+        let status = self.child.try_wait()?;
+        self.reaped |= status.is_some();
+        Ok(status)
+    }
+
+    /// Reaps the child if it has exited, after SIGKILLing what it left running in
+    /// its group (a background job): a finished run leaves nothing behind to
+    /// outlive the node or to keep writing into the pipes. The group is signalled
+    /// while the child is still an unreaped zombie, so its pid (the group id)
+    /// cannot have been reused yet.
+    pub fn try_reap(&mut self) -> io::Result<Option<ExitStatus>> {
+        if self.reaped {
+            return self.try_wait();
+        }
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        match waitid(Id::Pid(self.pgid), flags) {
+            Ok(WaitStatus::StillAlive) => return Ok(None),
+            Ok(_) => self.signal(Signal::SIGKILL),
+            // Let `try_wait` find out and say what is wrong.
+            Err(_) => {}
+        }
+        self.try_wait()
     }
 }
 
 impl Drop for Script {
     fn drop(&mut self) {
-        // Never leave a script behind: a dropped handle means the node is done with it.
-        if let Ok(None) = self.child.try_wait() {
+        // Never leave a script behind: a dropped handle means the node is done
+        // with it. Until it is reaped the child (alive or a zombie) holds its pid,
+        // so the group id still names this script's group.
+        if !self.reaped {
             self.signal(Signal::SIGKILL);
             let _ = self.child.wait();
         }
@@ -298,5 +326,53 @@ mod tests {
         drain(&mut out, &mut s.out_lines, usize::MAX, &mut lines).unwrap();
         assert_eq!(lines, ["master"]);
         assert_eq!(describe(status), "exit status 3");
+    }
+
+    /// Whether `pid` is a live process (a zombie only waits to be reaped).
+    fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            let state = s
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X"))
+        })
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a test's deadline, not the core's clock
+    fn reaping_kills_what_the_script_left_in_its_group() {
+        let spec = ScriptSpec {
+            program: "sh".into(),
+            args: vec!["-c".into(), "sleep 1000 & echo $!".into()],
+        };
+        let mut s = Script::spawn(&spec, &[]).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let status = loop {
+            if let Some(st) = s.try_reap().unwrap() {
+                break st;
+            }
+            assert!(std::time::Instant::now() < deadline, "script did not end");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert!(status.success());
+        // The job may still hold the pipe (SIGKILL takes effect asynchronously):
+        // its data is there, its EOF perhaps not yet.
+        let mut lines = Vec::new();
+        let mut out = s.stdout.take().unwrap();
+        drain(&mut out, &mut s.out_lines, usize::MAX, &mut lines).unwrap();
+        let job: i32 = lines[0].parse().unwrap();
+        while alive(job) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the background job {job} outlived its script"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Its pipe end went with it.
+        assert_eq!(
+            drain(&mut out, &mut s.out_lines, usize::MAX, &mut lines).unwrap(),
+            Drained::Eof
+        );
     }
 }

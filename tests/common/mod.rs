@@ -13,6 +13,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
@@ -192,9 +193,34 @@ impl Boss {
         b
     }
 
+    /// Like [`Boss::start`], with `dir` as the working directory (for relative
+    /// script paths).
+    pub fn start_in(name: &str, dir: &Path, extra: &[&str]) -> Boss {
+        let mut args = vec!["127.0.0.1", "0"];
+        args.extend_from_slice(extra);
+        let b = Boss::spawn_in(name, dir, &args);
+        if let Err(e) = b.wait_started(SOON) {
+            panic!("{e}\n{}", dump(&[&b]));
+        }
+        b
+    }
+
     /// Starts `boss <args…>` exactly as given, without waiting for anything.
     pub fn spawn(name: &str, args: &[&str]) -> Boss {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_boss"))
+        Boss::spawn_with(name, None, args)
+    }
+
+    /// Like [`Boss::spawn`], with `dir` as the working directory.
+    pub fn spawn_in(name: &str, dir: &Path, args: &[&str]) -> Boss {
+        Boss::spawn_with(name, Some(dir), args)
+    }
+
+    fn spawn_with(name: &str, dir: Option<&Path>, args: &[&str]) -> Boss {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_boss"));
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -1,0 +1,750 @@
+//! Process tests of the scripts: the real `boss` binary running small `#!/bin/sh`
+//! scripts that each test writes into its own temporary directory. Each test
+//! asserts what a user sees (the `[default] …`, `[master] …` console lines and the
+//! wording of src/node.rs) and, where it matters, which processes are left, read
+//! from /proc.
+//!
+//! Every wait is a condition with a deadline (see `common`); the only windows are
+//! for "nothing more happens" and are many sleep intervals long. Timings that
+//! matter are printed (`cargo test --test scripts -- --nocapture` shows them), not
+//! asserted tightly.
+
+mod common;
+
+use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Short timings for the tests that lose a node.
+const FAST: &[&str] = &["--heartbeat", "50ms", "--timeout", "300ms"];
+
+/// A fresh directory for one test's scripts and files, removed when dropped.
+/// Declare it before the nodes: locals drop in reverse order, so the nodes (and
+/// their scripts) are gone before their directory.
+struct Dir {
+    path: PathBuf,
+}
+
+impl Dir {
+    fn new(test: &str) -> Dir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("boss-scripts-{}-{n}-{test}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        Dir { path }
+    }
+
+    /// A path in the directory.
+    fn file(&self, name: &str) -> String {
+        self.path.join(name).to_string_lossy().into_owned()
+    }
+
+    /// Writes an executable `#!/bin/sh` script and returns its absolute path.
+    fn script(&self, name: &str, body: &str) -> String {
+        let path = self.file(name);
+        fs::write(&path, format!("#!/bin/sh\n{body}\n"))
+            .unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("cannot chmod {path}: {e}"));
+        path
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        // A node killed by the harness takes its script with it, but not what the
+        // script started (PR_SET_PDEATHSIG covers the script alone): end whatever
+        // still runs a script from here, so that no test leaves anything behind.
+        let mine = format!("{}/", self.path.display());
+        let procs = fs::read_dir("/proc").into_iter().flatten().flatten();
+        for pid in procs.filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()) {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&mine) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+// ----- processes -----
+
+/// State letter and process group of `pid`, from /proc/<pid>/stat.
+fn stat(pid: i32) -> Option<(String, i32)> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields follow the last ')'.
+    let mut f = s.rsplit(')').next()?.split_whitespace();
+    let state = f.next()?.to_string();
+    let _ppid = f.next()?;
+    let pgrp = f.next()?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+/// Whether `pid` is a live process: a zombie is dead, it only waits to be reaped.
+fn alive(pid: i32) -> bool {
+    stat(pid).is_some_and(|(state, _)| state != "Z" && state != "X")
+}
+
+/// The live processes of process group `pgid` (a script's group is its pid).
+fn group(pgid: i32) -> Vec<i32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            stat(pid).is_some_and(|(state, pgrp)| pgrp == pgid && state != "Z" && state != "X")
+        })
+        .collect()
+}
+
+/// Waits until script `pid` and everything in its group is gone; returns when
+/// that was seen. There is no event for another process's end: look every few ms
+/// (the whole /proc only once the script itself is gone: tests run in parallel).
+fn wait_gone(pid: i32, timeout: Duration) -> Result<Instant, String> {
+    let deadline = now() + timeout;
+    loop {
+        if !alive(pid) && group(pid).is_empty() {
+            return Ok(now());
+        }
+        if now() >= deadline {
+            return Err(format!(
+                "script process {pid} (group: {:?}) still there after {timeout:?}",
+                group(pid)
+            ));
+        }
+        thread::sleep(Duration::from_millis(if alive(pid) { 5 } else { 20 }));
+    }
+}
+
+/// The pid in a `[<role>] pid <n>` line.
+fn pid_of(line: &str) -> i32 {
+    line.rsplit(' ')
+        .next()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line:?}"))
+}
+
+/// Waits for the next `[<role>] pid <n>` line after `mark` and returns the pid.
+fn script_pid(node: &Boss, mark: usize, role: &str, nodes: &[&Boss]) -> i32 {
+    let prefix = format!("[{role}] pid ");
+    let line = node
+        .wait_after(mark, |l| l.starts_with(&prefix), SOON)
+        .or_dump(nodes);
+    pid_of(&line)
+}
+
+/// `extra` followed by `more`, as one argument list.
+fn args<'a>(extra: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+    extra.iter().chain(more).copied().collect()
+}
+
+// ----- roles -----
+
+#[test]
+fn the_master_runs_the_master_script_and_the_others_the_default_script() {
+    let dir = Dir::new("roles");
+    let body = r#"echo "$BOSS_ROLE $BOSS_SELF $BOSS_MASTER""#;
+    let d = dir.script("d.sh", body);
+    let m = dir.script("m.sh", body);
+    let (a, b, c) = three(&["--sleep", "0.05", "-ds", &d, "-ms", &m]);
+    let all = [&a, &b, &c];
+    let master = a.addr();
+    // Twice each after the agreement: the role holds from run to run.
+    let want_a = format!("[master] master {master} {master}");
+    let ma = a.mark();
+    for _ in 0..2 {
+        a.wait_after(a.mark(), |l| l == want_a, SOON).or_dump(&all);
+    }
+    for n in [&b, &c] {
+        let want = format!("[default] default {} {master}", n.addr());
+        for _ in 0..2 {
+            n.wait_after(n.mark(), |l| l == want, SOON).or_dump(&all);
+        }
+    }
+    // Nobody else ever ran the master script, and the master no longer runs the
+    // default one.
+    for n in [&b, &c] {
+        check(
+            !n.lines().iter().any(|l| l.starts_with("[master]")),
+            &format!("{} ran the master script", n.name),
+            &all,
+        );
+    }
+    check(
+        !a.lines_since(ma)
+            .iter()
+            .skip_while(|l| **l != want_a)
+            .any(|l| l.starts_with("[default]")),
+        "A ran the default script after it ran the master script",
+        &all,
+    );
+}
+
+#[test]
+fn after_kill_9_of_the_master_the_new_master_runs_its_script_at_once() {
+    let dir = Dir::new("failover");
+    // The default script runs until it is stopped; the master script is quick.
+    let d = dir.script("d.sh", "echo \"pid $$\"\nwhile :; do sleep 0.1; done");
+    let m = dir.script("m.sh", "echo \"master $BOSS_SELF\"");
+    let (a, b, c) = three(&args(FAST, &["--sleep", "0.05", "-ds", &d, "-ms", &m]));
+    let all = [&a, &b, &c];
+    // B and C have run their default script since they started: never stopped.
+    let b_pid = script_pid(&b, 0, "default", &all);
+    let c_pid = script_pid(&c, 0, "default", &all);
+    check(
+        alive(b_pid) && alive(c_pid),
+        "a default script was gone before the kill",
+        &all,
+    );
+
+    let mb = b.mark();
+    let t0 = now();
+    a.kill9();
+    let want = format!("[master] master {}", b.addr());
+    let line = b.wait_line_at(mb, |l| l == want, SOON).or_dump(&all);
+    let ms = ms_since(t0, line.at);
+    println!("kill -9 of the master: B's first master-script line after {ms:.1} ms");
+    check(
+        ms < 5000.0,
+        &format!("B's master script spoke {ms:.1} ms after the kill"),
+        &all,
+    );
+    // Its default script was stopped first (one script at a time), whole group.
+    wait_gone(b_pid, SOON).or_dump(&all);
+    check(
+        !b.lines_since(mb)
+            .iter()
+            .skip_while(|l| **l != want)
+            .any(|l| l.starts_with("[default]")),
+        "B's default script spoke after its master script ran",
+        &all,
+    );
+    // C is still not master: its default script was left alone.
+    check(
+        alive(c_pid),
+        "C's default script was stopped although C did not become master",
+        &all,
+    );
+}
+
+#[test]
+fn a_script_that_ignores_sigterm_is_killed_after_the_grace() {
+    let dir = Dir::new("grace");
+    // The script proper ignores SIGTERM (and so do the sleeps it starts: an
+    // ignored signal stays ignored across exec). An ignored signal leaves no
+    // trace, so a sibling in the group says when SIGTERM came: the group gets it
+    // at once, and a `tick` written after `got TERM` proves the script outlived
+    // it, in the pipe's own order, however slow the machine.
+    let d = dir.script(
+        "d.sh",
+        "( trap 'echo \"got TERM\"; exit 0' TERM; while :; do sleep 0.05; done ) &\n\
+         trap '' TERM\n\
+         echo \"pid $$\"\n\
+         while :; do echo tick; sleep 0.05; done",
+    );
+    let m = dir.script("m.sh", "echo master");
+    let grace = Duration::from_millis(300);
+    let a = Boss::start("A", &["--kill-grace", "300ms", "-ds", &d, "-ms", &m]);
+    let all = [&a];
+    let pid = script_pid(&a, 0, "default", &all);
+
+    // B joins: A is older, becomes master, and stops its default script.
+    let b = Boss::start("B", &[]);
+    let all = [&a, &b];
+    let ma = a.mark();
+    connect(&b, &a).or_dump(&all);
+    a.wait_after(ma, |l| l.starts_with(&master_changed_to(a.addr())), SOON)
+        .or_dump(&all);
+    let term = a
+        .wait_line_at(ma, |l| l == "[default] got TERM", SOON)
+        .or_dump(&all);
+    let since = a.lines_since(ma);
+    let at = since
+        .iter()
+        .position(|l| l == "[default] got TERM")
+        .unwrap_or(0);
+    a.wait_after(ma + at, |l| l == "[default] tick", SOON)
+        .map_err(|e| format!("no tick after SIGTERM: it died of it? {e}"))
+        .or_dump(&all);
+    // SIGKILL after the grace ends it, and only then does the master script run.
+    let gone = wait_gone(pid, grace + SOON).or_dump(&all);
+    let first = a
+        .wait_line_at(ma, |l| l == "[master] master", SOON)
+        .or_dump(&all);
+    println!(
+        "SIGTERM ignored (grace {grace:?}): gone {:.1} ms and master script {:.1} ms after `got TERM`",
+        ms_since(term.at, gone),
+        ms_since(term.at, first.at)
+    );
+    let after = a.lines_since(ma);
+    check(
+        !after
+            .iter()
+            .skip_while(|l| *l != "[master] master")
+            .any(|l| l.starts_with("[default]")),
+        "the default script spoke after the master script ran",
+        &all,
+    );
+    // A leaves first: were B dropped first, A would fall back to its default
+    // script and the harness's SIGKILL would then orphan that script's sibling.
+    a.term();
+    a.wait_exit(SOON).or_dump(&all);
+}
+
+// ----- the node goes, its script goes -----
+
+#[test]
+fn kill_9_of_a_node_leaves_no_script_behind() {
+    let dir = Dir::new("kill9");
+    // `exec`: the script is the sleep; it dies by PR_SET_PDEATHSIG, not by boss.
+    let d = dir.script("d.sh", "echo \"pid $$\"\nexec sleep 1000");
+    let a = Boss::start("A", &["-ds", &d]);
+    let all = [&a];
+    let pid = script_pid(&a, 0, "default", &all);
+    check(alive(pid), "the script was gone before the kill", &all);
+    let t0 = now();
+    a.kill9();
+    let gone = wait_gone(pid, SOON).or_dump(&all);
+    println!(
+        "kill -9 of the node: its script was gone after {:.1} ms",
+        ms_since(t0, gone)
+    );
+}
+
+/// The node leaves by `how` while its default script runs: the script gets
+/// SIGTERM (its trap says so on the console), the node exits 0, nothing is left.
+fn leaves_with_its_script(how: &str, leave: impl Fn(&Boss)) {
+    let dir = Dir::new("leave");
+    let d = dir.script(
+        "d.sh",
+        "trap 'echo bye; exit 0' TERM\necho \"pid $$\"\nwhile :; do sleep 0.1; done",
+    );
+    let a = Boss::start("A", &["-ds", &d]);
+    let all = [&a];
+    let pid = script_pid(&a, 0, "default", &all);
+    let ma = a.mark();
+    leave(&a);
+    a.wait_after(ma, |l| l == "leaving", SOON).or_dump(&all);
+    a.wait_after(ma, |l| l == "[default] bye", SOON)
+        .map_err(|e| format!("{how}: the script did not say bye: {e}"))
+        .or_dump(&all);
+    let status = a.wait_exit(SOON).or_dump(&all);
+    check(
+        status.code() == Some(0),
+        &format!("{how}: exited with {status}, expected 0"),
+        &all,
+    );
+    let lines = a.lines_since(ma);
+    let leaving = lines.iter().position(|l| l == "leaving");
+    let bye = lines.iter().position(|l| l == "[default] bye");
+    check(
+        leaving < bye,
+        &format!("{how}: the script said bye before the node was leaving"),
+        &all,
+    );
+    wait_gone(pid, SOON).or_dump(&all);
+}
+
+#[test]
+fn quit_stops_the_script_with_sigterm_and_exits_0() {
+    leaves_with_its_script("-q", |a| a.cmd("-q"));
+}
+
+#[test]
+fn sigterm_of_the_node_stops_the_script_and_exits_0() {
+    leaves_with_its_script("SIGTERM", |a| a.term());
+}
+
+// ----- runs: loop, sleep, failures -----
+
+/// A script that counts its runs in a file and prints `run <n> <uptime>`: its
+/// own start time, from the kernel (10 ms steps), so that the spacing of runs is
+/// measured where they run, not where a busy test reads them. Shell builtins
+/// only: one process per run.
+fn counter(dir: &Dir) -> String {
+    let count = dir.file("count");
+    fs::write(&count, "0\n").unwrap_or_else(|e| panic!("cannot write {count}: {e}"));
+    dir.script(
+        "count.sh",
+        &format!(
+            "read n < '{count}'\nn=$((n + 1))\necho $n > '{count}'\n\
+             read up _ < /proc/uptime\necho \"run $n $up\""
+        ),
+    )
+}
+
+/// Run number and start time (s) of a `[default] run <n> <uptime>` line.
+fn run_of(line: &str) -> Option<(u32, f64)> {
+    let mut w = line.strip_prefix("[default] run ")?.split(' ');
+    Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?))
+}
+
+/// The run numbers of the `[default] run …` lines.
+fn runs(lines: &[String]) -> Vec<u32> {
+    lines
+        .iter()
+        .filter_map(|l| run_of(l))
+        .map(|r| r.0)
+        .collect()
+}
+
+/// Expects nothing from the default script for `window` after `mark`.
+fn quiet(node: &Boss, mark: usize, window: Duration, what: &str, nodes: &[&Boss]) {
+    if let Ok(l) = node.wait_after(mark, |l| l.starts_with("[default]"), window) {
+        panic!("{what}: the script ran again: {l:?}{}", dump(nodes));
+    }
+}
+
+const CLEARED: &str = "default script cleared after its run (-loop 0)";
+
+#[test]
+fn loop_0_runs_the_script_once_then_clears_it() {
+    let dir = Dir::new("loop0");
+    let count = counter(&dir);
+    let a = Boss::start("A", &["--sleep", "0.05"]);
+    let all = [&a];
+    a.ask("-loop 0", |l| l.starts_with("script loop off"), SOON)
+        .or_dump(&all);
+    let ma = a.mark();
+    a.ask(&format!("-ds {count}"), |l| l == CLEARED, SOON)
+        .or_dump(&all);
+    // Twenty sleep intervals: it would have run again many times by now.
+    quiet(&a, a.mark(), Duration::from_secs(1), "-loop 0", &all);
+    let got = runs(&a.lines_since(ma));
+    check(
+        got == [1],
+        &format!("-loop 0: runs {got:?}, expected exactly [1]"),
+        &all,
+    );
+    check(
+        a.lines_since(ma)
+            .iter()
+            .filter(|l| l.as_str() == CLEARED)
+            .count()
+            == 1,
+        "the cleared line is not there exactly once",
+        &all,
+    );
+    let n = fs::read_to_string(dir.file("count")).unwrap_or_default();
+    check(
+        n.trim() == "1",
+        &format!("the counter file says {n:?}"),
+        &all,
+    );
+
+    // The seed: "Bei Bedarf können wir das Skript ... wieder starten: -ds …".
+    let ma = a.mark();
+    a.ask(&format!("-ds {count}"), |l| l == CLEARED, SOON)
+        .or_dump(&all);
+    quiet(&a, a.mark(), Duration::from_millis(500), "-ds again", &all);
+    let got = runs(&a.lines_since(ma));
+    check(
+        got == [2],
+        &format!("-ds again: runs {got:?}, expected [2]"),
+        &all,
+    );
+}
+
+#[test]
+fn loop_0_typed_while_looping_ends_the_loop_after_the_current_run() {
+    let dir = Dir::new("loop0live");
+    let count = counter(&dir);
+    let a = Boss::start("A", &["--sleep", "0.05", "-ds", &count]);
+    let all = [&a];
+    a.wait_line(|l| run_of(l).is_some_and(|r| r.0 == 3), SOON)
+        .or_dump(&all);
+    let ma = a.mark();
+    a.ask("-loop 0", |l| l.starts_with("script loop off"), SOON)
+        .or_dump(&all);
+    a.wait_after(ma, |l| l == CLEARED, SOON).or_dump(&all);
+    let mc = a.mark();
+    quiet(&a, mc, Duration::from_secs(1), "-loop 0", &all);
+    // Between the command and the cleared line: the run under way, or the one
+    // the sleep had scheduled; at most one.
+    let lines = a.lines_since(ma);
+    let cleared = lines.iter().position(|l| l == CLEARED).unwrap_or(0);
+    let before = runs(&lines[..cleared]);
+    check(
+        before.len() <= 1,
+        &format!("-loop 0: runs {before:?} before the cleared line, expected at most one"),
+        &all,
+    );
+}
+
+#[test]
+fn sslp_spaces_the_runs() {
+    let dir = Dir::new("sslp");
+    let count = counter(&dir);
+    let window = 1.0;
+    let a = Boss::start("A", &["--sleep", "0.05", "-ds", &count]);
+    let all = [&a];
+
+    // The next run after run `after`, printed at or after `mark`.
+    let next = |mark: usize, after: u32| -> (u32, f64) {
+        let line = a
+            .wait_after(mark, |l| run_of(l).is_some_and(|r| r.0 > after), SOON)
+            .or_dump(&all);
+        run_of(&line).unwrap_or_default()
+    };
+    // The runs after run `after` that started within `window` s of the first of
+    // them, as (run, seconds since the first); waits run by run until one starts
+    // beyond the window.
+    let in_window = |mark: usize, after: u32| -> Vec<(u32, f64)> {
+        let first = next(mark, after);
+        let mut got = vec![(first.0, 0.0)];
+        loop {
+            let (n, up) = next(mark, got[got.len() - 1].0);
+            let t = up - first.1;
+            if t > window {
+                return got;
+            }
+            // Whole milliseconds: the clock has 10 ms steps.
+            got.push((n, (t * 1000.0).round() / 1000.0));
+        }
+    };
+
+    let fast = in_window(a.mark(), 0);
+    let m = a.mark();
+    a.ask("-sslp 0.3", |l| l == "script sleep 0.3s", SOON)
+        .or_dump(&all);
+    // The first run printed after the command may still follow the old sleep:
+    // the window starts at the one after it.
+    let skip = next(m, 0).0;
+    let slow = in_window(m, skip);
+    println!("runs in {window} s with -sslp 0.05 (run, s): {fast:?}");
+    println!("runs in {window} s with -sslp 0.3 (run, s): {slow:?}");
+
+    for (got, sleep) in [(&fast, 0.05), (&slow, 0.3)] {
+        // In order, one after the other, never two at once.
+        check(
+            got.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+            &format!("-sslp {sleep}: runs out of order or missing: {got:?}"),
+            &all,
+        );
+        // Each starts at least the sleep after the previous one ended (less the
+        // clock's 10 ms step).
+        check(
+            got.windows(2).all(|w| w[1].1 - w[0].1 >= sleep - 0.011),
+            &format!("-sslp {sleep}: runs closer than the sleep: {got:?}"),
+            &all,
+        );
+    }
+    // 0.3 s apart: 4 start within a second at most, fewer on a slow machine;
+    // 0.05 s apart: about 16, and clearly more than 4 even when slow.
+    check(
+        (2..=5).contains(&slow.len()),
+        &format!(
+            "-sslp 0.3: {} runs in {window} s, expected 2 to 5",
+            slow.len()
+        ),
+        &all,
+    );
+    check(
+        fast.len() >= 6,
+        &format!(
+            "-sslp 0.05: {} runs in {window} s, expected at least 6",
+            fast.len()
+        ),
+        &all,
+    );
+}
+
+#[test]
+fn a_failing_script_is_reported_once_and_runs_on() {
+    let dir = Dir::new("fail");
+    let d = dir.script("d.sh", "echo run\nexit 3");
+    let a = Boss::start("A", &["--sleep", "0.05", "-ds", &d]);
+    let all = [&a];
+    a.wait_line(|l| l == "default script ended with exit status 3", SOON)
+        .or_dump(&all);
+    // Several more runs, each failing the same way: said once.
+    for _ in 0..3 {
+        a.wait_after(a.mark(), |l| l == "[default] run", SOON)
+            .or_dump(&all);
+    }
+    let said = a
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("default script ended with"))
+        .count();
+    check(
+        said == 1,
+        &format!("the failure was said {said} times, expected once"),
+        &all,
+    );
+}
+
+#[test]
+fn a_script_that_cannot_run_is_reported_and_the_node_goes_on() {
+    let dir = Dir::new("missing");
+    let a = Boss::start_in("A", &dir.path, &["-ds", "./nope.sh"]);
+    let all = [&a];
+    a.wait_line(
+        |l| l == "cannot run default script ./nope.sh: No such file or directory (os error 2); cleared",
+        SOON,
+    )
+    .or_dump(&all);
+    a.ask("-m", |l| l.starts_with("master: "), SOON)
+        .and_then(|l| {
+            if l.starts_with(NO_MASTER) {
+                Ok(())
+            } else {
+                Err(format!("A answered {l:?}"))
+            }
+        })
+        .or_dump(&all);
+
+    // Not executable: the OS's reason, the same way.
+    let plain = dir.file("plain.txt");
+    fs::write(&plain, "echo never\n").unwrap_or_else(|e| panic!("cannot write {plain}: {e}"));
+    let want =
+        format!("cannot run default script {plain}: Permission denied (os error 13); cleared");
+    a.ask(&format!("-ds {plain}"), |l| l == want, SOON)
+        .or_dump(&all);
+
+    // It still runs a script that exists.
+    let ok = dir.script("ok.sh", "echo fine");
+    a.ask(&format!("-ds {ok}"), |l| l == "[default] fine", SOON)
+        .or_dump(&all);
+    check(
+        !a.lines().iter().any(|l| l.contains("never")),
+        "the non-executable file ran",
+        &all,
+    );
+}
+
+#[test]
+fn the_original_argv_form_passes_each_script_its_arguments() {
+    let dir = Dir::new("argv");
+    dir.script("d.sh", "echo \"default args: $*\"");
+    dir.script("m.sh", "echo \"master args: $*\"");
+    let a = Boss::spawn_in(
+        "A",
+        &dir.path,
+        &[
+            "127.0.0.1",
+            "0",
+            "-ds",
+            "./d.sh",
+            "--quiet",
+            "-ms",
+            "./m.sh",
+            "arg1",
+        ],
+    );
+    let all = [&a];
+    a.wait_started(SOON).or_dump(&all);
+    a.wait_line(|l| l == "[default] default args: --quiet", SOON)
+        .or_dump(&all);
+    // A younger node joins: A becomes master and runs ./m.sh arg1.
+    let b = Boss::start("B", &[]);
+    let all = [&a, &b];
+    connect(&b, &a).or_dump(&all);
+    a.wait_line(|l| l == "[master] master args: arg1", SOON)
+        .or_dump(&all);
+}
+
+// ----- output -----
+
+#[test]
+fn script_output_is_escaped_and_long_lines_are_split() {
+    let dir = Dir::new("output");
+    let d = dir.script(
+        "d.sh",
+        "printf 'tab\\there esc\\033[31mred bell\\007 cr\\rend\\n'\n\
+         printf 'bad \\377 byte\\n'\n\
+         printf 'to stderr \\033[2J\\n' >&2\n\
+         head -c 10000 /dev/zero | tr '\\0' x\n\
+         echo\n\
+         printf 'last line without newline'",
+    );
+    let a = Boss::start("A", &["--no-loop", "-ds", &d]);
+    let all = [&a];
+    a.wait_line(|l| l == CLEARED, SOON).or_dump(&all);
+    let lines = a.lines();
+    let out: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("[default] "))
+        .collect();
+    let x = |n: usize| "x".repeat(n);
+    let (x4096, x1808) = (x(4096), x(10000 - 2 * 4096));
+    let want: [&str; 6] = [
+        "tab\\there esc\\x1b[31mred bell\\x07 cr\\rend",
+        "bad \u{fffd} byte",
+        &x4096,
+        &x4096,
+        &x1808,
+        "last line without newline",
+    ];
+    check(
+        out == want,
+        &format!("stdout lines {out:?}, expected {want:?}"),
+        &all,
+    );
+    let err: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("[default stderr] "))
+        .collect();
+    check(
+        err == ["[default stderr] to stderr \\x1b[2J"],
+        &format!("stderr lines {err:?}"),
+        &all,
+    );
+}
+
+#[test]
+fn a_finished_run_leaves_no_job_and_loses_no_last_line() {
+    let dir = Dir::new("partial");
+    // The background job keeps the pipe open past the script's end: no EOF.
+    // Its end takes the job with it: nothing of a finished run lingers.
+    let d = dir.script("d.sh", "sleep 1000 &\necho \"pid $!\"\nprintf 'no newline'");
+    let a = Boss::start("A", &["--no-loop", "-ds", &d]);
+    let all = [&a];
+    let job = script_pid(&a, 0, "default", &all);
+    a.wait_line(|l| l == CLEARED, SOON).or_dump(&all);
+    check(
+        a.lines().iter().any(|l| l == "[default] no newline"),
+        "the last line was lost",
+        &all,
+    );
+    wait_gone(job, SOON)
+        .map_err(|e| format!("the background job outlived its script: {e}"))
+        .or_dump(&all);
+}
+
+#[test]
+fn a_chatty_script_is_relayed_in_full_and_the_node_keeps_answering() {
+    let dir = Dir::new("chatty");
+    // About 400 KB in one go, several turns' worth, then it stays.
+    let d = dir.script(
+        "d.sh",
+        "i=0\nwhile [ $i -lt 4000 ]; do\n  echo \"line $i ..........................................................................................\"\n  i=$((i + 1))\ndone\necho end\nexec sleep 1000",
+    );
+    let a = Boss::start("A", &["-ds", &d]);
+    let all = [&a];
+    a.ask("-m", |l| l.starts_with("master: "), SOON)
+        .or_dump(&all);
+    a.wait_line(|l| l == "[default] end", SOON).or_dump(&all);
+    let got: Vec<u32> = a
+        .lines()
+        .iter()
+        .filter_map(|l| l.strip_prefix("[default] line "))
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect();
+    check(
+        got.len() == 4000 && got.iter().enumerate().all(|(i, n)| *n as usize == i),
+        &format!("{} of 4000 lines, or out of order", got.len()),
+        &all,
+    );
+    a.ask("-m", |l| l.starts_with("master: "), SOON)
+        .or_dump(&all);
+}
