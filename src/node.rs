@@ -392,6 +392,19 @@ impl Node {
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Time, out: &mut Vec<Output>) {
+        // Peers silent past the timeout go first, whatever the order of the
+        // wheel: a node thawed after a freeze must drop its lost peers (and so
+        // its master status) before any other timer acts, such as the script
+        // sleep starting the master script again.
+        let silent: Vec<SocketAddr> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| now >= p.last_heard + self.cfg.timeout)
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in silent {
+            self.lose_peer(now, addr, Loss::TimedOut, out);
+        }
         while let Some((id, t)) = self.timers.pop_expired(now) {
             match t {
                 Timer::Peer(addr) => self.peer_timer(now, addr, id, out),
@@ -980,7 +993,16 @@ impl Node {
         delay: Duration,
         out: &mut Vec<Output>,
     ) {
-        if self.targets.contains_key(&addr) || self.targets.len() >= self.cfg.max_conns {
+        if let Some(t) = self.targets.get_mut(&addr) {
+            // Already wanted. A `-c` dial in flight must not swallow an address
+            // that also needs retries (learnt from Members, or a lost peer).
+            if t.once && !once {
+                t.once = false;
+                t.forget_at = forget_at;
+            }
+            return;
+        }
+        if self.targets.len() >= self.cfg.max_conns {
             return;
         }
         self.targets.insert(
