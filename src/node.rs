@@ -762,10 +762,17 @@ impl Node {
         self.recompute(now, out);
     }
 
-    /// With two or more open connections to one peer, keep the one dialled by the
-    /// node with the smaller address (the newest such), once it is confirmed; close
-    /// the others. Both sides choose the same one, and neither closes a connection
-    /// the other side may still take for its only one.
+    /// With two or more open connections to one peer, keep one, once it is
+    /// confirmed, and close the others:
+    /// - Connections opened within a handshake timeout of each other come from
+    ///   both nodes dialling at once: keep the one dialled by the node with the
+    ///   smaller address (the newest such). Both sides choose the same one, and
+    ///   neither closes a connection the other side may still take for its only one.
+    /// - A connection opened more than a handshake timeout after the others means
+    ///   the peer dialled again because it lost the old ones (it dials only
+    ///   addresses it has no peer for): the old ones are dead on its side, keep the
+    ///   newest. Preferring the old one would close every redial for as long as the
+    ///   old one's end-of-stream takes to arrive.
     fn resolve_duplicates(&mut self, now: Time, addr: SocketAddr, out: &mut Vec<Output>) {
         let Some(p) = self.peers.get(&addr) else {
             return;
@@ -773,11 +780,15 @@ impl Node {
         if p.conns.len() < 2 {
             return;
         }
+        let opened = |id: &ConnId| self.conns.get(id).map_or(Duration::ZERO, |c| c.opened);
+        let first = p.conns.iter().map(opened).min().unwrap_or_default();
+        let last = p.conns.iter().map(opened).max().unwrap_or_default();
+        let redialled = last > first + self.cfg.handshake_timeout;
         let we_dial = self.me.addr < addr;
         let key = |id: &ConnId| {
             let c = self.conns.get(id);
-            let by_smaller = c.is_some_and(|c| c.dialed.is_some() == we_dial);
-            (by_smaller, c.map(|c| c.opened), *id)
+            let by_smaller = redialled || c.is_some_and(|c| c.dialed.is_some() == we_dial);
+            (by_smaller, opened(id), *id)
         };
         let Some(best) = p.conns.iter().copied().max_by_key(key) else {
             return;
