@@ -204,6 +204,8 @@ struct Conn {
     /// The remote socket address, for messages before the handshake.
     remote: SocketAddr,
     opened: Time,
+    /// When the first frame after the peer's `Hello` arrived.
+    confirmed_at: Option<Time>,
     state: ConnState,
 }
 
@@ -215,6 +217,8 @@ struct Peer {
     kept: ConnId,
     /// Newest `State` applied (by its `seq`).
     seq: u64,
+    /// Newest of our own `seq`s this peer says it has applied.
+    acked: u64,
     vote: Option<SocketAddr>,
     master: bool,
     last_heard: Time,
@@ -257,6 +261,9 @@ pub struct Node {
     seq: u64,
     lease_until: Option<Time>,
     lease_timer: Option<TimerId>,
+    /// We withdrew our vote from this peer at this `seq` of ours; we vote for
+    /// nobody until it acknowledges that `seq` or is gone.
+    release: Option<(SocketAddr, u64)>,
     /// Who this node last named as master on the console.
     named: Option<SocketAddr>,
     leaving: bool,
@@ -286,6 +293,7 @@ impl Node {
             seq: 0,
             lease_until: None,
             lease_timer: None,
+            release: None,
             named: None,
             leaving: false,
             script: ScriptState::Idle,
@@ -558,6 +566,7 @@ impl Node {
                 dialed,
                 remote,
                 opened: now,
+                confirmed_at: None,
                 state: ConnState::Handshaking { timer },
             },
         );
@@ -672,10 +681,12 @@ impl Node {
                 let newly_confirmed = !confirmed;
                 if let Some(Conn {
                     state: ConnState::Open { confirmed, .. },
+                    confirmed_at,
                     ..
                 }) = self.conns.get_mut(&conn)
                 {
                     *confirmed = true;
+                    confirmed_at.get_or_insert(now);
                 }
                 let Some(p) = self.peers.get_mut(&peer) else {
                     return;
@@ -725,6 +736,7 @@ impl Node {
                     conns: vec![conn],
                     kept: conn,
                     seq: 0,
+                    acked: 0,
                     vote: None,
                     master: false,
                     last_heard: now,
@@ -752,7 +764,7 @@ impl Node {
             .filter(|a| *a != node.addr)
             .collect();
         out.push(Output::Send(conn, Msg::Members(members)));
-        out.push(Output::Send(conn, self.state_msg()));
+        out.push(Output::Send(conn, self.state_msg(node.addr)));
         if let Some(p) = self.peers.get_mut(&node.addr) {
             p.last_sent = now;
         }
@@ -764,15 +776,15 @@ impl Node {
 
     /// With two or more open connections to one peer, keep one, once it is
     /// confirmed, and close the others:
-    /// - Connections opened within a handshake timeout of each other come from
-    ///   both nodes dialling at once: keep the one dialled by the node with the
-    ///   smaller address (the newest such). Both sides choose the same one, and
-    ///   neither closes a connection the other side may still take for its only one.
-    /// - A connection opened more than a handshake timeout after the others means
-    ///   the peer dialled again because it lost the old ones (it dials only
-    ///   addresses it has no peer for): the old ones are dead on its side, keep the
-    ///   newest. Preferring the old one would close every redial for as long as the
-    ///   old one's end-of-stream takes to arrive.
+    /// - A connection opened after another was confirmed (the peer had it open)
+    ///   means the peer dialled again because it lost the old one (a node dials
+    ///   only addresses it has no peer for): the old ones are dead on its side,
+    ///   keep the newest. Preferring the old one would close every redial for as
+    ///   long as the old one's end-of-stream takes to arrive.
+    /// - Otherwise both nodes dialled at once: keep the one dialled by the node
+    ///   with the smaller address (the newest such). Both sides choose the same
+    ///   one, and neither closes a connection the other side may still take for
+    ///   its only one.
     fn resolve_duplicates(&mut self, now: Time, addr: SocketAddr, out: &mut Vec<Output>) {
         let Some(p) = self.peers.get(&addr) else {
             return;
@@ -781,9 +793,12 @@ impl Node {
             return;
         }
         let opened = |id: &ConnId| self.conns.get(id).map_or(Duration::ZERO, |c| c.opened);
-        let first = p.conns.iter().map(opened).min().unwrap_or_default();
         let last = p.conns.iter().map(opened).max().unwrap_or_default();
-        let redialled = last > first + self.cfg.handshake_timeout;
+        let redialled = p
+            .conns
+            .iter()
+            .filter_map(|id| self.conns.get(id).and_then(|c| c.confirmed_at))
+            .any(|t| last > t);
         let we_dial = self.me.addr < addr;
         let key = |id: &ConnId| {
             let c = self.conns.get(id);
@@ -812,7 +827,7 @@ impl Node {
             self.conns.remove(c);
             out.push(Output::Close(*c));
         }
-        let state = self.state_msg();
+        let state = self.state_msg(addr);
         if let Some(p) = self.peers.get_mut(&addr) {
             p.conns = vec![best];
             p.kept = best;
@@ -850,7 +865,7 @@ impl Node {
                     // A duplicate went away; the pair stays connected.
                     if p.kept == conn {
                         p.kept = next;
-                        let state = self.state_msg();
+                        let state = self.state_msg(peer);
                         if let Some(p) = self.peers.get_mut(&peer) {
                             p.last_sent = now;
                         }
@@ -889,14 +904,37 @@ impl Node {
                     }
                 }
             }
-            Msg::State { seq, vote, master } => {
-                if let Some(p) = self.peers.get_mut(&addr)
-                    && seq > p.seq
-                {
-                    p.seq = seq;
-                    p.vote = vote;
-                    p.master = master;
+            Msg::State {
+                seq,
+                vote,
+                master,
+                ack,
+            } => {
+                let Some(p) = self.peers.get_mut(&addr) else {
+                    return;
+                };
+                p.acked = p.acked.max(ack);
+                if seq <= p.seq {
+                    // Stale (it came on a connection since replaced); the ack
+                    // above still counts.
                     self.recompute(now, out);
+                    return;
+                }
+                // A peer voting for nobody may be waiting for our ack of a
+                // withdrawal (whether or not we saw its vote for us first: that
+                // State may have travelled on a connection since closed).
+                let withdrawn =
+                    vote.is_none() || (p.vote == Some(self.me.addr) && vote != Some(self.me.addr));
+                p.seq = seq;
+                p.vote = vote;
+                p.master = master;
+                let before = self.seq;
+                self.recompute(now, out);
+                if withdrawn && self.seq == before {
+                    // It waits to vote again until we have applied this: say so
+                    // even when our own state did not change.
+                    let state = self.state_msg(addr);
+                    self.send(now, addr, state, out);
                 }
             }
             Msg::Ping(x) => self.send(now, addr, Msg::Pong(x), out),
@@ -971,7 +1009,9 @@ impl Node {
             Loss::Restarted => "restarted".into(),
         };
         out.push(Output::Console(format!("lost {addr} ({reason})")));
-        if matches!(why, Loss::TimedOut) && self.vote == Some(addr) {
+        if matches!(why, Loss::TimedOut)
+            && (self.vote == Some(addr) || self.release.is_some_and(|(x, _)| x == addr))
+        {
             // It may still be alive and counting our vote until it times us out
             // too: hold every new vote until it surely has.
             let until = now + self.cfg.heartbeat + LEASE_MARGIN;
@@ -1104,11 +1144,13 @@ impl Node {
 
     // ----- election -----
 
-    fn state_msg(&self) -> Msg {
+    /// Our state as sent to `to`, acknowledging the newest state applied from it.
+    fn state_msg(&self, to: SocketAddr) -> Msg {
         Msg::State {
             seq: self.seq,
             vote: self.vote,
             master: self.master,
+            ack: self.peers.get(&to).map_or(0, |p| p.seq),
         }
     }
 
@@ -1128,11 +1170,29 @@ impl Node {
                     master: p.master,
                 })
                 .collect();
-            let vote = if self.lease_until.is_some_and(|u| now < u) {
+            // A withdrawn vote is given again only once its old holder has
+            // applied the withdrawal (or is gone): else the holder could still
+            // count it while the new one counts it too, and with a majority
+            // quorum two masters would need exactly such a vote counted twice.
+            if let Some((x, at)) = self.release
+                && self.peers.get(&x).is_none_or(|p| p.acked >= at)
+            {
+                self.release = None;
+            }
+            let mut vote = if self.lease_until.is_some_and(|u| now < u) || self.release.is_some() {
                 None
             } else {
                 election::vote(self.cfg.rule, me, &peers, self.cfg.quorum, self.cfg.preempt)
             };
+            let mut withdraw = None;
+            if let Some(x) = self.vote
+                && x != self.me.addr
+                && vote != Some(x)
+                && self.peers.contains_key(&x)
+            {
+                vote = None;
+                withdraw = Some(x);
+            }
             let votes = usize::from(vote == Some(self.me.addr))
                 + self
                     .peers
@@ -1146,10 +1206,13 @@ impl Node {
             self.vote = vote;
             self.master = master;
             self.seq += 1;
-            let state = self.state_msg();
+            if let Some(x) = withdraw {
+                self.release = Some((x, self.seq));
+            }
             let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
             for a in addrs {
-                self.send(now, a, state.clone(), out);
+                let state = self.state_msg(a);
+                self.send(now, a, state, out);
             }
         }
         let named = self.master();

@@ -47,6 +47,8 @@ pub enum Msg {
         seq: u64,
         vote: Option<SocketAddr>,
         master: bool,
+        /// The newest `seq` of the receiver's that the sender has applied.
+        ack: u64,
     },
     /// Heartbeat; the payload is echoed in `Pong`.
     Ping(u64),
@@ -167,11 +169,13 @@ mod tests {
                 seq: 0,
                 vote: None,
                 master: false,
+                ack: 0,
             },
             Msg::State {
                 seq: u64::MAX,
                 vote: Some(info(3).addr),
                 master: true,
+                ack: 7,
             },
             Msg::Ping(0),
             Msg::Pong(u64::MAX),
