@@ -163,6 +163,8 @@ enum Timer {
     ScriptSleep,
     /// The kill grace of a script sent SIGTERM is over: send SIGKILL.
     ScriptKill,
+    /// Enough of the votes a master counts stop being confirmed: re-evaluate.
+    Votes,
 }
 
 /// The one script child, as the core sees it.
@@ -219,6 +221,15 @@ struct Peer {
     seq: u64,
     /// Newest of our own `seq`s this peer says it has applied.
     acked: u64,
+    /// When we last sent it a `Ping`.
+    last_ping: Time,
+    /// A `Ping` of ours is unanswered.
+    ping_out: bool,
+    /// Send time (our clock) of the newest `Ping` it answered: it had heard
+    /// from us by then, so it keeps any vote for us until at least this plus
+    /// the timeout (it re-votes only after timing us out, or after we applied
+    /// its withdrawal).
+    echoed: Option<Time>,
     vote: Option<SocketAddr>,
     master: bool,
     last_heard: Time,
@@ -264,6 +275,10 @@ pub struct Node {
     /// We withdrew our vote from this peer at this `seq` of ours; we vote for
     /// nobody until it acknowledges that `seq` or is gone.
     release: Option<(SocketAddr, u64)>,
+    /// The latest `now` handed in (for observers that count valid votes).
+    now: Time,
+    /// While master: fires when the confirmed votes fall below the quorum.
+    votes_timer: Option<TimerId>,
     /// Who this node last named as master on the console.
     named: Option<SocketAddr>,
     leaving: bool,
@@ -294,6 +309,8 @@ impl Node {
             lease_until: None,
             lease_timer: None,
             release: None,
+            now: Duration::ZERO,
+            votes_timer: None,
             named: None,
             leaving: false,
             script: ScriptState::Idle,
@@ -303,6 +320,7 @@ impl Node {
 
     /// Announces the node and dials the `--join` addresses.
     pub fn start(&mut self, now: Time, out: &mut Vec<Output>) {
+        self.now = now;
         self.started_at = now;
         let listen = if self.cfg.bound == self.cfg.addr {
             format!("listening on {}", self.cfg.bound)
@@ -348,6 +366,20 @@ impl Node {
         self.master
     }
 
+    /// Whether this node is master and would still be at `now` on its own
+    /// clock, counting only the votes still confirmed then. A frozen node keeps
+    /// `is_master()` until it runs again; this is what it may still claim.
+    pub fn is_master_at(&self, now: Time) -> bool {
+        self.master
+            && 1 + self
+                .peers
+                .values()
+                .filter(|p| p.vote == Some(self.me.addr))
+                .filter(|p| p.echoed.is_some_and(|t| now < self.vote_expiry(t)))
+                .count()
+                >= self.cfg.quorum
+    }
+
     /// Whom this node votes for.
     pub fn vote(&self) -> Option<SocketAddr> {
         self.vote
@@ -371,9 +403,34 @@ impl Node {
     }
 
     /// Votes for `addr` in this node's view, its own vote included.
+    /// Votes for this node count only while they are surely still held (see
+    /// [`Node::vote_held`]); votes for others as last heard.
     pub fn votes_for(&self, addr: SocketAddr) -> usize {
         usize::from(self.vote == Some(addr))
-            + self.peers.values().filter(|p| p.vote == Some(addr)).count()
+            + self
+                .peers
+                .values()
+                .filter(|p| p.vote == Some(addr) && (addr != self.me.addr || self.vote_held(p)))
+                .count()
+    }
+
+    /// Whether a peer's vote for us is surely still held at `self.now`: it
+    /// answered a Ping we sent less than a timeout ago (less two ticks of timer
+    /// rounding). So a master that stops hearing its voters (a slow or one-way
+    /// link) gives up the role before any of them may vote for another node,
+    /// whatever the delays.
+    fn vote_held(&self, p: &Peer) -> bool {
+        p.echoed.is_some_and(|t| self.now < self.vote_expiry(t))
+    }
+
+    /// When a vote confirmed by a Pong to our Ping sent at `t` stops counting:
+    /// a timeout after `t`, brought down to a whole tick (so the timer that
+    /// ends it fires exactly then, not rounded up past it), less one tick.
+    fn vote_expiry(&self, t: Time) -> Time {
+        let end = (t + self.cfg.timeout).as_nanos();
+        let tick = TICK.as_nanos();
+        let floored = Duration::from_nanos(((end / tick) * tick).min(u64::MAX as u128) as u64);
+        floored.saturating_sub(TICK)
     }
 
     /// Number of connections the core tracks (handshaking and open).
@@ -400,6 +457,7 @@ impl Node {
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Time, out: &mut Vec<Output>) {
+        self.now = self.now.max(now);
         // Peers silent past the timeout go first, whatever the order of the
         // wheel: a node thawed after a freeze must drop its lost peers (and so
         // its master status) before any other timer acts, such as the script
@@ -454,6 +512,12 @@ impl Node {
                         self.recompute(now, out);
                     }
                 }
+                Timer::Votes => {
+                    if self.votes_timer == Some(id) {
+                        self.votes_timer = None;
+                        self.recompute(now, out);
+                    }
+                }
                 Timer::ScriptSleep => {
                     if let ScriptState::Sleeping { timer, .. } = self.script
                         && timer == id
@@ -484,6 +548,7 @@ impl Node {
 
     /// Handles one input.
     pub fn handle(&mut self, now: Time, input: Input, out: &mut Vec<Output>) {
+        self.now = self.now.max(now);
         match input {
             Input::ScriptLine { stderr, line } => return self.script_line(stderr, &line, out),
             Input::ScriptExited { success, status } => {
@@ -737,6 +802,9 @@ impl Node {
                     kept: conn,
                     seq: 0,
                     acked: 0,
+                    last_ping: now,
+                    ping_out: false,
+                    echoed: None,
                     vote: None,
                     master: false,
                     last_heard: now,
@@ -944,6 +1012,11 @@ impl Node {
                     && sent <= now
                 {
                     p.rtt = Some(now - sent);
+                    p.ping_out = false;
+                    p.echoed = p.echoed.max(Some(sent));
+                    if p.vote == Some(self.me.addr) {
+                        self.recompute(now, out);
+                    }
                 }
             }
             Msg::Text(t) => out.push(Output::Console(format!(
@@ -980,17 +1053,38 @@ impl Node {
             self.lose_peer(now, addr, Loss::TimedOut, out);
             return;
         }
-        // Ping only when the link has been quiet both ways: a Ping answered with
-        // a Pong refreshes both sides, so one side's pings carry the heartbeat
-        // of the pair and the other side stays asleep.
-        if now >= p.last_sent.max(p.last_heard) + self.cfg.heartbeat {
-            self.send(now, addr, Msg::Ping(now.as_micros() as u64), out);
+        let due = self.ping_due(p);
+        if now >= due {
+            self.ping(now, addr, out);
         }
         if let Some(p) = self.peers.get_mut(&addr) {
-            let ping = p.last_sent.max(p.last_heard) + self.cfg.heartbeat;
-            let next = ping.min(p.last_heard + self.cfg.timeout);
+            let next = match self.vote == Some(self.me.addr) {
+                true => p.last_ping + self.cfg.heartbeat,
+                false => p.last_sent.max(p.last_heard) + self.cfg.heartbeat,
+            }
+            .min(p.last_heard + self.cfg.timeout);
             p.timer = self.timers.insert(next, Timer::Peer(addr));
         }
+    }
+
+    /// When the next Ping to `p` is due. A node voting for itself pings every
+    /// peer each heartbeat, so the votes it counts stay confirmed; otherwise a
+    /// link is pinged only when quiet both ways (a Ping answered with a Pong
+    /// refreshes both sides, so one side's pings carry the pair's heartbeat).
+    fn ping_due(&self, p: &Peer) -> Time {
+        if self.vote == Some(self.me.addr) {
+            p.last_ping + self.cfg.heartbeat
+        } else {
+            p.last_sent.max(p.last_heard) + self.cfg.heartbeat
+        }
+    }
+
+    fn ping(&mut self, now: Time, addr: SocketAddr, out: &mut Vec<Output>) {
+        if let Some(p) = self.peers.get_mut(&addr) {
+            p.last_ping = now;
+            p.ping_out = true;
+        }
+        self.send(now, addr, Msg::Ping(now.as_micros() as u64), out);
     }
 
     fn lose_peer(&mut self, now: Time, addr: SocketAddr, why: Loss, out: &mut Vec<Output>) {
@@ -1193,13 +1287,26 @@ impl Node {
                 vote = None;
                 withdraw = Some(x);
             }
-            let votes = usize::from(vote == Some(self.me.addr))
+            let me_addr = self.me.addr;
+            let votes = usize::from(vote == Some(me_addr))
                 + self
                     .peers
                     .values()
-                    .filter(|p| p.vote == Some(self.me.addr))
+                    .filter(|p| p.vote == Some(me_addr) && self.vote_held(p))
                     .count();
-            let master = vote == Some(self.me.addr) && votes >= self.cfg.quorum;
+            let master = vote == Some(me_addr) && votes >= self.cfg.quorum;
+            if vote == Some(me_addr) && !master {
+                // Votes that are there but not yet confirmed by a Pong: ask now.
+                let unconfirmed: Vec<SocketAddr> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| p.vote == Some(me_addr) && !self.vote_held(p) && !p.ping_out)
+                    .map(|(a, _)| *a)
+                    .collect();
+                for a in unconfirmed {
+                    self.ping(now, a, out);
+                }
+            }
             if vote == self.vote && master == self.master {
                 break;
             }
@@ -1215,6 +1322,7 @@ impl Node {
                 self.send(now, a, state, out);
             }
         }
+        self.arm_votes_timer();
         let named = self.master();
         if named != self.named {
             self.named = named;
@@ -1224,6 +1332,35 @@ impl Node {
             )));
         }
         self.script_sync(now, out);
+    }
+
+    /// While master, wakes the node when its confirmed votes would fall below
+    /// the quorum, so it gives up the role on time even when nothing arrives.
+    fn arm_votes_timer(&mut self) {
+        let mut expiries: Vec<Time> = if self.master {
+            self.peers
+                .values()
+                .filter(|p| p.vote == Some(self.me.addr) && self.vote_held(p))
+                .filter_map(|p| p.echoed.map(|t| self.vote_expiry(t)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        expiries.sort_unstable_by(|a, b| b.cmp(a));
+        // Our own vote counts too: the master falls below the quorum when the
+        // (quorum-1)-th latest peer vote expires.
+        let at = self
+            .cfg
+            .quorum
+            .checked_sub(2)
+            .and_then(|i| expiries.get(i))
+            .copied();
+        if let Some(id) = self.votes_timer.take() {
+            self.timers.cancel(id);
+        }
+        if let Some(at) = at {
+            self.votes_timer = Some(self.timers.insert(at, Timer::Votes));
+        }
     }
 
     // ----- scripts -----
