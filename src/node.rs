@@ -471,6 +471,11 @@ impl Node {
         for addr in silent {
             self.lose_peer(now, addr, Loss::TimedOut, out);
         }
+        // Likewise votes that stopped counting: a master whose votes expired
+        // steps down before a script timer could start its master script.
+        if self.master && !self.is_master_at(now) {
+            self.recompute(now, out);
+        }
         while let Some((id, t)) = self.timers.pop_expired(now) {
             match t {
                 Timer::Peer(addr) => self.peer_timer(now, addr, id, out),

@@ -34,7 +34,7 @@
 //! - `dump_trace` (ignored, a tool): the whole trace of `BOSS_SIM_SEED`.
 //! - `one_seed_replays_the_same_trace`: determinism.
 //! - scenario tests with fixed schedules, asserting what a user sees, and
-//!   regressions for core bugs the random worlds found (ignored until fixed).
+//!   regressions for core bugs the random worlds found.
 
 #[path = "sim/rng.rs"]
 mod rng;
@@ -544,11 +544,10 @@ fn dump_trace() {
 
 // ----- regressions for core bugs found by the random worlds -----
 
-/// A `-c` dial in flight swallows the same address learnt from `Members`; when
-/// that dial fails (its SYN was lost in a partition), the address is forgotten
-/// and the mesh never completes (random seeds 804, 1923, 4271: `Mesh`).
+/// A `-c` dial in flight swallowed the same address learnt from `Members`; when
+/// that dial failed (its SYN lost in a partition), the address was forgotten and
+/// the mesh never completed (found as `Mesh` by the random worlds).
 #[test]
-#[ignore = "core bug: a failed -c dial forgets an address learnt from Members"]
 fn a_failed_console_dial_does_not_forget_a_member() {
     let mut w = World::new(45, Params::scenario(3), true);
     let r = w.start_node(0, Join::Alone);
@@ -578,9 +577,8 @@ fn a_failed_console_dial_does_not_forget_a_member() {
 
 /// DESIGN section 2: a node thawed after a freeze must notice it lost its peers
 /// before it acts. A master frozen while its master script sleeps between runs
-/// must not start that script again on thaw (random seed 4662: `ScriptRole`).
+/// must not start that script again on thaw (found as `ScriptRole`).
 #[test]
-#[ignore = "core bug: handle_timeout runs the script sleep timer before the peer timeouts"]
 fn a_thawed_master_does_not_restart_its_master_script() {
     for k in 0..20u32 {
         let mut p = Params::scenario(3);
