@@ -11,7 +11,9 @@
 //! the closer. Faults: extra delay, a reset (both ends get an error, data in flight
 //! is lost), crash (peers get EOF), freeze and thaw (silence, inputs queue),
 //! partition and heal (silence, frames held and delivered on heal, dials lost),
-//! restart (same address, new start time), console commands and clean leaves.
+//! one-way partition (what side A sends to side B is held, its SYNs to B are
+//! lost; B to A flows), restart (same address, new start time), console commands
+//! and clean leaves.
 //!
 //! Script children are simulated too: `RunScript` of program `/sim/forever`,
 //! `/sim/short`, `/sim/stubborn` (ignores SIGTERM) or `/sim/missing` (cannot
@@ -83,7 +85,7 @@ pub struct Params {
 }
 
 /// The random faults, in the order of their weights in `random_fault`.
-pub const FAULTS: [&str; 9] = [
+pub const FAULTS: [&str; 10] = [
     "slow",
     "reset",
     "crash",
@@ -93,6 +95,7 @@ pub const FAULTS: [&str; 9] = [
     "command",
     "quit",
     "shutdown",
+    "oneway",
 ];
 
 /// The simulated script programs.
@@ -138,11 +141,11 @@ impl Params {
         let timeout = timeout * MS;
         let lo = rng.pick(&[50u64, 200, 1000]);
         let spread = rng.pick(&[1000u64, 5000, 20_000]);
-        Params {
+        let mut p = Params {
             n,
             quorum,
             rule: Rule::ALL[rng.index(Rule::ALL.len())],
-            preempt: true,
+            preempt: true, // drawn below
             heartbeat: hb * MS,
             timeout,
             handshake: timeout * rng.range(1, 2) as u32,
@@ -166,7 +169,10 @@ impl Params {
             script_sleep: timeout / 2,
             script_loop: rng.percent(80),
             kill_grace: timeout * rng.range(1, 2) as u32,
-        }
+        };
+        // Drawn last, so that the other parameters of a seed stay as they were.
+        p.preempt = rng.percent(65);
+        p
     }
 
     /// How long the world must be quiet (no faults) before agreement must hold.
@@ -248,9 +254,14 @@ pub struct Stats {
     pub resets: u64,
     /// Faults carried out, by kind (see [`FAULTS`]).
     pub fault_kinds: [u64; FAULTS.len()],
-    /// First instant with two masters while `quorum > n/2`: (time, a reset was
-    /// injected before it, a frozen node was one of the masters).
-    pub two_masters: Option<(Time, bool, bool)>,
+    /// Steps with two masters at one instant while `quorum > n/2` that the
+    /// `Safety` check exempts: `[after a reset injected by the network, while a
+    /// peer still held a connection of a restarted node's previous instance]`.
+    pub safety_exempt: [u64; 2],
+    /// Steps at which a frozen node still had `is_master()` but no longer
+    /// `is_master_at` its local now, while another node was master (not a
+    /// violation: it may no longer claim it).
+    pub frozen_stale_master: u64,
     /// First instant at which two master-role scripts ran at once (not yet sent
     /// a signal), while `quorum > n/2`.
     pub two_master_scripts: Option<Time>,
@@ -375,6 +386,11 @@ pub struct Slot {
     slow_extra: Duration,
     /// Partition group; two nodes talk only within one group.
     group: u8,
+    /// One-way partition side: 0 none, 1 side A, 2 side B. What A sends to B
+    /// (frames, EOFs, SYNs and SYN-ACKs) is held; B to A flows.
+    oneway: u8,
+    /// When this incarnation was started, if it is a restart (not the first).
+    restarted_at: Option<Time>,
     /// The script child, until its end is reported to the node.
     pub child: Option<Child>,
     /// The instants its vote or master flag changed, over the last `timeout`.
@@ -388,6 +404,8 @@ pub struct Slot {
 #[derive(Debug)]
 struct End {
     slot: usize,
+    /// The incarnation of the node at this end.
+    inc: u32,
     conn: ConnId,
     /// The node may still get input for it (not closed by it, no close delivered).
     live: bool,
@@ -490,6 +508,8 @@ pub struct World {
     seen: Vec<Option<Seen>>,
     /// Agreement held and every live node was in one component, at the last check.
     settled: bool,
+    /// When the network last injected a reset.
+    last_reset: Option<Time>,
 }
 
 impl World {
@@ -525,6 +545,8 @@ impl World {
                 slow_until: Duration::ZERO,
                 slow_extra: Duration::ZERO,
                 group: 0,
+                oneway: 0,
+                restarted_at: None,
                 child: None,
                 announced: 0,
                 knows: vec![false; p.n],
@@ -554,6 +576,7 @@ impl World {
             dirty: true,
             seen: vec![None; n],
             settled: false,
+            last_reset: None,
         }
     }
 
@@ -574,9 +597,12 @@ impl World {
             w.schedule(at, Sched::Start(s));
         }
         let faulty = w.rng.percent(85);
+        // Large clusters cost the most steps per simulated second (n² heartbeats):
+        // their fault phases are shorter, with the same density of faults.
+        let longest = if w.p.n >= 7 { 6 } else { 10 };
         let fault_end = join_window
             + if faulty {
-                t * w.rng.range(2, 10) as u32
+                t * w.rng.range(2, longest) as u32
             } else {
                 t
             };
@@ -726,8 +752,7 @@ impl World {
                 if let Some((at, item)) = link.q[i].front() {
                     let to = link.ends[i].slot;
                     let from = link.ends[1 - i].slot;
-                    let cut = self.slots[from].group != self.slots[to].group
-                        && !matches!(item, Item::Reset);
+                    let cut = self.cut(from, to) && !matches!(item, Item::Reset);
                     if !self.slots[to].frozen && !cut {
                         offer(*at, Ev::Net(l, i), &mut evs);
                     }
@@ -792,6 +817,7 @@ impl World {
         assert!(slot.node.is_none(), "start of a node that is up");
         let started = wall.max(slot.last_started + 1);
         slot.last_started = started;
+        slot.restarted_at = (slot.inc > 0).then_some(self.now);
         slot.inc += 1;
         slot.ids = IdAlloc::default();
         slot.ends.clear();
@@ -1124,10 +1150,28 @@ impl World {
         self.trace_line(None, || format!("partition {groups:?}"));
     }
 
+    /// A one-way partition: what a node of `side_a` (true) sends to a node not
+    /// in it is held (frames, EOFs, SYN-ACKs) or lost (SYNs); the other way
+    /// flows. Heal releases it.
+    pub fn partition_oneway(&mut self, side_a: &[bool]) {
+        self.partition_gen += 1;
+        for (slot, a) in self.slots.iter_mut().zip(side_a) {
+            slot.oneway = if *a { 1 } else { 2 };
+        }
+        self.trace_line(None, || format!("one-way partition, A = {side_a:?}"));
+    }
+
+    /// Whatever `from` sends to `to` is held (or, for a SYN, lost).
+    fn cut(&self, from: usize, to: usize) -> bool {
+        let (f, t) = (&self.slots[from], &self.slots[to]);
+        f.group != t.group || (f.oneway == 1 && t.oneway == 2)
+    }
+
     pub fn heal(&mut self) {
         self.partition_gen += 1;
         for slot in &mut self.slots {
             slot.group = 0;
+            slot.oneway = 0;
         }
         self.trace_line(None, || "heal".into());
     }
@@ -1135,6 +1179,7 @@ impl World {
     /// Resets one connection: both ends get an error, data in flight is lost.
     fn reset(&mut self, l: u64) -> Result<(), Failure> {
         self.stats.resets += 1;
+        self.last_reset = Some(self.now);
         self.trace_line(None, || format!("reset link {l}"));
         let link = self.links.get_mut(&l).expect("link");
         link.reset = true;
@@ -1241,18 +1286,8 @@ impl World {
     }
 
     fn after_step(&mut self) -> Result<bool, Failure> {
-        // Invariant 4 is a later issue: count, do not fail.
-        if self.stats.two_masters.is_none() && 2 * self.p.quorum > self.p.n {
-            let masters: Vec<usize> = (0..self.p.n)
-                .filter(|&s| self.slots[s].node.as_ref().is_some_and(|n| n.is_master()))
-                .collect();
-            if masters.len() >= 2 {
-                let frozen = masters.iter().any(|&s| self.slots[s].frozen);
-                self.stats.two_masters = Some((self.now, self.stats.resets > 0, frozen));
-                self.trace_line(None, || {
-                    format!("two masters: {masters:?} (frozen: {frozen})")
-                });
-            }
+        if 2 * self.p.quorum > self.p.n {
+            self.safety()?;
         }
         if self.stats.two_master_scripts.is_none() && 2 * self.p.quorum > self.p.n {
             let running = self
@@ -1302,6 +1337,80 @@ impl World {
             self.scheduled(Sched::End)?;
         }
         Ok(true)
+    }
+
+    /// Invariant 4 with a majority quorum: at most one node is master at this
+    /// instant. A frozen node counts only if it may still claim it on its own
+    /// clock (`is_master_at`). Exempt (counted in the stats): a reset injected
+    /// by the network within `timeout + heartbeat + backoff_max`, and a master
+    /// still holding a connection of a restarted node's previous instance (it
+    /// has not read that EOF yet; the new process does not remember its vote).
+    fn safety(&mut self) -> Result<(), Failure> {
+        let mut masters: Vec<usize> = Vec::new();
+        let mut stale = false;
+        for (s, slot) in self.slots.iter().enumerate() {
+            let Some(node) = slot.node.as_ref() else {
+                continue;
+            };
+            let master = if slot.frozen {
+                let m = node.is_master_at(self.now + slot.offset);
+                stale |= node.is_master() && !m;
+                m
+            } else {
+                node.is_master()
+            };
+            if master {
+                masters.push(s);
+            }
+        }
+        if stale && !masters.is_empty() {
+            self.stats.frozen_stale_master += 1;
+        }
+        if masters.len() < 2 {
+            return Ok(());
+        }
+        let window = self.p.timeout + self.p.heartbeat + self.p.backoff_max;
+        if self.last_reset.is_some_and(|t| self.now <= t + window) {
+            self.stats.safety_exempt[0] += 1;
+            self.trace_line(None, || format!("two masters {masters:?}, after a reset"));
+            return Ok(());
+        }
+        let stale_restart = self.links.values().any(|k| {
+            (0..2).any(|i| {
+                let (old, holder) = (&k.ends[i], &k.ends[1 - i]);
+                holder.live
+                    && masters.contains(&holder.slot)
+                    && self.slots[old.slot].node.is_some()
+                    && old.inc < self.slots[old.slot].inc
+            })
+        });
+        if stale_restart {
+            self.stats.safety_exempt[1] += 1;
+            self.trace_line(None, || {
+                format!("two masters {masters:?}, a restarted node's old connection held")
+            });
+            return Ok(());
+        }
+        let detail = masters
+            .iter()
+            .map(|&s| {
+                let slot = &self.slots[s];
+                let node = self.node(s);
+                format!(
+                    "n{} (#{}{}, votes {}, peers {:?})",
+                    s + 1,
+                    slot.inc,
+                    if slot.frozen { ", frozen" } else { "" },
+                    node.votes_for(node.addr()),
+                    node.peers()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(self.fail(
+            "Safety",
+            format!("two masters at once, quorum {}: {detail}", self.p.quorum),
+        ))
     }
 
     // ----- the network -----
@@ -1447,7 +1556,7 @@ impl World {
                 let target = slot_of(addr).filter(|&t| t < self.p.n);
                 match target {
                     Some(t) if self.slots[t].node.is_some() => {
-                        if self.slots[t].group != self.slots[from].group {
+                        if self.cut(from, t) {
                             self.trace_line(Some(from), || format!("SYN to {addr} lost"));
                             self.attempts[k].stage = Stage::Lost;
                             return Ok(());
@@ -1462,8 +1571,10 @@ impl World {
                             self.next_port + 1
                         };
                         let src = SocketAddr::new(addr_of(from).ip(), self.next_port);
-                        let end = |slot, conn| End {
+                        let incs = (self.slots[from].inc, self.slots[t].inc);
+                        let end = |slot, inc, conn| End {
                             slot,
+                            inc,
                             conn,
                             live: true,
                             announced: false,
@@ -1471,7 +1582,7 @@ impl World {
                         self.links.insert(
                             l,
                             Link {
-                                ends: [end(from, dconn), end(t, aconn)],
+                                ends: [end(from, incs.0, dconn), end(t, incs.1, aconn)],
                                 q: [VecDeque::new(), VecDeque::new()],
                                 last: [self.now; 2],
                                 reset: false,
@@ -1673,7 +1784,7 @@ impl World {
             }
             Sched::Quiet => {
                 self.trace_line(None, || "faults stop: heal, thaw, quiet".into());
-                if self.slots.iter().any(|s| s.group != 0) {
+                if self.slots.iter().any(|s| s.group != 0 || s.oneway != 0) {
                     self.heal();
                 }
                 for s in 0..self.p.n {
@@ -1723,7 +1834,7 @@ impl World {
             .filter(|&s| self.slots[s].node.is_none() && self.slots[s].inc > 0)
             .collect();
         let t = self.p.timeout;
-        let kind = self.rng.weighted(&[12, 15, 10, 12, 12, 25, 10, 4, 2]);
+        let kind = self.rng.weighted(&[12, 15, 10, 12, 12, 25, 10, 4, 2, 10]);
         let before = self.stats.fault_kinds[kind];
         self.stats.fault_kinds[kind] += 1;
         match kind {
@@ -1762,7 +1873,7 @@ impl World {
                 let generation = self.slots[s].freeze_gen;
                 self.schedule(self.now + d, Sched::Thaw(s, generation));
             }
-            4 if self.slots.iter().all(|s| s.group == 0) => {
+            4 if self.slots.iter().all(|s| s.group == 0 && s.oneway == 0) => {
                 let k = self.rng.range(2, 3) as u8;
                 let groups: Vec<u8> = (0..self.p.n)
                     .map(|_| self.rng.below(k.into()) as u8)
@@ -1804,6 +1915,14 @@ impl World {
             8 if !running.is_empty() => {
                 let s = self.rng.pick(&running);
                 self.run_node(s, Some(Input::Shutdown))?;
+            }
+            // Held frames wait at most `6 × timeout`, far below `forget` (60 s).
+            9 if self.slots.iter().all(|s| s.group == 0 && s.oneway == 0) => {
+                let side_a: Vec<bool> = (0..self.p.n).map(|_| self.rng.percent(50)).collect();
+                let d = self.rng.duration(t / 4, t * 6);
+                self.partition_oneway(&side_a);
+                let generation = self.partition_gen;
+                self.schedule(self.now + d, Sched::Heal(generation));
             }
             _ => {
                 self.stats.fault_kinds[kind] = before;
