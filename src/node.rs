@@ -345,6 +345,7 @@ impl Node {
             }
         }
         self.recompute(now, out);
+        self.script_sync(now, out);
     }
 
     // ----- observers (for the shell, the console and the tests) -----
@@ -458,6 +459,12 @@ impl Node {
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Time, out: &mut Vec<Output>) {
         self.now = self.now.max(now);
+        self.run_timers(now, out);
+        // As in `handle`: the script follows the role once, after every timer.
+        self.script_sync(now, out);
+    }
+
+    fn run_timers(&mut self, now: Time, out: &mut Vec<Output>) {
         // Peers silent past the timeout go first, whatever the order of the
         // wheel: a node thawed after a freeze must drop its lost peers (and so
         // its master status) before any other timer acts, such as the script
@@ -527,8 +534,9 @@ impl Node {
                     if let ScriptState::Sleeping { timer, .. } = self.script
                         && timer == id
                     {
+                        // The run starts at the end of this batch, under the
+                        // role the other timers leave.
                         self.script = ScriptState::Idle;
-                        self.script_sync(now, out);
                     }
                 }
                 Timer::ScriptKill => {
@@ -554,6 +562,14 @@ impl Node {
     /// Handles one input.
     pub fn handle(&mut self, now: Time, input: Input, out: &mut Vec<Output>) {
         self.now = self.now.max(now);
+        self.handle_input(now, input, out);
+        // The script follows the role once per input, after every change the
+        // input caused: a role that flips and flips back within one input
+        // neither starts nor stops a script.
+        self.script_sync(now, out);
+    }
+
+    fn handle_input(&mut self, now: Time, input: Input, out: &mut Vec<Output>) {
         match input {
             Input::ScriptLine { stderr, line } => return self.script_line(stderr, &line, out),
             Input::ScriptExited { success, status } => {
@@ -1336,7 +1352,6 @@ impl Node {
                 self.master_words()
             )));
         }
-        self.script_sync(now, out);
     }
 
     /// While master, wakes the node when its confirmed votes would fall below
