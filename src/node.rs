@@ -575,7 +575,7 @@ impl Node {
             Input::ScriptExited { success, status } => {
                 return self.script_exited(now, success, status, out);
             }
-            Input::ScriptFailed { error } => return self.script_failed(now, &error, out),
+            Input::ScriptFailed { error } => return self.script_failed(&error, out),
             _ if self.leaving => return,
             _ => {}
         }
@@ -1490,9 +1490,9 @@ impl Node {
         self.script = ScriptState::Idle;
         if self.leaving {
             out.push(Output::Exit);
-        } else if stopped {
-            self.script_sync(now, out);
-        } else {
+        } else if !stopped {
+            // (A stopped script is followed at once by the role's script: the
+            // sync at the end of `handle` starts it.)
             let timer = self
                 .timers
                 .insert(now + self.cfg.script_sleep, Timer::ScriptSleep);
@@ -1500,7 +1500,7 @@ impl Node {
         }
     }
 
-    fn script_failed(&mut self, now: Time, error: &str, out: &mut Vec<Output>) {
+    fn script_failed(&mut self, error: &str, out: &mut Vec<Output>) {
         let ScriptState::Running { role } = self.script else {
             return;
         };
@@ -1516,8 +1516,6 @@ impl Node {
         self.script = ScriptState::Idle;
         if self.leaving {
             out.push(Output::Exit);
-        } else {
-            self.script_sync(now, out);
         }
     }
 
