@@ -185,9 +185,9 @@ enum ScriptState {
 const TICK: Duration = Duration::from_millis(10);
 /// Most open connections to one peer (duplicates in the middle of resolution).
 const MAX_CONNS_PER_PEER: usize = 4;
-/// Slack added to the vote lease for timer rounding (two ticks) and delivery
-/// delay. The lease is safe while a frame takes under about 3 ms one way (a LAN):
-/// the old master then drops our vote before the lease ends.
+/// Slack added to the vote lease for timer rounding and delivery delay. The
+/// lease is a second guard: the old master already stops counting our vote a
+/// timeout after its last Ping we answered (see `vote_held`), whatever the delay.
 const LEASE_MARGIN: Duration = Duration::from_millis(30);
 
 #[derive(Debug)]
@@ -253,8 +253,8 @@ struct Target {
     dialing: bool,
     /// Redial or dial-timeout timer.
     timer: Option<TimerId>,
-    /// A failure was reported already (report once, not on every retry).
-    reported: bool,
+    /// This outage was said on the console already (once, not on every retry).
+    outage_said: bool,
     next_try: Option<Time>,
 }
 
@@ -1179,7 +1179,7 @@ impl Node {
                 once,
                 dialing: false,
                 timer: None,
-                reported: false,
+                outage_said: false,
                 report: once,
                 next_try: None,
             },
@@ -1242,8 +1242,8 @@ impl Node {
             self.remove_target(addr);
             return;
         }
-        if !t.reported && t.forget_at.is_none() {
-            t.reported = true;
+        if !t.outage_said && t.forget_at.is_none() {
+            t.outage_said = true;
             out.push(Output::Console(format!(
                 "cannot reach {addr} yet ({error}); retrying"
             )));
@@ -1487,10 +1487,8 @@ impl Node {
                 role.name()
             )));
         }
-        self.script = ScriptState::Idle;
-        if self.leaving {
-            out.push(Output::Exit);
-        } else if !stopped {
+        self.script_gone(out);
+        if !self.leaving && !stopped {
             // (A stopped script is followed at once by the role's script: the
             // sync at the end of `handle` starts it.)
             let timer = self
@@ -1513,6 +1511,11 @@ impl Node {
             "cannot run {} script {what}: {error}; cleared",
             role.name()
         )));
+        self.script_gone(out);
+    }
+
+    /// No child any more: a leaving node may exit now.
+    fn script_gone(&mut self, out: &mut Vec<Output>) {
         self.script = ScriptState::Idle;
         if self.leaving {
             out.push(Output::Exit);

@@ -477,15 +477,7 @@ fn refused_both_ways(fa: &[&str], fb: &[&str], a_says: &str, b_says: &str) {
             &format!("{} -cl after the refusal: {cl:?}", n.name),
             &all,
         );
-        n.ask("-m", |l| l.starts_with("master: "), SOON)
-            .and_then(|l| {
-                if l.starts_with(NO_MASTER) {
-                    Ok(())
-                } else {
-                    Err(format!("{} answered {l:?}", n.name))
-                }
-            })
-            .or_dump(&all);
+        n.says_no_master(SOON).or_dump(&all);
     }
     for (n, m) in [(&a, ma), (&b, mb)] {
         let connected: Vec<String> = n

@@ -196,15 +196,7 @@ fn a_master_left_alone_drops_its_status() {
     b.kill9();
     a.wait_after(ma, |l| l.starts_with("master changed: none ("), SOON)
         .or_dump(&all);
-    a.ask("-m", |l| l.starts_with("master: "), SOON)
-        .and_then(|l| {
-            if l.starts_with(NO_MASTER) {
-                Ok(())
-            } else {
-                Err(format!("A alone answered {l:?}"))
-            }
-        })
-        .or_dump(&all);
+    a.says_no_master(SOON).or_dump(&all);
 }
 
 // ----- messages -----

@@ -363,6 +363,16 @@ impl Boss {
             .map_err(|e| format!("{e} (after {cmd:?})"))
     }
 
+    /// Asks `-m` and requires its first answer to say there is no master.
+    pub fn says_no_master(&self, timeout: Duration) -> Result<(), String> {
+        let l = self.ask("-m", |l| l.starts_with("master: "), timeout)?;
+        if l.starts_with(NO_MASTER) {
+            Ok(())
+        } else {
+            Err(format!("{} answered {l:?}", self.name))
+        }
+    }
+
     /// Sends `cmd` and returns every line printed until the node has answered a
     /// sentinel command sent right after it: the whole multi-line answer (and any
     /// event line printed meanwhile).
