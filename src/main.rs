@@ -109,10 +109,12 @@ struct Cli {
     /// Time between SIGTERM and SIGKILL when a script is stopped
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = duration)]
     kill_grace: Duration,
-    /// The default script, run while not master (or -ds SCRIPT ARGS... at the end)
+    /// The default script, run while not master, words quoted as in a shell
+    /// (or -ds SCRIPT ARGS... at the end)
     #[arg(long, value_name = "\"PROGRAM ARGS\"")]
     default_script: Option<String>,
-    /// The master script, run while master (or -ms SCRIPT ARGS... at the end)
+    /// The master script, run while master, words quoted as in a shell (or -ms
+    /// SCRIPT ARGS... at the end)
     #[arg(long, value_name = "\"PROGRAM ARGS\"")]
     master_script: Option<String>,
 }
