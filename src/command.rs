@@ -52,11 +52,11 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("-msg <text>", "send a text to every connected peer"),
     (
         "-ds <script> [args]",
-        "set the default script, run while not master (also -sd); quote as in a shell; replaces a running one at once; -ds alone clears it",
+        "set the default script, run while not master (also -sd); replaces a running one; -ds alone clears it",
     ),
     (
         "-ms <script> [args]",
-        "set the master script, run while master; likewise; -ms alone clears it",
+        "set the master script, run while master; replaces a running one; -ms alone clears it",
     ),
     (
         "-loop <1|0>",
