@@ -198,7 +198,8 @@ const QUICK_RUN: Duration = Duration::from_secs(1);
 /// After this many runs in a row that failed at once, the pause between runs
 /// grows (see [`Node::run_pause`]).
 const QUICK_FAILURES: u32 = 3;
-/// The pause of the first backed-off run when `-sslp` is shorter.
+/// The base of that backoff when `-sslp` is shorter: the first longer pause is
+/// twice it.
 const QUICK_PAUSE_MIN: Duration = Duration::from_millis(100);
 /// The pause between runs of a failing script doubles up to this.
 const QUICK_PAUSE_MAX: Duration = Duration::from_secs(30);
