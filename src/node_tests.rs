@@ -548,6 +548,41 @@ fn a_transient_start_failure_is_retried_with_backoff_and_a_permanent_one_clears(
 }
 
 #[test]
+fn a_start_failure_that_comes_back_after_a_stop_was_asked_ends_the_stop() {
+    // The shell answers `RunScript` with `ScriptFailed` after inputs queued
+    // before it: a role change (or -q) may have asked the script to stop by then.
+    let mut a = cfg(1, 100);
+    a.default_script = Some(spec("d"));
+    a.master_script = Some(spec("m"));
+    let mut net = Net::new(vec![a, cfg(2, 200)]);
+    assert_eq!(runs(&mut net, 0), ["d"]);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    assert_eq!(
+        net.take_script(0),
+        [Output::SignalScript(ScriptSignal::Term)]
+    );
+    failed(&mut net, 0, true);
+    assert_eq!(runs(&mut net, 0), ["m"], "the new role's script starts");
+    net.input(0, Input::Line("-q".into()));
+    assert_eq!(
+        net.take_script(0),
+        [Output::SignalScript(ScriptSignal::Term)]
+    );
+    // (Fed directly: the net drops a leaving node's inputs but its script's end.)
+    let mut out = Vec::new();
+    let now = net.now;
+    net.nodes[0].handle(
+        now,
+        Input::ScriptFailed {
+            error: "Permission denied (os error 13)".into(),
+            transient: false,
+        },
+        &mut out,
+    );
+    assert_eq!(out, [Output::Exit], "and a leaving node exits");
+}
+
+#[test]
 fn a_script_that_keeps_failing_at_once_is_run_ever_more_slowly() {
     let mut a = cfg(1, 100);
     a.default_script = Some(spec("d"));
