@@ -102,7 +102,8 @@ pub enum Input {
     ScriptExited { success: bool, status: String },
     /// [`Output::RunScript`] could not start the program; no child exists.
     /// `transient` when the cause may pass (the OS out of descriptors,
-    /// processes or memory: EMFILE, ENFILE, EAGAIN, ENOMEM): the core retries.
+    /// processes or memory: EMFILE, ENFILE, EAGAIN, ENOMEM; the program file
+    /// being written: ETXTBSY): the core retries.
     /// Otherwise (not found, not executable, …) the script is cleared.
     ScriptFailed { error: String, transient: bool },
 }

@@ -147,11 +147,15 @@ pub fn describe(status: ExitStatus) -> String {
 }
 
 /// Whether a failure to start a script may pass by itself: the OS is out of
-/// descriptors (EMFILE, ENFILE), processes (EAGAIN) or memory (ENOMEM) for now.
+/// descriptors (EMFILE, ENFILE), processes (EAGAIN) or memory (ENOMEM) for now,
+/// or the program file is being written (ETXTBSY, a script being replaced).
 /// Anything else (not found, not executable, permission denied) is for good.
 pub fn is_transient(e: &io::Error) -> bool {
-    use nix::libc::{EAGAIN, EMFILE, ENFILE, ENOMEM};
-    matches!(e.raw_os_error(), Some(EAGAIN | EMFILE | ENFILE | ENOMEM))
+    use nix::libc::{EAGAIN, EMFILE, ENFILE, ENOMEM, ETXTBSY};
+    matches!(
+        e.raw_os_error(),
+        Some(EAGAIN | EMFILE | ENFILE | ENOMEM | ETXTBSY)
+    )
 }
 
 fn set_nonblocking(fd: RawFd) -> io::Result<()> {
@@ -316,7 +320,13 @@ mod tests {
     #[test]
     fn only_a_shortage_of_the_os_is_a_transient_failure() {
         use nix::libc;
-        for errno in [libc::EMFILE, libc::ENFILE, libc::EAGAIN, libc::ENOMEM] {
+        for errno in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::EAGAIN,
+            libc::ENOMEM,
+            libc::ETXTBSY,
+        ] {
             assert!(
                 is_transient(&io::Error::from_raw_os_error(errno)),
                 "{errno}"
