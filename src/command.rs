@@ -22,10 +22,11 @@ pub enum Command {
     ConnList,
     /// `-msg <text>`: send a text to every peer.
     Message(String),
-    /// `-ds <script> [args…]` (also `-sd`): set the default script.
-    DefaultScript(ScriptSpec),
-    /// `-ms <script> [args…]`: set the master script.
-    MasterScript(ScriptSpec),
+    /// `-ds <script> [args…]` (also `-sd`): set the default script; `-ds` alone
+    /// (`None`) clears it. The words are split as a shell splits them.
+    DefaultScript(Option<ScriptSpec>),
+    /// `-ms <script> [args…]`: set the master script; `-ms` alone clears it.
+    MasterScript(Option<ScriptSpec>),
     /// `-loop <1|0>`: run scripts again after they end, or clear them after one run.
     Loop(bool),
     /// `-sslp <seconds>`: pause between two runs of a script.
@@ -51,11 +52,11 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("-msg <text>", "send a text to every connected peer"),
     (
         "-ds <script> [args]",
-        "set the default script, run while not master (also -sd)",
+        "set the default script, run while not master (also -sd); replaces a running one; -ds alone clears it",
     ),
     (
         "-ms <script> [args]",
-        "set the master script, run while master",
+        "set the master script, run while master; replaces a running one; -ms alone clears it",
     ),
     (
         "-loop <1|0>",
@@ -114,13 +115,11 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             }
         }
         "-ds" | "-sd" | "-ms" => {
-            let Some((program, args)) = rest.split_first() else {
-                return Err(format!("usage: {cmd} <script> [args]; {HINT}"));
-            };
-            let spec = ScriptSpec {
-                program: program.to_string(),
-                args: args.iter().map(|a| a.to_string()).collect(),
-            };
+            // The words as a shell splits them (quotes, backslashes), not on
+            // white space: `-ms sh -c 'echo hello world'`.
+            let spec = ScriptSpec::parse(&line[cmd.len()..]).map_err(|e| {
+                format!("{cmd}: {e}; quote as in a shell (sh -c 'echo hi'); {HINT}")
+            })?;
             Ok(Some(if cmd == "-ms" {
                 Command::MasterScript(spec)
             } else {
@@ -215,17 +214,17 @@ mod tests {
         );
         assert_eq!(
             parse("-sd ./a.sh --quiet"),
-            Ok(Some(Command::DefaultScript(ScriptSpec {
+            Ok(Some(Command::DefaultScript(Some(ScriptSpec {
                 program: "./a.sh".into(),
                 args: vec!["--quiet".into()]
-            })))
+            }))))
         );
         assert_eq!(
             parse("-ms python3 m.py"),
-            Ok(Some(Command::MasterScript(ScriptSpec {
+            Ok(Some(Command::MasterScript(Some(ScriptSpec {
                 program: "python3".into(),
                 args: vec!["m.py".into()]
-            })))
+            }))))
         );
         assert_eq!(parse("-loop 0"), Ok(Some(Command::Loop(false))));
         assert_eq!(
@@ -245,7 +244,8 @@ mod tests {
             "-c 127.0.0.1 99999",
             "-m now",
             "-msg",
-            "-ds",
+            "-ds sh -c 'echo",
+            "-ms \"a",
             "-loop 2",
             "-sslp -1",
             "-sslp NaN",
@@ -257,6 +257,40 @@ mod tests {
         }
         assert!(parse("-x").unwrap_err().contains("unknown command '-x'"));
         assert!(parse("\x1b[2J").unwrap_err().contains("\\x1b"));
+    }
+
+    #[test]
+    fn script_words_are_split_as_a_shell_splits_them() {
+        let want = |program: &str, args: &[&str]| {
+            Ok(Some(Command::MasterScript(Some(ScriptSpec {
+                program: program.into(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+            }))))
+        };
+        assert_eq!(
+            parse("-ms sh -c 'echo hello world'"),
+            want("sh", &["-c", "echo hello world"])
+        );
+        assert_eq!(
+            parse(r#"-ms sh -c "echo \"a  b\" \$HOME" x\ y ''"#),
+            want("sh", &["-c", r#"echo "a  b" $HOME"#, "x y", ""])
+        );
+        // Alone, or with nothing but blanks: clear the script.
+        assert_eq!(parse("-ms"), Ok(Some(Command::MasterScript(None))));
+        assert_eq!(parse("-ds   "), Ok(Some(Command::DefaultScript(None))));
+        assert_eq!(parse("-sd"), Ok(Some(Command::DefaultScript(None))));
+        let e = parse("-ms sh -c 'echo hello world").unwrap_err();
+        assert!(e.contains("-ms: missing closing quote"), "{e}");
+        // A spec is shown as it would be typed.
+        let spec = ScriptSpec {
+            program: "sh".into(),
+            args: vec!["-c".into(), "echo hello world".into()],
+        };
+        assert_eq!(spec.to_string(), "sh -c 'echo hello world'");
+        assert_eq!(
+            parse(&format!("-ms {spec}")),
+            want("sh", &["-c", "echo hello world"])
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// A script: the program and its arguments, run directly (shebang), no shell.
+/// Shown as a shell would need it typed (`sh -c 'echo hi'`), so what the console
+/// says can be typed back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScriptSpec {
     pub program: String,
@@ -14,11 +16,25 @@ pub struct ScriptSpec {
 
 impl std::fmt::Display for ScriptSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.program)?;
+        f.write_str(&shell_words::quote(&self.program))?;
         for a in &self.args {
-            write!(f, " {a}")?;
+            write!(f, " {}", shell_words::quote(a))?;
         }
         Ok(())
+    }
+}
+
+impl ScriptSpec {
+    /// Parses a script typed as one string (`sh -c 'echo hello world'`): words
+    /// split as a POSIX shell splits them, quotes and backslashes honoured,
+    /// nothing expanded. `Ok(None)` when there are no words at all.
+    pub fn parse(s: &str) -> Result<Option<ScriptSpec>, String> {
+        let words = shell_words::split(s).map_err(|e| e.to_string())?;
+        let mut words = words.into_iter();
+        Ok(words.next().map(|program| ScriptSpec {
+            program,
+            args: words.collect(),
+        }))
     }
 }
 

@@ -833,6 +833,7 @@ impl Shell {
             Err(e) => {
                 self.pending.push_back(Input::ScriptFailed {
                     error: e.to_string(),
+                    transient: script::is_transient(&e),
                 });
                 return;
             }
@@ -854,6 +855,7 @@ impl Shell {
             // must hear that it does not. Dropping it kills and reaps it.
             self.drop_script();
             self.pending.push_back(Input::ScriptFailed {
+                transient: script::is_transient(&e),
                 error: format!("cannot watch its output: {e}"),
             });
         }

@@ -109,10 +109,12 @@ struct Cli {
     /// Time between SIGTERM and SIGKILL when a script is stopped
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = duration)]
     kill_grace: Duration,
-    /// The default script, run while not master (or -ds SCRIPT ARGS... at the end)
+    /// The default script, run while not master, words quoted as in a shell
+    /// (or -ds SCRIPT ARGS... at the end)
     #[arg(long, value_name = "\"PROGRAM ARGS\"")]
     default_script: Option<String>,
-    /// The master script, run while master (or -ms SCRIPT ARGS... at the end)
+    /// The master script, run while master, words quoted as in a shell (or -ms
+    /// SCRIPT ARGS... at the end)
     #[arg(long, value_name = "\"PROGRAM ARGS\"")]
     master_script: Option<String>,
 }
@@ -181,16 +183,12 @@ fn split_scripts(args: Vec<OsString>) -> Result<(Vec<OsString>, Scripts), String
     Ok((head, scripts))
 }
 
-/// `--default-script "PROGRAM ARGS"`: split on whitespace.
+/// `--default-script "PROGRAM ARGS"`: the words split as a shell splits them
+/// (quotes and backslashes, no expansion): `--master-script "sh -c 'echo hi'"`.
 fn script_words(flag: &str, s: &str) -> Result<ScriptSpec, String> {
-    let mut words = s.split_whitespace().map(str::to_string);
-    let program = words
-        .next()
-        .ok_or_else(|| format!("{flag} needs a program: {flag} \"PROGRAM ARGS\""))?;
-    Ok(ScriptSpec {
-        program,
-        args: words.collect(),
-    })
+    ScriptSpec::parse(s)
+        .map_err(|e| format!("{flag}: {e}; quote as in a shell: {flag} \"sh -c 'echo hi'\""))?
+        .ok_or_else(|| format!("{flag} needs a program: {flag} \"PROGRAM ARGS\""))
 }
 
 /// One script from either of its two spellings, never both.
@@ -520,6 +518,26 @@ mod tests {
         let e = parse(&["127.0.0.1", "1", "--default-script", "a", "-ds", "b"]).unwrap_err();
         assert!(e.contains("--default-script") && e.contains("-ds"), "{e}");
         assert!(parse(&["127.0.0.1", "1", "--master-script", "  "]).is_err());
+        let e = parse(&["127.0.0.1", "1", "--master-script", "sh -c 'echo"]).unwrap_err();
+        assert!(e.contains("--master-script: missing closing quote"), "{e}");
+    }
+
+    #[test]
+    fn a_long_script_flag_is_split_as_a_shell_splits_it() {
+        let c = parse(&[
+            "127.0.0.1",
+            "1",
+            "--master-script",
+            "sh -c 'echo hello world'",
+            "--default-script",
+            r#"./d.sh "a b" c\ d"#,
+        ])
+        .unwrap();
+        assert_eq!(
+            c.master_script,
+            Some(spec("sh", &["-c", "echo hello world"]))
+        );
+        assert_eq!(c.default_script, Some(spec("./d.sh", &["a b", "c d"])));
     }
 
     #[test]

@@ -101,7 +101,11 @@ pub enum Input {
     /// ("exit status 3", "killed by signal 15 (SIGTERM)").
     ScriptExited { success: bool, status: String },
     /// [`Output::RunScript`] could not start the program; no child exists.
-    ScriptFailed { error: String },
+    /// `transient` when the cause may pass (the OS out of descriptors,
+    /// processes or memory: EMFILE, ENFILE, EAGAIN, ENOMEM; the program file
+    /// being written: ETXTBSY): the core retries.
+    /// Otherwise (not found, not executable, …) the script is cleared.
+    ScriptFailed { error: String, transient: bool },
 }
 
 /// Something the core wants done. The shell carries out every output, in order,
@@ -163,6 +167,8 @@ enum Timer {
     ScriptSleep,
     /// The kill grace of a script sent SIGTERM is over: send SIGKILL.
     ScriptKill,
+    /// Time to say how many script lines the relay rate dropped.
+    ScriptRelay,
     /// Enough of the votes a master counts stop being confirmed: re-evaluate.
     Votes,
 }
@@ -175,10 +181,77 @@ enum ScriptState {
     /// A child of `role` runs.
     Running { role: Role },
     /// The child of `role` was sent SIGTERM; SIGKILL follows when `kill` fires
-    /// (`None` once it was sent). Waits for the child to be reaped.
-    Stopping { role: Role, kill: Option<TimerId> },
-    /// A child of `role` ended; the next run starts when `timer` fires.
+    /// (`None` once it was sent). Waits for the child to be reaped. `replaced`
+    /// when a new script of its role was set (`-ds`/`-ms`): the one that ends is
+    /// not the one `-loop 0` would clear.
+    Stopping {
+        role: Role,
+        kill: Option<TimerId>,
+        replaced: bool,
+    },
+    /// A child of `role` ended, or could not start for now; the next run starts
+    /// when `timer` fires.
     Sleeping { role: Role, timer: TimerId },
+}
+
+/// A run that fails sooner than this after its start counts as failing at once.
+const QUICK_RUN: Duration = Duration::from_secs(1);
+/// After this many runs in a row that failed at once, the pause between runs
+/// grows (see [`Node::run_pause`]).
+const QUICK_FAILURES: u32 = 3;
+/// The base of that backoff when `-sslp` is shorter: the first longer pause is
+/// twice it.
+const QUICK_PAUSE_MIN: Duration = Duration::from_millis(100);
+/// The pause between runs of a failing script doubles up to this.
+const QUICK_PAUSE_MAX: Duration = Duration::from_secs(30);
+/// The first retry of a script the OS could not start for now (out of
+/// descriptors, processes or memory); doubles up to [`SPAWN_RETRY_MAX`].
+const SPAWN_RETRY_MIN: Duration = Duration::from_millis(100);
+const SPAWN_RETRY_MAX: Duration = Duration::from_secs(10);
+/// Script lines relayed to the console: a burst of this many, then
+/// [`RELAY_RATE`] a second; the rest is dropped and counted.
+const RELAY_BURST: u32 = 200;
+const RELAY_RATE: u32 = 200;
+/// While script lines are dropped, their count is said this often (and once
+/// more when the script ends).
+const RELAY_REPORT: Duration = Duration::from_secs(2);
+
+/// The rate limit on script lines: a token bucket, one token a line.
+#[derive(Debug)]
+struct Relay {
+    tokens: u32,
+    /// The time up to which tokens were added.
+    refilled: Time,
+    /// Lines dropped since the last report, and whose they were.
+    dropped: u64,
+    role: Role,
+    /// The next report, armed while lines are being dropped.
+    timer: Option<TimerId>,
+}
+
+impl Relay {
+    /// Takes a token for one line at `now`; false when the line must be dropped.
+    fn take(&mut self, now: Time) -> bool {
+        let every = Duration::from_secs(1) / RELAY_RATE;
+        if self.tokens >= RELAY_BURST {
+            self.refilled = now;
+        } else if now > self.refilled {
+            let n = (now - self.refilled).as_nanos() / every.as_nanos();
+            let n = n.min(u128::from(RELAY_BURST)) as u32;
+            self.tokens = (self.tokens + n).min(RELAY_BURST);
+            self.refilled = if self.tokens >= RELAY_BURST {
+                now
+            } else {
+                self.refilled + every * n
+            };
+        }
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Timer granularity: deadlines round up to this.
@@ -286,6 +359,14 @@ pub struct Node {
     /// The last failure status shown per role (index `Role as usize`), so a
     /// script failing on every loop is reported once.
     script_failure: [Option<String>; 2],
+    /// When the running script was started, to tell a run that failed at once.
+    script_since: Time,
+    /// Runs in a row per role that failed within [`QUICK_RUN`].
+    quick_failures: [u32; 2],
+    /// The wait before the next retry of a start the OS refused for now;
+    /// `None` while starts work.
+    spawn_retry: Option<Duration>,
+    relay: Relay,
 }
 
 impl Node {
@@ -315,6 +396,16 @@ impl Node {
             leaving: false,
             script: ScriptState::Idle,
             script_failure: [None, None],
+            script_since: Duration::ZERO,
+            quick_failures: [0, 0],
+            spawn_retry: None,
+            relay: Relay {
+                tokens: RELAY_BURST,
+                refilled: Duration::ZERO,
+                dropped: 0,
+                role: Role::Default,
+                timer: None,
+            },
         }
     }
 
@@ -543,16 +634,32 @@ impl Node {
                     if let ScriptState::Stopping {
                         role,
                         kill: Some(timer),
+                        replaced,
                     } = self.script
                         && timer == id
                     {
-                        self.script = ScriptState::Stopping { role, kill: None };
+                        self.script = ScriptState::Stopping {
+                            role,
+                            kill: None,
+                            replaced,
+                        };
                         out.push(Output::Console(format!(
                             "{} script did not stop within {}: killed",
                             role.name(),
                             human(self.cfg.kill_grace)
                         )));
                         out.push(Output::SignalScript(ScriptSignal::Kill));
+                    }
+                }
+                Timer::ScriptRelay => {
+                    if self.relay.timer == Some(id) {
+                        self.relay.timer = None;
+                        // Still dropping: say so, and look again later. A
+                        // report with nothing new means the flood is over.
+                        if self.relay_report(out) {
+                            self.relay.timer =
+                                Some(self.timers.insert(now + RELAY_REPORT, Timer::ScriptRelay));
+                        }
                     }
                 }
             }
@@ -571,11 +678,15 @@ impl Node {
 
     fn handle_input(&mut self, now: Time, input: Input, out: &mut Vec<Output>) {
         match input {
-            Input::ScriptLine { stderr, line } => return self.script_line(stderr, &line, out),
+            Input::ScriptLine { stderr, line } => {
+                return self.script_line(now, stderr, &line, out);
+            }
             Input::ScriptExited { success, status } => {
                 return self.script_exited(now, success, status, out);
             }
-            Input::ScriptFailed { error } => return self.script_failed(&error, out),
+            Input::ScriptFailed { error, transient } => {
+                return self.script_failed(now, &error, transient, out);
+            }
             _ if self.leaving => return,
             _ => {}
         }
@@ -1412,27 +1523,34 @@ impl Node {
         }
         let want = self.role();
         match self.script {
-            ScriptState::Idle => self.script_start(want, out),
+            ScriptState::Idle => self.script_start(now, want, out),
             ScriptState::Running { role } if role != want => {
-                out.push(Output::SignalScript(ScriptSignal::Term));
-                let kill = self
-                    .timers
-                    .insert(now + self.cfg.kill_grace, Timer::ScriptKill);
-                self.script = ScriptState::Stopping {
-                    role,
-                    kill: Some(kill),
-                };
+                self.script_stop(now, role, false, out);
             }
             ScriptState::Sleeping { role, timer } if role != want => {
                 self.timers.cancel(timer);
                 self.script = ScriptState::Idle;
-                self.script_start(want, out);
+                self.script_start(now, want, out);
             }
             _ => {}
         }
     }
 
-    fn script_start(&mut self, role: Role, out: &mut Vec<Output>) {
+    /// Asks the running script of `role` to stop: SIGTERM now, SIGKILL after
+    /// the kill grace.
+    fn script_stop(&mut self, now: Time, role: Role, replaced: bool, out: &mut Vec<Output>) {
+        out.push(Output::SignalScript(ScriptSignal::Term));
+        let kill = self
+            .timers
+            .insert(now + self.cfg.kill_grace, Timer::ScriptKill);
+        self.script = ScriptState::Stopping {
+            role,
+            kill: Some(kill),
+            replaced,
+        };
+    }
+
+    fn script_start(&mut self, now: Time, role: Role, out: &mut Vec<Output>) {
         let Some(spec) = self.script_spec(role).clone() else {
             return;
         };
@@ -1445,32 +1563,93 @@ impl Node {
             ),
         ];
         self.script = ScriptState::Running { role };
+        self.script_since = now;
         out.push(Output::RunScript { role, spec, env });
     }
 
-    fn script_line(&self, stderr: bool, line: &str, out: &mut Vec<Output>) {
+    /// Relays one script line, up to [`RELAY_RATE`] lines a second after a
+    /// burst of [`RELAY_BURST`]; what is over is counted and said every
+    /// [`RELAY_REPORT`], so a script printing without pause cannot flood the
+    /// console.
+    fn script_line(&mut self, now: Time, stderr: bool, line: &str, out: &mut Vec<Output>) {
+        // Output means the script started: a start the OS refused is behind us.
+        self.spawn_retry = None;
         let role = match self.script {
-            ScriptState::Running { role } | ScriptState::Stopping { role, .. } => role.name(),
-            _ => "script",
+            ScriptState::Running { role } | ScriptState::Stopping { role, .. } => Some(role),
+            _ => None,
         };
+        if !self.relay.take(now) {
+            if self.relay.dropped > 0 && Some(self.relay.role) != role {
+                self.relay_report(out);
+            }
+            self.relay.dropped += 1;
+            self.relay.role = role.unwrap_or(self.relay.role);
+            if self.relay.timer.is_none() {
+                self.relay.timer = Some(self.timers.insert(now + RELAY_REPORT, Timer::ScriptRelay));
+            }
+            return;
+        }
         let stream = if stderr { " stderr" } else { "" };
         out.push(Output::Console(format!(
-            "[{role}{stream}] {}",
+            "[{}{stream}] {}",
+            role.map_or("script", Role::name),
             escape(line)
         )));
     }
 
+    /// Says how many script lines were dropped since the last report, if any;
+    /// whether there were.
+    fn relay_report(&mut self, out: &mut Vec<Output>) -> bool {
+        let n = std::mem::take(&mut self.relay.dropped);
+        if n > 0 {
+            out.push(Output::Console(format!(
+                "{} script: {n} line{} not shown (over {RELAY_RATE} lines/s)",
+                self.relay.role.name(),
+                if n == 1 { "" } else { "s" }
+            )));
+        }
+        n > 0
+    }
+
+    /// The pause before the next run of `role`'s script: `-sslp`, or longer
+    /// while the script keeps failing at once: after [`QUICK_FAILURES`] such
+    /// runs in a row, twice `-sslp` (at least [`QUICK_PAUSE_MIN`]) doubling with
+    /// each further one, up to [`QUICK_PAUSE_MAX`] (never below `-sslp`).
+    fn run_pause(&self, role: Role) -> Duration {
+        let sleep = self.cfg.script_sleep;
+        let n = self.quick_failures[role as usize];
+        if n < QUICK_FAILURES {
+            return sleep;
+        }
+        let doublings = (n - QUICK_FAILURES + 1).min(16);
+        let backoff = sleep
+            .max(QUICK_PAUSE_MIN)
+            .checked_mul(1 << doublings)
+            .map_or(QUICK_PAUSE_MAX, |d| d.min(QUICK_PAUSE_MAX));
+        backoff.max(sleep)
+    }
+
     fn script_exited(&mut self, now: Time, success: bool, status: String, out: &mut Vec<Output>) {
-        let (role, stopped) = match self.script {
-            ScriptState::Running { role } => (role, false),
-            ScriptState::Stopping { role, kill } => {
+        let (role, stopped, replaced) = match self.script {
+            ScriptState::Running { role } => (role, false, false),
+            ScriptState::Stopping {
+                role,
+                kill,
+                replaced,
+            } => {
                 if let Some(t) = kill {
                     self.timers.cancel(t);
                 }
-                (role, true)
+                (role, true, replaced)
             }
             _ => return,
         };
+        // The count of what the relay dropped goes before the end.
+        self.relay_report(out);
+        if let Some(t) = self.relay.timer.take() {
+            self.timers.cancel(t);
+        }
+        self.spawn_retry = None;
         let shown = &mut self.script_failure[role as usize];
         if success {
             *shown = None;
@@ -1481,7 +1660,24 @@ impl Node {
             )));
             *shown = Some(status);
         }
-        if !self.cfg.script_loop && self.script_spec(role).take().is_some() {
+        if !stopped {
+            let quick = &mut self.quick_failures[role as usize];
+            if !success && now.saturating_sub(self.script_since) < QUICK_RUN {
+                *quick = quick.saturating_add(1);
+            } else {
+                *quick = 0;
+            }
+            if *quick == QUICK_FAILURES {
+                out.push(Output::Console(format!(
+                    "{} script failed {QUICK_FAILURES} times in a row, each within {}; waiting {} before the next run, doubling up to {}",
+                    role.name(),
+                    human(QUICK_RUN),
+                    human(self.run_pause(role)),
+                    human(QUICK_PAUSE_MAX)
+                )));
+            }
+        }
+        if !self.cfg.script_loop && !replaced && self.script_spec(role).take().is_some() {
             out.push(Output::Console(format!(
                 "{} script cleared after its run (-loop 0)",
                 role.name()
@@ -1493,20 +1689,47 @@ impl Node {
             // sync at the end of `handle` starts it.)
             let timer = self
                 .timers
-                .insert(now + self.cfg.script_sleep, Timer::ScriptSleep);
+                .insert(now + self.run_pause(role), Timer::ScriptSleep);
             self.script = ScriptState::Sleeping { role, timer };
         }
     }
 
-    fn script_failed(&mut self, error: &str, out: &mut Vec<Output>) {
-        let ScriptState::Running { role } = self.script else {
-            return;
+    fn script_failed(&mut self, now: Time, error: &str, transient: bool, out: &mut Vec<Output>) {
+        let role = match self.script {
+            ScriptState::Running { role } => role,
+            // Asked to stop (the node leaves) before the failure came back.
+            ScriptState::Stopping { kill, .. } => {
+                if let Some(t) = kill {
+                    self.timers.cancel(t);
+                }
+                return self.script_gone(out);
+            }
+            _ => return,
         };
         let what = self
             .script_spec(role)
-            .take()
+            .as_ref()
             .map(|s| s.to_string())
             .unwrap_or_default();
+        if transient && !self.leaving {
+            // The OS is short of something for now: try again later, and say
+            // so once until a start works.
+            let wait = self
+                .spawn_retry
+                .map_or(SPAWN_RETRY_MIN, |d| (d * 2).min(SPAWN_RETRY_MAX));
+            if self.spawn_retry.is_none() {
+                out.push(Output::Console(format!(
+                    "cannot run {} script {what}: {error}; retrying",
+                    role.name()
+                )));
+            }
+            self.spawn_retry = Some(wait);
+            let timer = self.timers.insert(now + wait, Timer::ScriptSleep);
+            self.script = ScriptState::Sleeping { role, timer };
+            return;
+        }
+        self.spawn_retry = None;
+        self.script_spec(role).take();
         out.push(Output::Console(format!(
             "cannot run {} script {what}: {error}; cleared",
             role.name()
@@ -1633,17 +1856,41 @@ impl Node {
             Command::DefaultScript(spec) | Command::MasterScript(spec) => {
                 let role = cmd_role.unwrap_or(Role::Default);
                 let running = matches!(self.script, ScriptState::Running { role: r } if r == role);
-                out.push(Output::Console(format!(
-                    "{} script set: {spec}{}",
-                    role.name(),
-                    if running {
-                        " (takes over at the next run)"
-                    } else {
-                        ""
-                    }
-                )));
-                *self.script_spec(role) = Some(spec);
+                let stopping = if running {
+                    " (stopping the running one)"
+                } else {
+                    ""
+                };
+                out.push(Output::Console(match &spec {
+                    Some(spec) => format!("{} script set: {spec}{stopping}", role.name()),
+                    None => format!("{} script cleared{stopping}", role.name()),
+                }));
+                *self.script_spec(role) = spec;
                 self.script_failure[role as usize] = None;
+                self.quick_failures[role as usize] = 0;
+                // The new script replaces the old one at once: a long-running
+                // script would otherwise never make way.
+                match self.script {
+                    ScriptState::Running { role: r } if r == role => {
+                        self.script_stop(now, role, true, out);
+                    }
+                    ScriptState::Stopping {
+                        role: r,
+                        kill,
+                        replaced: false,
+                    } if r == role => {
+                        self.script = ScriptState::Stopping {
+                            role,
+                            kill,
+                            replaced: true,
+                        };
+                    }
+                    ScriptState::Sleeping { role: r, timer } if r == role => {
+                        self.timers.cancel(timer);
+                        self.script = ScriptState::Idle;
+                    }
+                    _ => {}
+                }
                 self.script_sync(now, out);
             }
             Command::Loop(on) => {
@@ -1702,16 +1949,7 @@ impl Node {
         self.leaving = true;
         // The script goes with the node: stop it, and exit once it is reaped.
         match self.script {
-            ScriptState::Running { role } => {
-                out.push(Output::SignalScript(ScriptSignal::Term));
-                let kill = self
-                    .timers
-                    .insert(now + self.cfg.kill_grace, Timer::ScriptKill);
-                self.script = ScriptState::Stopping {
-                    role,
-                    kill: Some(kill),
-                };
-            }
+            ScriptState::Running { role } => self.script_stop(now, role, false, out),
             ScriptState::Stopping { .. } => {}
             ScriptState::Sleeping { timer, .. } => {
                 self.timers.cancel(timer);

@@ -434,6 +434,7 @@ fn a_script_that_cannot_start_is_reported_and_cleared() {
         0,
         Input::ScriptFailed {
             error: "No such file or directory (os error 2)".into(),
+            transient: false,
         },
     );
     assert!(
@@ -445,6 +446,345 @@ fn a_script_that_cannot_start_is_reported_and_cleared() {
     assert!(net.take_script(0).is_empty());
     net.input(0, Input::Line("-m".into()));
     assert!(net.console(0).last().unwrap().starts_with("master: no"));
+}
+
+fn failed(net: &mut Net, i: usize, transient: bool) {
+    let error = if transient {
+        "Too many open files (os error 24)"
+    } else {
+        "Permission denied (os error 13)"
+    };
+    net.input(
+        i,
+        Input::ScriptFailed {
+            error: error.into(),
+            transient,
+        },
+    );
+}
+
+fn exited(net: &mut Net, i: usize, success: bool) {
+    let status = if success {
+        "exit status 0"
+    } else {
+        "exit status 1"
+    };
+    net.input(
+        i,
+        Input::ScriptExited {
+            success,
+            status: status.into(),
+        },
+    );
+}
+
+/// The programs of the scripts node `i` was asked to run since the last call.
+fn runs(net: &mut Net, i: usize) -> Vec<String> {
+    net.take_script(i)
+        .iter()
+        .filter_map(|o| match o {
+            Output::RunScript { spec, .. } => Some(spec.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The wait until node `i`'s next timer: its only timer in these tests is the
+/// one that starts the next script run.
+fn next_run_in(net: &mut Net, i: usize) -> Option<Duration> {
+    let now = net.now;
+    net.nodes[i].poll_timeout().map(|t| t.saturating_sub(now))
+}
+
+#[test]
+fn a_transient_start_failure_is_retried_with_backoff_and_a_permanent_one_clears() {
+    let mut a = cfg(1, 100);
+    a.default_script = Some(spec("d"));
+    let mut net = Net::new(vec![a]);
+    assert_eq!(runs(&mut net, 0), ["d"]);
+    let retrying = "cannot run default script d: Too many open files (os error 24); retrying";
+    // Retried after 100 ms, 200 ms, 400 ms, … up to 10 s; said once.
+    let mut wait = Duration::from_millis(100);
+    for _ in 0..10 {
+        failed(&mut net, 0, true);
+        assert!(runs(&mut net, 0).is_empty());
+        assert_eq!(next_run_in(&mut net, 0), Some(wait));
+        net.advance(wait - Duration::from_millis(10));
+        assert!(runs(&mut net, 0).is_empty(), "not before {wait:?}");
+        net.advance(Duration::from_millis(10));
+        assert_eq!(runs(&mut net, 0), ["d"], "after {wait:?}");
+        wait = (wait * 2).min(Duration::from_secs(10));
+    }
+    assert_eq!(wait, Duration::from_secs(10));
+    let said = |net: &Net| net.console(0).iter().filter(|l| *l == retrying).count();
+    assert_eq!(said(&net), 1);
+    // A start that works (the script printed, then ended) resets the backoff,
+    // and the next shortage is said again.
+    net.input(
+        0,
+        Input::ScriptLine {
+            stderr: false,
+            line: "up".into(),
+        },
+    );
+    exited(&mut net, 0, true);
+    net.advance(Duration::from_millis(100));
+    assert_eq!(runs(&mut net, 0), ["d"]);
+    failed(&mut net, 0, true);
+    assert_eq!(said(&net), 2);
+    assert_eq!(next_run_in(&mut net, 0), Some(Duration::from_millis(100)));
+    net.advance(Duration::from_millis(100));
+    assert_eq!(runs(&mut net, 0), ["d"]);
+    // A permanent failure clears the script: nothing runs again, nothing is due.
+    failed(&mut net, 0, false);
+    assert!(
+        net.console(0)
+            .iter()
+            .any(|l| l == "cannot run default script d: Permission denied (os error 13); cleared")
+    );
+    assert_eq!(net.nodes[0].poll_timeout(), None);
+    net.advance(Duration::from_secs(60));
+    assert!(runs(&mut net, 0).is_empty());
+}
+
+#[test]
+fn a_start_failure_that_comes_back_after_a_stop_was_asked_ends_the_stop() {
+    // The shell answers `RunScript` with `ScriptFailed` after inputs queued
+    // before it: a role change (or -q) may have asked the script to stop by then.
+    let mut a = cfg(1, 100);
+    a.default_script = Some(spec("d"));
+    a.master_script = Some(spec("m"));
+    let mut net = Net::new(vec![a, cfg(2, 200)]);
+    assert_eq!(runs(&mut net, 0), ["d"]);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    assert_eq!(
+        net.take_script(0),
+        [Output::SignalScript(ScriptSignal::Term)]
+    );
+    failed(&mut net, 0, true);
+    assert_eq!(runs(&mut net, 0), ["m"], "the new role's script starts");
+    net.input(0, Input::Line("-q".into()));
+    assert_eq!(
+        net.take_script(0),
+        [Output::SignalScript(ScriptSignal::Term)]
+    );
+    // (Fed directly: the net drops a leaving node's inputs but its script's end.)
+    let mut out = Vec::new();
+    let now = net.now;
+    net.nodes[0].handle(
+        now,
+        Input::ScriptFailed {
+            error: "Permission denied (os error 13)".into(),
+            transient: false,
+        },
+        &mut out,
+    );
+    assert_eq!(out, [Output::Exit], "and a leaving node exits");
+}
+
+#[test]
+fn a_script_that_keeps_failing_at_once_is_run_ever_more_slowly() {
+    let mut a = cfg(1, 100);
+    a.default_script = Some(spec("d"));
+    a.script_sleep = Duration::ZERO;
+    let mut net = Net::new(vec![a]);
+    assert_eq!(runs(&mut net, 0), ["d"]);
+    let ms = Duration::from_millis;
+    // The pause after the 1st, 2nd, … failure in a row: -sslp (0) twice, then
+    // 200 ms doubling up to 30 s.
+    let want = [
+        0, 0, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000,
+    ];
+    for (n, &pause) in want.iter().enumerate() {
+        net.advance(ms(20)); // each run fails 20 ms after its start
+        exited(&mut net, 0, false);
+        assert_eq!(
+            next_run_in(&mut net, 0),
+            Some(ms(pause)),
+            "failure {}",
+            n + 1
+        );
+        net.advance(ms(pause));
+        assert_eq!(runs(&mut net, 0), ["d"], "failure {}", n + 1);
+    }
+    let said: Vec<String> = net
+        .console(0)
+        .into_iter()
+        .filter(|l| l.contains("times in a row"))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "default script failed 3 times in a row, each within 1s; waiting 200ms before the next run, doubling up to 30s"
+        ]
+    );
+    // A run that lasted resets the pace, even if it failed.
+    net.advance(Duration::from_secs(1));
+    exited(&mut net, 0, false);
+    assert_eq!(next_run_in(&mut net, 0), Some(Duration::ZERO));
+    net.advance(Duration::ZERO);
+    assert_eq!(runs(&mut net, 0), ["d"]);
+    // The backoff starts from -sslp when it is longer: 5 s, 5 s, 10 s, 20 s.
+    net.input(0, Input::Line("-sslp 5".into()));
+    for _ in 0..3 {
+        exited(&mut net, 0, false);
+        let wait = next_run_in(&mut net, 0).unwrap();
+        net.advance(wait);
+        assert_eq!(runs(&mut net, 0), ["d"]);
+    }
+    exited(&mut net, 0, false);
+    assert_eq!(next_run_in(&mut net, 0), Some(Duration::from_secs(20)));
+    // A new script starts afresh.
+    net.input(0, Input::Line("-sslp 0".into()));
+    net.input(0, Input::Line("-ds e".into()));
+    assert_eq!(runs(&mut net, 0), ["e"]);
+    exited(&mut net, 0, false);
+    assert_eq!(next_run_in(&mut net, 0), Some(Duration::ZERO));
+}
+
+#[test]
+fn a_new_script_replaces_the_running_one_at_once_and_clearing_stops_it() {
+    let mut a = cfg(1, 100);
+    a.default_script = Some(spec("d1"));
+    let mut net = Net::new(vec![a]);
+    assert_eq!(runs(&mut net, 0), ["d1"]);
+    let killed = |net: &mut Net| {
+        net.input(
+            0,
+            Input::ScriptExited {
+                success: false,
+                status: "killed by signal 15 (SIGTERM)".into(),
+            },
+        )
+    };
+    // Quoted words, stopped at once, the new one started when it is reaped.
+    net.input(0, Input::Line("-ds sh -c 'echo hello world'".into()));
+    assert_eq!(
+        net.console(0).last().unwrap(),
+        "default script set: sh -c 'echo hello world' (stopping the running one)"
+    );
+    assert_eq!(
+        net.take_script(0),
+        [Output::SignalScript(ScriptSignal::Term)]
+    );
+    killed(&mut net);
+    assert_eq!(runs(&mut net, 0), ["sh -c 'echo hello world'"]);
+    assert!(!net.console(0).iter().any(|l| l.contains("ended with")));
+    // With -loop 0 the replaced run does not clear the new script.
+    net.input(0, Input::Line("-loop 0".into()));
+    net.input(0, Input::Line("-ds d3".into()));
+    assert_eq!(
+        net.take_script(0),
+        [Output::SignalScript(ScriptSignal::Term)]
+    );
+    killed(&mut net);
+    assert_eq!(runs(&mut net, 0), ["d3"]);
+    net.input(0, Input::Line("-loop 1".into()));
+    // Clearing stops it, and nothing runs after.
+    net.input(0, Input::Line("-ds".into()));
+    assert_eq!(
+        net.console(0).last().unwrap(),
+        "default script cleared (stopping the running one)"
+    );
+    assert_eq!(
+        net.take_script(0),
+        [Output::SignalScript(ScriptSignal::Term)]
+    );
+    killed(&mut net);
+    net.advance(Duration::from_secs(10));
+    assert!(runs(&mut net, 0).is_empty());
+    assert_eq!(net.nodes[0].poll_timeout(), None, "idle: nothing due");
+    // Set while none runs, or while it sleeps between runs: it starts at once.
+    net.input(0, Input::Line("-ds d4".into()));
+    assert_eq!(net.console(0).last().unwrap(), "default script set: d4");
+    assert_eq!(runs(&mut net, 0), ["d4"]);
+    exited(&mut net, 0, true);
+    net.input(0, Input::Line("-ds d5".into()));
+    assert_eq!(runs(&mut net, 0), ["d5"]);
+    // The other role's script is only set.
+    net.input(0, Input::Line("-ms m".into()));
+    assert_eq!(net.console(0).last().unwrap(), "master script set: m");
+    assert!(net.take_script(0).is_empty());
+    // A bad quote changes nothing.
+    net.input(0, Input::Line("-ds sh -c 'echo".into()));
+    assert!(
+        net.console(0)
+            .last()
+            .unwrap()
+            .starts_with("-ds: missing closing quote")
+    );
+    assert!(net.take_script(0).is_empty());
+}
+
+#[test]
+fn script_output_is_relayed_up_to_a_rate_and_the_rest_counted() {
+    let mut a = cfg(1, 100);
+    a.default_script = Some(spec("d"));
+    let mut net = Net::new(vec![a]);
+    net.take_script(0);
+    let line = |net: &mut Net, n: usize| {
+        net.input(
+            0,
+            Input::ScriptLine {
+                stderr: false,
+                line: format!("l{n}"),
+            },
+        )
+    };
+    let shown = |net: &Net| {
+        net.console(0)
+            .iter()
+            .filter(|l| l.starts_with("[default] l"))
+            .count()
+    };
+    // A burst of 200 is shown, the rest counted.
+    for n in 0..1000 {
+        line(&mut net, n);
+    }
+    assert_eq!(shown(&net), 200);
+    assert_eq!(net.console(0).last().unwrap(), "[default] l199");
+    net.advance(Duration::from_millis(1990));
+    assert!(!net.console(0).iter().any(|l| l.contains("not shown")));
+    net.advance(Duration::from_millis(10));
+    assert_eq!(
+        net.console(0).last().unwrap(),
+        "default script: 800 lines not shown (over 200 lines/s)"
+    );
+    // 200 lines a second pass in full, at any pace.
+    let before = shown(&net);
+    for n in 0..600 {
+        net.advance(Duration::from_millis(5));
+        line(&mut net, n);
+    }
+    assert_eq!(shown(&net) - before, 600);
+    // The report timer ended with the flood: nothing is due but the script.
+    assert!(net.nodes[0].relay.timer.is_none());
+    assert_eq!(net.nodes[0].poll_timeout(), None);
+    // Twice the rate: half is dropped, and counted when the script ends,
+    // before its end is said.
+    let before = shown(&net);
+    for n in 0..800 {
+        net.advance(Duration::from_micros(2500));
+        line(&mut net, n);
+    }
+    let got = shown(&net) - before;
+    assert!((400..=600).contains(&got), "{got}");
+    exited(&mut net, 0, false);
+    let c = net.console(0);
+    assert_eq!(c[c.len() - 1], "default script ended with exit status 1");
+    let dropped: usize = c[c.len() - 2]
+        .strip_prefix("default script: ")
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{:?}", &c[c.len() - 2..]));
+    let reported: usize = c
+        .iter()
+        .filter_map(|l| l.strip_prefix("default script: "))
+        .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert!(dropped > 0);
+    assert_eq!(reported, 800 + 800 - got, "every dropped line is counted");
+    assert!(net.nodes[0].relay.timer.is_none());
 }
 
 #[test]

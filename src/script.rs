@@ -146,6 +146,18 @@ pub fn describe(status: ExitStatus) -> String {
     }
 }
 
+/// Whether a failure to start a script may pass by itself: the OS is out of
+/// descriptors (EMFILE, ENFILE), processes (EAGAIN) or memory (ENOMEM) for now,
+/// or the program file is being written (ETXTBSY, a script being replaced).
+/// Anything else (not found, not executable, permission denied) is for good.
+pub fn is_transient(e: &io::Error) -> bool {
+    use nix::libc::{EAGAIN, EMFILE, ENFILE, ENOMEM, ETXTBSY};
+    matches!(
+        e.raw_os_error(),
+        Some(EAGAIN | EMFILE | ENFILE | ENOMEM | ETXTBSY)
+    )
+}
+
 fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
     // SAFETY: `fd` is a pipe end owned by the `Child` for the whole call.
@@ -303,6 +315,45 @@ mod tests {
         };
         let err = Script::spawn(&spec, &[]).err().expect("spawn must fail");
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn only_a_shortage_of_the_os_is_a_transient_failure() {
+        use nix::libc;
+        for errno in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::EAGAIN,
+            libc::ENOMEM,
+            libc::ETXTBSY,
+        ] {
+            assert!(
+                is_transient(&io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        for errno in [libc::ENOENT, libc::EACCES, libc::ENOEXEC, libc::ENOTDIR] {
+            assert!(
+                !is_transient(&io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        assert!(!is_transient(&io::Error::other("no errno")));
+        // What spawning a missing or a non-executable program really says.
+        let missing = ScriptSpec {
+            program: "/nonexistent/boss-test-script".into(),
+            args: vec![],
+        };
+        let err = Script::spawn(&missing, &[]).err().expect("spawn must fail");
+        assert!(!is_transient(&err), "{err}");
+        let not_exec = ScriptSpec {
+            program: "/dev/null".into(),
+            args: vec![],
+        };
+        let err = Script::spawn(&not_exec, &[])
+            .err()
+            .expect("spawn must fail");
+        assert!(!is_transient(&err), "{err}");
     }
 
     #[test]

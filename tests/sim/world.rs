@@ -1083,6 +1083,7 @@ impl World {
                 s,
                 Some(Input::ScriptFailed {
                     error: "No such file or directory (os error 2)".into(),
+                    transient: false,
                 }),
             )?;
         }
