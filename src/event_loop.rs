@@ -56,6 +56,10 @@ const WRITE_LIMIT: usize = 1024 * 1024;
 const KEEP_CAPACITY: usize = 16 * 1024;
 /// Longest console line; a longer one is discarded whole.
 pub const MAX_LINE: usize = 64 * 1024;
+/// Said when a console that was open reaches its end (Ctrl-D, a closed pipe, the
+/// end of a file); /dev/null as stdin is no console and says nothing.
+pub const CONSOLE_CLOSED: &str =
+    "console closed (stdin ended); the node keeps running — stop it with Ctrl-C or SIGTERM";
 /// Console output waiting for a stuck stdout beyond this is dropped.
 const CONSOLE_LIMIT: usize = 1024 * 1024;
 /// How long `Exit` may wait for queued frames (the `Goodbye`s) to leave.
@@ -984,6 +988,10 @@ impl Shell {
                     self.feed_lines(&mut got);
                     // A daemon has no stdin: EOF ends the console, not the node.
                     self.stdin.close(&self.poll);
+                    if !self.exiting {
+                        // Ctrl-D at a terminal must not look like a hang.
+                        self.console.line(CONSOLE_CLOSED);
+                    }
                     break;
                 }
                 Ok(n) => {

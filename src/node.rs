@@ -795,6 +795,8 @@ impl Node {
         dialed: Option<SocketAddr>,
         out: &mut Vec<Output>,
     ) {
+        // A `-c` waiting for this dial hears how it ended, in one line.
+        let report = dialed.filter(|a| self.targets.get(a).is_some_and(|t| t.report));
         // A dial that reached a node answers that target, whatever it calls itself.
         for addr in [dialed, Some(node.addr)].into_iter().flatten() {
             if let Some(t) = self.targets.get(&addr)
@@ -835,7 +837,14 @@ impl Node {
                 },
             );
             out.push(Output::Console(format!("connected {}", node.addr)));
-        } else if let Some(p) = self.peers.get_mut(&node.addr) {
+            // That line also answers a `-c` of its own address still in flight.
+            if let Some(t) = self.targets.get_mut(&node.addr) {
+                t.report = false;
+            }
+        } else if let Some(d) = report {
+            out.push(Output::Console(already_connected(node.addr, d)));
+        }
+        if !is_new && let Some(p) = self.peers.get_mut(&node.addr) {
             if p.conns.len() >= MAX_CONNS_PER_PEER {
                 self.conns.remove(&conn);
                 out.push(Output::Close(conn));
@@ -1720,6 +1729,17 @@ impl Node {
             }
             ScriptState::Idle => out.push(Output::Exit),
         }
+    }
+}
+
+/// The answer to a `-c` of `dialed` that reached `peer`, a node already
+/// connected (`dialed` may be another spelling of its address: 0.0.0.0, an
+/// address it does not advertise, a host name).
+fn already_connected(peer: SocketAddr, dialed: impl std::fmt::Display) -> String {
+    if peer.to_string() == dialed.to_string() {
+        format!("already connected to {peer}")
+    } else {
+        format!("already connected to {peer} (reached as {dialed})")
     }
 }
 
