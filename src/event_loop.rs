@@ -15,6 +15,7 @@
 
 use crate::config::{Config, ScriptSpec};
 use crate::node::{CloseReason, ConnId, Input, Node, Output, ScriptSignal, Time};
+use crate::resolve::Resolver;
 use crate::script::{self, Drained, Script};
 use crate::wire::{self, HEADER, MAX_FRAME};
 use mio::event::Event;
@@ -137,6 +138,7 @@ pub fn run(config: Config, listener: std::net::TcpListener) -> Result<(), Error>
         exiting: false,
         accept_stalled: false,
         accept_retry: false,
+        resolver: Resolver::default(),
     };
     let mut events = Events::with_capacity(EVENTS);
     let result = shell.run(&mut events);
@@ -239,6 +241,8 @@ struct Shell {
     accept_stalled: bool,
     /// A connection went away while stalled: try `accept` at the end of the turn.
     accept_retry: bool,
+    /// Host-name lookups in flight (child processes, see [`crate::resolve`]).
+    resolver: Resolver,
 }
 
 impl Shell {
@@ -378,6 +382,16 @@ impl Shell {
                         ScriptSignal::Kill => Signal::SIGKILL,
                     });
                 }
+            }
+            Output::Resolve { name, port } => {
+                if let Err(e) = self.resolver.start(self.poll.registry(), &name, port) {
+                    let result = Err(e);
+                    self.pending
+                        .push_back(Input::Resolved { name, port, result });
+                }
+            }
+            Output::CancelResolve { name, port } => {
+                self.resolver.cancel(self.poll.registry(), &name, port);
             }
             Output::Exit => self.exiting = true,
         }
@@ -604,6 +618,11 @@ impl Shell {
             // Read at the end of the turn, within its budget.
             SCRIPT_OUT => self.script_ready[Pipe::Out as usize] = true,
             SCRIPT_ERR => self.script_ready[Pipe::Err as usize] = true,
+            t if Resolver::owns(t) => {
+                if let Some((name, port, result)) = self.resolver.ready(self.poll.registry(), t) {
+                    self.feed(Input::Resolved { name, port, result });
+                }
+            }
             Token(t) => {
                 if let Some(key) = t.checked_sub(CONN_BASE) {
                     self.conn_event(key, ev);
