@@ -162,7 +162,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
 /// or `[::1]:7000`) or a host name.
 fn parse_addr(rest: &[&str]) -> Result<PeerAddr, String> {
     match rest {
-        [one] => PeerAddr::parse(one),
+        [one] if one.contains(':') => PeerAddr::parse(one),
         [host, port] => PeerAddr::from_parts(host, port),
         _ => Err("usage: -c <host> <port>".into()),
     }

@@ -228,6 +228,13 @@ fn validate(cli: &Cli) -> Result<(), String> {
     if cli.handshake_timeout.is_zero() {
         return Err("--handshake-timeout must be more than 0".into());
     }
+    let bare = cli.host.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<IpAddr>().is_err() && !boss::config::is_host_name(&cli.host) {
+        return Err(format!(
+            "'{}' is neither an IP address nor a host name",
+            boss::text::escape(&cli.host)
+        ));
+    }
     if let Some(a) = cli.advertise
         && a.ip().is_unspecified()
     {
@@ -615,6 +622,14 @@ mod tests {
             words.extend_from_slice(bad);
             let e = parse(&words).unwrap_err();
             assert!(e.contains(says), "{bad:?}: {e}");
+        }
+        for (host, says) in [
+            ("not an ip", "neither"),
+            ("-", "neither"),
+            ("a..b", "neither"),
+        ] {
+            let e = parse(&[host, "1"]).unwrap_err();
+            assert!(e.contains(says), "{host:?}: {e}");
         }
     }
 }
