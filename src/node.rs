@@ -1477,25 +1477,22 @@ impl Node {
             Err(e) => {
                 self.name_round_failed(now, id, format!("cannot resolve {}: {e}", name.host), out)
             }
-            Ok(list)
-                if list
-                    .iter()
-                    .any(|a| *a == self.me.addr || *a == self.cfg.bound) =>
-            {
+            Ok(list) if list.iter().any(|a| self.is_self(*a)) => {
                 // A name of this node (a --join list shared by every node): no
                 // peer to reach there.
-                if n.report {
+                if self.names.remove(&id).is_some_and(|n| n.report) {
                     out.push(Output::Console(format!(
                         "cannot connect to {name}: that is this node"
                     )));
                 }
-                self.names.remove(&id);
             }
             Ok(list) => {
                 if let Some(&peer) = list.iter().find(|a| self.peers.contains_key(a)) {
                     self.name_reached(id, peer, false, out);
                 } else {
-                    n.left = list;
+                    if let Some(n) = self.names.get_mut(&id) {
+                        n.left = list;
+                    }
                     self.name_next_addr(now, id, out);
                 }
             }
@@ -2048,7 +2045,7 @@ impl Node {
                 )));
             }
             Command::Connect(addr) => {
-                if addr == self.me.addr || addr == self.cfg.bound {
+                if self.is_self(addr) {
                     say(format!("cannot connect to {addr}: that is this node"));
                 } else if self.peers.contains_key(&addr) {
                     say(format!("already connected to {addr}"));
@@ -2100,6 +2097,18 @@ impl Node {
                 say(format!("script sleep {}s", d.as_secs_f64()));
             }
         }
+    }
+
+    /// Whether a dial of `addr` would reach this node: its own address, the
+    /// bound one, or the wildcard address with the bound port (which the kernel
+    /// connects to this host); a loopback address when bound to the wildcard.
+    fn is_self(&self, addr: SocketAddr) -> bool {
+        let bound = self.cfg.bound;
+        addr == self.me.addr
+            || addr == bound
+            || (addr.port() == bound.port()
+                && (addr.ip().is_unspecified()
+                    || (bound.ip().is_unspecified() && addr.ip().is_loopback())))
     }
 
     /// `-c NAME PORT`: one round of looking the name up and dialling its

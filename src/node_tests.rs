@@ -641,3 +641,18 @@ fn at_most_a_few_lookups_run_at_once() {
     );
     assert_eq!(out.last(), Some(&resolve(&format!("h{MAX_LOOKUPS}"), 7)));
 }
+
+#[test]
+fn connect_to_this_node_under_another_spelling_says_so_at_once() {
+    let mut n = Node::new(cfg(1, 1));
+    let mut out = Vec::new();
+    n.start(Duration::ZERO, &mut out);
+    let mut out = Vec::new();
+    n.handle(Duration::ZERO, Input::Line("-c 0.0.0.0 1".into()), &mut out);
+    assert_eq!(
+        out,
+        [Output::Console(
+            "cannot connect to 0.0.0.0:1: that is this node".into()
+        )]
+    );
+}
