@@ -2,9 +2,9 @@
 //! for the [`Node`] core and carrying out every [`Output`] it asks for.
 //!
 //! It owns the listen socket, a [`Slab`] of connections (socket, read buffer, write
-//! buffer), stdin, the one script child with its two pipes, and the signal source
-//! (SIGINT, SIGTERM, SIGCHLD), and it is the only place that reads the monotonic
-//! clock ([`Clock`]). It must not decide anything: no election logic and
+//! buffer), stdin, the one script child with its two pipes, the signal source
+//! (SIGINT, SIGTERM, SIGCHLD) and the host-name lookups ([`crate::resolve`]),
+//! and it is the only place that reads the monotonic clock ([`Clock`]). It must not decide anything: no election logic and
 //! no timers of its own (the core owns every timer; the one deadline here bounds the
 //! flush at exit). It must not block, except in that bounded flush.
 //!

@@ -1,7 +1,8 @@
 //! The `boss` binary: parses the command line into a [`Config`], binds the listen
 //! socket, runs the event loop and maps how it ended to an exit status.
 //!
-//! It holds no node logic and does no IO beyond binding: the loop
+//! It holds no node logic and does no IO beyond looking up (a host name, once,
+//! before the loop) and binding the listen address: the loop
 //! ([`boss::event_loop`]) does the rest. It reads the wall clock once, for the
 //! node's start time. Errors are one line on stderr; usage errors are clap's.
 
