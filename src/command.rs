@@ -1,8 +1,8 @@
 //! The console command table: parsing one line of stdin into a [`Command`], and the
 //! help text. Pure; the man page test reads [`COMMANDS`] to keep the page complete.
 
-use crate::config::ScriptSpec;
-use std::net::{IpAddr, SocketAddr};
+use crate::config::{HostPort, PeerAddr, ScriptSpec};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// One console command, as the original spelled them.
@@ -12,6 +12,8 @@ pub enum Command {
     Help,
     /// `-c <ip> <port>`: connect to a node.
     Connect(SocketAddr),
+    /// `-c <name> <port>`: look the name up, then connect to the node there.
+    ConnectName(HostPort),
     /// `-m`: is this node master, and who is.
     Master,
     /// `-t`: start time and uptime.
@@ -39,8 +41,8 @@ pub enum Command {
 pub const COMMANDS: &[(&str, &str)] = &[
     ("-h", "list these commands"),
     (
-        "-c <ip> <port>",
-        "connect to the node at ip and port (also -c <ip:port>)",
+        "-c <host> <port>",
+        "connect to the node at host (an IP address or a name) and port (also -c <host:port>)",
     ),
     ("-m", "say whether this node is master, and who is"),
     ("-t", "show this node's start time and uptime"),
@@ -104,7 +106,12 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         "-cn" => no_args(Command::ConnCount),
         "-cl" => no_args(Command::ConnList),
         "-q" => no_args(Command::Quit),
-        "-c" => parse_addr(&rest).map(|a| Some(Command::Connect(a))),
+        "-c" => parse_addr(&rest).map(|a| {
+            Some(match a {
+                PeerAddr::Ip(a) => Command::Connect(a),
+                PeerAddr::Name(n) => Command::ConnectName(n),
+            })
+        }),
         "-msg" => {
             // Keep the text as typed, inner spacing included.
             let text = line[cmd.len()..].trim();
@@ -150,32 +157,15 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
     }
 }
 
-/// `<ip> <port>` or `<ip:port>` (IPv6 as `::1 7000` or `[::1]:7000`).
-fn parse_addr(rest: &[&str]) -> Result<SocketAddr, String> {
-    let bad = || format!("usage: -c <ip> <port>; {HINT}");
+/// `<host> <port>` or `<host:port>`: the host an IP address (IPv6 as `::1 7000`
+/// or `[::1]:7000`) or a host name.
+fn parse_addr(rest: &[&str]) -> Result<PeerAddr, String> {
     match rest {
-        [one] => one.parse::<SocketAddr>().map_err(|_| bad()),
-        [ip, port] => {
-            let ip: IpAddr = ip
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse()
-                .map_err(|_| {
-                    format!(
-                        "'{}' is not an IPv4 or IPv6 address; {HINT}",
-                        crate::text::escape(ip)
-                    )
-                })?;
-            let port: u16 = port.parse().map_err(|_| {
-                format!(
-                    "'{}' is not a port number (0-65535); {HINT}",
-                    crate::text::escape(port)
-                )
-            })?;
-            Ok(SocketAddr::new(ip, port))
-        }
-        _ => Err(bad()),
+        [one] if one.contains(':') => PeerAddr::parse(one),
+        [host, port] => PeerAddr::from_parts(host, port),
+        _ => Err("usage: -c <host> <port>".into()),
     }
+    .map_err(|e| format!("{e}; {HINT}"))
 }
 
 /// Seconds as a float, 0 to one day.
@@ -208,6 +198,12 @@ mod tests {
         let v6: SocketAddr = "[::1]:7000".parse().unwrap();
         assert_eq!(parse("-c ::1 7000"), Ok(Some(Command::Connect(v6))));
         assert_eq!(parse("-c [::1]:7000"), Ok(Some(Command::Connect(v6))));
+        let local = Command::ConnectName(HostPort {
+            host: "localhost".into(),
+            port: 7000,
+        });
+        assert_eq!(parse("-c localhost 7000"), Ok(Some(local.clone())));
+        assert_eq!(parse("-c LocalHost:7000"), Ok(Some(local)));
         assert_eq!(
             parse("-msg hello  there "),
             Ok(Some(Command::Message("hello  there".into())))
@@ -240,7 +236,8 @@ mod tests {
             "hello",
             "-c",
             "-c 1.2.3.4",
-            "-c nohost 80",
+            "-c no/host 80",
+            "-c -x 80",
             "-c 127.0.0.1 99999",
             "-m now",
             "-msg",

@@ -2,7 +2,7 @@
 //! Plain data; the command line is parsed into it by `main.rs`.
 
 use crate::election::Rule;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// A script: the program and its arguments, run directly (shebang), no shell.
@@ -38,6 +38,91 @@ impl ScriptSpec {
     }
 }
 
+/// A host name and a port, looked up while the node runs (`--join db1:7000`,
+/// `-c db1 7000`): the core asks the shell with [`crate::Output::Resolve`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostPort {
+    /// A valid host name (see [`is_host_name`]), never an IP address.
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// A peer's address as a user writes it: an IP address, or a host name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerAddr {
+    Ip(SocketAddr),
+    Name(HostPort),
+}
+
+impl PeerAddr {
+    /// `ip:port`, `[ipv6]:port` or `name:port`.
+    pub fn parse(s: &str) -> Result<PeerAddr, String> {
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(PeerAddr::Ip(a));
+        }
+        let Some((host, port)) = s.rsplit_once(':') else {
+            return Err(format!(
+                "'{}' is not ip:port, [ipv6]:port or name:port",
+                crate::text::escape(s)
+            ));
+        };
+        PeerAddr::from_parts(host, port)
+    }
+
+    /// A host (an IP address, `[ipv6]`, or a host name) and a port, apart.
+    pub fn from_parts(host: &str, port: &str) -> Result<PeerAddr, String> {
+        let port: u16 = port.parse().map_err(|_| {
+            format!(
+                "'{}' is not a port number (0-65535)",
+                crate::text::escape(port)
+            )
+        })?;
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return Ok(PeerAddr::Ip(SocketAddr::new(ip, port)));
+        }
+        if !is_host_name(host) {
+            return Err(format!(
+                "'{}' is neither an IP address nor a host name",
+                crate::text::escape(host)
+            ));
+        }
+        Ok(PeerAddr::Name(HostPort {
+            host: host.to_ascii_lowercase(),
+            port,
+        }))
+    }
+}
+
+/// A host name as DNS and /etc/hosts write it: dot-separated labels of ASCII
+/// letters, digits, '-' and '_', each 1 to 63 long and not starting or ending
+/// with '-', at most 253 in all (a final dot allowed), not all digits. So a
+/// name can never be taken for an option or smuggle anything into a lookup.
+pub fn is_host_name(s: &str) -> bool {
+    let name = s.strip_suffix('.').unwrap_or(s);
+    !name.is_empty()
+        && name.len() <= 253
+        && !name.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The advertised address: the node's identity, the address peers dial.
@@ -65,6 +150,9 @@ pub struct Config {
     pub forget: Duration,
     /// Addresses dialled at start and redialled until they answer, forever.
     pub join: Vec<SocketAddr>,
+    /// `--join` host names: looked up at start and again on every retry, and
+    /// dialled until one of their addresses answers, forever.
+    pub join_names: Vec<HostPort>,
     pub default_script: Option<ScriptSpec>,
     pub master_script: Option<ScriptSpec>,
     /// Pause between two runs of a script.
@@ -95,6 +183,7 @@ impl Config {
             backoff_max: Duration::from_secs(5),
             forget: Duration::from_secs(60),
             join: Vec::new(),
+            join_names: Vec::new(),
             default_script: None,
             master_script: None,
             script_sleep: Duration::from_secs(1),
@@ -102,5 +191,55 @@ impl Config {
             kill_grace: Duration::from_secs(2),
             max_conns: 1024,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(host: &str, port: u16) -> PeerAddr {
+        PeerAddr::Name(HostPort {
+            host: host.into(),
+            port,
+        })
+    }
+
+    #[test]
+    fn peer_addresses_are_ips_or_host_names() {
+        let ip = |s: &str| PeerAddr::Ip(s.parse().unwrap());
+        assert_eq!(PeerAddr::parse("127.0.0.1:7000"), Ok(ip("127.0.0.1:7000")));
+        assert_eq!(PeerAddr::parse("[::1]:7000"), Ok(ip("[::1]:7000")));
+        assert_eq!(
+            PeerAddr::parse("localhost:7000"),
+            Ok(name("localhost", 7000))
+        );
+        assert_eq!(
+            PeerAddr::parse("DB-1.Example.com.:1"),
+            Ok(name("db-1.example.com.", 1))
+        );
+        assert_eq!(PeerAddr::from_parts("::1", "2"), Ok(ip("[::1]:2")));
+        assert_eq!(PeerAddr::from_parts("[::1]", "2"), Ok(ip("[::1]:2")));
+        assert_eq!(PeerAddr::from_parts("a_b", "2"), Ok(name("a_b", 2)));
+        for bad in [
+            "localhost",
+            "localhost:",
+            "localhost:70000",
+            ":7000",
+            "-x:1",
+            "a b:1",
+            "a..b:1",
+            "1.2.3:1",
+            "x-:1",
+            "a/b:1",
+            "\u{1b}:1",
+            "::1:7000:x",
+        ] {
+            let e = PeerAddr::parse(bad);
+            assert!(e.is_err(), "{bad:?} parsed as {e:?}");
+        }
+        assert!(!is_host_name(&"a".repeat(64)));
+        assert!(is_host_name(&["a"; 127].join(".")));
+        assert!(!is_host_name(&["ab"; 127].join(".")));
     }
 }

@@ -2,9 +2,9 @@
 //! for the [`Node`] core and carrying out every [`Output`] it asks for.
 //!
 //! It owns the listen socket, a [`Slab`] of connections (socket, read buffer, write
-//! buffer), stdin, the one script child with its two pipes, and the signal source
-//! (SIGINT, SIGTERM, SIGCHLD), and it is the only place that reads the monotonic
-//! clock ([`Clock`]). It must not decide anything: no election logic and
+//! buffer), stdin, the one script child with its two pipes, the signal source
+//! (SIGINT, SIGTERM, SIGCHLD) and the host-name lookups ([`crate::resolve`]),
+//! and it is the only place that reads the monotonic clock ([`Clock`]). It must not decide anything: no election logic and
 //! no timers of its own (the core owns every timer; the one deadline here bounds the
 //! flush at exit). It must not block, except in that bounded flush.
 //!
@@ -15,6 +15,7 @@
 
 use crate::config::{Config, ScriptSpec};
 use crate::node::{CloseReason, ConnId, Input, Node, Output, ScriptSignal, Time};
+use crate::resolve::Resolver;
 use crate::script::{self, Drained, Script};
 use crate::wire::{self, HEADER, MAX_FRAME};
 use mio::event::Event;
@@ -56,6 +57,10 @@ const WRITE_LIMIT: usize = 1024 * 1024;
 const KEEP_CAPACITY: usize = 16 * 1024;
 /// Longest console line; a longer one is discarded whole.
 pub const MAX_LINE: usize = 64 * 1024;
+/// Said when a console that was open reaches its end (Ctrl-D, a closed pipe, the
+/// end of a file); /dev/null as stdin is no console and says nothing.
+pub const CONSOLE_CLOSED: &str =
+    "console closed (stdin ended); the node keeps running — stop it with Ctrl-C or SIGTERM";
 /// Console output waiting for a stuck stdout beyond this is dropped.
 const CONSOLE_LIMIT: usize = 1024 * 1024;
 /// How long `Exit` may wait for queued frames (the `Goodbye`s) to leave.
@@ -133,6 +138,7 @@ pub fn run(config: Config, listener: std::net::TcpListener) -> Result<(), Error>
         exiting: false,
         accept_stalled: false,
         accept_retry: false,
+        resolver: Resolver::default(),
     };
     let mut events = Events::with_capacity(EVENTS);
     let result = shell.run(&mut events);
@@ -235,6 +241,8 @@ struct Shell {
     accept_stalled: bool,
     /// A connection went away while stalled: try `accept` at the end of the turn.
     accept_retry: bool,
+    /// Host-name lookups in flight (child processes, see [`crate::resolve`]).
+    resolver: Resolver,
 }
 
 impl Shell {
@@ -374,6 +382,16 @@ impl Shell {
                         ScriptSignal::Kill => Signal::SIGKILL,
                     });
                 }
+            }
+            Output::Resolve { name, port } => {
+                if let Err(e) = self.resolver.start(self.poll.registry(), &name, port) {
+                    let result = Err(e);
+                    self.pending
+                        .push_back(Input::Resolved { name, port, result });
+                }
+            }
+            Output::CancelResolve { name, port } => {
+                self.resolver.cancel(self.poll.registry(), &name, port);
             }
             Output::Exit => self.exiting = true,
         }
@@ -600,6 +618,11 @@ impl Shell {
             // Read at the end of the turn, within its budget.
             SCRIPT_OUT => self.script_ready[Pipe::Out as usize] = true,
             SCRIPT_ERR => self.script_ready[Pipe::Err as usize] = true,
+            t if Resolver::owns(t) => {
+                if let Some((name, port, result)) = self.resolver.ready(self.poll.registry(), t) {
+                    self.feed(Input::Resolved { name, port, result });
+                }
+            }
             Token(t) => {
                 if let Some(key) = t.checked_sub(CONN_BASE) {
                     self.conn_event(key, ev);
@@ -986,6 +1009,10 @@ impl Shell {
                     self.feed_lines(&mut got);
                     // A daemon has no stdin: EOF ends the console, not the node.
                     self.stdin.close(&self.poll);
+                    if !self.exiting {
+                        // Ctrl-D at a terminal must not look like a hang.
+                        self.console.line(CONSOLE_CLOSED);
+                    }
                     break;
                 }
                 Ok(n) => {

@@ -1,11 +1,12 @@
 //! The `boss` binary: parses the command line into a [`Config`], binds the listen
 //! socket, runs the event loop and maps how it ended to an exit status.
 //!
-//! It holds no node logic and does no IO beyond binding: the loop
+//! It holds no node logic and does no IO beyond looking up (a host name, once,
+//! before the loop) and binding the listen address: the loop
 //! ([`boss::event_loop`]) does the rest. It reads the wall clock once, for the
 //! node's start time. Errors are one line on stderr; usage errors are clap's.
 
-use boss::config::{Config, ScriptSpec};
+use boss::config::{Config, PeerAddr, ScriptSpec};
 use boss::election::Rule;
 use boss::event_loop;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -13,7 +14,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 use std::ffi::OsString;
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,7 +28,8 @@ enum Exit {
     /// 2: a usage error: an unknown flag, a bad value (clap's code for errors).
     Usage = 2,
     /// 3: cannot listen: the address is in use or not available, no permission,
-    /// or a wildcard address without `--advertise`.
+    /// a host name that does not resolve, or a wildcard address without
+    /// `--advertise`.
     CannotListen = 3,
 }
 
@@ -37,7 +39,7 @@ impl From<Exit> for ExitCode {
     }
 }
 
-const USAGE: &str = "boss <IP> <PORT> [OPTIONS] [-ds SCRIPT ARGS...] [-ms SCRIPT ARGS...]";
+const USAGE: &str = "boss <HOST> <PORT> [OPTIONS] [-ds SCRIPT ARGS...] [-ms SCRIPT ARGS...]";
 
 const AFTER_HELP: &str = "\
 Scripts, in the original's form, after every other option and in either order:
@@ -61,8 +63,10 @@ Exit status: 0 clean exit (-q, SIGINT, SIGTERM), 1 runtime failure,
     after_help = AFTER_HELP
 )]
 struct Cli {
-    /// Address to listen on, IPv4 or IPv6 (0.0.0.0 and :: need --advertise)
-    ip: IpAddr,
+    /// Address to listen on: IPv4, IPv6 or a host name, looked up once at start
+    /// (0.0.0.0 and :: need --advertise)
+    #[arg(value_name = "HOST")]
+    host: String,
     /// Port to listen on; 0 picks a free one
     port: u16,
     /// Send a ping when a link has been quiet this long
@@ -74,9 +78,9 @@ struct Cli {
     /// Close a connection that has not completed its handshake within this
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = duration)]
     handshake_timeout: Duration,
-    /// Dial this node at start and redial it until it answers (ip:port or [v6]:port); repeatable
-    #[arg(long, value_name = "ADDR")]
-    join: Vec<SocketAddr>,
+    /// Dial this node at start and redial it until it answers (ip:port, [v6]:port or name:port; a name is looked up again on every try); repeatable
+    #[arg(long, value_name = "ADDR", value_parser = PeerAddr::parse)]
+    join: Vec<PeerAddr>,
     /// The address peers dial to reach this node (port 0: the bound port)
     #[arg(long, value_name = "ADDR")]
     advertise: Option<SocketAddr>,
@@ -223,6 +227,13 @@ fn validate(cli: &Cli) -> Result<(), String> {
     if cli.handshake_timeout.is_zero() {
         return Err("--handshake-timeout must be more than 0".into());
     }
+    let bare = cli.host.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<IpAddr>().is_err() && !boss::config::is_host_name(&cli.host) {
+        return Err(format!(
+            "'{}' is neither an IP address nor a host name",
+            boss::text::escape(&cli.host)
+        ));
+    }
     if let Some(a) = cli.advertise
         && a.ip().is_unspecified()
     {
@@ -245,7 +256,12 @@ fn config(cli: &Cli, scripts: Scripts, addr: SocketAddr, started: u64) -> Result
     c.timeout = cli.timeout;
     c.handshake_timeout = cli.handshake_timeout;
     c.forget = cli.forget;
-    c.join = cli.join.clone();
+    for j in &cli.join {
+        match j {
+            PeerAddr::Ip(a) => c.join.push(*a),
+            PeerAddr::Name(n) => c.join_names.push(n.clone()),
+        }
+    }
     c.default_script = pick_script(
         cli.default_script.as_deref(),
         "--default-script",
@@ -263,6 +279,52 @@ fn config(cli: &Cli, scripts: Scripts, addr: SocketAddr, started: u64) -> Result
     c.kill_grace = cli.kill_grace;
     c.max_conns = cli.max_connections as usize;
     Ok(c)
+}
+
+/// The addresses to try listening on, in order: the IP address given, or what
+/// the host name resolves to (looked up once, before the loop starts: blocking
+/// is harmless here).
+fn listen_addrs(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if !boss::config::is_host_name(host) {
+        return Err(format!(
+            "'{}' is neither an IP address nor a host name",
+            boss::text::escape(host)
+        ));
+    }
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot listen on {host}:{port}: {host} does not resolve ({e})"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!(
+            "cannot listen on {host}:{port}: {host} has no address"
+        ));
+    }
+    Ok(addrs)
+}
+
+/// Binds the first of `addrs` that can be bound; the error of the last one
+/// otherwise.
+fn bind(host: &str, addrs: &[SocketAddr]) -> Result<TcpListener, String> {
+    let named = addrs
+        .iter()
+        .all(|a| a.ip().to_string() != host.trim_matches(['[', ']']));
+    let mut last = format!("cannot listen on {host}: no address");
+    for a in addrs {
+        match TcpListener::bind(a) {
+            Ok(l) => return Ok(l),
+            Err(e) if named => last = format!("cannot listen on {a} ({host}): {e}"),
+            Err(e) => last = format!("cannot listen on {a}: {e}"),
+        }
+    }
+    Err(last)
 }
 
 /// Wall clock, µs since the Unix epoch: the node's start time, read once.
@@ -306,27 +368,35 @@ fn run(args: Vec<OsString>) -> Exit {
     if let Err(msg) = validate(&cli) {
         return usage_error(msg);
     }
-    let wanted = SocketAddr::new(cli.ip, cli.port);
-    if cli.ip.is_unspecified() && cli.advertise.is_none() {
+    let wanted = match listen_addrs(&cli.host, cli.port) {
+        Ok(a) => a,
+        Err(msg) => {
+            error_line(&msg);
+            return Exit::CannotListen;
+        }
+    };
+    if let Some(a) = wanted.iter().find(|a| a.ip().is_unspecified())
+        && cli.advertise.is_none()
+    {
         // A node's address is its identity and what peers dial: "0.0.0.0" is
         // neither, so a node listening on every address must say which one to use.
         error_line(&format!(
             "cannot advertise the wildcard address {}; give --advertise ADDR",
-            cli.ip
+            a.ip()
         ));
         return Exit::CannotListen;
     }
-    let listener = match TcpListener::bind(wanted) {
+    let listener = match bind(&cli.host, &wanted) {
         Ok(l) => l,
-        Err(e) => {
-            error_line(&format!("cannot listen on {wanted}: {e}"));
+        Err(msg) => {
+            error_line(&msg);
             return Exit::CannotListen;
         }
     };
     let bound = match listener.local_addr() {
         Ok(a) => a,
         Err(e) => {
-            error_line(&format!("cannot listen on {wanted}: {e}"));
+            error_line(&format!("cannot listen on {}:{}: {e}", cli.host, cli.port));
             return Exit::CannotListen;
         }
     };
@@ -375,7 +445,7 @@ mod tests {
         let (head, scripts) = split_scripts(args(words))?;
         let cli = Cli::try_parse_from(head).map_err(|e| e.to_string())?;
         validate(&cli)?;
-        let addr = SocketAddr::new(cli.ip, cli.port);
+        let addr = listen_addrs(&cli.host, cli.port)?[0];
         config(&cli, scripts, addr, 42)
     }
 
@@ -430,6 +500,8 @@ mod tests {
             "127.0.0.1:1",
             "--join",
             "[::1]:2",
+            "--join",
+            "db1.example:3",
             "--rule",
             "priority",
             "--priority",
@@ -459,6 +531,13 @@ mod tests {
                 "127.0.0.1:1".parse::<SocketAddr>().unwrap(),
                 "[::1]:2".parse().unwrap()
             ]
+        );
+        assert_eq!(
+            c.join_names,
+            vec![boss::config::HostPort {
+                host: "db1.example".into(),
+                port: 3
+            }]
         );
         assert_eq!(c.rule, Rule::Priority);
         assert_eq!(c.priority, 9);
@@ -555,11 +634,21 @@ mod tests {
             (&["--heartbeat", "banana"][..], "250ms"),
             (&["--rule", "tallest"][..], "oldest"),
             (&["--advertise", "0.0.0.0:7"][..], "wildcard"),
+            (&["--join=-x:7"][..], "host name"),
+            (&["--join", "db1"][..], "name:port"),
         ] {
             let mut words = vec!["127.0.0.1", "1"];
             words.extend_from_slice(bad);
             let e = parse(&words).unwrap_err();
             assert!(e.contains(says), "{bad:?}: {e}");
+        }
+        for (host, says) in [
+            ("not an ip", "neither"),
+            ("-", "neither"),
+            ("a..b", "neither"),
+        ] {
+            let e = parse(&[host, "1"]).unwrap_err();
+            assert!(e.contains(says), "{host:?}: {e}");
         }
     }
 }

@@ -12,7 +12,7 @@
 //! 3. Wait no longer than [`Node::poll_timeout`]; `None` means nothing is due.
 
 use crate::command::{self, Command};
-use crate::config::{Config, ScriptSpec};
+use crate::config::{Config, HostPort, ScriptSpec};
 use crate::election::{self, Member};
 use crate::text::{escape, human, rfc3339};
 use crate::timer::{TimerId, TimerWheel};
@@ -106,6 +106,13 @@ pub enum Input {
     /// being written: ETXTBSY): the core retries.
     /// Otherwise (not found, not executable, …) the script is cleared.
     ScriptFailed { error: String, transient: bool },
+    /// The lookup asked for by [`Output::Resolve`] ended: the addresses of
+    /// `name` with `port`, in the resolver's order, or why there are none.
+    Resolved {
+        name: String,
+        port: u16,
+        result: Result<Vec<SocketAddr>, String>,
+    },
 }
 
 /// Something the core wants done. The shell carries out every output, in order,
@@ -135,6 +142,13 @@ pub enum Output {
     },
     /// Send a signal to the running script's process group.
     SignalScript(ScriptSignal),
+    /// Look up the addresses of the host name `name` (valid by
+    /// [`crate::config::is_host_name`]) without blocking; answer with one
+    /// `Resolved`. At most one lookup per name and port is in flight, and at
+    /// most [`MAX_LOOKUPS`] in all.
+    Resolve { name: String, port: u16 },
+    /// Abandon the lookup of `name` and `port` in flight; no input follows for it.
+    CancelResolve { name: String, port: u16 },
     /// Flush all connections (best effort, briefly) and exit 0. The core sends it
     /// only once no script runs any more.
     Exit,
@@ -171,6 +185,8 @@ enum Timer {
     ScriptRelay,
     /// Enough of the votes a master counts stop being confirmed: re-evaluate.
     Votes,
+    /// A host name's lookup took too long, or its next round is due.
+    Name(u32),
 }
 
 /// The one script child, as the core sees it.
@@ -258,6 +274,14 @@ impl Relay {
 const TICK: Duration = Duration::from_millis(10);
 /// Most open connections to one peer (duplicates in the middle of resolution).
 const MAX_CONNS_PER_PEER: usize = 4;
+/// Most host-name lookups in flight at once; more wait their turn.
+pub const MAX_LOOKUPS: usize = 4;
+/// Longest a lookup may take before it counts as failed.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most host names wanted at once (`--join` names and `-c` names in progress).
+const MAX_NAMES: usize = 64;
+/// Most addresses of one name tried per round.
+const MAX_NAME_ADDRS: usize = 8;
 /// Slack added to the vote lease for timer rounding and delivery delay. The
 /// lease is a second guard: the old master already stops counting our vote a
 /// timeout after its last Ping we answered (see `vote_held`), whatever the delay.
@@ -331,6 +355,43 @@ struct Target {
     next_try: Option<Time>,
 }
 
+/// A host name we want a connection to: a `--join` name (tried for ever,
+/// looked up again on every round) or a `-c` name (one round, reported).
+/// A round looks the name up, then dials its addresses one at a time, in the
+/// resolver's order, until one completes a handshake.
+#[derive(Debug)]
+struct NameTarget {
+    name: HostPort,
+    join: bool,
+    /// A `-c` waits for this name: say how it ends, in one line.
+    report: bool,
+    state: NameState,
+    /// Addresses of this round not tried yet.
+    left: Vec<SocketAddr>,
+    /// Why the last address or lookup of this round failed.
+    error: String,
+    backoff: Duration,
+    /// Lookup-timeout or next-round timer.
+    timer: Option<TimerId>,
+    /// This outage was said on the console already.
+    outage_said: bool,
+    next_try: Option<Time>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameState {
+    /// Waiting for a lookup slot (at most [`MAX_LOOKUPS`] at once).
+    Queued,
+    /// Its lookup is in flight.
+    Resolving,
+    /// Dialling this one of its addresses.
+    Dialing(SocketAddr),
+    /// Waiting for the next round (after backoff).
+    Waiting,
+    /// A `--join` name that reached this peer; looked up again when it is lost.
+    Reached(SocketAddr),
+}
+
 /// A boss node's state machine. See the module doc for the calling order.
 pub struct Node {
     cfg: Config,
@@ -340,6 +401,9 @@ pub struct Node {
     conns: BTreeMap<ConnId, Conn>,
     peers: BTreeMap<SocketAddr, Peer>,
     targets: BTreeMap<SocketAddr, Target>,
+    /// Host names to reach, by a number of their own (for timers).
+    names: BTreeMap<u32, NameTarget>,
+    next_name: u32,
     vote: Option<SocketAddr>,
     master: bool,
     seq: u64,
@@ -384,6 +448,8 @@ impl Node {
             conns: BTreeMap::new(),
             peers: BTreeMap::new(),
             targets: BTreeMap::new(),
+            names: BTreeMap::new(),
+            next_name: 0,
             vote: None,
             master: false,
             seq: 0,
@@ -435,6 +501,10 @@ impl Node {
                 self.add_target(now, addr, None, false, Duration::ZERO, out);
             }
         }
+        for name in self.cfg.join_names.clone() {
+            self.add_name(name, true, out);
+        }
+        self.pump_lookups(now, out);
         self.recompute(now, out);
         self.script_sync(now, out);
     }
@@ -608,6 +678,7 @@ impl Node {
                         self.dial_failed(now, addr, "timed out", out);
                     }
                 }
+                Timer::Name(n) => self.name_timer(now, n, id, out),
                 Timer::Lease => {
                     if self.lease_timer == Some(id) {
                         self.lease_timer = None;
@@ -735,6 +806,9 @@ impl Node {
                 Err(e) => out.push(Output::Console(e)),
             },
             Input::Shutdown => self.leave(now, out),
+            Input::Resolved { name, port, result } => {
+                self.resolved(now, HostPort { host: name, port }, result, out)
+            }
             Input::ScriptLine { .. } | Input::ScriptExited { .. } | Input::ScriptFailed { .. } => {}
         }
     }
@@ -859,6 +933,7 @@ impl Node {
                     // A refused peer is not retried: the operator must fix it.
                     if let Some(addr) = self.conns.get(&conn).and_then(|c| c.dialed) {
                         self.remove_target(addr);
+                        self.names_refused(addr);
                     }
                     self.drop_handshaking(now, conn, out);
                     return;
@@ -906,6 +981,8 @@ impl Node {
         dialed: Option<SocketAddr>,
         out: &mut Vec<Output>,
     ) {
+        // A `-c` waiting for this dial hears how it ended, in one line.
+        let report = dialed.filter(|a| self.targets.get(a).is_some_and(|t| t.report));
         // A dial that reached a node answers that target, whatever it calls itself.
         for addr in [dialed, Some(node.addr)].into_iter().flatten() {
             if let Some(t) = self.targets.get(&addr)
@@ -946,7 +1023,17 @@ impl Node {
                 },
             );
             out.push(Output::Console(format!("connected {}", node.addr)));
-        } else if let Some(p) = self.peers.get_mut(&node.addr) {
+            // That line also answers a `-c` of its own address still in flight.
+            if let Some(t) = self.targets.get_mut(&node.addr) {
+                t.report = false;
+            }
+        } else if let Some(d) = report {
+            out.push(Output::Console(already_connected(node.addr, d)));
+        }
+        if let Some(d) = dialed {
+            self.names_reached(d, node.addr, is_new, out);
+        }
+        if !is_new && let Some(p) = self.peers.get_mut(&node.addr) {
             if p.conns.len() >= MAX_CONNS_PER_PEER {
                 self.conns.remove(&conn);
                 out.push(Output::Close(conn));
@@ -1255,6 +1342,7 @@ impl Node {
             };
             let delay = self.cfg.backoff_min;
             self.add_target(now, addr, forget, false, delay, out);
+            self.names_lost(now, addr);
         }
         self.recompute(now, out);
     }
@@ -1335,6 +1423,7 @@ impl Node {
     }
 
     fn dial_failed(&mut self, now: Time, addr: SocketAddr, error: &str, out: &mut Vec<Output>) {
+        self.names_dial_failed(now, addr, error, out);
         let Some(t) = self.targets.get_mut(&addr) else {
             return;
         };
@@ -1366,6 +1455,335 @@ impl Node {
             self.timers.cancel(id);
         }
         t.timer = Some(self.timers.insert(now + wait, Timer::Redial(addr)));
+    }
+
+    // ----- host names -----
+
+    /// Wants a connection to `name`; its lookup starts when a slot is free
+    /// (see `pump_lookups`). `false` when too many names are wanted already.
+    fn add_name(&mut self, name: HostPort, join: bool, out: &mut Vec<Output>) -> bool {
+        if self.names.len() >= MAX_NAMES {
+            out.push(Output::Console(format!(
+                "cannot connect to {name}: {MAX_NAMES} host names are being looked up or dialled already"
+            )));
+            return false;
+        }
+        let id = self.next_name;
+        self.next_name = self.next_name.wrapping_add(1);
+        self.names.insert(
+            id,
+            NameTarget {
+                name,
+                join,
+                report: !join,
+                state: NameState::Queued,
+                left: Vec::new(),
+                error: String::new(),
+                backoff: self.cfg.backoff_min,
+                timer: None,
+                outage_said: false,
+                next_try: None,
+            },
+        );
+        true
+    }
+
+    /// Starts the lookups of queued names, oldest first, up to [`MAX_LOOKUPS`]
+    /// in flight; each gets [`LOOKUP_TIMEOUT`].
+    fn pump_lookups(&mut self, now: Time, out: &mut Vec<Output>) {
+        let mut busy = self
+            .names
+            .values()
+            .filter(|n| n.state == NameState::Resolving)
+            .count();
+        for (&id, n) in self.names.iter_mut() {
+            if busy >= MAX_LOOKUPS {
+                break;
+            }
+            if n.state != NameState::Queued {
+                continue;
+            }
+            busy += 1;
+            n.state = NameState::Resolving;
+            n.next_try = None;
+            if let Some(t) = n.timer.take() {
+                self.timers.cancel(t);
+            }
+            n.timer = Some(self.timers.insert(now + LOOKUP_TIMEOUT, Timer::Name(id)));
+            out.push(Output::Resolve {
+                name: n.name.host.clone(),
+                port: n.name.port,
+            });
+        }
+    }
+
+    fn name_timer(&mut self, now: Time, id: u32, timer: TimerId, out: &mut Vec<Output>) {
+        let Some(n) = self.names.get_mut(&id) else {
+            return;
+        };
+        if n.timer != Some(timer) {
+            return;
+        }
+        n.timer = None;
+        match n.state {
+            NameState::Resolving => {
+                out.push(Output::CancelResolve {
+                    name: n.name.host.clone(),
+                    port: n.name.port,
+                });
+                let why = format!("lookup timed out after {}", human(LOOKUP_TIMEOUT));
+                self.name_round_failed(now, id, why, out);
+            }
+            NameState::Waiting => n.state = NameState::Queued,
+            NameState::Dialing(addr) => {
+                n.error = format!("{addr}: no answer");
+                self.name_next_addr(now, id, out);
+            }
+            _ => {}
+        }
+        self.pump_lookups(now, out);
+    }
+
+    /// Arms (or, with `None`, clears) the one timer of a name.
+    fn set_name_timer(&mut self, id: u32, at: Option<Time>) {
+        if let Some(n) = self.names.get_mut(&id) {
+            if let Some(t) = n.timer.take() {
+                self.timers.cancel(t);
+            }
+            n.timer = at.map(|at| self.timers.insert(at, Timer::Name(id)));
+        }
+    }
+
+    fn resolved(
+        &mut self,
+        now: Time,
+        name: HostPort,
+        result: Result<Vec<SocketAddr>, String>,
+        out: &mut Vec<Output>,
+    ) {
+        let Some((&id, n)) = self
+            .names
+            .iter_mut()
+            .find(|(_, n)| n.state == NameState::Resolving && n.name == name)
+        else {
+            return; // cancelled meanwhile
+        };
+        if let Some(t) = n.timer.take() {
+            self.timers.cancel(t);
+        }
+        let mut addrs = match result {
+            Ok(a) if a.is_empty() => Err("it has no address".to_string()),
+            other => other,
+        };
+        if let Ok(list) = &mut addrs {
+            let mut seen = Vec::new();
+            list.retain(|a| {
+                let new = !seen.contains(a);
+                seen.push(*a);
+                new
+            });
+            list.truncate(MAX_NAME_ADDRS);
+        }
+        match addrs {
+            Err(e) => {
+                self.name_round_failed(now, id, format!("cannot resolve {}: {e}", name.host), out)
+            }
+            Ok(list) if list.iter().any(|a| self.is_self(*a)) => {
+                // A name of this node (a --join list shared by every node): no
+                // peer to reach there.
+                if self.names.remove(&id).is_some_and(|n| n.report) {
+                    out.push(Output::Console(format!(
+                        "cannot connect to {name}: that is this node"
+                    )));
+                }
+            }
+            Ok(list) => {
+                if let Some(&peer) = list.iter().find(|a| self.peers.contains_key(a)) {
+                    self.name_reached(id, peer, false, out);
+                } else {
+                    if let Some(n) = self.names.get_mut(&id) {
+                        n.left = list;
+                    }
+                    self.name_next_addr(now, id, out);
+                }
+            }
+        }
+        self.pump_lookups(now, out);
+    }
+
+    /// Dials the next address of this round, or ends the round.
+    fn name_next_addr(&mut self, now: Time, id: u32, out: &mut Vec<Output>) {
+        let Some(n) = self.names.get_mut(&id) else {
+            return;
+        };
+        if n.left.is_empty() {
+            let why = std::mem::take(&mut n.error);
+            return self.name_round_failed(now, id, why, out);
+        }
+        let addr = n.left.remove(0);
+        if self.peers.contains_key(&addr) {
+            return self.name_reached(id, addr, false, out);
+        }
+        n.state = NameState::Dialing(addr);
+        // The dial and the handshake each end within the handshake timeout;
+        // should neither say how it went, the name does not wait for ever.
+        let at = now + self.cfg.handshake_timeout * 2 + TICK;
+        self.set_name_timer(id, Some(at));
+        if let Some(t) = self.targets.get(&addr) {
+            // Wanted already (a lost peer, a --join address): try it now, and
+            // hear how that dial ends.
+            if !t.dialing {
+                self.dial(now, addr, out);
+            }
+        } else {
+            // Its outcome is said by the name, not by the address.
+            self.add_target(now, addr, None, true, Duration::ZERO, out);
+            match self.targets.get_mut(&addr) {
+                Some(t) => t.report = false,
+                None => {
+                    self.names_dial_failed(now, addr, "too many addresses to dial", out);
+                }
+            }
+        }
+    }
+
+    /// A round found no node: a `-c` name says why and is done; a `--join` name
+    /// says it once per outage and tries again after backoff.
+    fn name_round_failed(&mut self, now: Time, id: u32, why: String, out: &mut Vec<Output>) {
+        let Some(n) = self.names.get_mut(&id) else {
+            return;
+        };
+        let why = if why.is_empty() {
+            "no address answered".to_string()
+        } else {
+            why
+        };
+        if n.report {
+            n.report = false;
+            out.push(Output::Console(format!(
+                "cannot connect to {}: {why}",
+                n.name
+            )));
+        }
+        if !n.join {
+            if let Some(t) = n.timer {
+                self.timers.cancel(t);
+            }
+            self.names.remove(&id);
+            return;
+        }
+        if !n.outage_said {
+            n.outage_said = true;
+            out.push(Output::Console(format!(
+                "cannot reach {} yet ({why}); retrying",
+                n.name
+            )));
+        }
+        let wait = n.backoff;
+        n.backoff = (n.backoff * 2).min(self.cfg.backoff_max);
+        n.state = NameState::Waiting;
+        n.left.clear();
+        n.next_try = Some(now + wait);
+        self.set_name_timer(id, Some(now + wait));
+    }
+
+    /// The name's lookup or dial found `peer`; `is_new`: its `connected` line
+    /// was just printed (and answers a `-c` too).
+    fn name_reached(&mut self, id: u32, peer: SocketAddr, is_new: bool, out: &mut Vec<Output>) {
+        let Some(n) = self.names.get_mut(&id) else {
+            return;
+        };
+        if n.report && !is_new {
+            out.push(Output::Console(already_connected(peer, &n.name)));
+        }
+        n.report = false;
+        if !n.join {
+            if let Some(t) = n.timer {
+                self.timers.cancel(t);
+            }
+            self.names.remove(&id);
+            return;
+        }
+        n.state = NameState::Reached(peer);
+        n.left.clear();
+        n.error.clear();
+        n.backoff = self.cfg.backoff_min;
+        n.outage_said = false;
+        n.next_try = None;
+        self.set_name_timer(id, None);
+    }
+
+    /// A dial of `dialed` completed a handshake with `peer`.
+    fn names_reached(
+        &mut self,
+        dialed: SocketAddr,
+        peer: SocketAddr,
+        is_new: bool,
+        out: &mut Vec<Output>,
+    ) {
+        let ids: Vec<u32> = self
+            .names
+            .iter()
+            .filter(|(_, n)| n.state == NameState::Dialing(dialed))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.name_reached(id, peer, is_new, out);
+        }
+    }
+
+    /// A dial of `addr` failed: the names dialling it try their next address.
+    fn names_dial_failed(
+        &mut self,
+        now: Time,
+        addr: SocketAddr,
+        error: &str,
+        out: &mut Vec<Output>,
+    ) {
+        let ids: Vec<u32> = self
+            .names
+            .iter()
+            .filter(|(_, n)| n.state == NameState::Dialing(addr))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(n) = self.names.get_mut(&id) {
+                n.error = format!("{addr}: {error}");
+                self.name_next_addr(now, id, out);
+            }
+        }
+    }
+
+    /// The node at `addr` was refused (its `refused` line said why): the names
+    /// that dialled it end, like a refused `--join` address.
+    fn names_refused(&mut self, addr: SocketAddr) {
+        let timers = &mut self.timers;
+        self.names.retain(|_, n| {
+            let keep = n.state != NameState::Dialing(addr);
+            if let (false, Some(t)) = (keep, n.timer) {
+                timers.cancel(t);
+            }
+            keep
+        });
+    }
+
+    /// The peer a `--join` name reached was lost: look the name up again soon
+    /// (its address may have changed).
+    fn names_lost(&mut self, now: Time, peer: SocketAddr) {
+        let delay = self.cfg.backoff_min;
+        let ids: Vec<u32> = self
+            .names
+            .iter()
+            .filter(|(_, n)| n.state == NameState::Reached(peer))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(n) = self.names.get_mut(&id) {
+                n.state = NameState::Waiting;
+                n.next_try = Some(now + delay);
+            }
+            self.set_name_timer(id, Some(now + delay));
+        }
     }
 
     // ----- election -----
@@ -1798,7 +2216,11 @@ impl Node {
             )),
             Command::ConnCount => say(format!("connections: {}", self.peers.len())),
             Command::ConnList => {
-                if self.peers.is_empty() && self.targets.is_empty() {
+                let names_down = self
+                    .names
+                    .values()
+                    .filter(|n| !matches!(n.state, NameState::Reached(_)));
+                if self.peers.is_empty() && self.targets.is_empty() && names_down.count() == 0 {
                     say("no connections".into());
                 }
                 for p in self.peers.values() {
@@ -1821,6 +2243,18 @@ impl Node {
                     };
                     say(format!("peer {a} down, {state}"));
                 }
+                for n in self.names.values() {
+                    let state = match n.state {
+                        NameState::Reached(_) => continue,
+                        NameState::Queued | NameState::Resolving => "looking up".to_string(),
+                        NameState::Dialing(a) => format!("connecting to {a}"),
+                        NameState::Waiting => match n.next_try {
+                            Some(at) => format!("retry in {}", human(at.saturating_sub(now))),
+                            None => "waiting".to_string(),
+                        },
+                    };
+                    say(format!("peer {} down, {state}", n.name));
+                }
             }
             Command::Message(text) => {
                 let n = self.peers.len();
@@ -1834,7 +2268,7 @@ impl Node {
                 )));
             }
             Command::Connect(addr) => {
-                if addr == self.me.addr || addr == self.cfg.bound {
+                if self.is_self(addr) {
                     say(format!("cannot connect to {addr}: that is this node"));
                 } else if self.peers.contains_key(&addr) {
                     say(format!("already connected to {addr}"));
@@ -1852,6 +2286,7 @@ impl Node {
                     }
                 }
             }
+            Command::ConnectName(name) => self.connect_name(now, name, out),
             Command::Quit => self.leave(now, out),
             Command::DefaultScript(spec) | Command::MasterScript(spec) => {
                 let role = cmd_role.unwrap_or(Role::Default);
@@ -1911,6 +2346,48 @@ impl Node {
         }
     }
 
+    /// Whether a dial of `addr` would reach this node: its own address, the
+    /// bound one, or the wildcard address with the bound port (which the kernel
+    /// connects to this host); a loopback address when bound to the wildcard.
+    fn is_self(&self, addr: SocketAddr) -> bool {
+        let bound = self.cfg.bound;
+        addr == self.me.addr
+            || addr == bound
+            || (addr.port() == bound.port()
+                && (addr.ip().is_unspecified()
+                    || (bound.ip().is_unspecified() && addr.ip().is_loopback())))
+    }
+
+    /// `-c NAME PORT`: one round of looking the name up and dialling its
+    /// addresses, ended by one line.
+    fn connect_name(&mut self, now: Time, name: HostPort, out: &mut Vec<Output>) {
+        let known = self.names.iter_mut().find(|(_, n)| n.name == name);
+        match known {
+            Some((_, n)) => match n.state {
+                NameState::Reached(p) if self.peers.contains_key(&p) => {
+                    out.push(Output::Console(already_connected(p, &name)));
+                }
+                NameState::Waiting | NameState::Reached(_) => {
+                    // A --join name between rounds: start one now, reported.
+                    out.push(Output::Console(format!("connecting to {name}")));
+                    n.report = true;
+                    n.state = NameState::Queued;
+                    if let Some(t) = n.timer.take() {
+                        self.timers.cancel(t);
+                    }
+                }
+                _ => out.push(Output::Console(format!("already connecting to {name}"))),
+            },
+            None => {
+                out.push(Output::Console(format!("connecting to {name}")));
+                if !self.add_name(name, false, out) {
+                    return;
+                }
+            }
+        }
+        self.pump_lookups(now, out);
+    }
+
     /// Says goodbye to every peer, closes everything and asks to exit.
     fn leave(&mut self, now: Time, out: &mut Vec<Output>) {
         if self.leaving {
@@ -1941,6 +2418,17 @@ impl Node {
                 self.timers.cancel(id);
             }
         }
+        for n in std::mem::take(&mut self.names).into_values() {
+            if let Some(id) = n.timer {
+                self.timers.cancel(id);
+            }
+            if n.state == NameState::Resolving {
+                out.push(Output::CancelResolve {
+                    name: n.name.host,
+                    port: n.name.port,
+                });
+            }
+        }
         if let Some(id) = self.lease_timer.take() {
             self.timers.cancel(id);
         }
@@ -1958,6 +2446,17 @@ impl Node {
             }
             ScriptState::Idle => out.push(Output::Exit),
         }
+    }
+}
+
+/// The answer to a `-c` of `dialed` that reached `peer`, a node already
+/// connected (`dialed` may be another spelling of its address: 0.0.0.0, an
+/// address it does not advertise, a host name).
+fn already_connected(peer: SocketAddr, dialed: impl std::fmt::Display) -> String {
+    if peer.to_string() == dialed.to_string() {
+        format!("already connected to {peer}")
+    } else {
+        format!("already connected to {peer} (reached as {dialed})")
     }
 }
 

@@ -846,3 +846,153 @@ fn refuses_a_peer_with_another_rule_or_quorum() {
             .any(|l| l == "refused 10.0.0.1:1: it uses quorum 2, this node uses quorum 3")
     );
 }
+
+// ----- host names -----
+
+fn consoles(out: &[Output]) -> Vec<String> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Console(l) => Some(l.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn resolve(name: &str, port: u16) -> Output {
+    Output::Resolve {
+        name: name.into(),
+        port,
+    }
+}
+
+fn resolved(name: &str, port: u16, result: Result<Vec<SocketAddr>, String>) -> Input {
+    Input::Resolved {
+        name: name.into(),
+        port,
+        result,
+    }
+}
+
+#[test]
+fn a_join_name_is_looked_up_its_addresses_tried_in_order_and_retried() {
+    let mut c = cfg(1, 1);
+    c.join_names = vec![crate::config::HostPort {
+        host: "db".into(),
+        port: 7,
+    }];
+    let mut n = Node::new(c);
+    let mut out = Vec::new();
+    n.start(Duration::ZERO, &mut out);
+    assert!(out.contains(&resolve("db", 7)), "{out:?}");
+    let (a, b) = (addr(7), SocketAddr::from(([10, 0, 0, 2], 7)));
+    let mut out = Vec::new();
+    let t = Duration::from_millis(1);
+    n.handle(t, resolved("db", 7, Ok(vec![a, b, a])), &mut out);
+    assert_eq!(out, [Output::Dial(a)], "one address at a time");
+    let mut out = Vec::new();
+    let failed = |addr| Input::DialFailed {
+        addr,
+        error: "refused".into(),
+    };
+    n.handle(t, failed(a), &mut out);
+    assert!(out.contains(&Output::Dial(b)), "{out:?}");
+    assert!(consoles(&out).is_empty(), "{out:?}");
+    let mut out = Vec::new();
+    n.handle(t, failed(b), &mut out);
+    assert_eq!(
+        consoles(&out),
+        ["cannot reach db:7 yet (10.0.0.2:7: refused); retrying"]
+    );
+    assert!(!out.iter().any(|o| matches!(o, Output::Dial(_))));
+    // The next round looks the name up again, after the backoff.
+    let mut out = Vec::new();
+    n.handle_timeout(t + Duration::from_millis(50), &mut out);
+    assert!(!out.contains(&resolve("db", 7)));
+    n.handle_timeout(t + Duration::from_millis(120), &mut out);
+    assert!(out.contains(&resolve("db", 7)), "{out:?}");
+    // A lookup that hangs is given up, cancelled, and tried again; the outage
+    // was said already.
+    let mut out = Vec::new();
+    n.handle_timeout(Duration::from_secs(6), &mut out);
+    assert!(
+        out.contains(&Output::CancelResolve {
+            name: "db".into(),
+            port: 7
+        }),
+        "{out:?}"
+    );
+    assert!(consoles(&out).is_empty(), "{out:?}");
+}
+
+#[test]
+fn a_connect_name_ends_in_one_line() {
+    let mut n = Node::new(cfg(1, 1));
+    let mut out = Vec::new();
+    n.start(Duration::ZERO, &mut out);
+    let t = Duration::from_millis(1);
+    let mut out = Vec::new();
+    n.handle(t, Input::Line("-c nohost 7".into()), &mut out);
+    assert_eq!(consoles(&out), ["connecting to nohost:7"]);
+    assert!(out.contains(&resolve("nohost", 7)));
+    let mut out = Vec::new();
+    n.handle(
+        t,
+        resolved("nohost", 7, Err("no such host".into())),
+        &mut out,
+    );
+    assert_eq!(
+        consoles(&out),
+        ["cannot connect to nohost:7: cannot resolve nohost: no such host"]
+    );
+    assert_eq!(n.poll_timeout(), None, "a -c name is not retried");
+    // A name of this node itself.
+    let mut out = Vec::new();
+    n.handle(t, Input::Line("-c me 1".into()), &mut out);
+    n.handle(t, resolved("me", 1, Ok(vec![addr(1)])), &mut out);
+    assert_eq!(
+        consoles(&out),
+        [
+            "connecting to me:1",
+            "cannot connect to me:1: that is this node"
+        ]
+    );
+}
+
+#[test]
+fn at_most_a_few_lookups_run_at_once() {
+    let mut n = Node::new(cfg(1, 1));
+    let mut out = Vec::new();
+    n.start(Duration::ZERO, &mut out);
+    let mut out = Vec::new();
+    for i in 0..10 {
+        n.handle(Duration::ZERO, Input::Line(format!("-c h{i} 7")), &mut out);
+    }
+    let asked = |out: &[Output]| {
+        out.iter()
+            .filter(|o| matches!(o, Output::Resolve { .. }))
+            .count()
+    };
+    assert_eq!(asked(&out), MAX_LOOKUPS);
+    let mut out = Vec::new();
+    n.handle(
+        Duration::ZERO,
+        resolved("h0", 7, Err("no".into())),
+        &mut out,
+    );
+    assert_eq!(out.last(), Some(&resolve(&format!("h{MAX_LOOKUPS}"), 7)));
+}
+
+#[test]
+fn connect_to_this_node_under_another_spelling_says_so_at_once() {
+    let mut n = Node::new(cfg(1, 1));
+    let mut out = Vec::new();
+    n.start(Duration::ZERO, &mut out);
+    let mut out = Vec::new();
+    n.handle(Duration::ZERO, Input::Line("-c 0.0.0.0 1".into()), &mut out);
+    assert_eq!(
+        out,
+        [Output::Console(
+            "cannot connect to 0.0.0.0:1: that is this node".into()
+        )]
+    );
+}

@@ -1074,6 +1074,13 @@ impl World {
                     }
                     exit = true;
                 }
+                Output::Resolve { name, .. } | Output::CancelResolve { name, .. } => {
+                    // The simulated nodes know each other by address only.
+                    return Err(self.fail(
+                        "Resolve",
+                        format!("n{} looks up the host name {name}", s + 1),
+                    ));
+                }
             }
         }
         if failed {
