@@ -1,5 +1,6 @@
 //! Keeps the man page, `--help`, the console's `-h` and the README in step with
-//! the code: a flag, command or exit status that is not documented fails here.
+//! the code: a flag, command, exit status or console line that is not
+//! documented fails here.
 
 use std::process::Command;
 
@@ -154,7 +155,8 @@ fn the_man_page_renders_without_warnings() {
 /// The calls whose first argument is a line the node prints: a core output, the
 /// core's `say` helper for console answers, the shell's `console.line` and
 /// `main`'s `error_line` on stderr. (rustfmt may break `self.console.line(` over
-/// lines, so the shell's form is matched as `.line(`.)
+/// lines, so the shell's form is matched as `.line(`.) A line built into a
+/// variable first and then passed (`say(line)`, the `-m` answers) is not seen.
 const CONSOLE_CALLS: [&str; 4] = ["Output::Console(", "say(", ".line(", "error_line("];
 
 /// Marks the answers to a mistyped console command, wherever they are built:
@@ -162,7 +164,7 @@ const CONSOLE_CALLS: [&str; 4] = ["Output::Console(", "say(", ".line(", "error_l
 const HINT_PLACEHOLDER: &str = "{HINT}";
 
 /// The source files of the crate, tests left out: `src/*.rs` without
-/// `*_tests.rs` and without any `#[cfg(test)]` module at the end of a file.
+/// `*_tests.rs`, each cut where its `#[cfg(test)] mod` begins.
 fn sources() -> Vec<(String, String)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
     let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
@@ -172,12 +174,28 @@ fn sources() -> Vec<(String, String)> {
         .filter(|p| !p.to_string_lossy().ends_with("_tests.rs"))
         .map(|p| {
             let text = std::fs::read_to_string(&p).expect("a source file is readable");
-            let code = text.split("#[cfg(test)]").next().unwrap_or("").to_string();
+            let code = without_test_module(&text).to_string();
             (p.file_name().unwrap().to_string_lossy().into_owned(), code)
         })
         .collect();
     files.sort();
     files
+}
+
+/// `code` up to its unit-test module (a `#[cfg(test)]` that opens a `mod`,
+/// maybe after more attributes); a `#[cfg(test)]` on anything else does not
+/// cut the file short.
+fn without_test_module(code: &str) -> &str {
+    let opens_a_mod = |after: &str| {
+        after
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("#["))
+            .is_some_and(|l| l.starts_with("mod "))
+    };
+    code.match_indices("#[cfg(test)]")
+        .find(|(at, attr)| opens_a_mod(&code[at + attr.len()..]))
+        .map_or(code, |(at, _)| &code[..at])
 }
 
 /// The string literal that `code` starts with (after blanks, a `&` and a
@@ -372,6 +390,12 @@ fn the_console_line_scan_reads_the_forms_used_in_src() {
         Some("is not a port number (0-65535")
     );
     assert_eq!(fixed_words("[{role}{stream}] {}"), None);
+    assert_eq!(
+        without_test_module(
+            "a\n#[cfg(test)]\nfn f() {}\nb\n#[cfg(test)]\n#[path = \"x.rs\"]\nmod tests;\n"
+        ),
+        "a\n#[cfg(test)]\nfn f() {}\nb\n"
+    );
     assert_eq!(
         roff_text(r#".BI "lost " addr " (" why )"#),
         "lost addr (why)"
