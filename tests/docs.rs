@@ -1,5 +1,6 @@
 //! Keeps the man page, `--help`, the console's `-h` and the README in step with
-//! the code: a flag, command or exit status that is not documented fails here.
+//! the code: a flag, command, exit status or console line that is not
+//! documented fails here.
 
 use std::process::Command;
 
@@ -146,5 +147,262 @@ fn the_man_page_renders_without_warnings() {
     assert!(
         out.status.success() && warnings.trim().is_empty(),
         "groff warns: {warnings}"
+    );
+}
+
+// ----- CONSOLE OUTPUT against the source -----
+
+/// The calls whose first argument is a line the node prints: a core output, the
+/// core's `say` helper for console answers, the shell's `console.line` and
+/// `main`'s `error_line` on stderr. (rustfmt may break `self.console.line(` over
+/// lines, so the shell's form is matched as `.line(`.) A line built into a
+/// variable first and then passed (`say(line)`, the `-m` answers) is not seen.
+const CONSOLE_CALLS: [&str; 4] = ["Output::Console(", "say(", ".line(", "error_line("];
+
+/// Marks the answers to a mistyped console command, wherever they are built:
+/// each ends by pointing to `-h`.
+const HINT_PLACEHOLDER: &str = "{HINT}";
+
+/// The source files of the crate, tests left out: `src/*.rs` without
+/// `*_tests.rs`, each cut where its `#[cfg(test)] mod` begins.
+fn sources() -> Vec<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .expect("src/ is readable")
+        .map(|e| e.expect("a src/ entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .filter(|p| !p.to_string_lossy().ends_with("_tests.rs"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("a source file is readable");
+            let code = without_test_module(&text).to_string();
+            (p.file_name().unwrap().to_string_lossy().into_owned(), code)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// `code` up to its unit-test module (a `#[cfg(test)]` that opens a `mod`,
+/// maybe after more attributes); a `#[cfg(test)]` on anything else does not
+/// cut the file short.
+fn without_test_module(code: &str) -> &str {
+    let opens_a_mod = |after: &str| {
+        after
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("#["))
+            .is_some_and(|l| l.starts_with("mod "))
+    };
+    code.match_indices("#[cfg(test)]")
+        .find(|(at, attr)| opens_a_mod(&code[at + attr.len()..]))
+        .map_or(code, |(at, _)| &code[..at])
+}
+
+/// The string literal that `code` starts with (after blanks, a `&` and a
+/// `format!(`), unescaped; `None` when the argument is not a literal, say a
+/// variable. A raw string `r"…"` is not used for console lines and not parsed.
+fn leading_literal(code: &str) -> Option<String> {
+    let code = code.trim_start().trim_start_matches('&');
+    let code = code.strip_prefix("format!(").unwrap_or(code).trim_start();
+    let mut chars = code.strip_prefix('"')?.chars().peekable();
+    let mut text = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(text),
+            '\\' => match chars.next()? {
+                'n' => text.push('\n'),
+                't' => text.push('\t'),
+                // A line continuation: the next line's leading blanks are skipped.
+                '\n' => while chars.next_if(|c| c.is_whitespace()).is_some() {},
+                other => text.push(other),
+            },
+            c => text.push(c),
+        }
+    }
+    None
+}
+
+/// Every console-line format string in `code`: the literal first argument of
+/// each console call, and every literal that ends with the hint to `-h`.
+fn console_formats(code: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for call in CONSOLE_CALLS {
+        for (at, _) in code.match_indices(call) {
+            // A call by name must not be the tail of a longer name (`essay(`).
+            let before = code[..at].chars().next_back();
+            if call.starts_with(char::is_alphabetic)
+                && before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            {
+                continue;
+            }
+            found.extend(leading_literal(&code[at + call.len()..]));
+        }
+    }
+    for (at, _) in code.match_indices("format!(") {
+        found.extend(leading_literal(&code[at..]).filter(|f| f.contains(HINT_PLACEHOLDER)));
+    }
+    found
+}
+
+/// The fixed words that identify a console line: the first run of literal text
+/// between placeholders that holds a word (two letters or more), without the
+/// punctuation and blanks around it. `lost {addr} ({reason})` gives `lost`;
+/// `{} script ended with {status}` gives `script ended with`; `[{role}] {}`
+/// gives nothing, and is not checked.
+fn fixed_words(format: &str) -> Option<String> {
+    // Placeholders are `{…}`; `{{` and `}}` are literal braces.
+    let plain = format.replace("{{", "\u{1}").replace("}}", "\u{2}");
+    let mut runs = Vec::new();
+    let mut rest = plain.as_str();
+    while let Some(open) = rest.find('{') {
+        runs.push(&rest[..open]);
+        rest = rest[open..]
+            .find('}')
+            .map_or("", |close| &rest[open + close + 1..]);
+    }
+    runs.push(rest);
+    let has_word = |s: &str| {
+        s.split(|c: char| !c.is_alphabetic())
+            .any(|w| w.chars().count() >= 2)
+    };
+    runs.into_iter()
+        .map(|r| r.trim_matches(|c: char| !c.is_alphanumeric()))
+        .find(|r| has_word(r))
+        .map(|r| r.replace('\u{1}', "{").replace('\u{2}', "}"))
+}
+
+/// The arguments of a roff request line: blank-separated words, or quoted
+/// strings that may hold blanks.
+fn roff_args(args: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = args.chars().peekable();
+    while chars.peek().is_some() {
+        while chars.next_if(|c| *c == ' ').is_some() {}
+        let arg: String = if chars.next_if_eq(&'"').is_some() {
+            chars.by_ref().take_while(|c| *c != '"').collect()
+        } else {
+            std::iter::from_fn(|| chars.next_if(|c| *c != ' ')).collect()
+        };
+        out.push(arg);
+    }
+    out
+}
+
+/// One roff line as it reads in plain text: `.B` and `.I` set their arguments
+/// apart with blanks, the alternating-font requests (`.BI`, `.BR`, ...) join
+/// theirs without; font escapes are dropped and `\e` is a backslash.
+fn roff_text(line: &str) -> String {
+    let (request, args) = line.split_once(' ').unwrap_or((line, ""));
+    let text = match request {
+        ".B" | ".I" => roff_args(args).join(" "),
+        ".BI" | ".BR" | ".IB" | ".IR" | ".RB" | ".RI" => roff_args(args).concat(),
+        _ => line.to_string(),
+    };
+    let text = ["\\fB", "\\fI", "\\fR", "\\fP", "\\&"]
+        .iter()
+        .fold(text, |t, esc| t.replace(esc, ""))
+        .replace("\\e", "\\");
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The item tags of the man page's CONSOLE OUTPUT (the line after each `.TP`
+/// or `.TQ`), in plain text.
+fn console_output_tags() -> Vec<String> {
+    let section = section(&man(), "CONSOLE OUTPUT");
+    let lines: Vec<&str> = section.lines().collect();
+    lines
+        .windows(2)
+        .filter(|w| matches!(w[0].trim(), ".TP" | ".TQ"))
+        .map(|w| roff_text(w[1]))
+        .collect()
+}
+
+#[test]
+fn every_console_line_is_in_the_man_page_console_output() {
+    let tags = console_output_tags();
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for (file, code) in sources() {
+        for format in console_formats(&code) {
+            let Some(words) = fixed_words(&format) else {
+                continue;
+            };
+            checked += 1;
+            // A line that begins with its fixed words must have a tag that
+            // begins with them too (after the `boss: ` of a line on stderr).
+            let at_start = format.starts_with(&words);
+            let documented = tags.iter().any(|t| {
+                let t = t.strip_prefix("boss: ").unwrap_or(t);
+                if at_start {
+                    t.starts_with(&words)
+                } else {
+                    t.contains(&words)
+                }
+            });
+            if !documented {
+                missing.push(format!("src/{file}: \"{format}\" (looked for \"{words}\")"));
+            }
+        }
+    }
+    // The scan itself must keep working: today it finds over 50 lines.
+    assert!(checked >= 50, "found only {checked} console lines in src/");
+    assert!(
+        missing.is_empty(),
+        "console lines missing from the item tags of the man page's CONSOLE OUTPUT:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn the_console_line_scan_reads_the_forms_used_in_src() {
+    let code = r#"
+        out.push(Output::Console(format!(
+            "closed connection with {who}: no handshake within {}",
+            human(d)
+        )));
+        out.push(Output::Console("leaving".into()));
+        self.console
+            .line(&format!("cannot accept a connection: {e}"));
+        say(line);
+        essay("not a console line");
+        Err(format!("usage: -loop <1|0>; {HINT}"))
+        let x = format!("exit status {code}");
+    "#;
+    assert_eq!(
+        console_formats(code),
+        [
+            "closed connection with {who}: no handshake within {}",
+            "leaving",
+            "cannot accept a connection: {e}",
+            "usage: -loop <1|0>; {HINT}",
+        ]
+    );
+    assert_eq!(
+        fixed_words("lost {addr} ({reason})").as_deref(),
+        Some("lost")
+    );
+    assert_eq!(
+        fixed_words("{} script ended with {status}").as_deref(),
+        Some("script ended with")
+    );
+    assert_eq!(
+        fixed_words("'{}' is not a port number (0-65535); {HINT}").as_deref(),
+        Some("is not a port number (0-65535")
+    );
+    assert_eq!(fixed_words("[{role}{stream}] {}"), None);
+    assert_eq!(
+        without_test_module(
+            "a\n#[cfg(test)]\nfn f() {}\nb\n#[cfg(test)]\n#[path = \"x.rs\"]\nmod tests;\n"
+        ),
+        "a\n#[cfg(test)]\nfn f() {}\nb\n"
+    );
+    assert_eq!(
+        roff_text(r#".BI "lost " addr " (" why )"#),
+        "lost addr (why)"
+    );
+    assert_eq!(roff_text(".B no connections"), "no connections");
+    assert_eq!(
+        roff_text(r#".B "usage: \-c <ip> <port>""#.replace("\\-", "-").as_str()),
+        "usage: -c <ip> <port>"
     );
 }
