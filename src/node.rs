@@ -16,7 +16,10 @@ use crate::config::{Config, ScriptSpec};
 use crate::election::{self, Member};
 use crate::text::{escape, human, rfc3339};
 use crate::timer::{TimerId, TimerWheel};
-use crate::wire::{MAGIC, Msg, NodeInfo, VERSION, WireError};
+use crate::wire::{
+    EARLIEST_START, MAGIC, MAX_CLOCK_AHEAD, Msg, NodeInfo, START_END, VERSION, WireError,
+    undialable,
+};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -233,7 +236,6 @@ struct Peer {
     vote: Option<SocketAddr>,
     master: bool,
     last_heard: Time,
-    last_sent: Time,
     rtt: Option<Duration>,
     timer: TimerId,
 }
@@ -682,9 +684,23 @@ impl Node {
         }
     }
 
-    /// Checks a `Hello`; `Err` is the reason to refuse, worded for the console.
+    /// This node's wall clock at `now`, µs since the Unix epoch: its start time
+    /// plus the monotonic time since.
+    fn wall_clock(&self, now: Time) -> u64 {
+        let up = now.saturating_sub(self.started_at).as_micros();
+        self.cfg
+            .started
+            .saturating_add(u64::try_from(up).unwrap_or(u64::MAX))
+    }
+
+    /// Checks a `Hello` that arrived at `now` on a connection with `remote`;
+    /// `Err` is the reason to refuse, worded for the console. Every field a
+    /// peer sends is checked here: nothing it claims is shown or used before.
+    #[allow(clippy::too_many_arguments)]
     fn check_hello(
         &self,
+        now: Time,
+        remote: SocketAddr,
         magic: u32,
         version: u16,
         node: &NodeInfo,
@@ -703,6 +719,32 @@ impl Node {
             return Err(format!(
                 "it claims this node's own address {} (two nodes configured with one address, or a connection to itself)",
                 self.me.addr
+            ));
+        }
+        if let Some(what) = undialable(node.addr) {
+            return Err(format!("it advertises {what}, which no node can dial"));
+        }
+        let v4 = |a: SocketAddr| a.ip().to_canonical().is_ipv4();
+        if v4(node.addr) != v4(remote) {
+            return Err(format!(
+                "it advertises an {} address but connects over {} (from {remote})",
+                if v4(node.addr) { "IPv4" } else { "IPv6" },
+                if v4(remote) { "IPv4" } else { "IPv6" },
+            ));
+        }
+        if node.started < EARLIEST_START {
+            return Err(format!(
+                "it says it started at {}, before 2000-01-01: its clock is wrong",
+                rfc3339(node.started)
+            ));
+        }
+        let wall = self.wall_clock(now);
+        let ahead = u64::try_from(MAX_CLOCK_AHEAD.as_micros()).unwrap_or(u64::MAX);
+        if node.started >= START_END || node.started > wall.saturating_add(ahead) {
+            return Err(format!(
+                "it says it started at {}, more than a day ahead of this node's clock ({}): one of the clocks is wrong",
+                rfc3339(node.started),
+                rfc3339(wall)
             ));
         }
         if rule != self.cfg.rule.code() {
@@ -743,7 +785,9 @@ impl Node {
                     self.drop_handshaking(now, conn, out);
                     return;
                 };
-                if let Err(why) = self.check_hello(magic, version, &node, rule, quorum) {
+                let remote = c.remote;
+                if let Err(why) = self.check_hello(now, remote, magic, version, &node, rule, quorum)
+                {
                     out.push(Output::Console(format!("refused {}: {why}", node.addr)));
                     // A refused peer is not retried: the operator must fix it.
                     if let Some(addr) = self.conns.get(&conn).and_then(|c| c.dialed) {
@@ -779,7 +823,7 @@ impl Node {
                 };
                 p.last_heard = now;
                 if newly_confirmed {
-                    self.resolve_duplicates(now, peer, out);
+                    self.resolve_duplicates(peer, out);
                 }
                 self.peer_msg(now, conn, peer, msg, out);
             }
@@ -829,7 +873,6 @@ impl Node {
                     vote: None,
                     master: false,
                     last_heard: now,
-                    last_sent: now,
                     rtt: None,
                     timer,
                 },
@@ -854,11 +897,8 @@ impl Node {
             .collect();
         out.push(Output::Send(conn, Msg::Members(members)));
         out.push(Output::Send(conn, self.state_msg(node.addr)));
-        if let Some(p) = self.peers.get_mut(&node.addr) {
-            p.last_sent = now;
-        }
         if !is_new {
-            self.resolve_duplicates(now, node.addr, out);
+            self.resolve_duplicates(node.addr, out);
         }
         self.recompute(now, out);
     }
@@ -874,7 +914,7 @@ impl Node {
     ///   with the smaller address (the newest such). Both sides choose the same
     ///   one, and neither closes a connection the other side may still take for
     ///   its only one.
-    fn resolve_duplicates(&mut self, now: Time, addr: SocketAddr, out: &mut Vec<Output>) {
+    fn resolve_duplicates(&mut self, addr: SocketAddr, out: &mut Vec<Output>) {
         let Some(p) = self.peers.get(&addr) else {
             return;
         };
@@ -923,7 +963,6 @@ impl Node {
             if old_kept != best {
                 // Frames queued on the closed one may be lost: repeat our state.
                 out.push(Output::Send(best, state));
-                p.last_sent = now;
             }
         }
     }
@@ -954,11 +993,7 @@ impl Node {
                     // A duplicate went away; the pair stays connected.
                     if p.kept == conn {
                         p.kept = next;
-                        let state = self.state_msg(peer);
-                        if let Some(p) = self.peers.get_mut(&peer) {
-                            p.last_sent = now;
-                        }
-                        out.push(Output::Send(next, state));
+                        out.push(Output::Send(next, self.state_msg(peer)));
                     }
                     return;
                 }
@@ -1023,10 +1058,10 @@ impl Node {
                     // It waits to vote again until we have applied this: say so
                     // even when our own state did not change.
                     let state = self.state_msg(addr);
-                    self.send(now, addr, state, out);
+                    self.send(addr, state, out);
                 }
             }
-            Msg::Ping(x) => self.send(now, addr, Msg::Pong(x), out),
+            Msg::Ping(x) => self.send(addr, Msg::Pong(x), out),
             Msg::Pong(x) => {
                 let sent = Duration::from_micros(x);
                 if let Some(p) = self.peers.get_mut(&addr)
@@ -1040,10 +1075,20 @@ impl Node {
                     }
                 }
             }
-            Msg::Text(t) => out.push(Output::Console(format!(
-                "message from {addr}: {}",
-                escape(&t)
-            ))),
+            Msg::Text(t) => {
+                // The sender's address is only what it claims: say where the
+                // connection really comes from when that is another host.
+                let via = match self.conns.get(&conn).map(|c| c.remote.ip().to_canonical()) {
+                    Some(ip) if ip != addr.ip().to_canonical() => {
+                        format!(" (connection from {ip})")
+                    }
+                    _ => String::new(),
+                };
+                out.push(Output::Console(format!(
+                    "message from {addr}{via}: {}",
+                    escape(&t)
+                )));
+            }
             Msg::Goodbye => {
                 if self
                     .peers
@@ -1056,9 +1101,8 @@ impl Node {
         }
     }
 
-    fn send(&mut self, now: Time, addr: SocketAddr, msg: Msg, out: &mut Vec<Output>) {
-        if let Some(p) = self.peers.get_mut(&addr) {
-            p.last_sent = now;
+    fn send(&mut self, addr: SocketAddr, msg: Msg, out: &mut Vec<Output>) {
+        if let Some(p) = self.peers.get(&addr) {
             out.push(Output::Send(p.kept, msg));
         }
     }
@@ -1074,29 +1118,33 @@ impl Node {
             self.lose_peer(now, addr, Loss::TimedOut, out);
             return;
         }
-        let due = self.ping_due(p);
-        if now >= due {
+        if now >= self.ping_due(p) {
             self.ping(now, addr, out);
         }
-        if let Some(p) = self.peers.get_mut(&addr) {
-            let next = match self.vote == Some(self.me.addr) {
-                true => p.last_ping + self.cfg.heartbeat,
-                false => p.last_sent.max(p.last_heard) + self.cfg.heartbeat,
+        if let Some(p) = self.peers.get(&addr) {
+            let next = self.ping_due(p).min(p.last_heard + self.cfg.timeout);
+            let timer = self.timers.insert(next, Timer::Peer(addr));
+            if let Some(p) = self.peers.get_mut(&addr) {
+                p.timer = timer;
             }
-            .min(p.last_heard + self.cfg.timeout);
-            p.timer = self.timers.insert(next, Timer::Peer(addr));
         }
     }
 
-    /// When the next Ping to `p` is due. A node voting for itself pings every
-    /// peer each heartbeat, so the votes it counts stay confirmed; otherwise a
-    /// link is pinged only when quiet both ways (a Ping answered with a Pong
-    /// refreshes both sides, so one side's pings carry the pair's heartbeat).
+    /// The heartbeat rule, the one place it is written: when the next Ping to
+    /// `p` is due.
+    /// - A node voting for itself pings every peer each heartbeat, so the votes
+    ///   it counts stay confirmed.
+    /// - Otherwise a node pings a peer it has heard nothing from for a
+    ///   heartbeat (and has not pinged within one): each side sees to it that it
+    ///   hears from the other, whatever it sends itself, so traffic that flows
+    ///   one way only (`-msg`) cannot starve the other direction. On a quiet
+    ///   link the side whose heartbeat ends first pings, and the Pong refreshes
+    ///   the other side too: one Ping and one Pong per heartbeat and link.
     fn ping_due(&self, p: &Peer) -> Time {
         if self.vote == Some(self.me.addr) {
             p.last_ping + self.cfg.heartbeat
         } else {
-            p.last_sent.max(p.last_heard) + self.cfg.heartbeat
+            p.last_heard.max(p.last_ping) + self.cfg.heartbeat
         }
     }
 
@@ -1105,7 +1153,7 @@ impl Node {
             p.last_ping = now;
             p.ping_out = true;
         }
-        self.send(now, addr, Msg::Ping(now.as_micros() as u64), out);
+        self.send(addr, Msg::Ping(now.as_micros() as u64), out);
     }
 
     fn lose_peer(&mut self, now: Time, addr: SocketAddr, why: Loss, out: &mut Vec<Output>) {
@@ -1340,7 +1388,7 @@ impl Node {
             let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
             for a in addrs {
                 let state = self.state_msg(a);
-                self.send(now, a, state, out);
+                self.send(a, state, out);
             }
         }
         self.arm_votes_timer();
@@ -1603,7 +1651,7 @@ impl Node {
                 let n = self.peers.len();
                 let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
                 for a in addrs {
-                    self.send(now, a, Msg::Text(text.clone()), out);
+                    self.send(a, Msg::Text(text.clone()), out);
                 }
                 out.push(Output::Console(format!(
                     "sent to {n} peer{}",

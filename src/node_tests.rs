@@ -8,8 +8,12 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 1], port))
 }
 
+/// A wall clock that can be right (2025): every node's start time is this plus
+/// the `started` its test gives.
+const WALL: u64 = 1_750_000_000_000_000;
+
 fn cfg(port: u16, started: u64) -> Config {
-    let mut c = Config::new(addr(port), started);
+    let mut c = Config::new(addr(port), WALL + started);
     c.kill_grace = Duration::from_millis(500);
     c.script_sleep = Duration::from_millis(100);
     c
@@ -33,6 +37,8 @@ struct Net {
     seen: Vec<Vec<Output>>,
     queue: std::collections::VecDeque<(usize, Input)>,
     pumping: bool,
+    /// Pings delivered so far.
+    pings: u32,
 }
 
 impl Net {
@@ -45,6 +51,7 @@ impl Net {
             seen: Vec::new(),
             queue: Default::default(),
             pumping: false,
+            pings: 0,
         };
         for c in cfgs {
             let mut n = Node::new(c);
@@ -116,6 +123,7 @@ impl Net {
                 },
                 Output::Send(c, msg) => {
                     if let Some(&(j, cj)) = self.links.get(&(i, c)) {
+                        self.pings += u32::from(matches!(msg, Msg::Ping(_)));
                         self.input(j, Input::Frame { conn: cj, msg });
                     }
                 }
@@ -505,4 +513,296 @@ fn refuses_a_peer_with_another_rule_or_quorum() {
             .iter()
             .any(|l| l == "refused 10.0.0.1:1: it uses quorum 2, this node uses quorum 3")
     );
+}
+
+// ----- what a peer sends -----
+
+fn hello(node: SocketAddr, started: u64) -> Msg {
+    Msg::Hello {
+        magic: MAGIC,
+        version: VERSION,
+        node: NodeInfo {
+            addr: node,
+            started,
+            priority: 0,
+        },
+        rule: crate::election::Rule::Oldest.code(),
+        quorum: 2,
+    }
+}
+
+fn conn(index: u32) -> ConnId {
+    ConnId {
+        index,
+        generation: 0,
+    }
+}
+
+fn lines(out: &[Output]) -> Vec<String> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Console(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A lone node (quorum 2, so never master), started at 0 and asked at 10 s.
+fn lone() -> Node {
+    let mut n = Node::new(cfg(1, 0));
+    let mut out = Vec::new();
+    n.start(Duration::ZERO, &mut out);
+    n
+}
+
+const AT: Duration = Duration::from_secs(10);
+
+/// A stranger connects from `from` and says `msg` first; the node's outputs.
+fn greet(n: &mut Node, c: ConnId, from: SocketAddr, msg: Msg) -> Vec<Output> {
+    let mut out = Vec::new();
+    n.handle(AT, Input::Accepted { conn: c, from }, &mut out);
+    out.clear();
+    n.handle(AT, Input::Frame { conn: c, msg }, &mut out);
+    out
+}
+
+#[test]
+fn a_hello_whose_start_time_cannot_be_right_is_refused() {
+    let fake: SocketAddr = "10.0.0.9:7000".parse().unwrap();
+    let from: SocketAddr = "10.0.0.9:40000".parse().unwrap();
+    // This node's clock at AT.
+    let wall = WALL + AT.as_micros() as u64;
+    let day = 24 * 3600 * 1_000_000;
+    for (i, (started, says)) in [
+        (u64::MAX, "more than a day ahead of this node's clock"),
+        (u64::MAX / 2, "more than a day ahead of this node's clock"),
+        (
+            crate::wire::START_END,
+            "more than a day ahead of this node's clock",
+        ),
+        (wall + day + 1, "more than a day ahead of this node's clock"),
+        (0, "before 2000-01-01: its clock is wrong"),
+        (EARLIEST_START - 1, "before 2000-01-01: its clock is wrong"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut n = lone();
+        let c = conn(i as u32 + 1);
+        let out = greet(&mut n, c, from, hello(fake, started));
+        let said = lines(&out);
+        assert_eq!(said.len(), 1, "{started}: {said:?}");
+        assert!(
+            said[0].starts_with("refused 10.0.0.9:7000: it says it started at ")
+                && said[0].contains(says),
+            "{started}: {said:?}"
+        );
+        assert!(out.contains(&Output::Close(c)), "{started}: {out:?}");
+        assert!(n.peers().is_empty());
+        // The node answers its console as before.
+        let mut out = Vec::new();
+        n.handle(AT, Input::Line("-cl".into()), &mut out);
+        n.handle(AT, Input::Line("-t".into()), &mut out);
+        assert_eq!(lines(&out).len(), 2, "{:?}", lines(&out));
+    }
+    // A day of skew either way is a difference between machines, not a lie.
+    for started in [wall + day, EARLIEST_START, wall - day] {
+        let mut n = lone();
+        let said = lines(&greet(&mut n, conn(1), from, hello(fake, started)));
+        assert_eq!(said, ["connected 10.0.0.9:7000"], "{started}");
+    }
+}
+
+#[test]
+fn a_hello_with_an_address_no_node_can_dial_is_refused() {
+    let from: SocketAddr = "10.0.0.9:40000".parse().unwrap();
+    let from6: SocketAddr = "[fd00::9]:40000".parse().unwrap();
+    let started = WALL + 1;
+    for (claimed, from, says) in [
+        (
+            "0.0.0.0:7000",
+            from,
+            "it advertises the unspecified address, which no node can dial",
+        ),
+        (
+            "[::]:7000",
+            from6,
+            "it advertises the unspecified address, which no node can dial",
+        ),
+        (
+            "10.0.0.9:0",
+            from,
+            "it advertises port 0, which no node can dial",
+        ),
+        (
+            "224.0.0.1:7000",
+            from,
+            "it advertises a multicast address, which no node can dial",
+        ),
+        (
+            "255.255.255.255:7000",
+            from,
+            "it advertises the broadcast address, which no node can dial",
+        ),
+        (
+            "[fd00::9]:7000",
+            from,
+            "it advertises an IPv6 address but connects over IPv4 (from 10.0.0.9:40000)",
+        ),
+        (
+            "10.0.0.9:7000",
+            from6,
+            "it advertises an IPv4 address but connects over IPv6 (from [fd00::9]:40000)",
+        ),
+    ] {
+        let mut n = lone();
+        let claimed: SocketAddr = claimed.parse().unwrap();
+        let said = lines(&greet(&mut n, conn(1), from, hello(claimed, started)));
+        assert_eq!(said, [format!("refused {claimed}: {says}")]);
+        assert!(n.peers().is_empty());
+    }
+    // An IPv4 peer seen through a dual-stack socket is an IPv4 peer.
+    let mut n = lone();
+    let mapped: SocketAddr = "[::ffff:10.0.0.9]:40000".parse().unwrap();
+    let claimed: SocketAddr = "10.0.0.9:7000".parse().unwrap();
+    let said = lines(&greet(&mut n, conn(1), mapped, hello(claimed, started)));
+    assert_eq!(said, ["connected 10.0.0.9:7000"]);
+}
+
+#[test]
+fn console_answers_with_extreme_values_never_panic() {
+    // This node's own start time at the edges (the shell refuses such a clock,
+    // the core stays total anyway).
+    for started in [
+        0,
+        crate::wire::START_END - 1,
+        crate::wire::START_END,
+        u64::MAX,
+    ] {
+        let mut n = Node::new(Config::new(addr(1), started));
+        let mut out = Vec::new();
+        n.start(Duration::ZERO, &mut out);
+        n.handle(Duration::MAX, Input::Line("-t".into()), &mut out);
+        n.handle(Duration::MAX, Input::Line("-cl".into()), &mut out);
+        assert!(lines(&out).iter().any(|l| l.starts_with("started ")));
+    }
+    // A peer whose Pongs echo anything at all.
+    let mut n = lone();
+    let fake: SocketAddr = "10.0.0.9:7000".parse().unwrap();
+    let from: SocketAddr = "10.0.0.9:40000".parse().unwrap();
+    greet(&mut n, conn(1), from, hello(fake, WALL));
+    let mut out = Vec::new();
+    for x in [0, 1, AT.as_micros() as u64, u64::MAX] {
+        n.handle(
+            AT,
+            Input::Frame {
+                conn: conn(1),
+                msg: Msg::Pong(x),
+            },
+            &mut out,
+        );
+        n.handle(AT, Input::Line("-cl".into()), &mut out);
+    }
+    let said = lines(&out);
+    assert!(
+        said.iter()
+            .any(|l| l.starts_with("peer 10.0.0.9:7000 up, started ") && l.ends_with("rtt 10s")),
+        "{said:?}"
+    );
+}
+
+#[test]
+fn a_peers_text_is_escaped_and_says_where_it_came_from() {
+    let mut n = lone();
+    let fake: SocketAddr = "10.0.0.9:7000".parse().unwrap();
+    // It claims 10.0.0.9, but connects from 10.0.0.77.
+    let from: SocketAddr = "10.0.0.77:40000".parse().unwrap();
+    greet(&mut n, conn(1), from, hello(fake, WALL));
+    let mut out = Vec::new();
+    n.handle(
+        AT,
+        Input::Frame {
+            conn: conn(1),
+            msg: Msg::Text("hi\u{202e}gnp.exe\u{200b}\nmaster changed: forged".into()),
+        },
+        &mut out,
+    );
+    assert_eq!(
+        lines(&out),
+        [
+            "message from 10.0.0.9:7000 (connection from 10.0.0.77): hi\\u{202e}gnp.exe\\u{200b}\\nmaster changed: forged"
+        ]
+    );
+    // From the host it claims: no note.
+    let mut n = lone();
+    greet(
+        &mut n,
+        conn(1),
+        "10.0.0.9:1".parse().unwrap(),
+        hello(fake, WALL),
+    );
+    let mut out = Vec::new();
+    n.handle(
+        AT,
+        Input::Frame {
+            conn: conn(1),
+            msg: Msg::Text("hello".into()),
+        },
+        &mut out,
+    );
+    assert_eq!(lines(&out), ["message from 10.0.0.9:7000: hello"]);
+}
+
+// ----- heartbeats -----
+
+/// Traffic that flows one way only (`-msg` every 100 ms from a node that is not
+/// master) must not make either end of a link time the other out: each side
+/// pings when it has heard nothing for a heartbeat, whatever it sends.
+#[test]
+fn one_way_traffic_keeps_every_link_alive() {
+    let mut net = Net::new(vec![cfg(1, 100), cfg(2, 200), cfg(3, 300)]);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    net.input(2, Input::Line("-c 10.0.0.1:1".into()));
+    assert_eq!(net.nodes[0].master(), Some(addr(1)));
+    // Nodes 2 and 3 are not master: their link has no master's pings on it.
+    for _ in 0..50 {
+        net.input(1, Input::Line("-msg x".into()));
+        net.advance(Duration::from_millis(100));
+    }
+    for i in 0..3 {
+        let lost: Vec<String> = net
+            .console(i)
+            .into_iter()
+            .filter(|l| l.starts_with("lost "))
+            .collect();
+        assert!(lost.is_empty(), "node {i}: {lost:?}");
+        assert_eq!(net.nodes[i].peers().len(), 2, "node {i}");
+    }
+    let got = |i: usize| {
+        net.console(i)
+            .iter()
+            .filter(|l| *l == "message from 10.0.0.1:2: x")
+            .count()
+    };
+    assert_eq!((got(0), got(2)), (50, 50));
+}
+
+/// A quiet link costs one Ping and one Pong per heartbeat, as it did: the rule
+/// that keeps one-way links alive must not make both ends ping.
+#[test]
+fn a_quiet_link_costs_one_ping_per_heartbeat() {
+    let mut b = cfg(2, 200);
+    b.quorum = 3;
+    let mut a = cfg(1, 100);
+    a.quorum = 3;
+    // Quorum 3 with two nodes: no master, so nobody pings for its votes.
+    let mut net = Net::new(vec![a, b]);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    net.advance(Duration::from_secs(1));
+    let before = net.pings;
+    net.advance(Duration::from_secs(10));
+    // 10 s at a 250 ms heartbeat: 40 heartbeats.
+    let n = net.pings - before;
+    assert!((38..=42).contains(&n), "{n} pings in 10 s");
+    assert!(net.console(0).iter().all(|l| !l.starts_with("lost ")));
 }
