@@ -75,7 +75,7 @@ struct Cli {
     /// Close a connection that has not completed its handshake within this
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = duration)]
     handshake_timeout: Duration,
-    /// Dial this node at start and redial it until it answers (ip:port or [v6]:port); repeatable
+    /// Dial this node at start and redial it until it answers (ip:port or [v6]:port); no master role before each was tried once; repeatable
     #[arg(long, value_name = "ADDR")]
     join: Vec<SocketAddr>,
     /// The address peers dial to reach this node (port 0: the bound port)

@@ -160,6 +160,8 @@ enum Timer {
     Redial(SocketAddr),
     /// A dial in flight has taken as long as a handshake may.
     DialTimeout(SocketAddr),
+    /// The dial rate allows the next learnt address waiting its turn.
+    DialQueue,
     /// The vote lease after a silent loss of the node we voted for ends.
     Lease,
     /// The pause between two script runs is over.
@@ -188,6 +190,27 @@ enum ScriptState {
 const TICK: Duration = Duration::from_millis(10);
 /// Most open connections to one peer (duplicates in the middle of resolution).
 const MAX_CONNS_PER_PEER: usize = 4;
+/// Most addresses taken from one `Members` frame: far more than a cluster has.
+const MEMBERS_MAX: usize = 256;
+/// Most addresses learnt from peers' `Members` that are wanted at once. They
+/// have room of their own: they never crowd out `--join` addresses, lost peers
+/// or `-c` targets.
+const LEARNT_MAX: usize = 256;
+/// Most dials in flight at once; more wait their turn (`--join` addresses, lost
+/// peers and `-c` first).
+const DIALS_MAX: usize = 32;
+/// Most of those in flight for learnt addresses: the rest is kept for the others.
+const LEARNT_DIALS_MAX: usize = 24;
+/// Dials of learnt addresses start at most one per this (50 a second) after a
+/// burst of [`LEARNT_MAX`], enough for a whole cluster's member list at once.
+const LEARNT_DIAL_EVERY: Duration = Duration::from_millis(20);
+/// With more learnt addresses than this wanted (a list no cluster sends), one
+/// that failed twice is dropped: a real node there dials this node itself once
+/// it learns of it. Below it a learnt address is retried like a lost peer, so a
+/// slow or frozen member is reached once it answers.
+const LEARNT_PATIENT: usize = 32;
+/// Longest wait between two dials of a `--join` address never reached yet.
+const JOIN_BACKOFF_MAX: Duration = Duration::from_millis(500);
 /// Slack added to the vote lease for timer rounding and delivery delay. The
 /// lease is a second guard: the old master already stops counting our vote a
 /// timeout after its last Ping we answered (see `vote_held`), whatever the delay.
@@ -258,6 +281,12 @@ struct Target {
     /// This outage was said on the console already (once, not on every retry).
     outage_said: bool,
     next_try: Option<Time>,
+    /// Learnt from a peer's `Members` (not a `--join` address, a lost peer or `-c`).
+    learnt: bool,
+    /// Failed attempts so far.
+    failures: u32,
+    /// Waiting for a dial slot: its place in the queue (smaller goes first).
+    queued: Option<u64>,
 }
 
 /// A boss node's state machine. See the module doc for the calling order.
@@ -288,6 +317,21 @@ pub struct Node {
     /// The last failure status shown per role (index `Role as usize`), so a
     /// script failing on every loop is reported once.
     script_failure: [Option<String>; 2],
+    /// The next place in the dial queue.
+    dial_seq: u64,
+    /// The dial rate of learnt addresses (a token bucket kept as the time the
+    /// next dial would be due at the steady rate).
+    learnt_dial_due: Time,
+    /// Wakes the dial queue when the rate allows the next learnt dial.
+    dial_timer: Option<TimerId>,
+    /// A cut member list, or a full room of learnt addresses, was said (once).
+    members_cut_said: bool,
+    learnt_full_said: bool,
+    /// `--join` addresses not tried yet (neither handshaken nor failed): the
+    /// node does not vote for itself before each was tried once.
+    join_untried: std::collections::BTreeSet<SocketAddr>,
+    /// `--join` addresses never reached yet: retried quickly.
+    join_unreached: std::collections::BTreeSet<SocketAddr>,
 }
 
 impl Node {
@@ -317,6 +361,13 @@ impl Node {
             leaving: false,
             script: ScriptState::Idle,
             script_failure: [None, None],
+            dial_seq: 0,
+            learnt_dial_due: Duration::ZERO,
+            dial_timer: None,
+            members_cut_said: false,
+            learnt_full_said: false,
+            join_untried: Default::default(),
+            join_unreached: Default::default(),
         }
     }
 
@@ -343,6 +394,8 @@ impl Node {
         }
         for addr in self.cfg.join.clone() {
             if addr != self.me.addr {
+                self.join_untried.insert(addr);
+                self.join_unreached.insert(addr);
                 self.add_target(now, addr, None, false, Duration::ZERO, out);
             }
         }
@@ -517,6 +570,13 @@ impl Node {
                         t.dialing = false;
                         out.push(Output::CancelDial(addr));
                         self.dial_failed(now, addr, "timed out", out);
+                        self.pump_dials(now, out);
+                    }
+                }
+                Timer::DialQueue => {
+                    if self.dial_timer == Some(id) {
+                        self.dial_timer = None;
+                        self.pump_dials(now, out);
                     }
                 }
                 Timer::Lease => {
@@ -606,6 +666,7 @@ impl Node {
                     }
                 }
                 self.open_conn(now, conn, addr, Some(addr), out);
+                self.pump_dials(now, out);
             }
             Input::DialFailed { addr, error } => {
                 if let Some(t) = self.targets.get_mut(&addr)
@@ -616,6 +677,7 @@ impl Node {
                         self.timers.cancel(id);
                     }
                     self.dial_failed(now, addr, &error, out);
+                    self.pump_dials(now, out);
                 }
             }
             Input::Frame { conn, msg } => self.frame(now, conn, msg, out),
@@ -841,6 +903,8 @@ impl Node {
     ) {
         // A dial that reached a node answers that target, whatever it calls itself.
         for addr in [dialed, Some(node.addr)].into_iter().flatten() {
+            self.join_untried.remove(&addr);
+            self.join_unreached.remove(&addr);
             if let Some(t) = self.targets.get(&addr)
                 && !t.dialing
             {
@@ -1020,14 +1084,7 @@ impl Node {
                 self.conn_closed(now, conn, CloseReason::Malformed(WireError::Malformed), out);
                 out.push(Output::Close(conn));
             }
-            Msg::Members(list) => {
-                for a in list.into_iter().take(self.cfg.max_conns) {
-                    if a != self.me.addr && a != self.cfg.bound && !self.peers.contains_key(&a) {
-                        let forget = Some(now + self.cfg.forget);
-                        self.add_target(now, a, forget, false, Duration::ZERO, out);
-                    }
-                }
-            }
+            Msg::Members(list) => self.learn(now, addr, list, out),
             Msg::State {
                 seq,
                 vote,
@@ -1216,7 +1273,7 @@ impl Node {
             }
             return;
         }
-        if self.targets.len() >= self.cfg.max_conns {
+        if self.targets.values().filter(|t| !t.learnt).count() >= self.cfg.max_conns {
             return;
         }
         self.targets.insert(
@@ -1230,6 +1287,9 @@ impl Node {
                 outage_said: false,
                 report: once,
                 next_try: None,
+                learnt: false,
+                failures: 0,
+                queued: None,
             },
         );
         if delay.is_zero() {
@@ -1259,22 +1319,139 @@ impl Node {
             self.remove_target(addr);
             return;
         }
-        t.dialing = true;
         t.next_try = None;
         if let Some(id) = t.timer.take() {
             self.timers.cancel(id);
         }
-        t.timer = Some(
-            self.timers
-                .insert(now + self.cfg.handshake_timeout, Timer::DialTimeout(addr)),
-        );
-        out.push(Output::Dial(addr));
+        if t.queued.is_none() {
+            t.queued = Some(self.dial_seq);
+            self.dial_seq += 1;
+        }
+        self.pump_dials(now, out);
+    }
+
+    /// Starts the dials waiting their turn while there is room: at most
+    /// [`DIALS_MAX`] in flight, `--join` addresses, lost peers and `-c` before
+    /// learnt addresses, and learnt ones within their own share and rate.
+    fn pump_dials(&mut self, now: Time, out: &mut Vec<Output>) {
+        let burst = LEARNT_DIAL_EVERY * (LEARNT_MAX as u32 - 1);
+        loop {
+            let flying = self.targets.values().filter(|t| t.dialing);
+            let (all, learnt) = flying.fold((0, 0), |(a, l), t| (a + 1, l + usize::from(t.learnt)));
+            if all >= DIALS_MAX {
+                return;
+            }
+            let next = self
+                .targets
+                .iter()
+                .filter_map(|(a, t)| t.queued.map(|q| ((t.learnt, q), *a)))
+                .min();
+            let Some(((is_learnt, _), addr)) = next else {
+                return;
+            };
+            if is_learnt {
+                if learnt >= LEARNT_DIALS_MAX {
+                    return;
+                }
+                if self.learnt_dial_due > now + burst {
+                    if self.dial_timer.is_none() {
+                        let at = self.learnt_dial_due - burst;
+                        self.dial_timer = Some(self.timers.insert(at, Timer::DialQueue));
+                    }
+                    return;
+                }
+                self.learnt_dial_due = self.learnt_dial_due.max(now) + LEARNT_DIAL_EVERY;
+            }
+            let Some(t) = self.targets.get_mut(&addr) else {
+                return;
+            };
+            t.queued = None;
+            t.dialing = true;
+            t.timer = Some(
+                self.timers
+                    .insert(now + self.cfg.handshake_timeout, Timer::DialTimeout(addr)),
+            );
+            out.push(Output::Dial(addr));
+        }
+    }
+
+    /// Takes the addresses of a peer's `Members` this node lacks, within
+    /// bounds: the first [`MEMBERS_MAX`] of the list, addresses a node can
+    /// have (not ours, not unspecified, port 0 or multicast), and at most
+    /// [`LEARNT_MAX`] learnt addresses wanted at once.
+    fn learn(&mut self, now: Time, from: SocketAddr, list: Vec<SocketAddr>, out: &mut Vec<Output>) {
+        if list.len() > MEMBERS_MAX && !self.members_cut_said {
+            self.members_cut_said = true;
+            out.push(Output::Console(format!(
+                "member list from {from} cut to its first {MEMBERS_MAX} of {} addresses (said once)",
+                list.len()
+            )));
+        }
+        let mut learnt = self.targets.values().filter(|t| t.learnt).count();
+        for a in list.into_iter().take(MEMBERS_MAX) {
+            if a == self.me.addr
+                || a == self.cfg.bound
+                || undialable(a).is_some()
+                || self.peers.contains_key(&a)
+            {
+                continue;
+            }
+            if let Some(t) = self.targets.get_mut(&a) {
+                // Already wanted. A `-c` dial in flight must not swallow an
+                // address that also needs retries.
+                if t.once {
+                    t.once = false;
+                    t.forget_at = Some(now + self.cfg.forget);
+                }
+                continue;
+            }
+            if learnt >= LEARNT_MAX {
+                if !self.learnt_full_said {
+                    self.learnt_full_said = true;
+                    out.push(Output::Console(format!(
+                        "ignored addresses from {from}'s member list: {LEARNT_MAX} learnt addresses wait to be dialled already (said once)"
+                    )));
+                }
+                return;
+            }
+            learnt += 1;
+            self.targets.insert(
+                a,
+                Target {
+                    backoff: self.cfg.backoff_min,
+                    forget_at: Some(now + self.cfg.forget),
+                    once: false,
+                    dialing: false,
+                    timer: None,
+                    outage_said: false,
+                    report: false,
+                    next_try: None,
+                    learnt: true,
+                    failures: 0,
+                    queued: None,
+                },
+            );
+            self.dial(now, a, out);
+        }
     }
 
     fn dial_failed(&mut self, now: Time, addr: SocketAddr, error: &str, out: &mut Vec<Output>) {
+        if self.join_untried.remove(&addr) && self.join_untried.is_empty() {
+            // Every --join address was tried: this node may vote for itself.
+            self.recompute(now, out);
+        }
+        let crowded = self.targets.values().filter(|t| t.learnt).count() > LEARNT_PATIENT;
+        let quick = self.join_unreached.contains(&addr);
         let Some(t) = self.targets.get_mut(&addr) else {
             return;
         };
+        t.failures = t.failures.saturating_add(1);
+        if t.learnt && crowded && t.failures >= 2 {
+            // One of many learnt addresses that does not answer: dropped
+            // without a line (a peer could make this node say thousands).
+            self.remove_target(addr);
+            return;
+        }
         if t.report {
             t.report = false;
             out.push(Output::Console(format!(
@@ -1297,7 +1474,12 @@ impl Node {
             )));
         }
         let wait = t.backoff;
-        t.backoff = (t.backoff * 2).min(self.cfg.backoff_max);
+        let most = if quick {
+            JOIN_BACKOFF_MAX.min(self.cfg.backoff_max)
+        } else {
+            self.cfg.backoff_max
+        };
+        t.backoff = (t.backoff * 2).min(most);
         t.next_try = Some(now + wait);
         if let Some(id) = t.timer.take() {
             self.timers.cancel(id);
@@ -1347,6 +1529,11 @@ impl Node {
             } else {
                 election::vote(self.cfg.rule, me, &peers, self.cfg.quorum, self.cfg.preempt)
             };
+            if vote == Some(self.me.addr) && !self.join_untried.is_empty() {
+                // A --join address not tried yet may be a better node (its
+                // dial in flight, or in backoff): take no role before it was.
+                vote = None;
+            }
             let mut withdraw = None;
             if let Some(x) = self.vote
                 && x != self.me.addr
@@ -1743,6 +1930,9 @@ impl Node {
             }
         }
         if let Some(id) = self.lease_timer.take() {
+            self.timers.cancel(id);
+        }
+        if let Some(id) = self.dial_timer.take() {
             self.timers.cancel(id);
         }
         self.master = false;

@@ -39,10 +39,20 @@ struct Net {
     pumping: bool,
     /// Pings delivered so far.
     pings: u32,
+    /// Dials of these addresses wait (in flight) until `release`.
+    held: std::collections::BTreeSet<SocketAddr>,
+    parked: Vec<(usize, SocketAddr)>,
+    /// Every dial asked for: (node, address, when).
+    dials: Vec<(usize, SocketAddr, Time)>,
 }
 
 impl Net {
     fn new(cfgs: Vec<Config>) -> Net {
+        Net::holding(cfgs, &[])
+    }
+
+    /// A net whose dials of `held` addresses stay in flight until `release`.
+    fn holding(cfgs: Vec<Config>, held: &[SocketAddr]) -> Net {
         let mut net = Net {
             nodes: Vec::new(),
             now: Duration::ZERO,
@@ -52,6 +62,9 @@ impl Net {
             queue: Default::default(),
             pumping: false,
             pings: 0,
+            held: held.iter().copied().collect(),
+            parked: Vec::new(),
+            dials: Vec::new(),
         };
         for c in cfgs {
             let mut n = Node::new(c);
@@ -74,6 +87,11 @@ impl Net {
     /// Feeds one input, then every input it causes, breadth first.
     fn input(&mut self, i: usize, input: Input) {
         self.queue.push_back((i, input));
+        self.pump();
+    }
+
+    /// Delivers what is queued, and what that causes, unless already doing so.
+    fn pump(&mut self) {
         if self.pumping {
             return;
         }
@@ -92,35 +110,61 @@ impl Net {
         self.pumping = false;
     }
 
+    /// Answers node `i`'s dial of `a`: connected if a node has that address,
+    /// else refused.
+    fn answer_dial(&mut self, i: usize, a: SocketAddr) {
+        match self.index_of(a) {
+            Some(j) => {
+                self.next_conn += 1;
+                let ci = ConnId {
+                    index: self.next_conn,
+                    generation: 0,
+                };
+                self.next_conn += 1;
+                let cj = ConnId {
+                    index: self.next_conn,
+                    generation: 0,
+                };
+                self.links.insert((i, ci), (j, cj));
+                self.links.insert((j, cj), (i, ci));
+                let from = self.nodes[i].addr();
+                // Both ends learn of the connection before either reads from it.
+                self.queue
+                    .push_back((j, Input::Accepted { conn: cj, from }));
+                self.queue
+                    .push_back((i, Input::Connected { conn: ci, addr: a }));
+                self.pump();
+            }
+            None => self.input(
+                i,
+                Input::DialFailed {
+                    addr: a,
+                    error: "refused".into(),
+                },
+            ),
+        }
+    }
+
+    /// Lets the held dials through (and later ones too).
+    fn release(&mut self) {
+        self.held.clear();
+        for (i, a) in std::mem::take(&mut self.parked) {
+            self.answer_dial(i, a);
+        }
+    }
+
     fn carry(&mut self, i: usize, out: Vec<Output>) {
         for o in out {
             match o {
-                Output::Dial(a) => match self.index_of(a) {
-                    Some(j) => {
-                        self.next_conn += 1;
-                        let ci = ConnId {
-                            index: self.next_conn,
-                            generation: 0,
-                        };
-                        self.next_conn += 1;
-                        let cj = ConnId {
-                            index: self.next_conn,
-                            generation: 0,
-                        };
-                        self.links.insert((i, ci), (j, cj));
-                        self.links.insert((j, cj), (i, ci));
-                        let from = self.nodes[i].addr();
-                        self.input(j, Input::Accepted { conn: cj, from });
-                        self.input(i, Input::Connected { conn: ci, addr: a });
-                    }
-                    None => self.input(
-                        i,
-                        Input::DialFailed {
-                            addr: a,
-                            error: "refused".into(),
-                        },
-                    ),
-                },
+                Output::Dial(a) if self.held.contains(&a) => {
+                    self.dials.push((i, a, self.now));
+                    self.parked.push((i, a));
+                }
+                Output::Dial(a) => {
+                    self.dials.push((i, a, self.now));
+                    self.answer_dial(i, a);
+                }
+                Output::CancelDial(a) => self.parked.retain(|p| *p != (i, a)),
                 Output::Send(c, msg) => {
                     if let Some(&(j, cj)) = self.links.get(&(i, c)) {
                         self.pings += u32::from(matches!(msg, Msg::Ping(_)));
@@ -805,4 +849,315 @@ fn a_quiet_link_costs_one_ping_per_heartbeat() {
     let n = net.pings - before;
     assert!((38..=42).contains(&n), "{n} pings in 10 s");
     assert!(net.console(0).iter().all(|l| !l.starts_with("lost ")));
+}
+
+// ----- joining -----
+
+/// At boot the best node is a `--join` address whose dial is still in flight:
+/// the nodes that can see each other meanwhile take no master role until it
+/// answers (or fails), so no master script runs on the wrong box for a moment.
+#[test]
+fn no_master_before_every_join_address_was_tried() {
+    let mut b = cfg(2, 200);
+    b.join = vec![addr(1), addr(3)];
+    let mut c = cfg(3, 300);
+    c.join = vec![addr(2)];
+    let mut net = Net::holding(vec![cfg(1, 100), b, c], &[addr(1)]);
+    // B and C are connected; B's dial of A (the oldest) is in flight.
+    assert_eq!(net.nodes[1].peers(), [addr(3)]);
+    net.advance(Duration::from_millis(1500));
+    for i in 0..3 {
+        assert!(!net.nodes[i].is_master(), "node {i}");
+        assert!(
+            !net.console(i)
+                .iter()
+                .any(|l| l.starts_with("master changed: 10.0.0.1:2")),
+            "node {i}: {:?}",
+            net.console(i)
+        );
+    }
+    assert_eq!(net.nodes[1].vote(), None, "B does not vote for itself yet");
+    // A answers: it is master at once, and B never was.
+    net.release();
+    assert!(net.nodes[0].is_master());
+    for i in 1..3 {
+        assert_eq!(net.nodes[i].master(), Some(addr(1)), "node {i}");
+        assert!(
+            !net.console(i)
+                .iter()
+                .any(|l| l.starts_with("master changed: 10.0.0.1:2"))
+        );
+    }
+}
+
+/// The same, but the dial of the best node never completes: once it has timed
+/// out, the others elect among themselves.
+#[test]
+fn a_join_address_that_does_not_answer_delays_the_election_only_until_its_dial_fails() {
+    let mut b = cfg(2, 200);
+    b.join = vec![addr(1), addr(3)];
+    let mut net = Net::holding(vec![cfg(1, 100), b, cfg(3, 300)], &[addr(1)]);
+    net.input(2, Input::Line("-c 10.0.0.1:2".into()));
+    net.advance(Duration::from_millis(1900));
+    assert!(!net.nodes[1].is_master());
+    // The dial times out after the handshake timeout (2 s): B may now be master.
+    net.advance(Duration::from_millis(200));
+    assert!(net.nodes[1].is_master(), "{:?}", net.console(1));
+    assert_eq!(net.nodes[2].master(), Some(addr(2)));
+}
+
+/// A `--join` address never reached is retried quickly (every 500 ms at most);
+/// once reached and lost again, with the normal backoff (up to 5 s).
+#[test]
+fn a_join_address_never_reached_is_retried_quickly() {
+    let mut b = cfg(2, 200);
+    b.join = vec![addr(1)];
+    let mut net = Net::new(vec![b]);
+    net.advance(Duration::from_secs(10));
+    let tries = |net: &Net, from: Time| {
+        net.dials
+            .iter()
+            .filter(|(i, a, t)| *i == 0 && *a == addr(1) && *t >= from)
+            .count()
+    };
+    // 0, 0.1, 0.3, 0.7, 1.2, 1.7, ... 9.7 s: 21 tries (with a 5 s cap: 7).
+    assert!(
+        tries(&net, Duration::ZERO) >= 18,
+        "{}",
+        tries(&net, Duration::ZERO)
+    );
+    // Now it comes up and is reached; then it crashes.
+    let mut net = Net::new(vec![cfg(1, 100), {
+        let mut b = cfg(2, 200);
+        b.join = vec![addr(1)];
+        b
+    }]);
+    assert_eq!(net.nodes[1].peers(), [addr(1)], "{:?}", net.console(1));
+    net.crash(0);
+    let t0 = net.now;
+    net.advance(Duration::from_secs(20));
+    // 0.1, 0.3, 0.7, 1.5, 3.1, 6.3, 11.3, 16.3 s: 8 tries.
+    let n = net
+        .dials
+        .iter()
+        .filter(|(i, a, t)| *i == 1 && *a == addr(1) && *t >= t0)
+        .count();
+    assert!((6..=10).contains(&n), "{n} tries in 20 s after a loss");
+}
+
+// ----- what a peer can make a node dial -----
+
+/// One node whose every dial of an address outside `live` fails at once;
+/// counts the dials.
+struct Solo {
+    n: Node,
+    now: Time,
+    dials: Vec<(Time, SocketAddr)>,
+    said: Vec<String>,
+}
+
+impl Solo {
+    fn new(c: Config) -> Solo {
+        let mut s = Solo {
+            n: Node::new(c),
+            now: Duration::ZERO,
+            dials: Vec::new(),
+            said: Vec::new(),
+        };
+        let mut out = Vec::new();
+        s.n.start(Duration::ZERO, &mut out);
+        s.carry(out);
+        s
+    }
+
+    fn input(&mut self, input: Input) {
+        let mut out = Vec::new();
+        self.n.handle(self.now, input, &mut out);
+        self.carry(out);
+    }
+
+    /// Every dial fails (refused) right away; the rest is noted.
+    fn carry(&mut self, out: Vec<Output>) {
+        let mut failed = Vec::new();
+        for o in out {
+            match o {
+                Output::Dial(a) => {
+                    self.dials.push((self.now, a));
+                    failed.push(a);
+                }
+                Output::Console(l) => self.said.push(l),
+                _ => {}
+            }
+        }
+        for addr in failed {
+            self.input(Input::DialFailed {
+                addr,
+                error: "refused".into(),
+            });
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(t) = self.n.poll_timeout().filter(|t| *t <= end) {
+            self.now = self.now.max(t);
+            let mut out = Vec::new();
+            self.n.handle_timeout(self.now, &mut out);
+            self.carry(out);
+        }
+        self.now = end;
+    }
+
+    fn dials_between(&self, from: Time, to: Time, a: impl Fn(SocketAddr) -> bool) -> usize {
+        self.dials
+            .iter()
+            .filter(|(t, x)| *t >= from && *t < to && a(*x))
+            .count()
+    }
+}
+
+/// `count` addresses no node has: 10.9.x.y:7000, from `first` on.
+fn junk(first: u32, count: u32) -> Vec<SocketAddr> {
+    (first..first + count)
+        .map(|i| SocketAddr::from(([10, 9, (i >> 8) as u8, i as u8], 7000)))
+        .collect()
+}
+
+/// A `Members` of 1,000 addresses (and more of them every second) cannot make a
+/// node dial without bound: the list is cut, few dials are in flight at once,
+/// their rate is bounded, failing learnt addresses are dropped, and a
+/// `--join` address is still dialled as often as before.
+#[test]
+fn a_member_list_cannot_make_a_node_dial_without_bound() {
+    let join = addr(5);
+    let mut c = cfg(1, 0);
+    c.join = vec![join];
+    let mut s = Solo::new(c);
+    let fake: SocketAddr = "10.0.0.9:7000".parse().unwrap();
+    s.now = Duration::from_secs(10);
+    s.input(Input::Accepted {
+        conn: conn(1),
+        from: "10.0.0.9:40000".parse().unwrap(),
+    });
+    s.input(Input::Frame {
+        conn: conn(1),
+        msg: hello(fake, WALL),
+    });
+    assert!(s.n.peers().contains(&fake));
+    let learnt = |a: SocketAddr| a.ip() != join.ip() || a.port() != join.port();
+    let t0 = s.now;
+    // At once: one Members of 1,000 junk addresses (every dial of which would
+    // be refused in its turn).
+    let mut list = junk(0, 1000);
+    list.extend([
+        "0.0.0.0:7000".parse().unwrap(),
+        "10.9.200.1:0".parse().unwrap(),
+        "224.0.0.1:7000".parse().unwrap(),
+        addr(1),
+    ]);
+    let mut out = Vec::new();
+    s.n.handle(
+        s.now,
+        Input::Frame {
+            conn: conn(1),
+            msg: Msg::Members(list),
+        },
+        &mut out,
+    );
+    let at_once = out.iter().filter(|o| matches!(o, Output::Dial(_))).count();
+    assert!(at_once <= 24, "{at_once} dials at once");
+    assert!(
+        out.contains(&Output::Console(
+            "member list from 10.0.0.9:7000 cut to its first 256 of 1004 addresses (said once)"
+                .into()
+        )),
+        "{out:?}"
+    );
+    s.carry(out);
+    // Then more such lists, one a second, for 10 s.
+    for k in 1..=10u32 {
+        s.advance(Duration::from_secs(1));
+        s.input(Input::Frame {
+            conn: conn(1),
+            msg: Msg::Members(junk(1000 * k, 1000)),
+        });
+    }
+    s.advance(Duration::from_secs(5));
+    let end = s.now;
+    let total = s.dials_between(t0, end, learnt);
+    // A burst of 256 learnt addresses, then 50 a second, each tried at most twice.
+    assert!(total <= 256 + 50 * 15, "{total} dials of learnt addresses");
+    for sec in 1..15u32 {
+        let from = t0 + Duration::from_secs(u64::from(sec));
+        let n = s.dials_between(from, from + Duration::from_secs(1), learnt);
+        assert!(n <= 60, "{n} dials of learnt addresses in second {sec}");
+    }
+    // Nothing but ordinary addresses was dialled.
+    assert!(
+        s.dials
+            .iter()
+            .all(|(_, a)| undialable(*a).is_none() && *a != addr(1)),
+        "dialled an address no node can have"
+    );
+    // The --join address kept its pace (never reached: every 500 ms at most).
+    let joins = s.dials_between(t0, end, |a| !learnt(a));
+    assert!(joins >= 25, "{joins} dials of the --join address in 15 s");
+    // Failing learnt addresses are dropped: what `-cl` still lists is the
+    // --join address, and no more learnt ones than are kept for retries (a
+    // few, as for a cluster whose member is slow to answer).
+    s.advance(Duration::from_secs(5));
+    let before = s.said.len();
+    s.input(Input::Line("-cl".into()));
+    let cl = &s.said[before..];
+    assert!(
+        cl.iter().any(|l| l.starts_with("peer 10.0.0.1:5 down, ")),
+        "{cl:?}"
+    );
+    let learnt_down = cl.iter().filter(|l| l.starts_with("peer 10.9.")).count();
+    assert!(
+        learnt_down <= 32,
+        "{learnt_down} learnt addresses kept: {cl:?}"
+    );
+    assert_eq!(
+        s.said
+            .iter()
+            .filter(|l| l.starts_with("member list from"))
+            .count(),
+        1,
+        "said once"
+    );
+}
+
+/// A handful of learnt addresses (a cluster's member list) is dialled at once,
+/// and one that does not answer is retried like a lost peer, not dropped: a
+/// slow or frozen member is reached when it answers.
+#[test]
+fn a_cluster_sized_member_list_is_dialled_at_once_and_retried() {
+    let mut s = Solo::new(cfg(1, 0));
+    let fake: SocketAddr = "10.0.0.9:7000".parse().unwrap();
+    s.input(Input::Accepted {
+        conn: conn(1),
+        from: "10.0.0.9:40000".parse().unwrap(),
+    });
+    s.input(Input::Frame {
+        conn: conn(1),
+        msg: hello(fake, WALL),
+    });
+    let mut out = Vec::new();
+    s.n.handle(
+        s.now,
+        Input::Frame {
+            conn: conn(1),
+            msg: Msg::Members(junk(0, 20)),
+        },
+        &mut out,
+    );
+    assert_eq!(
+        out.iter().filter(|o| matches!(o, Output::Dial(_))).count(),
+        20
+    );
+    s.carry(out);
+    s.advance(Duration::from_secs(10));
+    let n = s.dials_between(Duration::ZERO, s.now, |a| a == junk(0, 1)[0]);
+    assert!(n >= 5, "tried {n} times in 10 s");
 }
