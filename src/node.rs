@@ -1107,6 +1107,10 @@ impl Node {
                 let withdrawn =
                     vote.is_none() || (p.vote == Some(self.me.addr) && vote != Some(self.me.addr));
                 p.seq = seq;
+                // A vote for a node this one does not see is kept as sent: it
+                // is ordinary while a mesh forms or a partition holds, counts
+                // only toward that node in `votes_for`, never toward this
+                // node's role, and is shown by `-cl` as an address (total).
                 p.vote = vote;
                 p.master = master;
                 let before = self.seq;
