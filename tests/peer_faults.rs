@@ -127,3 +127,45 @@ fn one_way_messages_do_not_time_a_link_out() {
         .or_dump(&all);
     println!("{sent} messages in 3 s, no link lost");
 }
+
+/// A peer's `Members` of 1,000 addresses (nobody listens on any of them) does
+/// not make the node dial them all: the list is cut (one line), what `-cl`
+/// lists as wanted stays bounded, and the node keeps its real peer and answers.
+#[test]
+fn a_huge_member_list_is_cut_and_the_mesh_holds() {
+    let a = Boss::start("A", &[]);
+    let b = Boss::start("B", &[]);
+    let all = [&a, &b];
+    connect(&b, &a).or_dump(&all);
+    let fake = dead_addr();
+    let mut s = hello_from(a.addr(), fake, wall_micros() + 3_600_000_000);
+    a.wait_line(|l| l == format!("connected {fake}"), SOON)
+        .or_dump(&all);
+    // 127.0.x.y:9: loopback addresses where nothing listens (refused at once).
+    let list: Vec<SocketAddr> = (0..1000u32)
+        .map(|i| SocketAddr::from(([127, 0, 10 + (i >> 8) as u8, i as u8], 9)))
+        .collect();
+    let mut buf = Vec::new();
+    wire::encode(&Msg::Members(list), &mut buf).expect("encode Members");
+    s.write_all(&buf).expect("send Members");
+    let want =
+        format!("member list from {fake} cut to its first 256 of 1000 addresses (said once)");
+    a.wait_line(|l| l == want, SOON).or_dump(&all);
+    let cl = a.query("-cl", SOON).or_dump(&all);
+    let wanted = cl.iter().filter(|l| l.starts_with("peer 127.0.1")).count();
+    check(
+        wanted <= 256,
+        &format!("-cl lists {wanted} learnt addresses"),
+        &all,
+    );
+    b.ask("-m", |l| l.starts_with("master: "), SOON)
+        .or_dump(&all);
+    check(
+        !a.lines().iter().any(|l| {
+            l == &format!("lost {}", b.addr()) || l.starts_with(&format!("lost {} ", b.addr()))
+        }),
+        "A lost B during the flood",
+        &all,
+    );
+    agree_on(&all, a.addr()).or_dump(&all);
+}
