@@ -755,14 +755,11 @@ impl Node {
             .saturating_add(u64::try_from(up).unwrap_or(u64::MAX))
     }
 
-    /// Checks a `Hello` that arrived at `now` on a connection with `remote`;
-    /// `Err` is the reason to refuse, worded for the console. Every field a
-    /// peer sends is checked here: nothing it claims is shown or used before.
-    #[allow(clippy::too_many_arguments)]
+    /// Checks a `Hello`; `Err` is the reason to refuse, worded for the console.
+    /// With [`Node::check_node`], every field a peer sends is checked before
+    /// anything it claims is shown or used.
     fn check_hello(
         &self,
-        now: Time,
-        remote: SocketAddr,
         magic: u32,
         version: u16,
         node: &NodeInfo,
@@ -783,6 +780,29 @@ impl Node {
                 self.me.addr
             ));
         }
+        if rule != self.cfg.rule.code() {
+            let theirs = election::Rule::from_code(rule)
+                .map_or_else(|| format!("#{rule}"), |r| r.name().to_string());
+            return Err(format!(
+                "it uses rule {theirs}, this node uses rule {}",
+                self.cfg.rule
+            ));
+        }
+        if quorum != self.cfg.quorum.min(u16::MAX as usize) as u16 {
+            return Err(format!(
+                "it uses quorum {quorum}, this node uses quorum {}",
+                self.cfg.quorum
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks what a peer says it is, in a `Hello` that arrived at `now` on a
+    /// connection with `remote`: an address a node can have, of the
+    /// connection's family (an IPv4-mapped IPv6 address counts as IPv4), and a
+    /// start time some clock can show: from 2000 on, at most a day ahead of
+    /// this node's clock (clocks of two machines differ, not by a day).
+    fn check_node(&self, now: Time, remote: SocketAddr, node: &NodeInfo) -> Result<(), String> {
         if let Some(what) = undialable(node.addr) {
             return Err(format!("it advertises {what}, which no node can dial"));
         }
@@ -807,20 +827,6 @@ impl Node {
                 "it says it started at {}, more than a day ahead of this node's clock ({}): one of the clocks is wrong",
                 rfc3339(node.started),
                 rfc3339(wall)
-            ));
-        }
-        if rule != self.cfg.rule.code() {
-            let theirs = election::Rule::from_code(rule)
-                .map_or_else(|| format!("#{rule}"), |r| r.name().to_string());
-            return Err(format!(
-                "it uses rule {theirs}, this node uses rule {}",
-                self.cfg.rule
-            ));
-        }
-        if quorum != self.cfg.quorum.min(u16::MAX as usize) as u16 {
-            return Err(format!(
-                "it uses quorum {quorum}, this node uses quorum {}",
-                self.cfg.quorum
             ));
         }
         Ok(())
@@ -848,8 +854,10 @@ impl Node {
                     return;
                 };
                 let remote = c.remote;
-                if let Err(why) = self.check_hello(now, remote, magic, version, &node, rule, quorum)
-                {
+                let checked = self
+                    .check_hello(magic, version, &node, rule, quorum)
+                    .and_then(|()| self.check_node(now, remote, &node));
+                if let Err(why) = checked {
                     out.push(Output::Console(format!("refused {}: {why}", node.addr)));
                     // A refused peer is not retried: the operator must fix it.
                     if let Some(addr) = self.conns.get(&conn).and_then(|c| c.dialed) {
