@@ -137,7 +137,7 @@ pub struct Config {
     pub quorum: usize,
     /// Whether a master steps down for a better node that joins.
     pub preempt: bool,
-    /// Send a `Ping` when a link has been quiet this long.
+    /// Ping a peer not heard from for this long (a master: every peer, this often).
     pub heartbeat: Duration,
     /// A peer not heard from this long is lost.
     pub timeout: Duration,

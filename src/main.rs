@@ -25,7 +25,8 @@ enum Exit {
     Clean = 0,
     /// 1: a runtime failure after the start (the poll loop failed).
     Failure = 1,
-    /// 2: a usage error: an unknown flag, a bad value (clap's code for errors).
+    /// 2: a usage error: an unknown flag, a bad value (clap's code for errors);
+    /// also a system clock that cannot be right (before 2000, past year 9999).
     Usage = 2,
     /// 3: cannot listen: the address is in use or not available, no permission,
     /// a host name that does not resolve, or a wildcard address without
@@ -50,7 +51,7 @@ Each takes every word up to the other one, so script arguments may start with a 
 Durations: 250ms, 1s, 2m, 1h 30m. Type -h at the console for its commands.
 
 Exit status: 0 clean exit (-q, SIGINT, SIGTERM), 1 runtime failure,
-2 usage error, 3 cannot listen.";
+2 usage error (or a system clock that cannot be right), 3 cannot listen.";
 
 /// The command line, as clap sees it (the `-ds`/`-ms` tail is split off first).
 /// The defaults written here must equal `Config::new`'s: a test checks them.
@@ -69,7 +70,7 @@ struct Cli {
     host: String,
     /// Port to listen on; 0 picks a free one
     port: u16,
-    /// Send a ping when a link has been quiet this long
+    /// Ping a peer not heard from for this long (a master pings every peer this often)
     #[arg(long, value_name = "DUR", default_value = "250ms", value_parser = duration)]
     heartbeat: Duration,
     /// Lose a peer not heard from for this long (more than --heartbeat)
@@ -78,7 +79,7 @@ struct Cli {
     /// Close a connection that has not completed its handshake within this
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = duration)]
     handshake_timeout: Duration,
-    /// Dial this node at start and redial it until it answers (ip:port, [v6]:port or name:port; a name is looked up again on every try); repeatable
+    /// Dial this node at start and redial it until it answers (ip:port, [v6]:port or name:port; a name is looked up again on every try); no master role before each was tried once; repeatable
     #[arg(long, value_name = "ADDR", value_parser = PeerAddr::parse)]
     join: Vec<PeerAddr>,
     /// The address peers dial to reach this node (port 0: the bound port)
@@ -327,12 +328,15 @@ fn bind(host: &str, addrs: &[SocketAddr]) -> Result<TcpListener, String> {
     Err(last)
 }
 
-/// Wall clock, µs since the Unix epoch: the node's start time, read once.
+/// Wall clock, µs since the Unix epoch (negative before it): the node's start
+/// time, read once and checked by [`boss::wire::check_clock`].
 #[allow(clippy::disallowed_methods)]
-fn wall_clock_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+fn wall_clock_micros() -> i128 {
+    let micros = |d: Duration| i128::try_from(d.as_micros()).unwrap_or(i128::MAX);
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => micros(d),
+        Err(e) => -micros(e.duration()),
+    }
 }
 
 /// One line on stderr; a closed stderr is not worth a panic.
@@ -368,6 +372,13 @@ fn run(args: Vec<OsString>) -> Exit {
     if let Err(msg) = validate(&cli) {
         return usage_error(msg);
     }
+    let started = match boss::wire::check_clock(wall_clock_micros()) {
+        Ok(t) => t,
+        Err(msg) => {
+            error_line(&msg);
+            return Exit::Usage;
+        }
+    };
     let wanted = match listen_addrs(&cli.host, cli.port) {
         Ok(a) => a,
         Err(msg) => {
@@ -405,7 +416,7 @@ fn run(args: Vec<OsString>) -> Exit {
         Some(a) => a,
         None => bound,
     };
-    let mut config = match config(&cli, scripts, addr, wall_clock_micros()) {
+    let mut config = match config(&cli, scripts, addr, started) {
         Ok(c) => c,
         Err(msg) => return usage_error(msg),
     };

@@ -16,7 +16,10 @@ use crate::config::{Config, HostPort, ScriptSpec};
 use crate::election::{self, Member};
 use crate::text::{escape, human, rfc3339};
 use crate::timer::{TimerId, TimerWheel};
-use crate::wire::{MAGIC, Msg, NodeInfo, VERSION, WireError};
+use crate::wire::{
+    EARLIEST_START, MAGIC, MAX_CLOCK_AHEAD, Msg, NodeInfo, START_END, VERSION, WireError,
+    undialable,
+};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -175,6 +178,8 @@ enum Timer {
     Redial(SocketAddr),
     /// A dial in flight has taken as long as a handshake may.
     DialTimeout(SocketAddr),
+    /// The dial rate allows the next learnt address waiting its turn.
+    DialQueue,
     /// The vote lease after a silent loss of the node we voted for ends.
     Lease,
     /// The pause between two script runs is over.
@@ -282,6 +287,27 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_NAMES: usize = 64;
 /// Most addresses of one name tried per round.
 const MAX_NAME_ADDRS: usize = 8;
+/// Most addresses taken from one `Members` frame: far more than a cluster has.
+const MEMBERS_MAX: usize = 256;
+/// Most addresses learnt from peers' `Members` that are wanted at once. They
+/// have room of their own: they never crowd out `--join` addresses, lost peers
+/// or `-c` targets.
+const LEARNT_MAX: usize = 256;
+/// Most dials in flight at once; more wait their turn (`--join` addresses, lost
+/// peers and `-c` first).
+const DIALS_MAX: usize = 32;
+/// Most of those in flight for learnt addresses: the rest is kept for the others.
+const LEARNT_DIALS_MAX: usize = 24;
+/// Dials of learnt addresses start at most one per this (50 a second) after a
+/// burst of [`LEARNT_MAX`], enough for a whole cluster's member list at once.
+const LEARNT_DIAL_EVERY: Duration = Duration::from_millis(20);
+/// With more learnt addresses than this wanted (a list no cluster sends), one
+/// that failed twice is dropped: a real node there dials this node itself once
+/// it learns of it. Below it a learnt address is retried like a lost peer, so a
+/// slow or frozen member is reached once it answers.
+const LEARNT_PATIENT: usize = 32;
+/// Longest wait between two dials of a `--join` address never reached yet.
+const JOIN_BACKOFF_MAX: Duration = Duration::from_millis(500);
 /// Slack added to the vote lease for timer rounding and delivery delay. The
 /// lease is a second guard: the old master already stops counting our vote a
 /// timeout after its last Ping we answered (see `vote_held`), whatever the delay.
@@ -330,7 +356,6 @@ struct Peer {
     vote: Option<SocketAddr>,
     master: bool,
     last_heard: Time,
-    last_sent: Time,
     rtt: Option<Duration>,
     timer: TimerId,
 }
@@ -353,6 +378,12 @@ struct Target {
     /// This outage was said on the console already (once, not on every retry).
     outage_said: bool,
     next_try: Option<Time>,
+    /// Learnt from a peer's `Members` (not a `--join` address, a lost peer or `-c`).
+    learnt: bool,
+    /// Failed attempts so far.
+    failures: u32,
+    /// Waiting for a dial slot: its place in the queue (smaller goes first).
+    queued: Option<u64>,
 }
 
 /// A host name we want a connection to: a `--join` name (tried for ever,
@@ -431,6 +462,21 @@ pub struct Node {
     /// `None` while starts work.
     spawn_retry: Option<Duration>,
     relay: Relay,
+    /// The next place in the dial queue.
+    dial_seq: u64,
+    /// The dial rate of learnt addresses (a token bucket kept as the time the
+    /// next dial would be due at the steady rate).
+    learnt_dial_due: Time,
+    /// Wakes the dial queue when the rate allows the next learnt dial.
+    dial_timer: Option<TimerId>,
+    /// A cut member list, or a full room of learnt addresses, was said (once).
+    members_cut_said: bool,
+    learnt_full_said: bool,
+    /// `--join` addresses not tried yet (neither handshaken nor failed): the
+    /// node does not vote for itself before each was tried once.
+    join_untried: std::collections::BTreeSet<SocketAddr>,
+    /// `--join` addresses never reached yet: retried quickly.
+    join_unreached: std::collections::BTreeSet<SocketAddr>,
 }
 
 impl Node {
@@ -472,6 +518,13 @@ impl Node {
                 role: Role::Default,
                 timer: None,
             },
+            dial_seq: 0,
+            learnt_dial_due: Duration::ZERO,
+            dial_timer: None,
+            members_cut_said: false,
+            learnt_full_said: false,
+            join_untried: Default::default(),
+            join_unreached: Default::default(),
         }
     }
 
@@ -498,6 +551,8 @@ impl Node {
         }
         for addr in self.cfg.join.clone() {
             if addr != self.me.addr {
+                self.join_untried.insert(addr);
+                self.join_unreached.insert(addr);
                 self.add_target(now, addr, None, false, Duration::ZERO, out);
             }
         }
@@ -676,6 +731,13 @@ impl Node {
                         t.dialing = false;
                         out.push(Output::CancelDial(addr));
                         self.dial_failed(now, addr, "timed out", out);
+                        self.pump_dials(now, out);
+                    }
+                }
+                Timer::DialQueue => {
+                    if self.dial_timer == Some(id) {
+                        self.dial_timer = None;
+                        self.pump_dials(now, out);
                     }
                 }
                 Timer::Name(n) => self.name_timer(now, n, id, out),
@@ -786,6 +848,7 @@ impl Node {
                     }
                 }
                 self.open_conn(now, conn, addr, Some(addr), out);
+                self.pump_dials(now, out);
             }
             Input::DialFailed { addr, error } => {
                 if let Some(t) = self.targets.get_mut(&addr)
@@ -796,6 +859,7 @@ impl Node {
                         self.timers.cancel(id);
                     }
                     self.dial_failed(now, addr, &error, out);
+                    self.pump_dials(now, out);
                 }
             }
             Input::Frame { conn, msg } => self.frame(now, conn, msg, out),
@@ -867,7 +931,18 @@ impl Node {
         }
     }
 
+    /// This node's wall clock at `now`, µs since the Unix epoch: its start time
+    /// plus the monotonic time since.
+    fn wall_clock(&self, now: Time) -> u64 {
+        let up = now.saturating_sub(self.started_at).as_micros();
+        self.cfg
+            .started
+            .saturating_add(u64::try_from(up).unwrap_or(u64::MAX))
+    }
+
     /// Checks a `Hello`; `Err` is the reason to refuse, worded for the console.
+    /// With [`Node::check_node`], every field a peer sends is checked before
+    /// anything it claims is shown or used.
     fn check_hello(
         &self,
         magic: u32,
@@ -907,6 +982,41 @@ impl Node {
         Ok(())
     }
 
+    /// Checks what a peer says it is, in a `Hello` that arrived at `now` on a
+    /// connection with `remote`: an address a node can have, of the
+    /// connection's family (an IPv4-mapped IPv6 address counts as IPv4), and a
+    /// start time some clock can show: from 2000 on, at most a day ahead of
+    /// this node's clock (clocks of two machines differ, not by a day).
+    fn check_node(&self, now: Time, remote: SocketAddr, node: &NodeInfo) -> Result<(), String> {
+        if let Some(what) = undialable(node.addr) {
+            return Err(format!("it advertises {what}, which no node can dial"));
+        }
+        let v4 = |a: SocketAddr| a.ip().to_canonical().is_ipv4();
+        if v4(node.addr) != v4(remote) {
+            return Err(format!(
+                "it advertises an {} address but connects over {} (from {remote})",
+                if v4(node.addr) { "IPv4" } else { "IPv6" },
+                if v4(remote) { "IPv4" } else { "IPv6" },
+            ));
+        }
+        if node.started < EARLIEST_START {
+            return Err(format!(
+                "it says it started at {}, before 2000-01-01: its clock is wrong",
+                rfc3339(node.started)
+            ));
+        }
+        let wall = self.wall_clock(now);
+        let ahead = u64::try_from(MAX_CLOCK_AHEAD.as_micros()).unwrap_or(u64::MAX);
+        if node.started >= START_END || node.started > wall.saturating_add(ahead) {
+            return Err(format!(
+                "it says it started at {}, more than a day ahead of this node's clock ({}): one of the clocks is wrong",
+                rfc3339(node.started),
+                rfc3339(wall)
+            ));
+        }
+        Ok(())
+    }
+
     fn frame(&mut self, now: Time, conn: ConnId, msg: Msg, out: &mut Vec<Output>) {
         let Some(c) = self.conns.get(&conn) else {
             return; // closed already; a stale frame
@@ -928,7 +1038,11 @@ impl Node {
                     self.drop_handshaking(now, conn, out);
                     return;
                 };
-                if let Err(why) = self.check_hello(magic, version, &node, rule, quorum) {
+                let remote = c.remote;
+                let checked = self
+                    .check_hello(magic, version, &node, rule, quorum)
+                    .and_then(|()| self.check_node(now, remote, &node));
+                if let Err(why) = checked {
                     out.push(Output::Console(format!("refused {}: {why}", node.addr)));
                     // A refused peer is not retried: the operator must fix it.
                     if let Some(addr) = self.conns.get(&conn).and_then(|c| c.dialed) {
@@ -965,7 +1079,7 @@ impl Node {
                 };
                 p.last_heard = now;
                 if newly_confirmed {
-                    self.resolve_duplicates(now, peer, out);
+                    self.resolve_duplicates(peer, out);
                 }
                 self.peer_msg(now, conn, peer, msg, out);
             }
@@ -985,6 +1099,8 @@ impl Node {
         let report = dialed.filter(|a| self.targets.get(a).is_some_and(|t| t.report));
         // A dial that reached a node answers that target, whatever it calls itself.
         for addr in [dialed, Some(node.addr)].into_iter().flatten() {
+            self.join_untried.remove(&addr);
+            self.join_unreached.remove(&addr);
             if let Some(t) = self.targets.get(&addr)
                 && !t.dialing
             {
@@ -1017,7 +1133,6 @@ impl Node {
                     vote: None,
                     master: false,
                     last_heard: now,
-                    last_sent: now,
                     rtt: None,
                     timer,
                 },
@@ -1052,11 +1167,8 @@ impl Node {
             .collect();
         out.push(Output::Send(conn, Msg::Members(members)));
         out.push(Output::Send(conn, self.state_msg(node.addr)));
-        if let Some(p) = self.peers.get_mut(&node.addr) {
-            p.last_sent = now;
-        }
         if !is_new {
-            self.resolve_duplicates(now, node.addr, out);
+            self.resolve_duplicates(node.addr, out);
         }
         self.recompute(now, out);
     }
@@ -1072,7 +1184,7 @@ impl Node {
     ///   with the smaller address (the newest such). Both sides choose the same
     ///   one, and neither closes a connection the other side may still take for
     ///   its only one.
-    fn resolve_duplicates(&mut self, now: Time, addr: SocketAddr, out: &mut Vec<Output>) {
+    fn resolve_duplicates(&mut self, addr: SocketAddr, out: &mut Vec<Output>) {
         let Some(p) = self.peers.get(&addr) else {
             return;
         };
@@ -1121,7 +1233,6 @@ impl Node {
             if old_kept != best {
                 // Frames queued on the closed one may be lost: repeat our state.
                 out.push(Output::Send(best, state));
-                p.last_sent = now;
             }
         }
     }
@@ -1152,11 +1263,7 @@ impl Node {
                     // A duplicate went away; the pair stays connected.
                     if p.kept == conn {
                         p.kept = next;
-                        let state = self.state_msg(peer);
-                        if let Some(p) = self.peers.get_mut(&peer) {
-                            p.last_sent = now;
-                        }
-                        out.push(Output::Send(next, state));
+                        out.push(Output::Send(next, self.state_msg(peer)));
                     }
                     return;
                 }
@@ -1183,14 +1290,7 @@ impl Node {
                 self.conn_closed(now, conn, CloseReason::Malformed(WireError::Malformed), out);
                 out.push(Output::Close(conn));
             }
-            Msg::Members(list) => {
-                for a in list.into_iter().take(self.cfg.max_conns) {
-                    if a != self.me.addr && a != self.cfg.bound && !self.peers.contains_key(&a) {
-                        let forget = Some(now + self.cfg.forget);
-                        self.add_target(now, a, forget, false, Duration::ZERO, out);
-                    }
-                }
-            }
+            Msg::Members(list) => self.learn(now, addr, list, out),
             Msg::State {
                 seq,
                 vote,
@@ -1213,6 +1313,10 @@ impl Node {
                 let withdrawn =
                     vote.is_none() || (p.vote == Some(self.me.addr) && vote != Some(self.me.addr));
                 p.seq = seq;
+                // A vote for a node this one does not see is kept as sent: it
+                // is ordinary while a mesh forms or a partition holds, counts
+                // only toward that node in `votes_for`, never toward this
+                // node's role, and is shown by `-cl` as an address (total).
                 p.vote = vote;
                 p.master = master;
                 let before = self.seq;
@@ -1221,10 +1325,10 @@ impl Node {
                     // It waits to vote again until we have applied this: say so
                     // even when our own state did not change.
                     let state = self.state_msg(addr);
-                    self.send(now, addr, state, out);
+                    self.send(addr, state, out);
                 }
             }
-            Msg::Ping(x) => self.send(now, addr, Msg::Pong(x), out),
+            Msg::Ping(x) => self.send(addr, Msg::Pong(x), out),
             Msg::Pong(x) => {
                 let sent = Duration::from_micros(x);
                 if let Some(p) = self.peers.get_mut(&addr)
@@ -1238,10 +1342,20 @@ impl Node {
                     }
                 }
             }
-            Msg::Text(t) => out.push(Output::Console(format!(
-                "message from {addr}: {}",
-                escape(&t)
-            ))),
+            Msg::Text(t) => {
+                // The sender's address is only what it claims: say where the
+                // connection really comes from when that is another host.
+                let via = match self.conns.get(&conn).map(|c| c.remote.ip().to_canonical()) {
+                    Some(ip) if ip != addr.ip().to_canonical() => {
+                        format!(" (connection from {ip})")
+                    }
+                    _ => String::new(),
+                };
+                out.push(Output::Console(format!(
+                    "message from {addr}{via}: {}",
+                    escape(&t)
+                )));
+            }
             Msg::Goodbye => {
                 if self
                     .peers
@@ -1254,9 +1368,8 @@ impl Node {
         }
     }
 
-    fn send(&mut self, now: Time, addr: SocketAddr, msg: Msg, out: &mut Vec<Output>) {
-        if let Some(p) = self.peers.get_mut(&addr) {
-            p.last_sent = now;
+    fn send(&mut self, addr: SocketAddr, msg: Msg, out: &mut Vec<Output>) {
+        if let Some(p) = self.peers.get(&addr) {
             out.push(Output::Send(p.kept, msg));
         }
     }
@@ -1272,29 +1385,33 @@ impl Node {
             self.lose_peer(now, addr, Loss::TimedOut, out);
             return;
         }
-        let due = self.ping_due(p);
-        if now >= due {
+        if now >= self.ping_due(p) {
             self.ping(now, addr, out);
         }
-        if let Some(p) = self.peers.get_mut(&addr) {
-            let next = match self.vote == Some(self.me.addr) {
-                true => p.last_ping + self.cfg.heartbeat,
-                false => p.last_sent.max(p.last_heard) + self.cfg.heartbeat,
+        if let Some(p) = self.peers.get(&addr) {
+            let next = self.ping_due(p).min(p.last_heard + self.cfg.timeout);
+            let timer = self.timers.insert(next, Timer::Peer(addr));
+            if let Some(p) = self.peers.get_mut(&addr) {
+                p.timer = timer;
             }
-            .min(p.last_heard + self.cfg.timeout);
-            p.timer = self.timers.insert(next, Timer::Peer(addr));
         }
     }
 
-    /// When the next Ping to `p` is due. A node voting for itself pings every
-    /// peer each heartbeat, so the votes it counts stay confirmed; otherwise a
-    /// link is pinged only when quiet both ways (a Ping answered with a Pong
-    /// refreshes both sides, so one side's pings carry the pair's heartbeat).
+    /// The heartbeat rule, the one place it is written: when the next Ping to
+    /// `p` is due.
+    /// - A node voting for itself pings every peer each heartbeat, so the votes
+    ///   it counts stay confirmed.
+    /// - Otherwise a node pings a peer it has heard nothing from for a
+    ///   heartbeat (and has not pinged within one): each side sees to it that it
+    ///   hears from the other, whatever it sends itself, so traffic that flows
+    ///   one way only (`-msg`) cannot starve the other direction. On a quiet
+    ///   link the side whose heartbeat ends first pings, and the Pong refreshes
+    ///   the other side too: one Ping and one Pong per heartbeat and link.
     fn ping_due(&self, p: &Peer) -> Time {
         if self.vote == Some(self.me.addr) {
             p.last_ping + self.cfg.heartbeat
         } else {
-            p.last_sent.max(p.last_heard) + self.cfg.heartbeat
+            p.last_heard.max(p.last_ping) + self.cfg.heartbeat
         }
     }
 
@@ -1303,7 +1420,7 @@ impl Node {
             p.last_ping = now;
             p.ping_out = true;
         }
-        self.send(now, addr, Msg::Ping(now.as_micros() as u64), out);
+        self.send(addr, Msg::Ping(now.as_micros() as u64), out);
     }
 
     fn lose_peer(&mut self, now: Time, addr: SocketAddr, why: Loss, out: &mut Vec<Output>) {
@@ -1367,7 +1484,7 @@ impl Node {
             }
             return;
         }
-        if self.targets.len() >= self.cfg.max_conns {
+        if self.targets.values().filter(|t| !t.learnt).count() >= self.cfg.max_conns {
             return;
         }
         self.targets.insert(
@@ -1381,6 +1498,9 @@ impl Node {
                 outage_said: false,
                 report: once,
                 next_try: None,
+                learnt: false,
+                failures: 0,
+                queued: None,
             },
         );
         if delay.is_zero() {
@@ -1410,23 +1530,140 @@ impl Node {
             self.remove_target(addr);
             return;
         }
-        t.dialing = true;
         t.next_try = None;
         if let Some(id) = t.timer.take() {
             self.timers.cancel(id);
         }
-        t.timer = Some(
-            self.timers
-                .insert(now + self.cfg.handshake_timeout, Timer::DialTimeout(addr)),
-        );
-        out.push(Output::Dial(addr));
+        if t.queued.is_none() {
+            t.queued = Some(self.dial_seq);
+            self.dial_seq += 1;
+        }
+        self.pump_dials(now, out);
+    }
+
+    /// Starts the dials waiting their turn while there is room: at most
+    /// [`DIALS_MAX`] in flight, `--join` addresses, lost peers and `-c` before
+    /// learnt addresses, and learnt ones within their own share and rate.
+    fn pump_dials(&mut self, now: Time, out: &mut Vec<Output>) {
+        let burst = LEARNT_DIAL_EVERY * (LEARNT_MAX as u32 - 1);
+        loop {
+            let flying = self.targets.values().filter(|t| t.dialing);
+            let (all, learnt) = flying.fold((0, 0), |(a, l), t| (a + 1, l + usize::from(t.learnt)));
+            if all >= DIALS_MAX {
+                return;
+            }
+            let next = self
+                .targets
+                .iter()
+                .filter_map(|(a, t)| t.queued.map(|q| ((t.learnt, q), *a)))
+                .min();
+            let Some(((is_learnt, _), addr)) = next else {
+                return;
+            };
+            if is_learnt {
+                if learnt >= LEARNT_DIALS_MAX {
+                    return;
+                }
+                if self.learnt_dial_due > now + burst {
+                    if self.dial_timer.is_none() {
+                        let at = self.learnt_dial_due - burst;
+                        self.dial_timer = Some(self.timers.insert(at, Timer::DialQueue));
+                    }
+                    return;
+                }
+                self.learnt_dial_due = self.learnt_dial_due.max(now) + LEARNT_DIAL_EVERY;
+            }
+            let Some(t) = self.targets.get_mut(&addr) else {
+                return;
+            };
+            t.queued = None;
+            t.dialing = true;
+            t.timer = Some(
+                self.timers
+                    .insert(now + self.cfg.handshake_timeout, Timer::DialTimeout(addr)),
+            );
+            out.push(Output::Dial(addr));
+        }
+    }
+
+    /// Takes the addresses of a peer's `Members` this node lacks, within
+    /// bounds: the first [`MEMBERS_MAX`] of the list, addresses a node can
+    /// have (not ours, not unspecified, port 0 or multicast), and at most
+    /// [`LEARNT_MAX`] learnt addresses wanted at once.
+    fn learn(&mut self, now: Time, from: SocketAddr, list: Vec<SocketAddr>, out: &mut Vec<Output>) {
+        if list.len() > MEMBERS_MAX && !self.members_cut_said {
+            self.members_cut_said = true;
+            out.push(Output::Console(format!(
+                "member list from {from} cut to its first {MEMBERS_MAX} of {} addresses (said once)",
+                list.len()
+            )));
+        }
+        let mut learnt = self.targets.values().filter(|t| t.learnt).count();
+        for a in list.into_iter().take(MEMBERS_MAX) {
+            if a == self.me.addr
+                || a == self.cfg.bound
+                || undialable(a).is_some()
+                || self.peers.contains_key(&a)
+            {
+                continue;
+            }
+            if let Some(t) = self.targets.get_mut(&a) {
+                // Already wanted. A `-c` dial in flight must not swallow an
+                // address that also needs retries.
+                if t.once {
+                    t.once = false;
+                    t.forget_at = Some(now + self.cfg.forget);
+                }
+                continue;
+            }
+            if learnt >= LEARNT_MAX {
+                if !self.learnt_full_said {
+                    self.learnt_full_said = true;
+                    out.push(Output::Console(format!(
+                        "ignored addresses from {from}'s member list: {LEARNT_MAX} learnt addresses wait to be dialled already (said once)"
+                    )));
+                }
+                return;
+            }
+            learnt += 1;
+            self.targets.insert(
+                a,
+                Target {
+                    backoff: self.cfg.backoff_min,
+                    forget_at: Some(now + self.cfg.forget),
+                    once: false,
+                    dialing: false,
+                    timer: None,
+                    outage_said: false,
+                    report: false,
+                    next_try: None,
+                    learnt: true,
+                    failures: 0,
+                    queued: None,
+                },
+            );
+            self.dial(now, a, out);
+        }
     }
 
     fn dial_failed(&mut self, now: Time, addr: SocketAddr, error: &str, out: &mut Vec<Output>) {
         self.names_dial_failed(now, addr, error, out);
+        if self.join_untried.remove(&addr) && self.join_untried.is_empty() {
+            // Every --join address was tried: this node may vote for itself.
+            self.recompute(now, out);
+        }
+        let crowded = self.targets.values().filter(|t| t.learnt).count() > LEARNT_PATIENT;
+        let quick = self.join_unreached.contains(&addr);
         let Some(t) = self.targets.get_mut(&addr) else {
             return;
         };
+        t.failures = t.failures.saturating_add(1);
+        if t.learnt && crowded && t.failures >= 2 {
+            // One of many learnt addresses that does not answer: dropped
+            // without a line (a peer could make this node say thousands).
+            self.remove_target(addr);
+            return;
+        }
         if t.report {
             t.report = false;
             out.push(Output::Console(format!(
@@ -1449,7 +1686,12 @@ impl Node {
             )));
         }
         let wait = t.backoff;
-        t.backoff = (t.backoff * 2).min(self.cfg.backoff_max);
+        let most = if quick {
+            JOIN_BACKOFF_MAX.min(self.cfg.backoff_max)
+        } else {
+            self.cfg.backoff_max
+        };
+        t.backoff = (t.backoff * 2).min(most);
         t.next_try = Some(now + wait);
         if let Some(id) = t.timer.take() {
             self.timers.cancel(id);
@@ -1828,6 +2070,11 @@ impl Node {
             } else {
                 election::vote(self.cfg.rule, me, &peers, self.cfg.quorum, self.cfg.preempt)
             };
+            if vote == Some(self.me.addr) && !self.join_untried.is_empty() {
+                // A --join address not tried yet may be a better node (its
+                // dial in flight, or in backoff): take no role before it was.
+                vote = None;
+            }
             let mut withdraw = None;
             if let Some(x) = self.vote
                 && x != self.me.addr
@@ -1869,7 +2116,7 @@ impl Node {
             let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
             for a in addrs {
                 let state = self.state_msg(a);
-                self.send(now, a, state, out);
+                self.send(a, state, out);
             }
         }
         self.arm_votes_timer();
@@ -2260,7 +2507,7 @@ impl Node {
                 let n = self.peers.len();
                 let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
                 for a in addrs {
-                    self.send(now, a, Msg::Text(text.clone()), out);
+                    self.send(a, Msg::Text(text.clone()), out);
                 }
                 out.push(Output::Console(format!(
                     "sent to {n} peer{}",
@@ -2430,6 +2677,9 @@ impl Node {
             }
         }
         if let Some(id) = self.lease_timer.take() {
+            self.timers.cancel(id);
+        }
+        if let Some(id) = self.dial_timer.take() {
             self.timers.cancel(id);
         }
         self.master = false;

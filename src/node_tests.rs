@@ -8,8 +8,12 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 1], port))
 }
 
+/// A wall clock that can be right (2025): every node's start time is this plus
+/// the `started` its test gives.
+const WALL: u64 = 1_750_000_000_000_000;
+
 fn cfg(port: u16, started: u64) -> Config {
-    let mut c = Config::new(addr(port), started);
+    let mut c = Config::new(addr(port), WALL + started);
     c.kill_grace = Duration::from_millis(500);
     c.script_sleep = Duration::from_millis(100);
     c
@@ -33,10 +37,22 @@ struct Net {
     seen: Vec<Vec<Output>>,
     queue: std::collections::VecDeque<(usize, Input)>,
     pumping: bool,
+    /// Pings delivered so far.
+    pings: u32,
+    /// Dials of these addresses wait (in flight) until `release`.
+    held: std::collections::BTreeSet<SocketAddr>,
+    parked: Vec<(usize, SocketAddr)>,
+    /// Every dial asked for: (node, address, when).
+    dials: Vec<(usize, SocketAddr, Time)>,
 }
 
 impl Net {
     fn new(cfgs: Vec<Config>) -> Net {
+        Net::holding(cfgs, &[])
+    }
+
+    /// A net whose dials of `held` addresses stay in flight until `release`.
+    fn holding(cfgs: Vec<Config>, held: &[SocketAddr]) -> Net {
         let mut net = Net {
             nodes: Vec::new(),
             now: Duration::ZERO,
@@ -45,6 +61,10 @@ impl Net {
             seen: Vec::new(),
             queue: Default::default(),
             pumping: false,
+            pings: 0,
+            held: held.iter().copied().collect(),
+            parked: Vec::new(),
+            dials: Vec::new(),
         };
         for c in cfgs {
             let mut n = Node::new(c);
@@ -67,6 +87,11 @@ impl Net {
     /// Feeds one input, then every input it causes, breadth first.
     fn input(&mut self, i: usize, input: Input) {
         self.queue.push_back((i, input));
+        self.pump();
+    }
+
+    /// Delivers what is queued, and what that causes, unless already doing so.
+    fn pump(&mut self) {
         if self.pumping {
             return;
         }
@@ -85,37 +110,64 @@ impl Net {
         self.pumping = false;
     }
 
+    /// Answers node `i`'s dial of `a`: connected if a node has that address,
+    /// else refused.
+    fn answer_dial(&mut self, i: usize, a: SocketAddr) {
+        match self.index_of(a) {
+            Some(j) => {
+                self.next_conn += 1;
+                let ci = ConnId {
+                    index: self.next_conn,
+                    generation: 0,
+                };
+                self.next_conn += 1;
+                let cj = ConnId {
+                    index: self.next_conn,
+                    generation: 0,
+                };
+                self.links.insert((i, ci), (j, cj));
+                self.links.insert((j, cj), (i, ci));
+                let from = self.nodes[i].addr();
+                // Both ends learn of the connection before either reads from it.
+                self.queue
+                    .push_back((j, Input::Accepted { conn: cj, from }));
+                self.queue
+                    .push_back((i, Input::Connected { conn: ci, addr: a }));
+                self.pump();
+            }
+            None => self.input(
+                i,
+                Input::DialFailed {
+                    addr: a,
+                    error: "refused".into(),
+                },
+            ),
+        }
+    }
+
+    /// Lets the held dials through (and later ones too).
+    fn release(&mut self) {
+        self.held.clear();
+        for (i, a) in std::mem::take(&mut self.parked) {
+            self.answer_dial(i, a);
+        }
+    }
+
     fn carry(&mut self, i: usize, out: Vec<Output>) {
         for o in out {
             match o {
-                Output::Dial(a) => match self.index_of(a) {
-                    Some(j) => {
-                        self.next_conn += 1;
-                        let ci = ConnId {
-                            index: self.next_conn,
-                            generation: 0,
-                        };
-                        self.next_conn += 1;
-                        let cj = ConnId {
-                            index: self.next_conn,
-                            generation: 0,
-                        };
-                        self.links.insert((i, ci), (j, cj));
-                        self.links.insert((j, cj), (i, ci));
-                        let from = self.nodes[i].addr();
-                        self.input(j, Input::Accepted { conn: cj, from });
-                        self.input(i, Input::Connected { conn: ci, addr: a });
-                    }
-                    None => self.input(
-                        i,
-                        Input::DialFailed {
-                            addr: a,
-                            error: "refused".into(),
-                        },
-                    ),
-                },
+                Output::Dial(a) if self.held.contains(&a) => {
+                    self.dials.push((i, a, self.now));
+                    self.parked.push((i, a));
+                }
+                Output::Dial(a) => {
+                    self.dials.push((i, a, self.now));
+                    self.answer_dial(i, a);
+                }
+                Output::CancelDial(a) => self.parked.retain(|p| *p != (i, a)),
                 Output::Send(c, msg) => {
                     if let Some(&(j, cj)) = self.links.get(&(i, c)) {
+                        self.pings += u32::from(matches!(msg, Msg::Ping(_)));
                         self.input(j, Input::Frame { conn: cj, msg });
                     }
                 }
@@ -847,12 +899,33 @@ fn refuses_a_peer_with_another_rule_or_quorum() {
     );
 }
 
-// ----- host names -----
+// ----- what a peer sends -----
 
-fn consoles(out: &[Output]) -> Vec<String> {
+fn hello(node: SocketAddr, started: u64) -> Msg {
+    Msg::Hello {
+        magic: MAGIC,
+        version: VERSION,
+        node: NodeInfo {
+            addr: node,
+            started,
+            priority: 0,
+        },
+        rule: crate::election::Rule::Oldest.code(),
+        quorum: 2,
+    }
+}
+
+fn conn(index: u32) -> ConnId {
+    ConnId {
+        index,
+        generation: 0,
+    }
+}
+
+fn lines(out: &[Output]) -> Vec<String> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Console(l) => Some(l.clone()),
+            Output::Console(s) => Some(s.clone()),
             _ => None,
         })
         .collect()
@@ -870,6 +943,72 @@ fn resolved(name: &str, port: u16, result: Result<Vec<SocketAddr>, String>) -> I
         name: name.into(),
         port,
         result,
+    }
+}
+
+/// A lone node (quorum 2, so never master), started at 0 and asked at 10 s.
+fn lone() -> Node {
+    let mut n = Node::new(cfg(1, 0));
+    let mut out = Vec::new();
+    n.start(Duration::ZERO, &mut out);
+    n
+}
+
+const AT: Duration = Duration::from_secs(10);
+
+/// A stranger connects from `from` and says `msg` first; the node's outputs.
+fn greet(n: &mut Node, c: ConnId, from: SocketAddr, msg: Msg) -> Vec<Output> {
+    let mut out = Vec::new();
+    n.handle(AT, Input::Accepted { conn: c, from }, &mut out);
+    out.clear();
+    n.handle(AT, Input::Frame { conn: c, msg }, &mut out);
+    out
+}
+
+#[test]
+fn a_hello_whose_start_time_cannot_be_right_is_refused() {
+    let fake: SocketAddr = "10.0.0.9:7000".parse().unwrap();
+    let from: SocketAddr = "10.0.0.9:40000".parse().unwrap();
+    // This node's clock at AT.
+    let wall = WALL + AT.as_micros() as u64;
+    let day = 24 * 3600 * 1_000_000;
+    for (i, (started, says)) in [
+        (u64::MAX, "more than a day ahead of this node's clock"),
+        (u64::MAX / 2, "more than a day ahead of this node's clock"),
+        (
+            crate::wire::START_END,
+            "more than a day ahead of this node's clock",
+        ),
+        (wall + day + 1, "more than a day ahead of this node's clock"),
+        (0, "before 2000-01-01: its clock is wrong"),
+        (EARLIEST_START - 1, "before 2000-01-01: its clock is wrong"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut n = lone();
+        let c = conn(i as u32 + 1);
+        let out = greet(&mut n, c, from, hello(fake, started));
+        let said = lines(&out);
+        assert_eq!(said.len(), 1, "{started}: {said:?}");
+        assert!(
+            said[0].starts_with("refused 10.0.0.9:7000: it says it started at ")
+                && said[0].contains(says),
+            "{started}: {said:?}"
+        );
+        assert!(out.contains(&Output::Close(c)), "{started}: {out:?}");
+        assert!(n.peers().is_empty());
+        // The node answers its console as before.
+        let mut out = Vec::new();
+        n.handle(AT, Input::Line("-cl".into()), &mut out);
+        n.handle(AT, Input::Line("-t".into()), &mut out);
+        assert_eq!(lines(&out).len(), 2, "{:?}", lines(&out));
+    }
+    // A day of skew either way is a difference between machines, not a lie.
+    for started in [wall + day, EARLIEST_START, wall - day] {
+        let mut n = lone();
+        let said = lines(&greet(&mut n, conn(1), from, hello(fake, started)));
+        assert_eq!(said, ["connected 10.0.0.9:7000"], "{started}");
     }
 }
 
@@ -896,11 +1035,11 @@ fn a_join_name_is_looked_up_its_addresses_tried_in_order_and_retried() {
     };
     n.handle(t, failed(a), &mut out);
     assert!(out.contains(&Output::Dial(b)), "{out:?}");
-    assert!(consoles(&out).is_empty(), "{out:?}");
+    assert!(lines(&out).is_empty(), "{out:?}");
     let mut out = Vec::new();
     n.handle(t, failed(b), &mut out);
     assert_eq!(
-        consoles(&out),
+        lines(&out),
         ["cannot reach db:7 yet (10.0.0.2:7: refused); retrying"]
     );
     assert!(!out.iter().any(|o| matches!(o, Output::Dial(_))));
@@ -921,7 +1060,7 @@ fn a_join_name_is_looked_up_its_addresses_tried_in_order_and_retried() {
         }),
         "{out:?}"
     );
-    assert!(consoles(&out).is_empty(), "{out:?}");
+    assert!(lines(&out).is_empty(), "{out:?}");
 }
 
 #[test]
@@ -932,7 +1071,7 @@ fn a_connect_name_ends_in_one_line() {
     let t = Duration::from_millis(1);
     let mut out = Vec::new();
     n.handle(t, Input::Line("-c nohost 7".into()), &mut out);
-    assert_eq!(consoles(&out), ["connecting to nohost:7"]);
+    assert_eq!(lines(&out), ["connecting to nohost:7"]);
     assert!(out.contains(&resolve("nohost", 7)));
     let mut out = Vec::new();
     n.handle(
@@ -941,7 +1080,7 @@ fn a_connect_name_ends_in_one_line() {
         &mut out,
     );
     assert_eq!(
-        consoles(&out),
+        lines(&out),
         ["cannot connect to nohost:7: cannot resolve nohost: no such host"]
     );
     assert_eq!(n.poll_timeout(), None, "a -c name is not retried");
@@ -950,7 +1089,7 @@ fn a_connect_name_ends_in_one_line() {
     n.handle(t, Input::Line("-c me 1".into()), &mut out);
     n.handle(t, resolved("me", 1, Ok(vec![addr(1)])), &mut out);
     assert_eq!(
-        consoles(&out),
+        lines(&out),
         [
             "connecting to me:1",
             "cannot connect to me:1: that is this node"
@@ -995,4 +1134,509 @@ fn connect_to_this_node_under_another_spelling_says_so_at_once() {
             "cannot connect to 0.0.0.0:1: that is this node".into()
         )]
     );
+}
+
+#[test]
+fn a_hello_with_an_address_no_node_can_dial_is_refused() {
+    let from: SocketAddr = "10.0.0.9:40000".parse().unwrap();
+    let from6: SocketAddr = "[fd00::9]:40000".parse().unwrap();
+    let started = WALL + 1;
+    for (claimed, from, says) in [
+        (
+            "0.0.0.0:7000",
+            from,
+            "it advertises the unspecified address, which no node can dial",
+        ),
+        (
+            "[::]:7000",
+            from6,
+            "it advertises the unspecified address, which no node can dial",
+        ),
+        (
+            "10.0.0.9:0",
+            from,
+            "it advertises port 0, which no node can dial",
+        ),
+        (
+            "224.0.0.1:7000",
+            from,
+            "it advertises a multicast address, which no node can dial",
+        ),
+        (
+            "255.255.255.255:7000",
+            from,
+            "it advertises the broadcast address, which no node can dial",
+        ),
+        (
+            "[fd00::9]:7000",
+            from,
+            "it advertises an IPv6 address but connects over IPv4 (from 10.0.0.9:40000)",
+        ),
+        (
+            "10.0.0.9:7000",
+            from6,
+            "it advertises an IPv4 address but connects over IPv6 (from [fd00::9]:40000)",
+        ),
+    ] {
+        let mut n = lone();
+        let claimed: SocketAddr = claimed.parse().unwrap();
+        let said = lines(&greet(&mut n, conn(1), from, hello(claimed, started)));
+        assert_eq!(said, [format!("refused {claimed}: {says}")]);
+        assert!(n.peers().is_empty());
+    }
+    // An IPv4 peer seen through a dual-stack socket is an IPv4 peer.
+    let mut n = lone();
+    let mapped: SocketAddr = "[::ffff:10.0.0.9]:40000".parse().unwrap();
+    let claimed: SocketAddr = "10.0.0.9:7000".parse().unwrap();
+    let said = lines(&greet(&mut n, conn(1), mapped, hello(claimed, started)));
+    assert_eq!(said, ["connected 10.0.0.9:7000"]);
+}
+
+#[test]
+fn console_answers_with_extreme_values_never_panic() {
+    // This node's own start time at the edges (the shell refuses such a clock,
+    // the core stays total anyway).
+    for started in [
+        0,
+        crate::wire::START_END - 1,
+        crate::wire::START_END,
+        u64::MAX,
+    ] {
+        let mut n = Node::new(Config::new(addr(1), started));
+        let mut out = Vec::new();
+        n.start(Duration::ZERO, &mut out);
+        n.handle(Duration::MAX, Input::Line("-t".into()), &mut out);
+        n.handle(Duration::MAX, Input::Line("-cl".into()), &mut out);
+        assert!(lines(&out).iter().any(|l| l.starts_with("started ")));
+    }
+    // A peer whose Pongs echo anything at all.
+    let mut n = lone();
+    let fake: SocketAddr = "10.0.0.9:7000".parse().unwrap();
+    let from: SocketAddr = "10.0.0.9:40000".parse().unwrap();
+    greet(&mut n, conn(1), from, hello(fake, WALL));
+    let mut out = Vec::new();
+    for x in [0, 1, AT.as_micros() as u64, u64::MAX] {
+        n.handle(
+            AT,
+            Input::Frame {
+                conn: conn(1),
+                msg: Msg::Pong(x),
+            },
+            &mut out,
+        );
+        n.handle(AT, Input::Line("-cl".into()), &mut out);
+    }
+    let said = lines(&out);
+    assert!(
+        said.iter()
+            .any(|l| l.starts_with("peer 10.0.0.9:7000 up, started ") && l.ends_with("rtt 10s")),
+        "{said:?}"
+    );
+}
+
+#[test]
+fn a_peers_text_is_escaped_and_says_where_it_came_from() {
+    let mut n = lone();
+    let fake: SocketAddr = "10.0.0.9:7000".parse().unwrap();
+    // It claims 10.0.0.9, but connects from 10.0.0.77.
+    let from: SocketAddr = "10.0.0.77:40000".parse().unwrap();
+    greet(&mut n, conn(1), from, hello(fake, WALL));
+    let mut out = Vec::new();
+    n.handle(
+        AT,
+        Input::Frame {
+            conn: conn(1),
+            msg: Msg::Text("hi\u{202e}gnp.exe\u{200b}\nmaster changed: forged".into()),
+        },
+        &mut out,
+    );
+    assert_eq!(
+        lines(&out),
+        [
+            "message from 10.0.0.9:7000 (connection from 10.0.0.77): hi\\u{202e}gnp.exe\\u{200b}\\nmaster changed: forged"
+        ]
+    );
+    // From the host it claims: no note.
+    let mut n = lone();
+    greet(
+        &mut n,
+        conn(1),
+        "10.0.0.9:1".parse().unwrap(),
+        hello(fake, WALL),
+    );
+    let mut out = Vec::new();
+    n.handle(
+        AT,
+        Input::Frame {
+            conn: conn(1),
+            msg: Msg::Text("hello".into()),
+        },
+        &mut out,
+    );
+    assert_eq!(lines(&out), ["message from 10.0.0.9:7000: hello"]);
+}
+
+// ----- heartbeats -----
+
+/// Traffic that flows one way only (`-msg` every 100 ms from a node that is not
+/// master) must not make either end of a link time the other out: each side
+/// pings when it has heard nothing for a heartbeat, whatever it sends.
+#[test]
+fn one_way_traffic_keeps_every_link_alive() {
+    let mut net = Net::new(vec![cfg(1, 100), cfg(2, 200), cfg(3, 300)]);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    net.input(2, Input::Line("-c 10.0.0.1:1".into()));
+    assert_eq!(net.nodes[0].master(), Some(addr(1)));
+    // Nodes 2 and 3 are not master: their link has no master's pings on it.
+    for _ in 0..50 {
+        net.input(1, Input::Line("-msg x".into()));
+        net.advance(Duration::from_millis(100));
+    }
+    for i in 0..3 {
+        let lost: Vec<String> = net
+            .console(i)
+            .into_iter()
+            .filter(|l| l.starts_with("lost "))
+            .collect();
+        assert!(lost.is_empty(), "node {i}: {lost:?}");
+        assert_eq!(net.nodes[i].peers().len(), 2, "node {i}");
+    }
+    let got = |i: usize| {
+        net.console(i)
+            .iter()
+            .filter(|l| *l == "message from 10.0.0.1:2: x")
+            .count()
+    };
+    assert_eq!((got(0), got(2)), (50, 50));
+}
+
+/// A quiet link costs one Ping and one Pong per heartbeat, as it did: the rule
+/// that keeps one-way links alive must not make both ends ping.
+#[test]
+fn a_quiet_link_costs_one_ping_per_heartbeat() {
+    let mut b = cfg(2, 200);
+    b.quorum = 3;
+    let mut a = cfg(1, 100);
+    a.quorum = 3;
+    // Quorum 3 with two nodes: no master, so nobody pings for its votes.
+    let mut net = Net::new(vec![a, b]);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    net.advance(Duration::from_secs(1));
+    let before = net.pings;
+    net.advance(Duration::from_secs(10));
+    // 10 s at a 250 ms heartbeat: 40 heartbeats.
+    let n = net.pings - before;
+    assert!((38..=42).contains(&n), "{n} pings in 10 s");
+    assert!(net.console(0).iter().all(|l| !l.starts_with("lost ")));
+}
+
+// ----- joining -----
+
+/// At boot the best node is a `--join` address whose dial is still in flight:
+/// the nodes that can see each other meanwhile take no master role until it
+/// answers (or fails), so no master script runs on the wrong box for a moment.
+#[test]
+fn no_master_before_every_join_address_was_tried() {
+    let mut b = cfg(2, 200);
+    b.join = vec![addr(1), addr(3)];
+    let mut c = cfg(3, 300);
+    c.join = vec![addr(2)];
+    let mut net = Net::holding(vec![cfg(1, 100), b, c], &[addr(1)]);
+    // B and C are connected; B's dial of A (the oldest) is in flight.
+    assert_eq!(net.nodes[1].peers(), [addr(3)]);
+    net.advance(Duration::from_millis(1500));
+    for i in 0..3 {
+        assert!(!net.nodes[i].is_master(), "node {i}");
+        assert!(
+            !net.console(i)
+                .iter()
+                .any(|l| l.starts_with("master changed: 10.0.0.1:2")),
+            "node {i}: {:?}",
+            net.console(i)
+        );
+    }
+    assert_eq!(net.nodes[1].vote(), None, "B does not vote for itself yet");
+    // A answers: it is master at once, and B never was.
+    net.release();
+    assert!(net.nodes[0].is_master());
+    for i in 1..3 {
+        assert_eq!(net.nodes[i].master(), Some(addr(1)), "node {i}");
+        assert!(
+            !net.console(i)
+                .iter()
+                .any(|l| l.starts_with("master changed: 10.0.0.1:2"))
+        );
+    }
+}
+
+/// The same, but the dial of the best node never completes: once it has timed
+/// out, the others elect among themselves.
+#[test]
+fn a_join_address_that_does_not_answer_delays_the_election_only_until_its_dial_fails() {
+    let mut b = cfg(2, 200);
+    b.join = vec![addr(1), addr(3)];
+    let mut net = Net::holding(vec![cfg(1, 100), b, cfg(3, 300)], &[addr(1)]);
+    net.input(2, Input::Line("-c 10.0.0.1:2".into()));
+    net.advance(Duration::from_millis(1900));
+    assert!(!net.nodes[1].is_master());
+    // The dial times out after the handshake timeout (2 s): B may now be master.
+    net.advance(Duration::from_millis(200));
+    assert!(net.nodes[1].is_master(), "{:?}", net.console(1));
+    assert_eq!(net.nodes[2].master(), Some(addr(2)));
+}
+
+/// A `--join` address never reached is retried quickly (every 500 ms at most);
+/// once reached and lost again, with the normal backoff (up to 5 s).
+#[test]
+fn a_join_address_never_reached_is_retried_quickly() {
+    let mut b = cfg(2, 200);
+    b.join = vec![addr(1)];
+    let mut net = Net::new(vec![b]);
+    net.advance(Duration::from_secs(10));
+    let tries = |net: &Net, from: Time| {
+        net.dials
+            .iter()
+            .filter(|(i, a, t)| *i == 0 && *a == addr(1) && *t >= from)
+            .count()
+    };
+    // 0, 0.1, 0.3, 0.7, 1.2, 1.7, ... 9.7 s: 21 tries (with a 5 s cap: 7).
+    assert!(
+        tries(&net, Duration::ZERO) >= 18,
+        "{}",
+        tries(&net, Duration::ZERO)
+    );
+    // Now it comes up and is reached; then it crashes.
+    let mut net = Net::new(vec![cfg(1, 100), {
+        let mut b = cfg(2, 200);
+        b.join = vec![addr(1)];
+        b
+    }]);
+    assert_eq!(net.nodes[1].peers(), [addr(1)], "{:?}", net.console(1));
+    net.crash(0);
+    let t0 = net.now;
+    net.advance(Duration::from_secs(20));
+    // 0.1, 0.3, 0.7, 1.5, 3.1, 6.3, 11.3, 16.3 s: 8 tries.
+    let n = net
+        .dials
+        .iter()
+        .filter(|(i, a, t)| *i == 1 && *a == addr(1) && *t >= t0)
+        .count();
+    assert!((6..=10).contains(&n), "{n} tries in 20 s after a loss");
+}
+
+// ----- what a peer can make a node dial -----
+
+/// One node whose every dial of an address outside `live` fails at once;
+/// counts the dials.
+struct Solo {
+    n: Node,
+    now: Time,
+    dials: Vec<(Time, SocketAddr)>,
+    said: Vec<String>,
+}
+
+impl Solo {
+    fn new(c: Config) -> Solo {
+        let mut s = Solo {
+            n: Node::new(c),
+            now: Duration::ZERO,
+            dials: Vec::new(),
+            said: Vec::new(),
+        };
+        let mut out = Vec::new();
+        s.n.start(Duration::ZERO, &mut out);
+        s.carry(out);
+        s
+    }
+
+    fn input(&mut self, input: Input) {
+        let mut out = Vec::new();
+        self.n.handle(self.now, input, &mut out);
+        self.carry(out);
+    }
+
+    /// Every dial fails (refused) right away; the rest is noted.
+    fn carry(&mut self, out: Vec<Output>) {
+        let mut failed = Vec::new();
+        for o in out {
+            match o {
+                Output::Dial(a) => {
+                    self.dials.push((self.now, a));
+                    failed.push(a);
+                }
+                Output::Console(l) => self.said.push(l),
+                _ => {}
+            }
+        }
+        for addr in failed {
+            self.input(Input::DialFailed {
+                addr,
+                error: "refused".into(),
+            });
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(t) = self.n.poll_timeout().filter(|t| *t <= end) {
+            self.now = self.now.max(t);
+            let mut out = Vec::new();
+            self.n.handle_timeout(self.now, &mut out);
+            self.carry(out);
+        }
+        self.now = end;
+    }
+
+    fn dials_between(&self, from: Time, to: Time, a: impl Fn(SocketAddr) -> bool) -> usize {
+        self.dials
+            .iter()
+            .filter(|(t, x)| *t >= from && *t < to && a(*x))
+            .count()
+    }
+}
+
+/// `count` addresses no node has: 10.9.x.y:7000, from `first` on.
+fn junk(first: u32, count: u32) -> Vec<SocketAddr> {
+    (first..first + count)
+        .map(|i| SocketAddr::from(([10, 9, (i >> 8) as u8, i as u8], 7000)))
+        .collect()
+}
+
+/// A `Members` of 1,000 addresses (and more of them every second) cannot make a
+/// node dial without bound: the list is cut, few dials are in flight at once,
+/// their rate is bounded, failing learnt addresses are dropped, and a
+/// `--join` address is still dialled as often as before.
+#[test]
+fn a_member_list_cannot_make_a_node_dial_without_bound() {
+    let join = addr(5);
+    let mut c = cfg(1, 0);
+    c.join = vec![join];
+    let mut s = Solo::new(c);
+    let fake: SocketAddr = "10.0.0.9:7000".parse().unwrap();
+    s.now = Duration::from_secs(10);
+    s.input(Input::Accepted {
+        conn: conn(1),
+        from: "10.0.0.9:40000".parse().unwrap(),
+    });
+    s.input(Input::Frame {
+        conn: conn(1),
+        msg: hello(fake, WALL),
+    });
+    assert!(s.n.peers().contains(&fake));
+    let learnt = |a: SocketAddr| a.ip() != join.ip() || a.port() != join.port();
+    let t0 = s.now;
+    // At once: one Members of 1,000 junk addresses (every dial of which would
+    // be refused in its turn).
+    let mut list = junk(0, 1000);
+    list.extend([
+        "0.0.0.0:7000".parse().unwrap(),
+        "10.9.200.1:0".parse().unwrap(),
+        "224.0.0.1:7000".parse().unwrap(),
+        addr(1),
+    ]);
+    let mut out = Vec::new();
+    s.n.handle(
+        s.now,
+        Input::Frame {
+            conn: conn(1),
+            msg: Msg::Members(list),
+        },
+        &mut out,
+    );
+    let at_once = out.iter().filter(|o| matches!(o, Output::Dial(_))).count();
+    assert!(at_once <= 24, "{at_once} dials at once");
+    assert!(
+        out.contains(&Output::Console(
+            "member list from 10.0.0.9:7000 cut to its first 256 of 1004 addresses (said once)"
+                .into()
+        )),
+        "{out:?}"
+    );
+    s.carry(out);
+    // Then more such lists, one a second, for 10 s.
+    for k in 1..=10u32 {
+        s.advance(Duration::from_secs(1));
+        s.input(Input::Frame {
+            conn: conn(1),
+            msg: Msg::Members(junk(1000 * k, 1000)),
+        });
+    }
+    s.advance(Duration::from_secs(5));
+    let end = s.now;
+    let total = s.dials_between(t0, end, learnt);
+    // A burst of 256 learnt addresses, then 50 a second, each tried at most twice.
+    assert!(total <= 256 + 50 * 15, "{total} dials of learnt addresses");
+    for sec in 1..15u32 {
+        let from = t0 + Duration::from_secs(u64::from(sec));
+        let n = s.dials_between(from, from + Duration::from_secs(1), learnt);
+        assert!(n <= 60, "{n} dials of learnt addresses in second {sec}");
+    }
+    // Nothing but ordinary addresses was dialled.
+    assert!(
+        s.dials
+            .iter()
+            .all(|(_, a)| undialable(*a).is_none() && *a != addr(1)),
+        "dialled an address no node can have"
+    );
+    // The --join address kept its pace (never reached: every 500 ms at most).
+    let joins = s.dials_between(t0, end, |a| !learnt(a));
+    assert!(joins >= 25, "{joins} dials of the --join address in 15 s");
+    // Failing learnt addresses are dropped: what `-cl` still lists is the
+    // --join address, and no more learnt ones than are kept for retries (a
+    // few, as for a cluster whose member is slow to answer).
+    s.advance(Duration::from_secs(5));
+    let before = s.said.len();
+    s.input(Input::Line("-cl".into()));
+    let cl = &s.said[before..];
+    assert!(
+        cl.iter().any(|l| l.starts_with("peer 10.0.0.1:5 down, ")),
+        "{cl:?}"
+    );
+    let learnt_down = cl.iter().filter(|l| l.starts_with("peer 10.9.")).count();
+    assert!(
+        learnt_down <= 32,
+        "{learnt_down} learnt addresses kept: {cl:?}"
+    );
+    assert_eq!(
+        s.said
+            .iter()
+            .filter(|l| l.starts_with("member list from"))
+            .count(),
+        1,
+        "said once"
+    );
+}
+
+/// A handful of learnt addresses (a cluster's member list) is dialled at once,
+/// and one that does not answer is retried like a lost peer, not dropped: a
+/// slow or frozen member is reached when it answers.
+#[test]
+fn a_cluster_sized_member_list_is_dialled_at_once_and_retried() {
+    let mut s = Solo::new(cfg(1, 0));
+    let fake: SocketAddr = "10.0.0.9:7000".parse().unwrap();
+    s.input(Input::Accepted {
+        conn: conn(1),
+        from: "10.0.0.9:40000".parse().unwrap(),
+    });
+    s.input(Input::Frame {
+        conn: conn(1),
+        msg: hello(fake, WALL),
+    });
+    let mut out = Vec::new();
+    s.n.handle(
+        s.now,
+        Input::Frame {
+            conn: conn(1),
+            msg: Msg::Members(junk(0, 20)),
+        },
+        &mut out,
+    );
+    assert_eq!(
+        out.iter().filter(|o| matches!(o, Output::Dial(_))).count(),
+        20
+    );
+    s.carry(out);
+    s.advance(Duration::from_secs(10));
+    let n = s.dials_between(Duration::ZERO, s.now, |a| a == junk(0, 1)[0]);
+    assert!(n >= 5, "tried {n} times in 10 s");
 }

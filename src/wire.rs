@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// First field of every `Hello`: "BOSS".
 pub const MAGIC: u32 = 0x424f_5353;
@@ -23,6 +24,62 @@ pub struct NodeInfo {
     pub started: u64,
     /// Priority for the `priority` rule (higher wins).
     pub priority: u32,
+}
+
+/// The earliest start time a node accepts, its own or a peer's, in µs since the
+/// Unix epoch: 2000-01-01T00:00:00Z. A clock before it is not set.
+pub const EARLIEST_START: u64 = 946_684_800_000_000;
+/// The first start time a node no longer accepts: 10000-01-01T00:00:00Z, past
+/// what RFC 3339 (and so the console) can write.
+pub const START_END: u64 = crate::text::RFC3339_END;
+/// How far a peer's start time may be ahead of this node's own clock: the clocks
+/// of two machines differ, but not by a day.
+pub const MAX_CLOCK_AHEAD: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Checks the wall clock a node reads at start, in µs since the Unix epoch
+/// (negative before it). `Ok` is the node's start time; `Err` the one line
+/// saying why the node must not start: a node with a clock before 2000 or past
+/// year 9999 would win or lose every `oldest` election for a wrong reason.
+pub fn check_clock(micros: i128) -> Result<u64, String> {
+    let whole = |m: u128| format!("{}.{:06}s", m / 1_000_000, m % 1_000_000);
+    let said = if micros < 0 {
+        format!(
+            "{} before 1970-01-01T00:00:00Z",
+            whole(micros.unsigned_abs())
+        )
+    } else {
+        match u64::try_from(micros) {
+            Ok(m) if (EARLIEST_START..START_END).contains(&m) => return Ok(m),
+            Ok(m) if m < EARLIEST_START => {
+                format!("{}, before 2000-01-01", crate::text::rfc3339(m))
+            }
+            Ok(m) => format!("{}, past year 9999", crate::text::rfc3339(m)),
+            Err(_) => format!(
+                "{} after 1970-01-01T00:00:00Z, past year 9999",
+                whole(micros.unsigned_abs())
+            ),
+        }
+    };
+    Err(format!(
+        "the system clock says {said}, which cannot be right; set the clock"
+    ))
+}
+
+/// Why `addr` cannot be a node's advertised address (one a peer can dial), if
+/// it cannot: the unspecified address, port 0, a multicast or broadcast address.
+pub fn undialable(addr: SocketAddr) -> Option<&'static str> {
+    let ip = addr.ip().to_canonical();
+    if ip.is_unspecified() {
+        Some("the unspecified address")
+    } else if addr.port() == 0 {
+        Some("port 0")
+    } else if ip.is_multicast() {
+        Some("a multicast address")
+    } else if matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast()) {
+        Some("the broadcast address")
+    } else {
+        None
+    }
 }
 
 /// One message between two nodes.
@@ -183,6 +240,56 @@ mod tests {
             Msg::Text("héllo\n\x1b[31m".into()),
             Msg::Goodbye,
         ]
+    }
+
+    #[test]
+    fn a_clock_that_cannot_be_right_is_refused() {
+        assert_eq!(
+            check_clock(1_700_000_000_000_000),
+            Ok(1_700_000_000_000_000)
+        );
+        assert_eq!(check_clock(EARLIEST_START as i128), Ok(EARLIEST_START));
+        assert_eq!(check_clock(START_END as i128 - 1), Ok(START_END - 1));
+        for (micros, says) in [
+            (0, "1970-01-01T00:00:00.000Z, before 2000-01-01"),
+            (
+                EARLIEST_START as i128 - 1,
+                "1999-12-31T23:59:59.999Z, before 2000-01-01",
+            ),
+            (-1_500_000, "1.500000s before 1970-01-01T00:00:00Z"),
+            (i128::MIN, "before 1970-01-01T00:00:00Z"),
+            (
+                START_END as i128,
+                "after 1970-01-01T00:00:00Z, past year 9999",
+            ),
+            (u64::MAX as i128, "past year 9999"),
+            (i128::MAX, "after 1970-01-01T00:00:00Z"),
+        ] {
+            let e = check_clock(micros).unwrap_err();
+            assert!(e.starts_with("the system clock says "), "{micros}: {e}");
+            assert!(e.contains(says), "{micros}: {e}");
+            assert!(e.ends_with("; set the clock"), "{micros}: {e}");
+            assert!(!e.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn undialable_addresses() {
+        for bad in [
+            "0.0.0.0:7000",
+            "[::]:7000",
+            "[::ffff:0.0.0.0]:7000",
+            "10.0.0.1:0",
+            "224.0.0.1:7000",
+            "[ff02::1]:7000",
+            "[::ffff:239.1.1.1]:7000",
+            "255.255.255.255:7000",
+        ] {
+            assert!(undialable(bad.parse().unwrap()).is_some(), "{bad}");
+        }
+        for good in ["10.0.0.1:7000", "[::1]:7000", "[fe80::1]:9", "127.0.0.1:1"] {
+            assert_eq!(undialable(good.parse().unwrap()), None, "{good}");
+        }
     }
 
     #[test]

@@ -233,7 +233,7 @@ fn fake_peer(node: SocketAddr, addr: SocketAddr) -> TcpStream {
         version: VERSION,
         node: NodeInfo {
             addr,
-            started: u64::MAX / 2,
+            started: wall_micros() + 3_600_000_000, // an hour from now
             priority: 0,
         },
         rule: Rule::Oldest.code(),

@@ -749,3 +749,12 @@ pub fn three(extra: &[&str]) -> (Boss, Boss, Boss) {
 pub fn ms_since(t0: Instant, t: Instant) -> f64 {
     t.saturating_duration_since(t0).as_secs_f64() * 1000.0
 }
+
+/// The wall clock in µs since the Unix epoch, for start times a hand-made peer
+/// claims in its `Hello` (the harness is a shell: it may read the clock).
+#[allow(clippy::disallowed_methods)]
+pub fn wall_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
