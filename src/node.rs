@@ -407,6 +407,9 @@ struct NameTarget {
     /// This outage was said on the console already.
     outage_said: bool,
     next_try: Option<Time>,
+    /// A round has ended (reached, or every address failed): a `--join` name
+    /// not tried yet holds back this node's own candidacy, as an address does.
+    tried: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1725,6 +1728,7 @@ impl Node {
                 timer: None,
                 outage_said: false,
                 next_try: None,
+                tried: false,
             },
         );
         true
@@ -1926,7 +1930,12 @@ impl Node {
         n.state = NameState::Waiting;
         n.left.clear();
         n.next_try = Some(now + wait);
+        let first = !std::mem::replace(&mut n.tried, true);
         self.set_name_timer(id, Some(now + wait));
+        if first {
+            // Its first round is over: this node may be a candidate now.
+            self.recompute(now, out);
+        }
     }
 
     /// The name's lookup or dial found `peer`; `is_new`: its `connected` line
@@ -1947,6 +1956,7 @@ impl Node {
             return;
         }
         n.state = NameState::Reached(peer);
+        n.tried = true;
         n.left.clear();
         n.error.clear();
         n.backoff = self.cfg.backoff_min;
@@ -2040,6 +2050,13 @@ impl Node {
         }
     }
 
+    /// Whether every `--join` address and name was tried once (reached, or its
+    /// attempt failed): before that a better node may be among them, so this
+    /// node takes no role.
+    fn joins_tried(&self) -> bool {
+        self.join_untried.is_empty() && self.names.values().all(|n| !n.join || n.tried)
+    }
+
     /// Re-evaluates vote and master status; announces any change to every peer
     /// and on the console.
     fn recompute(&mut self, now: Time, out: &mut Vec<Output>) {
@@ -2070,7 +2087,7 @@ impl Node {
             } else {
                 election::vote(self.cfg.rule, me, &peers, self.cfg.quorum, self.cfg.preempt)
             };
-            if vote == Some(self.me.addr) && !self.join_untried.is_empty() {
+            if vote == Some(self.me.addr) && !self.joins_tried() {
                 // A --join address not tried yet may be a better node (its
                 // dial in flight, or in backoff): take no role before it was.
                 vote = None;

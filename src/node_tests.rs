@@ -1640,3 +1640,45 @@ fn a_cluster_sized_member_list_is_dialled_at_once_and_retried() {
     let n = s.dials_between(Duration::ZERO, s.now, |a| a == junk(0, 1)[0]);
     assert!(n >= 5, "tried {n} times in 10 s");
 }
+
+/// A `--join` name counts as a `--join` address: while its first lookup (or
+/// the dial of what it resolved to) is under way the node takes no role; once
+/// that round has failed, it may.
+#[test]
+fn no_master_before_every_join_name_was_tried() {
+    let mut c = cfg(1, 1);
+    c.quorum = 1;
+    c.join_names = vec![crate::config::HostPort {
+        host: "db".into(),
+        port: 7,
+    }];
+    let mut n = Node::new(c);
+    let mut out = Vec::new();
+    n.start(Duration::ZERO, &mut out);
+    assert!(out.contains(&resolve("db", 7)), "{out:?}");
+    assert!(
+        !n.is_master(),
+        "a lone quorum-1 node waits for its join name"
+    );
+    let t = Duration::from_millis(5);
+    let mut out = Vec::new();
+    n.handle(t, resolved("db", 7, Ok(vec![addr(7)])), &mut out);
+    assert!(!n.is_master(), "still dialling what the name resolved to");
+    let mut out = Vec::new();
+    n.handle(
+        t,
+        Input::DialFailed {
+            addr: addr(7),
+            error: "refused".into(),
+        },
+        &mut out,
+    );
+    assert!(n.is_master(), "{:?}", lines(&out));
+    assert!(
+        lines(&out)
+            .iter()
+            .any(|l| l.starts_with("master changed: 10.0.0.1:1 (this node")),
+        "{:?}",
+        lines(&out)
+    );
+}
