@@ -47,6 +47,9 @@ Each takes every word up to the other one, so script arguments may start with a 
 
 Durations: 250ms, 1s, 2m, 1h 30m. Type -h at the console for its commands.
 
+Signals: SIGINT and SIGTERM leave cleanly; SIGUSR1 prints a status dump
+(-m, -t, -cl); SIGHUP and SIGUSR2 are ignored.
+
 Exit status: 0 clean exit (-q, SIGINT, SIGTERM), 1 runtime failure,
 2 usage error, 3 cannot listen.";
 

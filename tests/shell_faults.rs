@@ -183,7 +183,9 @@ impl Stalled {
     fn type_lines(&mut self, line: &str, n: usize) {
         let text = format!("{line}\n").repeat(n);
         let stdin = self.child.stdin.as_mut().expect("piped stdin");
-        stdin.write_all(text.as_bytes()).expect("the node reads its console");
+        stdin
+            .write_all(text.as_bytes())
+            .expect("the node reads its console");
     }
 
     fn stdout_fd(&self) -> RawFd {
@@ -303,7 +305,11 @@ fn strangers_at_the_connection_limit_do_not_keep_a_node_out() {
     let mut junk = Vec::new();
     for host in 2..=6u8 {
         for _ in 0..8 {
-            junk.push(connect_from(host, a.addr()).map_err(|e| e.to_string()).or_dump(&[&a]));
+            junk.push(
+                connect_from(host, a.addr())
+                    .map_err(|e| e.to_string())
+                    .or_dump(&[&a]),
+            );
         }
     }
     // Accepted in one go: once the console answers, they are all in.
@@ -324,8 +330,12 @@ fn hup_usr1_and_usr2_never_end_the_node() {
     let a = Boss::start("A", &[]);
     let m = a.mark();
     a.signal(Signal::SIGHUP);
-    a.wait_after(m, |l| l == "SIGHUP received: ignored (nothing to reload)", SOON)
-        .or_dump(&[&a]);
+    a.wait_after(
+        m,
+        |l| l == "SIGHUP received: ignored (nothing to reload)",
+        SOON,
+    )
+    .or_dump(&[&a]);
     a.signal(Signal::SIGUSR2);
     a.wait_after(m, |l| l == "SIGUSR2 received: ignored", SOON)
         .or_dump(&[&a]);
@@ -335,8 +345,12 @@ fn hup_usr1_and_usr2_never_end_the_node() {
         .or_dump(&[&a]);
     a.wait_after(m, |l| l.starts_with("master: no, no master ("), SOON)
         .or_dump(&[&a]);
-    a.wait_after(m, |l| l.starts_with("started ") && l.contains(", up "), SOON)
-        .or_dump(&[&a]);
+    a.wait_after(
+        m,
+        |l| l.starts_with("started ") && l.contains(", up "),
+        SOON,
+    )
+    .or_dump(&[&a]);
     a.wait_after(m, |l| l == "no connections", SOON)
         .or_dump(&[&a]);
     check(a.is_running(), "the node ended on a signal", &[&a]);
@@ -356,9 +370,7 @@ fn max_connections_is_capped_by_the_open_files_limit() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_boss"));
     // SAFETY: setrlimit is async-signal-safe; nothing else runs before exec.
     unsafe {
-        cmd.pre_exec(|| {
-            setrlimit(Resource::RLIMIT_NOFILE, 128, 256).map_err(std::io::Error::from)
-        });
+        cmd.pre_exec(|| setrlimit(Resource::RLIMIT_NOFILE, 128, 256).map_err(std::io::Error::from));
     }
     let a = Boss::spawn_command("A", cmd, &["127.0.0.1", "0", "--max-connections", "100000"]);
     a.wait_line(
