@@ -107,58 +107,73 @@ impl std::error::Error for Error {}
 /// Runs a node on `listener` (already bound) until it exits: `Ok` after `-q`,
 /// SIGINT or SIGTERM, `Err` if the poll itself fails.
 pub fn run(config: Config, listener: std::net::TcpListener) -> Result<(), Error> {
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| Error::Setup("the listener", e))?;
-    let mut listener = TcpListener::from_std(listener);
-    let poll = Poll::new().map_err(|e| Error::Setup("the poll", e))?;
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)
-        .map_err(|e| Error::Setup("the listener", e))?;
-    // SIGCHLD says the script ended; its pipes cannot say it, because a process
-    // it started may keep them open.
-    // SIGHUP, SIGUSR1 and SIGUSR2 are caught too: by default they would end the
-    // node without a Goodbye (a logrotate `kill -HUP`, a stray `kill -USR1`).
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2])
-        .map_err(|e| Error::Setup("the signal handlers", e))?;
-    poll.registry()
-        .register(&mut signals, SIGNALS, Interest::READABLE)
-        .map_err(|e| Error::Setup("the signal handlers", e))?;
-    let stdin = Stdin::open(&poll);
-    let console = Console::open(&poll);
-    let clock = Clock::start();
-    let mut shell = Shell {
-        node: Node::new(config),
-        poll,
-        listener,
-        signals,
-        stdin,
-        lines: Lines::default(),
-        conns: Slab::new(),
-        dials: BTreeMap::new(),
-        next_generation: 0,
-        clock,
-        now: Duration::ZERO,
-        out: Vec::new(),
-        pending: VecDeque::new(),
-        dirty: Vec::new(),
-        scratch: vec![0; READ_CHUNK],
-        console,
-        script: None,
-        script_ready: [false; 2],
-        script_lines: Vec::new(),
-        exiting: false,
-        accept_stalled: false,
-        accept_retry: false,
-        queued: 0,
-        turn: 0,
-        turn_frames: TURN_FRAMES,
-        later: Vec::new(),
-    };
+    let mut shell = Shell::setup(config, listener, true)?;
     let mut events = Events::with_capacity(EVENTS);
     let result = shell.run(&mut events);
     shell.finish(&mut events);
     result
+}
+
+impl Shell {
+    /// Everything the loop needs; `stdio`: read stdin and own stdout (not in
+    /// the unit tests, whose harness owns them).
+    fn setup(config: Config, listener: std::net::TcpListener, stdio: bool) -> Result<Shell, Error> {
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::Setup("the listener", e))?;
+        let mut listener = TcpListener::from_std(listener);
+        let poll = Poll::new().map_err(|e| Error::Setup("the poll", e))?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| Error::Setup("the listener", e))?;
+        // SIGCHLD says the script ended; its pipes cannot say it, because a process
+        // it started may keep them open.
+        // SIGHUP, SIGUSR1 and SIGUSR2 are caught too: by default they would end the
+        // node without a Goodbye (a logrotate `kill -HUP`, a stray `kill -USR1`).
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2])
+            .map_err(|e| Error::Setup("the signal handlers", e))?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(|e| Error::Setup("the signal handlers", e))?;
+        let (stdin, console) = if stdio {
+            (Stdin::open(&poll), Console::open(&poll))
+        } else {
+            let held = Console {
+                hold: true,
+                ..Console::default()
+            };
+            (Stdin::Closed, held)
+        };
+        let clock = Clock::start();
+        Ok(Shell {
+            node: Node::new(config),
+            poll,
+            listener,
+            signals,
+            stdin,
+            lines: Lines::default(),
+            conns: Slab::new(),
+            dials: BTreeMap::new(),
+            next_generation: 0,
+            clock,
+            now: Duration::ZERO,
+            out: Vec::new(),
+            pending: VecDeque::new(),
+            dirty: Vec::new(),
+            scratch: vec![0; READ_CHUNK],
+            console,
+            script: None,
+            script_ready: [false; 2],
+            script_lines: Vec::new(),
+            exiting: false,
+            accept_stalled: false,
+            accept_retry: false,
+            queued: 0,
+            turn: 0,
+            turn_frames: TURN_FRAMES,
+            later: Vec::new(),
+        })
+    }
 }
 
 /// The shell's monotonic clock: the one place that reads it.
@@ -289,57 +304,70 @@ impl Shell {
         }
         self.console.flush();
         while !self.exiting {
-            let timeout = if self.script_ready.contains(&true) || !self.later.is_empty() {
-                // A pipe or a connection still holds input: look at the other
-                // sources, then read on.
-                Some(Duration::ZERO)
-            } else {
-                wait_for(self.node.poll_timeout(), self.now)
-            };
-            if let Err(e) = self.poll.poll(events, timeout) {
-                // A signal interrupts epoll_wait whatever SA_RESTART says; the
-                // signal pipe is readable on the next turn.
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(Error::Poll(e));
-                }
-            }
-            self.now = self.clock.now();
-            self.turn += 1;
-            self.turn_frames = TURN_FRAMES;
-            // Every turn, however busy the sockets are.
-            self.node.handle_timeout(self.now, &mut self.out);
-            self.drain();
-            for ev in events.iter() {
-                if self.exiting {
-                    break;
-                }
-                self.event(ev);
-            }
-            // Then the connections left with input by an earlier turn's budget.
-            for (key, generation) in std::mem::take(&mut self.later) {
-                if self.exiting {
-                    break;
-                }
-                if let Some(c) = self.conns.get_mut(key)
-                    && c.generation == generation
-                {
-                    c.later = false;
-                    self.read(key, generation);
-                }
-            }
-            // Once per turn, after the other events: one budget per pipe.
-            for pipe in [Pipe::Out, Pipe::Err] {
-                if self.script_ready[pipe as usize] && !self.exiting {
-                    self.read_script(pipe, SCRIPT_TURN_BUDGET);
-                }
-            }
-            if self.accept_retry && !self.exiting {
-                self.accept_retry = false;
-                self.accept();
-            }
-            self.console.flush();
+            self.turn(events)?;
         }
         Ok(())
+    }
+
+    /// One loop turn: wait no longer than the core's next deadline (not at all
+    /// while input is left over), run the timers, the IO events, the
+    /// connections and pipes left over, then write the console.
+    fn turn(&mut self, events: &mut Events) -> Result<(), Error> {
+        let timeout = if self.script_ready.contains(&true) || !self.later.is_empty() {
+            // A pipe or a connection still holds input: look at the other
+            // sources, then read on.
+            Some(Duration::ZERO)
+        } else {
+            wait_for(self.node.poll_timeout(), self.now)
+        };
+        if let Err(e) = self.poll.poll(events, timeout) {
+            // A signal interrupts epoll_wait whatever SA_RESTART says; the
+            // signal pipe is readable on the next turn.
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(Error::Poll(e));
+            }
+        }
+        self.serve(events);
+        Ok(())
+    }
+
+    /// The work of one turn once `poll` returned `events`.
+    fn serve(&mut self, events: &Events) {
+        self.now = self.clock.now();
+        self.turn += 1;
+        self.turn_frames = TURN_FRAMES;
+        // Every turn, however busy the sockets are.
+        self.node.handle_timeout(self.now, &mut self.out);
+        self.drain();
+        for ev in events.iter() {
+            if self.exiting {
+                break;
+            }
+            self.event(ev);
+        }
+        // Then the connections left with input by an earlier turn's budget.
+        for (key, generation) in std::mem::take(&mut self.later) {
+            if self.exiting {
+                break;
+            }
+            if let Some(c) = self.conns.get_mut(key)
+                && c.generation == generation
+            {
+                c.later = false;
+                self.read(key, generation);
+            }
+        }
+        // Once per turn, after the other events: one budget per pipe.
+        for pipe in [Pipe::Out, Pipe::Err] {
+            if self.script_ready[pipe as usize] && !self.exiting {
+                self.read_script(pipe, SCRIPT_TURN_BUDGET);
+            }
+        }
+        if self.accept_retry && !self.exiting {
+            self.accept_retry = false;
+            self.accept();
+        }
+        self.console.flush();
     }
 
     /// Leaves: gives queued frames a bounded time to go out, closes every socket,
@@ -1411,6 +1439,8 @@ struct Console {
     saved: Option<OFlag>,
     /// Registered with the poll for WRITABLE.
     watched: bool,
+    /// Keep the lines instead of writing them (the unit tests read them).
+    hold: bool,
 }
 
 impl Console {
@@ -1448,6 +1478,9 @@ impl Console {
 
     /// Writes what stdout takes now; returns whether everything went out.
     fn flush(&mut self) -> bool {
+        if self.hold {
+            return false;
+        }
         loop {
             self.write();
             if !self.buf.is_empty() || self.broken {
@@ -1467,6 +1500,17 @@ impl Console {
 
     fn write(&mut self) {
         let stdout = io::stdout();
+        if self.saved.is_some() && !self.buf.is_empty() {
+            // Another holder of the file description may have cleared
+            // O_NONBLOCK: on a terminal, stdin's is restored when the console
+            // ends (Ctrl-D), and so stdout's with it.
+            if let Ok(flags) = fcntl(stdout.as_fd(), FcntlArg::F_GETFL) {
+                let flags = OFlag::from_bits_retain(flags);
+                if !flags.contains(OFlag::O_NONBLOCK) {
+                    let _ = fcntl(stdout.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK));
+                }
+            }
+        }
         let mut done = 0;
         while done < self.buf.len() {
             // Straight to fd 1: std's stdout buffers and would panic in print!
@@ -1589,5 +1633,161 @@ mod tests {
 
         // A too-long last line without a newline is not fed at EOF either.
         assert_eq!(split(&[&over]), vec![Line::TooLong]);
+    }
+}
+
+/// The shell driven turn by turn against real sockets on 127.0.0.1, without
+/// stdin and stdout (the test harness owns them).
+#[cfg(test)]
+mod turn_tests {
+    use super::*;
+    use crate::wire::{MAGIC, Msg, NodeInfo, VERSION};
+    use std::net::TcpStream as StdStream;
+
+    fn shell() -> (Shell, SocketAddr) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut shell = Shell::setup(Config::new(addr, 1_700_000_000_000_000), listener, false)
+            .expect("the shell sets up");
+        shell.node.start(shell.now, &mut shell.out);
+        shell.drain();
+        (shell, addr)
+    }
+
+    fn hello() -> Vec<u8> {
+        let mut buf = Vec::new();
+        let msg = Msg::Hello {
+            magic: MAGIC,
+            version: VERSION,
+            node: NodeInfo {
+                addr: "127.0.0.1:1".parse().unwrap(),
+                started: 1_700_000_000_000_001,
+                priority: 0,
+            },
+            rule: crate::election::Rule::Oldest.code(),
+            quorum: 2,
+        };
+        wire::encode(&msg, &mut buf).unwrap();
+        buf
+    }
+
+    /// Runs turns until `cond` holds (at most 200).
+    fn turns_until(shell: &mut Shell, events: &mut Events, cond: impl Fn(&Shell) -> bool) {
+        for _ in 0..200 {
+            if cond(shell) {
+                return;
+            }
+            // Never long: a connection's data is on its way already.
+            if shell.later.is_empty() {
+                shell.poll.poll(events, Some(ms(50))).unwrap();
+                shell.serve(events);
+            } else {
+                shell.turn(events).unwrap();
+            }
+        }
+        panic!("the condition never held");
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn the_conn(shell: &Shell) -> Option<&Conn> {
+        shell.conns.iter().map(|(_, c)| c).next()
+    }
+
+    #[test]
+    fn a_busy_connection_gets_a_bounded_share_of_each_turn() {
+        let (mut shell, addr) = shell();
+        let mut events = Events::with_capacity(EVENTS);
+        let mut client = StdStream::connect(addr).unwrap();
+        let mut bytes = hello();
+        let mut frame = Vec::new();
+        wire::encode(&Msg::Members(vec![]), &mut frame).unwrap();
+        let n = 1000;
+        for _ in 0..n {
+            bytes.extend_from_slice(&frame);
+        }
+        client.write_all(&bytes).unwrap();
+        // The first read feeds the Hello and 63 more, then the turn moves on.
+        turns_until(&mut shell, &mut events, |s| {
+            the_conn(s).is_some_and(|c| c.first_done)
+        });
+        assert_eq!(shell.node.peers().len(), 1);
+        let fed = |s: &Shell| TURN_FRAMES - s.turn_frames;
+        assert_eq!(fed(&shell), CONN_TURN_FRAMES, "the Hello and 63 more");
+        assert_eq!(shell.later.len(), 1, "left over for the next turn");
+        // Each turn feeds at most its share; the rest waits, without a new
+        // readiness event (edge-triggered), and the loop does not sleep.
+        let mut total = fed(&shell);
+        let mut turns = 1;
+        while !shell.later.is_empty() {
+            shell.turn(&mut events).unwrap();
+            assert!(
+                fed(&shell) <= CONN_TURN_FRAMES,
+                "{} in one turn",
+                fed(&shell)
+            );
+            total += fed(&shell);
+            turns += 1;
+            assert!(turns < 100, "never done");
+        }
+        assert_eq!(total, n + 1, "everything fed in the end");
+        assert!(turns > n / CONN_TURN_FRAMES, "{turns} turns");
+        assert_eq!(the_conn(&shell).map(|c| c.read_buf.len()), Some(0));
+    }
+
+    #[test]
+    fn a_first_frame_longer_than_a_hello_is_refused_before_it_is_buffered() {
+        let (mut shell, addr) = shell();
+        let mut events = Events::with_capacity(EVENTS);
+        let mut client = StdStream::connect(addr).unwrap();
+        let mut bytes = 60_000u32.to_be_bytes().to_vec();
+        bytes.extend(std::iter::repeat_n(0u8, 8000));
+        client.write_all(&bytes).unwrap();
+        turns_until(&mut shell, &mut events, |s| {
+            s.turn > 1 && s.conns.is_empty() && s.node.connection_count() == 0
+        });
+        let text = String::from_utf8_lossy(&shell.console.buf).into_owned();
+        assert!(
+            text.contains(": first frame of 60000 bytes exceeds the 1024 byte limit of a Hello"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn past_the_total_write_limit_the_largest_queue_is_dropped() {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let (mut shell, addr) = shell();
+        let mut events = Events::with_capacity(EVENTS);
+        // Two peers that never read, with small socket buffers.
+        let clients: Vec<StdStream> = (0..2).map(|_| StdStream::connect(addr).unwrap()).collect();
+        for c in &clients {
+            setsockopt(c, sockopt::RcvBuf, &4096).unwrap();
+        }
+        turns_until(&mut shell, &mut events, |s| s.node.connection_count() == 2);
+        let keys: Vec<usize> = shell.conns.iter().map(|(k, _)| k).collect();
+        for (k, size) in keys.iter().zip([3 << 20, 2 << 20]) {
+            let c = &mut shell.conns[*k];
+            setsockopt(&c.stream, sockopt::SndBuf, &4096).unwrap();
+            c.write_buf.extend(std::iter::repeat_n(0u8, size));
+            shell.queued += size;
+        }
+        shell.bound_total();
+        assert!(
+            !shell.conns.contains(keys[0]),
+            "the largest queue is dropped"
+        );
+        assert!(shell.conns.contains(keys[1]), "the other one stays");
+        assert!(shell.queued <= TOTAL_WRITE_LIMIT);
+        assert_eq!(shell.queued, shell.conns[keys[1]].write_buf.len());
+        assert!(matches!(
+            shell.pending.front(),
+            Some(Input::Closed {
+                reason: CloseReason::Overflow,
+                ..
+            })
+        ));
+        drop(clients);
     }
 }

@@ -217,6 +217,19 @@ mod tests {
     }
 
     #[test]
+    fn every_hello_fits_the_first_frame_limit() {
+        for m in all_msgs() {
+            if let Msg::Hello { .. } = m {
+                let mut buf = Vec::new();
+                encode(&m, &mut buf).unwrap();
+                assert!(buf.len() - HEADER <= MAX_HELLO / 8, "{} bytes", buf.len());
+                assert_eq!(announced_len(&buf), Some(buf.len() - HEADER));
+            }
+        }
+        assert_eq!(announced_len(&[0, 0, 1]), None);
+    }
+
+    #[test]
     fn partial_frames_need_more_bytes() {
         let mut buf = Vec::new();
         encode(&Msg::Text("abc".into()), &mut buf).unwrap();
