@@ -136,7 +136,11 @@ impl Shell {
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| Error::Setup("the signal handlers", e))?;
         let (stdin, console) = if stdio {
-            (Stdin::open(&poll), Console::open(&poll))
+            // Stdout first: on a terminal both share one file description, and
+            // stdout's flags, restored last at exit, must be the ones from
+            // before either set O_NONBLOCK.
+            let console = Console::open(&poll);
+            (Stdin::open(&poll), console)
         } else {
             let held = Console {
                 hold: true,
