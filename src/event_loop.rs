@@ -12,6 +12,14 @@
 //! events; after every input, carry out all outputs (and the inputs that carrying
 //! them out produced, such as a failed dial) before touching the next event. Then
 //! wait no longer than the core's next deadline: an idle node sleeps in `poll`.
+//!
+//! No source can hold the loop: each turn a connection feeds at most
+//! `CONN_TURN_FRAMES` frames and reads `CONN_TURN_BYTES` bytes, all connections
+//! together `TURN_FRAMES` frames, the listener accepts `TURN_ACCEPTS`, a script
+//! pipe gives `SCRIPT_TURN_BUDGET` bytes. What is left is remembered (mio is
+//! edge-triggered: no new event would say so) and served next turn, and only
+//! while something is left does the loop poll without waiting. Console output
+//! never blocks either: stdout is non-blocking, its backlog bounded.
 
 use crate::config::{Config, ScriptSpec};
 use crate::node::{CloseReason, ConnId, Input, Node, Output, ScriptSignal, Time};
@@ -65,6 +73,9 @@ const CONN_TURN_FRAMES: usize = 64;
 const CONN_TURN_BYTES: usize = READ_CHUNK;
 /// Frames fed from all connections together per loop turn at most.
 const TURN_FRAMES: usize = 2048;
+/// Connections accepted per loop turn at most; the rest of the backlog waits
+/// for the next turn.
+const TURN_ACCEPTS: usize = 256;
 /// A buffer emptied with more capacity than this gives it back, so an idle
 /// connection costs little however big a burst it once carried.
 const KEEP_CAPACITY: usize = 16 * 1024;
@@ -172,6 +183,7 @@ impl Shell {
             exiting: false,
             accept_stalled: false,
             accept_retry: false,
+            accept_later: false,
             queued: 0,
             turn: 0,
             turn_frames: TURN_FRAMES,
@@ -285,6 +297,9 @@ struct Shell {
     accept_stalled: bool,
     /// A connection went away while stalled: try `accept` at the end of the turn.
     accept_retry: bool,
+    /// The turn's accept budget ran out with the backlog not empty: accept
+    /// again next turn (no new event says so).
+    accept_later: bool,
     /// Bytes in every connection's write buffer together.
     queued: usize,
     /// Loop turns so far.
@@ -317,13 +332,14 @@ impl Shell {
     /// while input is left over), run the timers, the IO events, the
     /// connections and pipes left over, then write the console.
     fn turn(&mut self, events: &mut Events) -> Result<(), Error> {
-        let timeout = if self.script_ready.contains(&true) || !self.later.is_empty() {
-            // A pipe or a connection still holds input: look at the other
-            // sources, then read on.
-            Some(Duration::ZERO)
-        } else {
-            wait_for(self.node.poll_timeout(), self.now)
-        };
+        let timeout =
+            if self.script_ready.contains(&true) || !self.later.is_empty() || self.accept_later {
+                // A pipe or a connection still holds input: look at the other
+                // sources, then read on.
+                Some(Duration::ZERO)
+            } else {
+                wait_for(self.node.poll_timeout(), self.now)
+            };
         if let Err(e) = self.poll.poll(events, timeout) {
             // A signal interrupts epoll_wait whatever SA_RESTART says; the
             // signal pipe is readable on the next turn.
@@ -343,6 +359,7 @@ impl Shell {
         // Every turn, however busy the sockets are.
         self.node.handle_timeout(self.now, &mut self.out);
         self.drain();
+        let accept_again = std::mem::take(&mut self.accept_later);
         for ev in events.iter() {
             if self.exiting {
                 break;
@@ -367,7 +384,7 @@ impl Shell {
                 self.read_script(pipe, SCRIPT_TURN_BUDGET);
             }
         }
-        if self.accept_retry && !self.exiting {
+        if (self.accept_retry || accept_again) && !self.exiting {
             self.accept_retry = false;
             self.accept();
         }
@@ -822,9 +839,16 @@ impl Shell {
         }
     }
 
-    /// Accepts until WouldBlock; each new connection is one input.
+    /// Accepts until WouldBlock, or [`TURN_ACCEPTS`] in a turn; each new
+    /// connection is one input.
     fn accept(&mut self) {
+        let mut budget = TURN_ACCEPTS;
         while !self.exiting {
+            if budget == 0 {
+                self.accept_later = true;
+                return;
+            }
+            budget -= 1;
             match self.listener.accept() {
                 Ok((stream, from)) => {
                     // Failover latency matters more than packet count.
