@@ -41,7 +41,7 @@ impl Kind {
                 format!("closed {n} connections with no handshake in the last {period}")
             }
             Kind::BadFrame => {
-                format!("closed {n} connections that broke the protocol in the last {period}")
+                format!("closed {n} connections on protocol or socket errors in the last {period}")
             }
             Kind::Evicted => {
                 format!("evicted {n} connections without a handshake in the last {period}")
