@@ -193,7 +193,9 @@ const MAX_CONNS_PER_PEER: usize = 4;
 /// timeout after its last Ping we answered (see `vote_held`), whatever the delay.
 const LEASE_MARGIN: Duration = Duration::from_millis(30);
 /// Connections from one IP address that have not completed a handshake, at
-/// most; more from that address are refused.
+/// most, while more than half of the connection limit is in use; more from
+/// that address are refused. (Below that, a burst of joins from one address,
+/// such as a cluster on one host, is not held back.)
 const MAX_HANDSHAKING_PER_IP: usize = 8;
 /// The window over which a connection's frames are counted against
 /// [`Node::frame_limit`].
@@ -626,7 +628,7 @@ impl Node {
                     .values()
                     .filter(|c| c.is_stranger() && c.remote.ip() == ip)
                     .count();
-                if same_ip >= MAX_HANDSHAKING_PER_IP {
+                if same_ip >= MAX_HANDSHAKING_PER_IP && self.conns.len() >= self.cfg.max_conns / 2 {
                     let line = format!(
                         "refused connection from {from}: {same_ip} connections from {ip} without a handshake already"
                     );

@@ -688,8 +688,23 @@ fn the_address_holding_the_most_strangers_is_evicted_first() {
 }
 
 #[test]
-fn strangers_from_one_address_are_capped() {
+fn strangers_from_one_address_are_capped_under_pressure() {
+    // Not while the node has plenty of room: a cluster on one host joins in bursts.
     let mut n = lone(1024);
+    let mut out = Vec::new();
+    for i in 0..20u32 {
+        n.handle(
+            ms(1),
+            Input::Accepted {
+                conn: id(i),
+                from: from([10, 6, 6, 6], 1000 + i as u16),
+            },
+            &mut out,
+        );
+    }
+    assert!(closed(&out).is_empty());
+    // With half the limit in use, 8 per address at most.
+    let mut n = lone(16);
     let mut out = Vec::new();
     for i in 0..MAX_HANDSHAKING_PER_IP as u32 {
         n.handle(
