@@ -3,8 +3,9 @@
 //!
 //! It owns the listen socket, a [`Slab`] of connections (socket, read buffer, write
 //! buffer), stdin, the one script child with its two pipes, the signal source
-//! (SIGINT, SIGTERM, SIGCHLD) and the host-name lookups ([`crate::resolve`]),
-//! and it is the only place that reads the monotonic clock ([`Clock`]). It must not decide anything: no election logic and
+//! (SIGINT, SIGTERM, SIGCHLD; SIGHUP, SIGUSR1, SIGUSR2 never end the node) and
+//! the host-name lookups ([`crate::resolve`]), and it is the only place that
+//! reads the monotonic clock ([`Clock`]). It must not decide anything: no election logic and
 //! no timers of its own (the core owns every timer; the one deadline here bounds the
 //! flush at exit). It must not block, except in that bounded flush.
 //!
@@ -12,12 +13,20 @@
 //! events; after every input, carry out all outputs (and the inputs that carrying
 //! them out produced, such as a failed dial) before touching the next event. Then
 //! wait no longer than the core's next deadline: an idle node sleeps in `poll`.
+//!
+//! No source can hold the loop: each turn a connection feeds at most
+//! `CONN_TURN_FRAMES` frames and reads `CONN_TURN_BYTES` bytes, all connections
+//! together `TURN_FRAMES` frames, the listener accepts `TURN_ACCEPTS`, a script
+//! pipe gives `SCRIPT_TURN_BUDGET` bytes. What is left is remembered (mio is
+//! edge-triggered: no new event would say so) and served next turn, and only
+//! while something is left does the loop poll without waiting. Console output
+//! never blocks either: stdout is non-blocking, its backlog bounded.
 
 use crate::config::{Config, ScriptSpec};
 use crate::node::{CloseReason, ConnId, Input, Node, Output, ScriptSignal, Time};
 use crate::resolve::Resolver;
 use crate::script::{self, Drained, Script};
-use crate::wire::{self, HEADER, MAX_FRAME};
+use crate::wire::{self, HEADER, MAX_FRAME, MAX_HELLO};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
@@ -26,7 +35,7 @@ use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::signal::Signal;
 use nix::sys::stat::{SFlag, fstat};
-use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use std::collections::{BTreeMap, VecDeque};
@@ -41,8 +50,10 @@ const SIGNALS: Token = Token(2);
 /// The script's stdout and stderr pipes.
 const SCRIPT_OUT: Token = Token(3);
 const SCRIPT_ERR: Token = Token(4);
+/// Stdout, watched for room while console output waits for it.
+const STDOUT: Token = Token(5);
 /// A connection's token is its slab key plus this.
-const CONN_BASE: usize = 5;
+const CONN_BASE: usize = 6;
 
 /// Most bytes one `read` call asks for (sockets and stdin).
 const READ_CHUNK: usize = 64 * 1024;
@@ -50,8 +61,23 @@ const READ_CHUNK: usize = 64 * 1024;
 /// After its complete frames are decoded at most one partial frame is left, so
 /// there is always room for the next read.
 const READ_LIMIT: usize = HEADER + MAX_FRAME + READ_CHUNK;
-/// Bytes queued for a peer that does not read, before it is dropped.
-const WRITE_LIMIT: usize = 1024 * 1024;
+/// Bytes queued for a peer that does not read, before it is dropped: two of the
+/// largest frames (a `-msg` text each) and room for the small ones. The
+/// protocol's other messages are a few dozen bytes.
+const WRITE_LIMIT: usize = 2 * (HEADER + MAX_FRAME) + 16 * 1024;
+/// Bytes queued over all connections at most; past it the connection with the
+/// largest queue is dropped as one that does not read.
+const TOTAL_WRITE_LIMIT: usize = 4 * 1024 * 1024;
+/// Frames fed from one connection per loop turn at most; the rest wait for the
+/// next turn, so one busy peer cannot starve the timers and the other sources.
+const CONN_TURN_FRAMES: usize = 64;
+/// Bytes read from one connection per loop turn at most.
+const CONN_TURN_BYTES: usize = READ_CHUNK;
+/// Frames fed from all connections together per loop turn at most.
+const TURN_FRAMES: usize = 2048;
+/// Connections accepted per loop turn at most; the rest of the backlog waits
+/// for the next turn.
+const TURN_ACCEPTS: usize = 256;
 /// A buffer emptied with more capacity than this gives it back, so an idle
 /// connection costs little however big a burst it once carried.
 const KEEP_CAPACITY: usize = 16 * 1024;
@@ -98,52 +124,79 @@ impl std::error::Error for Error {}
 /// Runs a node on `listener` (already bound) until it exits: `Ok` after `-q`,
 /// SIGINT or SIGTERM, `Err` if the poll itself fails.
 pub fn run(config: Config, listener: std::net::TcpListener) -> Result<(), Error> {
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| Error::Setup("the listener", e))?;
-    let mut listener = TcpListener::from_std(listener);
-    let poll = Poll::new().map_err(|e| Error::Setup("the poll", e))?;
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)
-        .map_err(|e| Error::Setup("the listener", e))?;
-    // SIGCHLD says the script ended; its pipes cannot say it, because a process
-    // it started may keep them open.
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGCHLD])
-        .map_err(|e| Error::Setup("the signal handlers", e))?;
-    poll.registry()
-        .register(&mut signals, SIGNALS, Interest::READABLE)
-        .map_err(|e| Error::Setup("the signal handlers", e))?;
-    let stdin = Stdin::open(&poll);
-    let clock = Clock::start();
-    let mut shell = Shell {
-        node: Node::new(config),
-        poll,
-        listener,
-        signals,
-        stdin,
-        lines: Lines::default(),
-        conns: Slab::new(),
-        dials: BTreeMap::new(),
-        next_generation: 0,
-        clock,
-        now: Duration::ZERO,
-        out: Vec::new(),
-        pending: VecDeque::new(),
-        dirty: Vec::new(),
-        scratch: vec![0; READ_CHUNK],
-        console: Console::default(),
-        script: None,
-        script_ready: [false; 2],
-        script_lines: Vec::new(),
-        exiting: false,
-        accept_stalled: false,
-        accept_retry: false,
-        resolver: Resolver::default(),
-    };
+    let mut shell = Shell::setup(config, listener, true)?;
     let mut events = Events::with_capacity(EVENTS);
     let result = shell.run(&mut events);
     shell.finish(&mut events);
     result
+}
+
+impl Shell {
+    /// Everything the loop needs; `stdio`: read stdin and own stdout (not in
+    /// the unit tests, whose harness owns them).
+    fn setup(config: Config, listener: std::net::TcpListener, stdio: bool) -> Result<Shell, Error> {
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::Setup("the listener", e))?;
+        let mut listener = TcpListener::from_std(listener);
+        let poll = Poll::new().map_err(|e| Error::Setup("the poll", e))?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| Error::Setup("the listener", e))?;
+        // SIGCHLD says the script ended; its pipes cannot say it, because a process
+        // it started may keep them open.
+        // SIGHUP, SIGUSR1 and SIGUSR2 are caught too: by default they would end the
+        // node without a Goodbye (a logrotate `kill -HUP`, a stray `kill -USR1`).
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2])
+            .map_err(|e| Error::Setup("the signal handlers", e))?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(|e| Error::Setup("the signal handlers", e))?;
+        let (stdin, console) = if stdio {
+            // Stdout first: on a terminal both share one file description, and
+            // stdout's flags, restored last at exit, must be the ones from
+            // before either set O_NONBLOCK.
+            let console = Console::open(&poll);
+            (Stdin::open(&poll), console)
+        } else {
+            let held = Console {
+                hold: true,
+                ..Console::default()
+            };
+            (Stdin::Closed, held)
+        };
+        let clock = Clock::start();
+        Ok(Shell {
+            node: Node::new(config),
+            poll,
+            listener,
+            signals,
+            stdin,
+            lines: Lines::default(),
+            conns: Slab::new(),
+            dials: BTreeMap::new(),
+            next_generation: 0,
+            clock,
+            now: Duration::ZERO,
+            out: Vec::new(),
+            pending: VecDeque::new(),
+            dirty: Vec::new(),
+            scratch: vec![0; READ_CHUNK],
+            console,
+            script: None,
+            script_ready: [false; 2],
+            script_lines: Vec::new(),
+            exiting: false,
+            accept_stalled: false,
+            accept_retry: false,
+            resolver: Resolver::default(),
+            accept_later: false,
+            queued: 0,
+            turn: 0,
+            turn_frames: TURN_FRAMES,
+            later: Vec::new(),
+        })
+    }
 }
 
 /// The shell's monotonic clock: the one place that reads it.
@@ -198,6 +251,16 @@ struct Conn {
     writable: bool,
     /// Listed in `Shell::dirty`: frames were queued and await the end-of-input flush.
     dirty: bool,
+    /// A first frame (the peer's `Hello`) was decoded: until then a frame may be
+    /// at most [`MAX_HELLO`] long.
+    first_done: bool,
+    /// The loop turn it was last read in: read at most once per turn.
+    served: u64,
+    /// Listed in `Shell::later`: its turn's budget ran out with input left.
+    later: bool,
+    /// The peer ended the connection (EOF, error) while frames it sent before
+    /// were still waiting for a turn's budget: closed once they are fed.
+    ended: Option<CloseReason>,
 }
 
 struct Shell {
@@ -243,6 +306,18 @@ struct Shell {
     accept_retry: bool,
     /// Host-name lookups in flight (child processes, see [`crate::resolve`]).
     resolver: Resolver,
+    /// The turn's accept budget ran out with the backlog not empty: accept
+    /// again next turn (no new event says so).
+    accept_later: bool,
+    /// Bytes in every connection's write buffer together.
+    queued: usize,
+    /// Loop turns so far.
+    turn: u64,
+    /// Frames this turn may still feed, over all connections.
+    turn_frames: usize,
+    /// Connections whose budget ran out with input left (mio is edge-triggered:
+    /// no new event comes for it), read again next turn.
+    later: Vec<(usize, u32)>,
 }
 
 impl Shell {
@@ -257,41 +332,72 @@ impl Shell {
         }
         self.console.flush();
         while !self.exiting {
-            let timeout = if self.script_ready.contains(&true) {
-                // A pipe still holds output: look at the sockets, then read on.
+            self.turn(events)?;
+        }
+        Ok(())
+    }
+
+    /// One loop turn: wait no longer than the core's next deadline (not at all
+    /// while input is left over), run the timers, the IO events, the
+    /// connections and pipes left over, then write the console.
+    fn turn(&mut self, events: &mut Events) -> Result<(), Error> {
+        let timeout =
+            if self.script_ready.contains(&true) || !self.later.is_empty() || self.accept_later {
+                // A pipe or a connection still holds input: look at the other
+                // sources, then read on.
                 Some(Duration::ZERO)
             } else {
                 wait_for(self.node.poll_timeout(), self.now)
             };
-            if let Err(e) = self.poll.poll(events, timeout) {
-                // A signal interrupts epoll_wait whatever SA_RESTART says; the
-                // signal pipe is readable on the next turn.
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(Error::Poll(e));
-                }
+        if let Err(e) = self.poll.poll(events, timeout) {
+            // A signal interrupts epoll_wait whatever SA_RESTART says; the
+            // signal pipe is readable on the next turn.
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(Error::Poll(e));
             }
-            self.now = self.clock.now();
-            self.node.handle_timeout(self.now, &mut self.out);
-            self.drain();
-            for ev in events.iter() {
-                if self.exiting {
-                    break;
-                }
-                self.event(ev);
-            }
-            // Once per turn, after the other events: one budget per pipe.
-            for pipe in [Pipe::Out, Pipe::Err] {
-                if self.script_ready[pipe as usize] && !self.exiting {
-                    self.read_script(pipe, SCRIPT_TURN_BUDGET);
-                }
-            }
-            if self.accept_retry && !self.exiting {
-                self.accept_retry = false;
-                self.accept();
-            }
-            self.console.flush();
         }
+        self.serve(events);
         Ok(())
+    }
+
+    /// The work of one turn once `poll` returned `events`.
+    fn serve(&mut self, events: &Events) {
+        self.now = self.clock.now();
+        self.turn += 1;
+        self.turn_frames = TURN_FRAMES;
+        // Every turn, however busy the sockets are.
+        self.node.handle_timeout(self.now, &mut self.out);
+        self.drain();
+        let accept_again = std::mem::take(&mut self.accept_later);
+        for ev in events.iter() {
+            if self.exiting {
+                break;
+            }
+            self.event(ev);
+        }
+        // Then the connections left with input by an earlier turn's budget.
+        for (key, generation) in std::mem::take(&mut self.later) {
+            if self.exiting {
+                break;
+            }
+            if let Some(c) = self.conns.get_mut(key)
+                && c.generation == generation
+            {
+                c.later = false;
+                self.read(key, generation);
+            }
+        }
+        // Once per turn, after the other events: one budget per pipe.
+        for pipe in [Pipe::Out, Pipe::Err] {
+            if self.script_ready[pipe as usize] && !self.exiting {
+                self.read_script(pipe, SCRIPT_TURN_BUDGET);
+            }
+        }
+        if (self.accept_retry || accept_again) && !self.exiting {
+            self.accept_retry = false;
+            self.accept();
+        }
+        self.console.flush();
     }
 
     /// Leaves: gives queued frames a bounded time to go out, closes every socket,
@@ -330,10 +436,14 @@ impl Shell {
         // The core exits only after its script was reaped, but the loop may also
         // end on an error: dropping a script kills its group and reaps it.
         self.drop_script();
-        // Restore stdin's flags before the last write: on a terminal, stdout
-        // shares stdin's file description and so its O_NONBLOCK.
+        // The last lines get a bounded time: a stdout nobody reads must not
+        // keep a node that was told to stop.
+        self.console
+            .flush_until(self.clock.now() + EXIT_FLUSH, &self.clock);
+        // Then restore the flags (on a terminal, stdin and stdout share one
+        // file description and so its O_NONBLOCK).
         self.stdin = Stdin::Closed;
-        self.console.flush();
+        self.console.restore(&self.poll);
     }
 
     // ----- feeding the core -----
@@ -437,6 +547,10 @@ impl Shell {
             write_buf: Vec::new(),
             writable: interest.is_writable(),
             dirty: false,
+            first_done: false,
+            served: 0,
+            later: false,
+            ended: None,
         });
         Ok(key)
     }
@@ -446,6 +560,7 @@ impl Shell {
         let Some(mut c) = self.conns.try_remove(key) else {
             return;
         };
+        self.queued -= c.write_buf.len();
         let _ = self.poll.registry().deregister(&mut c.stream);
         if let Kind::Dialing(addr) = c.kind
             && self.dials.get(&addr) == Some(&key)
@@ -506,12 +621,14 @@ impl Shell {
             return; // a stale id: that connection is gone
         };
         let c = &mut self.conns[key];
+        let before = c.write_buf.len();
         if let Err(e) = wire::encode(msg, &mut c.write_buf) {
             let to = c.stream.peer_addr();
             let to = to.map_or_else(|_| id.to_string(), |a| a.to_string());
             self.console.line(&format!("not sent to {to}: {e}"));
             return;
         }
+        self.queued += c.write_buf.len() - before;
         if !c.dirty {
             c.dirty = true;
             self.dirty.push((key, c.generation));
@@ -525,6 +642,31 @@ impl Shell {
                 .is_some_and(|c| c.write_buf.len() > WRITE_LIMIT)
             {
                 self.fail(key, CloseReason::Overflow);
+            }
+        }
+        self.bound_total();
+    }
+
+    /// Past [`TOTAL_WRITE_LIMIT`], drops the connection with the largest queue
+    /// (after a last chance to write) until the total fits.
+    fn bound_total(&mut self) {
+        while self.queued > TOTAL_WRITE_LIMIT {
+            let Some(key) = self
+                .conns
+                .iter()
+                .max_by_key(|(_, c)| c.write_buf.len())
+                .map(|(k, _)| k)
+            else {
+                return;
+            };
+            self.flush(key);
+            if self.queued <= TOTAL_WRITE_LIMIT {
+                return;
+            }
+            match self.conns.get(key).map(|c| c.kind) {
+                Some(Kind::Open) => self.fail(key, CloseReason::Overflow),
+                Some(_) => self.remove(key),
+                None => {}
             }
         }
     }
@@ -551,7 +693,10 @@ impl Shell {
             return;
         };
         let kind = c.kind;
-        let result = write_out(c).and_then(|()| {
+        let before = c.write_buf.len();
+        let written = write_out(c);
+        self.queued -= before - c.write_buf.len();
+        let result = written.and_then(|()| {
             let want = !c.write_buf.is_empty();
             if want != c.writable {
                 let interest = if want {
@@ -580,7 +725,9 @@ impl Shell {
             return;
         };
         let c = &mut self.conns[key];
+        let before = c.write_buf.len();
         let flushed = write_out(c);
+        self.queued -= before - c.write_buf.len();
         if flushed.is_ok() && !c.write_buf.is_empty() && self.node.is_leaving() {
             // Leaving: its Goodbye is still queued. `Exit` follows in this batch,
             // and the exit flush gives it a bounded time to go out.
@@ -597,19 +744,34 @@ impl Shell {
         match ev.token() {
             LISTENER => self.accept(),
             STDIN => self.read_stdin(),
+            // Room again: what waited goes out at the end of the turn.
+            STDOUT => {}
             SIGNALS => {
                 // Drain the signal pipe; one Shutdown is enough for any number,
                 // and one look at the child for any number of SIGCHLDs.
-                let (mut child, mut stop) = (false, false);
+                let (mut child, mut stop, mut status) = (false, false, false);
                 for sig in self.signals.pending() {
-                    if sig == SIGCHLD {
-                        child = true;
-                    } else {
-                        stop = true;
+                    match sig {
+                        SIGCHLD => child = true,
+                        SIGUSR1 => status = true,
+                        SIGHUP => self
+                            .console
+                            .line("SIGHUP received: ignored (nothing to reload)"),
+                        SIGUSR2 => self.console.line("SIGUSR2 received: ignored"),
+                        _ => stop = true,
                     }
                 }
                 if child {
                     self.reap_script();
+                }
+                if status && !self.exiting {
+                    // A status dump: the answers of the console's -m, -t and -cl.
+                    self.console.line("status (SIGUSR1):");
+                    for cmd in ["-m", "-t", "-cl"] {
+                        if !self.exiting {
+                            self.feed(Input::Line(cmd.into()));
+                        }
+                    }
                 }
                 if stop && !self.exiting {
                     self.feed(Input::Shutdown);
@@ -701,9 +863,16 @@ impl Shell {
         }
     }
 
-    /// Accepts until WouldBlock; each new connection is one input.
+    /// Accepts until WouldBlock, or [`TURN_ACCEPTS`] in a turn; each new
+    /// connection is one input.
     fn accept(&mut self) {
+        let mut budget = TURN_ACCEPTS;
         while !self.exiting {
+            if budget == 0 {
+                self.accept_later = true;
+                return;
+            }
+            budget -= 1;
             match self.listener.accept() {
                 Ok((stream, from)) => {
                     // Failover latency matters more than packet count.
@@ -742,59 +911,106 @@ impl Shell {
         }
     }
 
-    /// Reads a connection until WouldBlock, feeding every complete frame.
+    /// Reads a connection and feeds its complete frames, within this turn's
+    /// budget: at most [`CONN_TURN_FRAMES`] frames and [`CONN_TURN_BYTES`] bytes,
+    /// and what is left of [`TURN_FRAMES`]. A connection read already this turn,
+    /// or left with input when its budget ran out, is listed for the next turn.
     fn read(&mut self, key: usize, generation: u32) {
+        let Some(c) = self
+            .conns
+            .get_mut(key)
+            .filter(|c| c.generation == generation)
+        else {
+            return;
+        };
+        if c.served == self.turn || self.turn_frames == 0 {
+            self.defer(key);
+            return;
+        }
+        c.served = self.turn;
         let mut scratch = std::mem::take(&mut self.scratch);
         self.read_with(key, generation, &mut scratch);
         self.scratch = scratch;
     }
 
-    fn read_with(&mut self, key: usize, generation: u32, scratch: &mut [u8]) {
-        enum Stop {
-            Full,
-            Drained,
-            Eof,
-            Failed(io::Error),
+    /// Lists a connection for the next turn (once).
+    fn defer(&mut self, key: usize) {
+        if let Some(c) = self.conns.get_mut(key)
+            && !c.later
+        {
+            c.later = true;
+            self.later.push((key, c.generation));
         }
+    }
+
+    fn read_with(&mut self, key: usize, generation: u32, scratch: &mut [u8]) {
         // The scratch buffer is lent out while feeding the core; a read from
         // inside a feed would get an empty one and never make progress.
         debug_assert!(!scratch.is_empty(), "read re-entered");
         if scratch.is_empty() {
             return;
         }
+        let mut frames = CONN_TURN_FRAMES;
+        let mut bytes = CONN_TURN_BYTES;
+        let mut drained = false;
         loop {
-            let stop = loop {
-                let Some(c) = self
-                    .conns
-                    .get_mut(key)
-                    .filter(|c| c.generation == generation)
-                else {
-                    return;
-                };
-                let room = READ_LIMIT
-                    .saturating_sub(c.read_buf.len())
-                    .min(scratch.len());
-                if room == 0 {
-                    break Stop::Full;
-                }
-                match c.stream.read(&mut scratch[..room]) {
-                    Ok(0) => break Stop::Eof,
-                    Ok(n) => c.read_buf.extend_from_slice(&scratch[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Stop::Drained,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => break Stop::Failed(e),
-                }
-            };
             // Complete frames first, also before an EOF or an error: the peer
             // may have said Goodbye just before it closed.
-            if !self.deliver(key, generation) {
+            match self.deliver(key, generation, &mut frames) {
+                Delivered::Gone => return,
+                Delivered::Budget => return self.defer(key),
+                Delivered::NeedMore => {}
+            }
+            let Some(c) = self
+                .conns
+                .get_mut(key)
+                .filter(|c| c.generation == generation)
+            else {
+                return;
+            };
+            if let Some(reason) = c.ended.take() {
+                return self.fail_now(key, reason);
+            }
+            if drained {
                 return;
             }
-            match stop {
-                Stop::Full => {}
-                Stop::Drained => return,
-                Stop::Eof => return self.fail_now(key, CloseReason::Eof),
-                Stop::Failed(e) => return self.fail_now(key, CloseReason::Error(e.to_string())),
+            if bytes == 0 {
+                // Maybe more in the socket, and no new edge will say so.
+                return self.defer(key);
+            }
+            // Until the Hello is in, no more than a Hello may be buffered.
+            let limit = if c.first_done {
+                READ_LIMIT
+            } else {
+                HEADER + MAX_HELLO
+            };
+            loop {
+                let room = limit
+                    .saturating_sub(c.read_buf.len())
+                    .min(scratch.len())
+                    .min(bytes);
+                if room == 0 {
+                    break;
+                }
+                match c.stream.read(&mut scratch[..room]) {
+                    Ok(0) => {
+                        c.ended = Some(CloseReason::Eof);
+                        break;
+                    }
+                    Ok(n) => {
+                        c.read_buf.extend_from_slice(&scratch[..n]);
+                        bytes -= n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        drained = true;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        c.ended = Some(CloseReason::Error(e.to_string()));
+                        break;
+                    }
+                }
             }
         }
     }
@@ -805,25 +1021,38 @@ impl Shell {
         self.drain();
     }
 
-    /// Decodes and feeds the complete frames in a connection's read buffer.
-    /// Returns whether the connection is still open (the core may close it in
-    /// reaction to any frame, and a bad frame closes it).
-    fn deliver(&mut self, key: usize, generation: u32) -> bool {
+    /// Decodes and feeds the complete frames in a connection's read buffer, at
+    /// most `frames` of them (counted down, and off the turn's budget).
+    fn deliver(&mut self, key: usize, generation: u32, frames: &mut usize) -> Delivered {
         let mut used = 0;
         loop {
             if self.exiting {
-                return false;
+                return Delivered::Gone;
             }
             let Some(c) = self
                 .conns
                 .get_mut(key)
                 .filter(|c| c.generation == generation)
             else {
-                return false;
+                return Delivered::Gone;
             };
-            match wire::decode(&c.read_buf[used..]) {
+            let rest = &c.read_buf[used..];
+            let step = if *frames == 0 || self.turn_frames == 0 {
+                Ok(None)
+            } else {
+                match wire::announced_len(rest) {
+                    Some(n) if !c.first_done && n > MAX_HELLO => {
+                        Err(wire::WireError::FirstTooLong(n))
+                    }
+                    _ => wire::decode(rest),
+                }
+            };
+            match step {
                 Ok(Some((msg, n))) => {
                     used += n;
+                    c.first_done = true;
+                    *frames -= 1;
+                    self.turn_frames -= 1;
                     let conn = Shell::id(key, c);
                     self.feed(Input::Frame { conn, msg });
                 }
@@ -833,11 +1062,18 @@ impl Shell {
                     if c.read_buf.is_empty() && c.read_buf.capacity() > KEEP_CAPACITY {
                         c.read_buf = Vec::new();
                     }
-                    return true;
+                    let spent = *frames == 0 || self.turn_frames == 0;
+                    // Spent: frames may be left, or more in the socket. With
+                    // nothing left of a connection that ended, close it now.
+                    return if spent && !(c.read_buf.is_empty() && c.ended.is_some()) {
+                        Delivered::Budget
+                    } else {
+                        Delivered::NeedMore
+                    };
                 }
                 Err(e) => {
                     self.fail_now(key, CloseReason::Malformed(e));
-                    return false;
+                    return Delivered::Gone;
                 }
             }
         }
@@ -1047,6 +1283,16 @@ impl Shell {
     }
 }
 
+/// What feeding a connection's buffered frames left.
+enum Delivered {
+    /// The connection is closed (or the node exits).
+    Gone,
+    /// The budget ran out: read it again next turn.
+    Budget,
+    /// No complete frame is left: read more.
+    NeedMore,
+}
+
 /// Writes from the front of `c.write_buf` until it is empty or the socket is full.
 fn write_out(c: &mut Conn) -> io::Result<()> {
     let mut sent = 0;
@@ -1235,26 +1481,94 @@ impl Lines {
 
 // ----- stdout -----
 
-/// Console output, written to stdout once per turn. Never fails the node: a
-/// closed stdout (EPIPE) drops output, a stuck one (a terminal shares stdin's
-/// O_NONBLOCK) keeps it for the next turn, up to a bound.
+/// Console output, written to stdout once per turn and never blocking: stdout is
+/// made non-blocking whatever it is (a pipe to a stalled `tee`, a terminal paused
+/// with Ctrl-S, journald), and watched for room while output waits. What does
+/// not fit in [`CONSOLE_LIMIT`] is dropped and counted; once stdout has taken
+/// everything, one line says how many were lost. A closed stdout (EPIPE) drops
+/// output for good.
 #[derive(Default)]
 struct Console {
     buf: Vec<u8>,
     broken: bool,
+    /// Lines dropped since the last report.
+    dropped: u64,
+    /// Stdout's flags before we set O_NONBLOCK, restored at exit.
+    saved: Option<OFlag>,
+    /// Registered with the poll for WRITABLE.
+    watched: bool,
+    /// Keep the lines instead of writing them (the unit tests read them).
+    hold: bool,
 }
 
 impl Console {
+    fn open(poll: &Poll) -> Console {
+        let mut c = Console::default();
+        let fd = io::stdout();
+        let fd = fd.as_fd();
+        if let Ok(old) = fcntl(fd, FcntlArg::F_GETFL) {
+            let old = OFlag::from_bits_retain(old);
+            if fcntl(fd, FcntlArg::F_SETFL(old | OFlag::O_NONBLOCK)).is_ok() {
+                c.saved = Some(old);
+            }
+        }
+        // Edge-triggered: an event each time a full stdout has room again. A
+        // regular file or /dev/null cannot be watched (EPERM), nor be full.
+        let raw = fd.as_raw_fd();
+        c.watched = poll
+            .registry()
+            .register(&mut SourceFd(&raw), STDOUT, Interest::WRITABLE)
+            .is_ok();
+        c
+    }
+
     fn line(&mut self, line: &str) {
-        if self.broken || self.buf.len() + line.len() >= CONSOLE_LIMIT {
+        if self.broken {
+            return;
+        }
+        if self.buf.len() + line.len() >= CONSOLE_LIMIT {
+            self.dropped += 1;
             return;
         }
         self.buf.extend_from_slice(line.as_bytes());
         self.buf.push(b'\n');
     }
 
-    fn flush(&mut self) {
+    /// Writes what stdout takes now; returns whether everything went out.
+    fn flush(&mut self) -> bool {
+        if self.hold {
+            return false;
+        }
+        loop {
+            self.write();
+            if !self.buf.is_empty() || self.broken {
+                return self.buf.is_empty();
+            }
+            if self.dropped == 0 {
+                return true;
+            }
+            // Stdout took everything that waited: say what it missed.
+            let n = std::mem::take(&mut self.dropped);
+            self.line(&format!(
+                "{n} console line{} dropped: stdout not reading",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+    }
+
+    fn write(&mut self) {
         let stdout = io::stdout();
+        if self.saved.is_some() && !self.buf.is_empty() {
+            // Another holder of the file description may have cleared
+            // O_NONBLOCK: on a terminal, stdin's is restored when the console
+            // ends (Ctrl-D), and so stdout's with it.
+            if let Ok(flags) = fcntl(stdout.as_fd(), FcntlArg::F_GETFL) {
+                let flags = OFlag::from_bits_retain(flags);
+                if !flags.contains(OFlag::O_NONBLOCK) {
+                    let _ = fcntl(stdout.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK));
+                }
+            }
+        }
         let mut done = 0;
         while done < self.buf.len() {
             // Straight to fd 1: std's stdout buffers and would panic in print!
@@ -1270,6 +1584,43 @@ impl Console {
             }
         }
         self.buf.drain(..done);
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// At exit: writes until everything is out or `deadline` passes.
+    fn flush_until(&mut self, deadline: Time, clock: &Clock) {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        while !self.flush() {
+            let left = deadline.saturating_sub(clock.now());
+            let Ok(ms) = PollTimeout::try_from(left) else {
+                return;
+            };
+            if left.is_zero() {
+                return;
+            }
+            let stdout = io::stdout();
+            let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::POLLOUT)];
+            if let Err(e) = poll(&mut fds, ms)
+                && e != Errno::EINTR
+            {
+                return;
+            }
+        }
+    }
+
+    /// Gives stdout its flags back.
+    fn restore(&mut self, poll: &Poll) {
+        let fd = io::stdout();
+        if self.watched {
+            let raw = fd.as_fd().as_raw_fd();
+            let _ = poll.registry().deregister(&mut SourceFd(&raw));
+            self.watched = false;
+        }
+        if let Some(old) = self.saved.take() {
+            let _ = fcntl(fd.as_fd(), FcntlArg::F_SETFL(old));
+        }
     }
 }
 
@@ -1340,5 +1691,161 @@ mod tests {
 
         // A too-long last line without a newline is not fed at EOF either.
         assert_eq!(split(&[&over]), vec![Line::TooLong]);
+    }
+}
+
+/// The shell driven turn by turn against real sockets on 127.0.0.1, without
+/// stdin and stdout (the test harness owns them).
+#[cfg(test)]
+mod turn_tests {
+    use super::*;
+    use crate::wire::{MAGIC, Msg, NodeInfo, VERSION};
+    use std::net::TcpStream as StdStream;
+
+    fn shell() -> (Shell, SocketAddr) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut shell = Shell::setup(Config::new(addr, 1_700_000_000_000_000), listener, false)
+            .expect("the shell sets up");
+        shell.node.start(shell.now, &mut shell.out);
+        shell.drain();
+        (shell, addr)
+    }
+
+    fn hello() -> Vec<u8> {
+        let mut buf = Vec::new();
+        let msg = Msg::Hello {
+            magic: MAGIC,
+            version: VERSION,
+            node: NodeInfo {
+                addr: "127.0.0.1:1".parse().unwrap(),
+                started: 1_700_000_000_000_001,
+                priority: 0,
+            },
+            rule: crate::election::Rule::Oldest.code(),
+            quorum: 2,
+        };
+        wire::encode(&msg, &mut buf).unwrap();
+        buf
+    }
+
+    /// Runs turns until `cond` holds (at most 200).
+    fn turns_until(shell: &mut Shell, events: &mut Events, cond: impl Fn(&Shell) -> bool) {
+        for _ in 0..200 {
+            if cond(shell) {
+                return;
+            }
+            // Never long: a connection's data is on its way already.
+            if shell.later.is_empty() {
+                shell.poll.poll(events, Some(ms(50))).unwrap();
+                shell.serve(events);
+            } else {
+                shell.turn(events).unwrap();
+            }
+        }
+        panic!("the condition never held");
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn the_conn(shell: &Shell) -> Option<&Conn> {
+        shell.conns.iter().map(|(_, c)| c).next()
+    }
+
+    #[test]
+    fn a_busy_connection_gets_a_bounded_share_of_each_turn() {
+        let (mut shell, addr) = shell();
+        let mut events = Events::with_capacity(EVENTS);
+        let mut client = StdStream::connect(addr).unwrap();
+        let mut bytes = hello();
+        let mut frame = Vec::new();
+        wire::encode(&Msg::Members(vec![]), &mut frame).unwrap();
+        let n = 1000;
+        for _ in 0..n {
+            bytes.extend_from_slice(&frame);
+        }
+        client.write_all(&bytes).unwrap();
+        // The first read feeds the Hello and 63 more, then the turn moves on.
+        turns_until(&mut shell, &mut events, |s| {
+            the_conn(s).is_some_and(|c| c.first_done)
+        });
+        assert_eq!(shell.node.peers().len(), 1);
+        let fed = |s: &Shell| TURN_FRAMES - s.turn_frames;
+        assert_eq!(fed(&shell), CONN_TURN_FRAMES, "the Hello and 63 more");
+        assert_eq!(shell.later.len(), 1, "left over for the next turn");
+        // Each turn feeds at most its share; the rest waits, without a new
+        // readiness event (edge-triggered), and the loop does not sleep.
+        let mut total = fed(&shell);
+        let mut turns = 1;
+        while !shell.later.is_empty() {
+            shell.turn(&mut events).unwrap();
+            assert!(
+                fed(&shell) <= CONN_TURN_FRAMES,
+                "{} in one turn",
+                fed(&shell)
+            );
+            total += fed(&shell);
+            turns += 1;
+            assert!(turns < 100, "never done");
+        }
+        assert_eq!(total, n + 1, "everything fed in the end");
+        assert!(turns > n / CONN_TURN_FRAMES, "{turns} turns");
+        assert_eq!(the_conn(&shell).map(|c| c.read_buf.len()), Some(0));
+    }
+
+    #[test]
+    fn a_first_frame_longer_than_a_hello_is_refused_before_it_is_buffered() {
+        let (mut shell, addr) = shell();
+        let mut events = Events::with_capacity(EVENTS);
+        let mut client = StdStream::connect(addr).unwrap();
+        let mut bytes = 60_000u32.to_be_bytes().to_vec();
+        bytes.extend(std::iter::repeat_n(0u8, 8000));
+        client.write_all(&bytes).unwrap();
+        turns_until(&mut shell, &mut events, |s| {
+            s.turn > 1 && s.conns.is_empty() && s.node.connection_count() == 0
+        });
+        let text = String::from_utf8_lossy(&shell.console.buf).into_owned();
+        assert!(
+            text.contains(": first frame of 60000 bytes exceeds the 1024 byte limit of a Hello"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn past_the_total_write_limit_the_largest_queue_is_dropped() {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let (mut shell, addr) = shell();
+        let mut events = Events::with_capacity(EVENTS);
+        // Two peers that never read, with small socket buffers.
+        let clients: Vec<StdStream> = (0..2).map(|_| StdStream::connect(addr).unwrap()).collect();
+        for c in &clients {
+            setsockopt(c, sockopt::RcvBuf, &4096).unwrap();
+        }
+        turns_until(&mut shell, &mut events, |s| s.node.connection_count() == 2);
+        let keys: Vec<usize> = shell.conns.iter().map(|(k, _)| k).collect();
+        for (k, size) in keys.iter().zip([3 << 20, 2 << 20]) {
+            let c = &mut shell.conns[*k];
+            setsockopt(&c.stream, sockopt::SndBuf, &4096).unwrap();
+            c.write_buf.extend(std::iter::repeat_n(0u8, size));
+            shell.queued += size;
+        }
+        shell.bound_total();
+        assert!(
+            !shell.conns.contains(keys[0]),
+            "the largest queue is dropped"
+        );
+        assert!(shell.conns.contains(keys[1]), "the other one stays");
+        assert!(shell.queued <= TOTAL_WRITE_LIMIT);
+        assert_eq!(shell.queued, shell.conns[keys[1]].write_buf.len());
+        assert!(matches!(
+            shell.pending.front(),
+            Some(Input::Closed {
+                reason: CloseReason::Overflow,
+                ..
+            })
+        ));
+        drop(clients);
     }
 }

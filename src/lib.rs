@@ -10,6 +10,7 @@ pub mod config;
 pub mod election;
 pub mod event_loop;
 pub mod node;
+pub mod ratelog;
 pub mod resolve;
 pub mod script;
 pub mod text;

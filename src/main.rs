@@ -50,6 +50,9 @@ Each takes every word up to the other one, so script arguments may start with a 
 
 Durations: 250ms, 1s, 2m, 1h 30m. Type -h at the console for its commands.
 
+Signals: SIGINT and SIGTERM leave cleanly; SIGUSR1 prints a status dump
+(-m, -t, -cl); SIGHUP and SIGUSR2 are ignored.
+
 Exit status: 0 clean exit (-q, SIGINT, SIGTERM), 1 runtime failure,
 2 usage error (or a system clock that cannot be right), 3 cannot listen.";
 
@@ -101,7 +104,7 @@ struct Cli {
     /// Stop redialling a lost peer (not a --join one) after this long
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration)]
     forget: Duration,
-    /// Most connections at once; more are refused
+    /// Most connections at once; capped to the open-files limit less a reserve of 32
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
@@ -339,6 +342,30 @@ fn wall_clock_micros() -> i128 {
     }
 }
 
+/// Descriptors kept free of connections: stdio, the poll, the listener, the
+/// signal pipe, the script's two pipes and what spawning it needs, with room.
+const FD_RESERVE: u64 = 32;
+
+/// Raises the soft open-files limit to the hard one, so `--max-connections` is
+/// what limits connections; returns the soft limit in force (`None`: unknown).
+fn raise_open_files() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return Some(hard);
+    }
+    Some(soft)
+}
+
+/// The connection limit the open-files limit allows, if it is below `wanted`:
+/// every connection is one descriptor, and [`FD_RESERVE`] stay free.
+fn cap_connections(wanted: usize, limit: u64) -> Option<usize> {
+    let allowed = usize::try_from(limit.saturating_sub(FD_RESERVE))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    (wanted > allowed).then_some(allowed)
+}
+
 /// One line on stderr; a closed stderr is not worth a panic.
 fn error_line(msg: &str) {
     let _ = writeln!(std::io::stderr(), "boss: {msg}");
@@ -421,6 +448,17 @@ fn run(args: Vec<OsString>) -> Exit {
         Err(msg) => return usage_error(msg),
     };
     config.bound = bound;
+    if let Some(limit) = raise_open_files()
+        && let Some(capped) = cap_connections(config.max_conns, limit)
+    {
+        // Before the loop starts: the first line, ahead of `started`.
+        let _ = writeln!(
+            std::io::stdout(),
+            "--max-connections {} capped to {capped} by the open-files limit ({limit})",
+            config.max_conns
+        );
+        config.max_conns = capped;
+    }
     match event_loop::run(config, listener) {
         Ok(()) => Exit::Clean,
         Err(e) => {
@@ -458,6 +496,15 @@ mod tests {
         validate(&cli)?;
         let addr = listen_addrs(&cli.host, cli.port)?[0];
         config(&cli, scripts, addr, 42)
+    }
+
+    #[test]
+    fn connections_are_capped_to_the_open_files_limit() {
+        assert_eq!(cap_connections(1024, 1_048_576), None);
+        assert_eq!(cap_connections(1024, 1024), Some(1024 - 32));
+        assert_eq!(cap_connections(100_000, 256), Some(224));
+        assert_eq!(cap_connections(224, 256), None);
+        assert_eq!(cap_connections(5, 10), Some(1), "never below one");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 use crate::command::{self, Command};
 use crate::config::{Config, HostPort, ScriptSpec};
 use crate::election::{self, Member};
+use crate::ratelog::{self, RateLog};
 use crate::text::{escape, human, rfc3339};
 use crate::timer::{TimerId, TimerWheel};
 use crate::wire::{
@@ -192,6 +193,8 @@ enum Timer {
     Votes,
     /// A host name's lookup took too long, or its next round is due.
     Name(u32),
+    /// Collapsed console lines are due for their summary.
+    Summary,
 }
 
 /// The one script child, as the core sees it.
@@ -312,6 +315,18 @@ const JOIN_BACKOFF_MAX: Duration = Duration::from_millis(500);
 /// lease is a second guard: the old master already stops counting our vote a
 /// timeout after its last Ping we answered (see `vote_held`), whatever the delay.
 const LEASE_MARGIN: Duration = Duration::from_millis(30);
+/// Connections from one IP address that have not completed a handshake, at
+/// most, while more than half of the connection limit is in use; more from
+/// that address are refused. (Below that, a burst of joins from one address,
+/// such as a cluster on one host, is not held back.)
+const MAX_HANDSHAKING_PER_IP: usize = 8;
+/// The window over which a connection's frames are counted against
+/// [`Node::frame_limit`].
+const FLOOD_WINDOW: Duration = Duration::from_secs(1);
+/// Frames per [`FLOOD_WINDOW`] any connection may send, on top of what the
+/// heartbeat needs: a correct node sends a few pings and pongs per heartbeat,
+/// a state per change and a text per `-msg`, far fewer.
+const FLOOD_FRAMES: u32 = 5000;
 
 #[derive(Debug)]
 enum ConnState {
@@ -332,6 +347,16 @@ struct Conn {
     /// When the first frame after the peer's `Hello` arrived.
     confirmed_at: Option<Time>,
     state: ConnState,
+    /// Start of the current [`FLOOD_WINDOW`] and the frames counted in it.
+    window_start: Time,
+    window_frames: u32,
+}
+
+impl Conn {
+    /// Accepted and not handshaken: a stranger so far.
+    fn is_stranger(&self) -> bool {
+        self.dialed.is_none() && matches!(self.state, ConnState::Handshaking { .. })
+    }
 }
 
 #[derive(Debug)]
@@ -480,6 +505,10 @@ pub struct Node {
     join_untried: std::collections::BTreeSet<SocketAddr>,
     /// `--join` addresses never reached yet: retried quickly.
     join_unreached: std::collections::BTreeSet<SocketAddr>,
+    /// Console lines strangers can cause, collapsed into summaries.
+    ratelog: RateLog,
+    /// Armed while the rate log counts lines: its next summary.
+    summary_timer: Option<TimerId>,
 }
 
 impl Node {
@@ -528,6 +557,8 @@ impl Node {
             learnt_full_said: false,
             join_untried: Default::default(),
             join_unreached: Default::default(),
+            ratelog: RateLog::default(),
+            summary_timer: None,
         }
     }
 
@@ -710,10 +741,11 @@ impl Node {
                         && matches!(c.state, ConnState::Handshaking { timer } if timer == id)
                     {
                         let who = c.dialed.unwrap_or(c.remote);
-                        out.push(Output::Console(format!(
+                        let line = format!(
                             "closed connection with {who}: no handshake within {}",
                             human(self.cfg.handshake_timeout)
-                        )));
+                        );
+                        self.stranger_line(now, ratelog::Kind::NoHandshake, line, out);
                         self.drop_handshaking(now, conn, out);
                     }
                 }
@@ -755,6 +787,15 @@ impl Node {
                     if self.votes_timer == Some(id) {
                         self.votes_timer = None;
                         self.recompute(now, out);
+                    }
+                }
+                Timer::Summary => {
+                    if self.summary_timer == Some(id) {
+                        self.summary_timer = None;
+                        let mut lines = Vec::new();
+                        self.ratelog.summaries(now, &mut lines);
+                        out.extend(lines.into_iter().map(Output::Console));
+                        self.arm_summary();
                     }
                 }
                 Timer::ScriptSleep => {
@@ -828,11 +869,26 @@ impl Node {
         }
         match input {
             Input::Accepted { conn, from } => {
-                if self.conns.len() >= self.cfg.max_conns {
-                    out.push(Output::Console(format!(
+                let ip = from.ip();
+                let same_ip = self
+                    .conns
+                    .values()
+                    .filter(|c| c.is_stranger() && c.remote.ip() == ip)
+                    .count();
+                if same_ip >= MAX_HANDSHAKING_PER_IP && self.conns.len() >= self.cfg.max_conns / 2 {
+                    let line = format!(
+                        "refused connection from {from}: {same_ip} connections from {ip} without a handshake already"
+                    );
+                    self.stranger_line(now, ratelog::Kind::Refused, line, out);
+                    out.push(Output::Close(conn));
+                    return;
+                }
+                if self.conns.len() >= self.cfg.max_conns && !self.evict_stranger(now, from, out) {
+                    let line = format!(
                         "refused connection from {from}: {} connections already",
                         self.conns.len()
-                    )));
+                    );
+                    self.stranger_line(now, ratelog::Kind::Refused, line, out);
                     out.push(Output::Close(conn));
                     return;
                 }
@@ -840,7 +896,10 @@ impl Node {
             }
             Input::Connected { conn, addr } => {
                 let expected = self.targets.get(&addr).is_some_and(|t| t.dialing);
-                if !expected || self.conns.len() >= self.cfg.max_conns {
+                if !expected
+                    || (self.conns.len() >= self.cfg.max_conns
+                        && !self.evict_stranger(now, addr, out))
+                {
                     out.push(Output::Close(conn));
                     return;
                 }
@@ -906,6 +965,8 @@ impl Node {
                 opened: now,
                 confirmed_at: None,
                 state: ConnState::Handshaking { timer },
+                window_start: now,
+                window_frames: 0,
             },
         );
         out.push(Output::Send(
@@ -918,6 +979,98 @@ impl Node {
                 quorum: self.cfg.quorum.min(u16::MAX as usize) as u16,
             },
         ));
+    }
+
+    /// At the connection limit, makes room for a connection from `from`: closes
+    /// a connection that was accepted and has not completed its handshake, from
+    /// the address holding the most such connections, the oldest of them. A
+    /// handshaken peer and a dial of ours are never evicted. Returns whether one
+    /// was.
+    fn evict_stranger(&mut self, now: Time, from: SocketAddr, out: &mut Vec<Output>) -> bool {
+        let mut per_ip: BTreeMap<std::net::IpAddr, usize> = BTreeMap::new();
+        for c in self.conns.values().filter(|c| c.is_stranger()) {
+            *per_ip.entry(c.remote.ip()).or_default() += 1;
+        }
+        let victim = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_stranger())
+            .max_by_key(|(id, c)| {
+                let n = per_ip.get(&c.remote.ip()).copied().unwrap_or(0);
+                (n, std::cmp::Reverse((c.opened, **id)))
+            })
+            .map(|(id, c)| (*id, c.remote));
+        let Some((id, who)) = victim else {
+            return false;
+        };
+        let line = format!(
+            "closed connection with {who}: evicted for {from} (limit of {} connections, no handshake yet)",
+            self.cfg.max_conns
+        );
+        self.stranger_line(now, ratelog::Kind::Evicted, line, out);
+        self.drop_handshaking(now, id, out);
+        true
+    }
+
+    /// Counts a frame against its connection's [`Node::frame_limit`]; past it,
+    /// drops the connection (and the peer) with one line. Returns whether it did.
+    fn flooding(&mut self, now: Time, conn: ConnId, out: &mut Vec<Output>) -> bool {
+        let limit = self.frame_limit();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        if now >= c.window_start + FLOOD_WINDOW {
+            c.window_start = now;
+            c.window_frames = 0;
+        }
+        c.window_frames = c.window_frames.saturating_add(1);
+        if c.window_frames <= limit {
+            return false;
+        }
+        match c.state {
+            ConnState::Open { peer, .. } => self.lose_peer(now, peer, Loss::Flooding(limit), out),
+            ConnState::Handshaking { .. } => {
+                let who = c.dialed.unwrap_or(c.remote);
+                out.push(Output::Console(format!(
+                    "closed connection with {who}: more than {limit} frames in {}: flooding",
+                    human(FLOOD_WINDOW)
+                )));
+                self.drop_handshaking(now, conn, out);
+            }
+        }
+        true
+    }
+
+    /// Frames one connection may send per [`FLOOD_WINDOW`]: [`FLOOD_FRAMES`]
+    /// plus four per heartbeat, a rate a correct node never reaches.
+    fn frame_limit(&self) -> u32 {
+        let beats = FLOOD_WINDOW.as_nanos() / self.cfg.heartbeat.as_nanos().max(1);
+        let beats = u32::try_from(beats).unwrap_or(u32::MAX);
+        FLOOD_FRAMES.saturating_add(beats.saturating_mul(4))
+    }
+
+    /// A console line a stranger can cause: printed, or counted for a summary
+    /// by the rate log (whose timer is armed only while it counts).
+    fn stranger_line(
+        &mut self,
+        now: Time,
+        kind: ratelog::Kind,
+        line: String,
+        out: &mut Vec<Output>,
+    ) {
+        if self.ratelog.allow(now, kind) {
+            out.push(Output::Console(line));
+        } else {
+            self.arm_summary();
+        }
+    }
+
+    fn arm_summary(&mut self) {
+        if self.summary_timer.is_none()
+            && let Some(at) = self.ratelog.next_due()
+        {
+            self.summary_timer = Some(self.timers.insert(at, Timer::Summary));
+        }
     }
 
     /// Closes a connection that never completed its handshake; a dialled one
@@ -1021,6 +1174,9 @@ impl Node {
     }
 
     fn frame(&mut self, now: Time, conn: ConnId, msg: Msg, out: &mut Vec<Output>) {
+        if self.flooding(now, conn, out) {
+            return;
+        }
         let Some(c) = self.conns.get(&conn) else {
             return; // closed already; a stale frame
         };
@@ -1035,9 +1191,8 @@ impl Node {
                     quorum,
                 } = msg
                 else {
-                    out.push(Output::Console(format!(
-                        "closed connection with {who}: it did not start with Hello"
-                    )));
+                    let line = format!("closed connection with {who}: it did not start with Hello");
+                    self.stranger_line(now, ratelog::Kind::BadFrame, line, out);
                     self.drop_handshaking(now, conn, out);
                     return;
                 };
@@ -1249,9 +1404,8 @@ impl Node {
                 self.timers.cancel(timer);
                 if !matches!(reason, CloseReason::Eof) {
                     let who = c.dialed.unwrap_or(c.remote);
-                    out.push(Output::Console(format!(
-                        "closed connection with {who}: {reason}"
-                    )));
+                    let line = format!("closed connection with {who}: {reason}");
+                    self.stranger_line(now, ratelog::Kind::BadFrame, line, out);
                 }
                 if let Some(addr) = c.dialed {
                     self.dial_failed(now, addr, &reason.to_string(), out);
@@ -1287,9 +1441,8 @@ impl Node {
     ) {
         match msg {
             Msg::Hello { .. } => {
-                out.push(Output::Console(format!(
-                    "closed connection with {addr}: a second Hello"
-                )));
+                let line = format!("closed connection with {addr}: a second Hello");
+                self.stranger_line(now, ratelog::Kind::BadFrame, line, out);
                 self.conn_closed(now, conn, CloseReason::Malformed(WireError::Malformed), out);
                 out.push(Output::Close(conn));
             }
@@ -1437,6 +1590,10 @@ impl Node {
         }
         let reason = match &why {
             Loss::Closed(r) => r.to_string(),
+            Loss::Flooding(n) => format!(
+                "sent more than {n} frames in {}: flooding",
+                human(FLOOD_WINDOW)
+            ),
             Loss::TimedOut => format!("timed out after {}", human(self.cfg.timeout)),
             Loss::Left => "left".into(),
             Loss::Restarted => "restarted".into(),
@@ -1454,7 +1611,7 @@ impl Node {
             self.lease_until = Some(until);
             self.lease_timer = Some(self.timers.insert(until, Timer::Lease));
         }
-        if !matches!(why, Loss::Left | Loss::Restarted) {
+        if !matches!(why, Loss::Left | Loss::Restarted | Loss::Flooding(_)) {
             let forget = if self.cfg.join.contains(&addr) {
                 None
             } else {
@@ -2699,6 +2856,9 @@ impl Node {
         if let Some(id) = self.dial_timer.take() {
             self.timers.cancel(id);
         }
+        if let Some(id) = self.summary_timer.take() {
+            self.timers.cancel(id);
+        }
         self.master = false;
         self.vote = None;
         self.leaving = true;
@@ -2731,6 +2891,8 @@ fn already_connected(peer: SocketAddr, dialed: impl std::fmt::Display) -> String
 #[derive(Debug)]
 enum Loss {
     Closed(CloseReason),
+    /// It sent more frames than [`Node::frame_limit`] allows.
+    Flooding(u32),
     TimedOut,
     Left,
     Restarted,

@@ -1682,3 +1682,364 @@ fn no_master_before_every_join_name_was_tried() {
         lines(&out)
     );
 }
+
+// ----- strangers: the connection limit, per-address caps, floods, the log -----
+
+mod strangers {
+    use super::*;
+
+    fn id(i: u32) -> ConnId {
+        ConnId {
+            index: 1000 + i,
+            generation: 0,
+        }
+    }
+
+    fn from(ip: [u8; 4], port: u16) -> SocketAddr {
+        SocketAddr::from((ip, port))
+    }
+
+    fn hello(port: u16, started: u64) -> Msg {
+        Msg::Hello {
+            magic: MAGIC,
+            version: VERSION,
+            node: NodeInfo {
+                addr: addr(port),
+                started: WALL + started,
+                priority: 0,
+            },
+            rule: crate::election::Rule::Oldest.code(),
+            quorum: 2,
+        }
+    }
+
+    fn lines(out: &[Output]) -> Vec<String> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Console(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn closed(out: &[Output]) -> Vec<ConnId> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Close(c) => Some(*c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// One node, started, driven by hand.
+    fn lone(max_conns: usize) -> Node {
+        let mut c = cfg(1, 100);
+        c.max_conns = max_conns;
+        let mut n = Node::new(c);
+        n.start(Duration::ZERO, &mut Vec::new());
+        n
+    }
+
+    fn ms(n: u64) -> Time {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn at_the_limit_the_oldest_stranger_makes_room_and_a_peer_never_does() {
+        let mut n = lone(4);
+        let mut out = Vec::new();
+        // A peer, handshaken.
+        n.handle(
+            ms(1),
+            Input::Accepted {
+                conn: id(0),
+                from: from([10, 0, 0, 1], 5000),
+            },
+            &mut out,
+        );
+        n.handle(
+            ms(1),
+            Input::Frame {
+                conn: id(0),
+                msg: hello(2, 200),
+            },
+            &mut out,
+        );
+        assert_eq!(n.peers(), [addr(2)], "{out:?}");
+        // Three strangers, one per address, fill the limit.
+        for i in 1..=3u8 {
+            let f = from([10, 9, 0, i], 6000);
+            n.handle(
+                ms(10 * u64::from(i)),
+                Input::Accepted {
+                    conn: id(u32::from(i)),
+                    from: f,
+                },
+                &mut out,
+            );
+        }
+        assert_eq!(n.connection_count(), 4);
+        out.clear();
+        // A fourth stranger evicts the oldest, not the peer.
+        n.handle(
+            ms(50),
+            Input::Accepted {
+                conn: id(4),
+                from: from([10, 9, 0, 4], 6000),
+            },
+            &mut out,
+        );
+        assert_eq!(closed(&out), [id(1)], "{out:?}");
+        assert_eq!(
+            lines(&out),
+            [
+                "closed connection with 10.9.0.1:6000: evicted for 10.9.0.4:6000 (limit of 4 connections, no handshake yet)"
+            ]
+        );
+        assert_eq!(n.connection_count(), 4);
+        assert_eq!(n.peers(), [addr(2)]);
+        // Once every connection is handshaken, a stranger is refused.
+        for (i, port) in [(2u32, 3u16), (3, 4), (4, 5)] {
+            n.handle(
+                ms(60),
+                Input::Frame {
+                    conn: id(i),
+                    msg: hello(port, 300),
+                },
+                &mut out,
+            );
+        }
+        assert_eq!(n.peers().len(), 4);
+        out.clear();
+        n.handle(
+            ms(70),
+            Input::Accepted {
+                conn: id(9),
+                from: from([10, 9, 0, 9], 6000),
+            },
+            &mut out,
+        );
+        assert_eq!(closed(&out), [id(9)]);
+        assert_eq!(
+            lines(&out),
+            ["refused connection from 10.9.0.9:6000: 4 connections already"]
+        );
+        assert_eq!(n.peers().len(), 4);
+    }
+
+    #[test]
+    fn the_address_holding_the_most_strangers_is_evicted_first() {
+        let mut n = lone(4);
+        let mut out = Vec::new();
+        // The oldest stranger comes alone from its address, three from another.
+        n.handle(
+            ms(1),
+            Input::Accepted {
+                conn: id(0),
+                from: from([10, 0, 0, 2], 1),
+            },
+            &mut out,
+        );
+        for i in 1..=3u32 {
+            n.handle(
+                ms(2),
+                Input::Accepted {
+                    conn: id(i),
+                    from: from([10, 6, 6, 6], 1000 + i as u16),
+                },
+                &mut out,
+            );
+        }
+        out.clear();
+        n.handle(
+            ms(3),
+            Input::Accepted {
+                conn: id(4),
+                from: from([10, 0, 0, 3], 1),
+            },
+            &mut out,
+        );
+        assert_eq!(
+            closed(&out),
+            [id(1)],
+            "the crowd's oldest, not the lone one"
+        );
+    }
+
+    #[test]
+    fn strangers_from_one_address_are_capped_under_pressure() {
+        // Not while the node has plenty of room: a cluster on one host joins in bursts.
+        let mut n = lone(1024);
+        let mut out = Vec::new();
+        for i in 0..20u32 {
+            n.handle(
+                ms(1),
+                Input::Accepted {
+                    conn: id(i),
+                    from: from([10, 6, 6, 6], 1000 + i as u16),
+                },
+                &mut out,
+            );
+        }
+        assert!(closed(&out).is_empty());
+        // With half the limit in use, 8 per address at most.
+        let mut n = lone(16);
+        let mut out = Vec::new();
+        for i in 0..MAX_HANDSHAKING_PER_IP as u32 {
+            n.handle(
+                ms(1),
+                Input::Accepted {
+                    conn: id(i),
+                    from: from([10, 6, 6, 6], 1000 + i as u16),
+                },
+                &mut out,
+            );
+        }
+        assert!(closed(&out).is_empty());
+        out.clear();
+        n.handle(
+            ms(2),
+            Input::Accepted {
+                conn: id(99),
+                from: from([10, 6, 6, 6], 999),
+            },
+            &mut out,
+        );
+        assert_eq!(closed(&out), [id(99)]);
+        assert_eq!(
+            lines(&out),
+            [
+                "refused connection from 10.6.6.6:999: 8 connections from 10.6.6.6 without a handshake already"
+            ]
+        );
+        // Another address is not affected, nor one whose strangers completed a handshake.
+        out.clear();
+        n.handle(
+            ms(3),
+            Input::Accepted {
+                conn: id(100),
+                from: from([10, 6, 6, 7], 1),
+            },
+            &mut out,
+        );
+        assert!(closed(&out).is_empty());
+        n.handle(
+            ms(4),
+            Input::Frame {
+                conn: id(0),
+                msg: hello(2, 200),
+            },
+            &mut out,
+        );
+        out.clear();
+        n.handle(
+            ms(5),
+            Input::Accepted {
+                conn: id(101),
+                from: from([10, 6, 6, 6], 998),
+            },
+            &mut out,
+        );
+        assert!(closed(&out).is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_peer_sending_far_more_frames_than_the_protocol_needs_is_dropped() {
+        let mut n = lone(16);
+        let mut out = Vec::new();
+        n.handle(
+            ms(1),
+            Input::Accepted {
+                conn: id(0),
+                from: from([10, 0, 0, 2], 1),
+            },
+            &mut out,
+        );
+        n.handle(
+            ms(1),
+            Input::Frame {
+                conn: id(0),
+                msg: hello(2, 200),
+            },
+            &mut out,
+        );
+        // A busy but correct peer: 200 frames a second for ten seconds.
+        for i in 0..2000u64 {
+            n.handle(
+                ms(2 + i * 5),
+                Input::Frame {
+                    conn: id(0),
+                    msg: Msg::Ping(i),
+                },
+                &mut out,
+            );
+        }
+        assert_eq!(n.peers(), [addr(2)]);
+        let limit = n.frame_limit();
+        assert_eq!(limit, FLOOD_FRAMES + 16, "4 per heartbeat of 250ms");
+        out.clear();
+        let t = ms(20_000);
+        for _ in 0..=limit {
+            n.handle(
+                t,
+                Input::Frame {
+                    conn: id(0),
+                    msg: Msg::Members(vec![]),
+                },
+                &mut out,
+            );
+        }
+        assert!(n.peers().is_empty());
+        assert_eq!(closed(&out), [id(0)]);
+        let lost: Vec<String> = lines(&out)
+            .into_iter()
+            .filter(|l| l.starts_with("lost"))
+            .collect();
+        assert_eq!(
+            lost,
+            [format!(
+                "lost 10.0.0.1:2 (sent more than {limit} frames in 1s: flooding)"
+            )]
+        );
+        // Not redialled: it would only flood again.
+        n.handle(t, Input::Line("-cl".into()), &mut out);
+        assert!(!lines(&out).iter().any(|l| l.contains("down")), "{out:?}");
+    }
+
+    #[test]
+    fn stranger_lines_collapse_into_a_summary_and_idle_stays_idle() {
+        let mut n = lone(10_000);
+        let mut out = Vec::new();
+        for i in 0..100u32 {
+            let f = from([10, 7, (i / 250) as u8, (i % 250) as u8], 1);
+            n.handle(
+                ms(1),
+                Input::Accepted {
+                    conn: id(i),
+                    from: f,
+                },
+                &mut out,
+            );
+        }
+        out.clear();
+        // Every one of them times out its handshake.
+        n.handle_timeout(ms(2500), &mut out);
+        let shown: Vec<String> = lines(&out);
+        assert_eq!(shown.len(), ratelog::BURST as usize, "{shown:?}");
+        assert!(shown.iter().all(|l| l.ends_with("no handshake within 2s")));
+        assert_eq!(n.connection_count(), 0);
+        // The summary comes a period after the first line; then nothing is armed.
+        out.clear();
+        let due = n.poll_timeout().expect("a summary is due");
+        n.handle_timeout(due, &mut out);
+        assert_eq!(
+            lines(&out),
+            ["closed 95 connections with no handshake in the last 10s"]
+        );
+        let quiet = n.poll_timeout().expect("one quiet period follows");
+        out.clear();
+        n.handle_timeout(quiet, &mut out);
+        assert!(lines(&out).is_empty());
+        assert_eq!(n.poll_timeout(), None, "idle: no timer left");
+    }
+}

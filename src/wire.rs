@@ -14,6 +14,9 @@ pub const VERSION: u16 = 1;
 pub const MAX_FRAME: usize = 64 * 1024;
 /// Length prefix size.
 pub const HEADER: usize = 4;
+/// Largest first frame accepted on a connection: the first frame must be a
+/// `Hello`, a few dozen bytes, so a longer one is refused before it is buffered.
+pub const MAX_HELLO: usize = 1024;
 
 /// What a node is, as its peers see it. `addr` is its identity.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -126,6 +129,8 @@ pub enum WireError {
     Malformed,
     /// A message too large to encode within [`MAX_FRAME`].
     Oversized,
+    /// The first frame of a connection (the `Hello`) exceeds [`MAX_HELLO`].
+    FirstTooLong(usize),
 }
 
 impl std::fmt::Display for WireError {
@@ -136,6 +141,10 @@ impl std::fmt::Display for WireError {
             }
             WireError::Malformed => write!(f, "malformed frame"),
             WireError::Oversized => write!(f, "message too large to send"),
+            WireError::FirstTooLong(n) => write!(
+                f,
+                "first frame of {n} bytes exceeds the {MAX_HELLO} byte limit of a Hello"
+            ),
         }
     }
 }
@@ -160,6 +169,12 @@ pub fn encode(msg: &Msg, out: &mut Vec<u8>) -> Result<(), WireError> {
         }
         Err(_) => Err(WireError::Oversized),
     }
+}
+
+/// The length a frame at the start of `buf` announces, once its prefix is there.
+pub fn announced_len(buf: &[u8]) -> Option<usize> {
+    let prefix: [u8; HEADER] = buf.get(..HEADER)?.try_into().ok()?;
+    Some(u32::from_be_bytes(prefix) as usize)
 }
 
 /// Decodes the first complete frame in `buf`. `Ok(None)`: more bytes are needed.
@@ -306,6 +321,19 @@ mod tests {
         }
         assert_eq!(at, buf.len());
         assert_eq!(decode(&buf[at..]), Ok(None));
+    }
+
+    #[test]
+    fn every_hello_fits_the_first_frame_limit() {
+        for m in all_msgs() {
+            if let Msg::Hello { .. } = m {
+                let mut buf = Vec::new();
+                encode(&m, &mut buf).unwrap();
+                assert!(buf.len() - HEADER <= MAX_HELLO / 8, "{} bytes", buf.len());
+                assert_eq!(announced_len(&buf), Some(buf.len() - HEADER));
+            }
+        }
+        assert_eq!(announced_len(&[0, 0, 1]), None);
     }
 
     #[test]

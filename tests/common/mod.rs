@@ -758,3 +758,34 @@ pub fn wall_micros() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
+
+impl Boss {
+    /// Like [`Boss::spawn`], from a `Command` the caller prepared (limits, a
+    /// `pre_exec`); the program, arguments and stdio are set here.
+    pub fn spawn_command(name: &str, mut cmd: Command, args: &[&str]) -> Boss {
+        let mut child = cmd
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", env!("CARGO_BIN_EXE_boss")));
+        let out = Arc::new(Log::default());
+        let err = Arc::new(Log::default());
+        out.follow(child.stdout.take().expect("piped stdout"));
+        err.follow(child.stderr.take().expect("piped stderr"));
+        let stdin = child.stdin.take();
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid fits i32"));
+        Boss {
+            name: name.to_string(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            child: Mutex::new(child),
+            pid,
+            stdin: Mutex::new(stdin),
+            out,
+            err,
+            addr: Mutex::new(None),
+            queries: Mutex::new(0),
+        }
+    }
+}
