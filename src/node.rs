@@ -2859,6 +2859,9 @@ impl Node {
         if let Some(id) = self.summary_timer.take() {
             self.timers.cancel(id);
         }
+        if let Some(id) = self.votes_timer.take() {
+            self.timers.cancel(id);
+        }
         self.master = false;
         self.vote = None;
         self.leaving = true;

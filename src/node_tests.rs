@@ -2043,3 +2043,26 @@ mod strangers {
         assert_eq!(n.poll_timeout(), None, "idle: no timer left");
     }
 }
+
+/// A master that leaves while its master script is still in its kill grace
+/// stops every timer but the script's: no line about the election follows
+/// `leaving` (its votes' expiry used to print `master changed: none`).
+#[test]
+fn a_leaving_master_says_nothing_after_leaving() {
+    let mut a = cfg(1, 100);
+    a.master_script = Some(spec("serve"));
+    a.kill_grace = Duration::from_secs(5);
+    let mut net = Net::new(vec![a, cfg(2, 200)]);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    assert!(net.nodes[0].is_master());
+    net.input(0, Input::Line("-q".into()));
+    // The script ignores SIGTERM; the grace is long; the votes expire meanwhile.
+    net.advance(Duration::from_secs(3));
+    let said = net.console(0);
+    let leaving = said.iter().position(|l| l == "leaving").expect("leaving said");
+    let after: Vec<&String> = said[leaving + 1..]
+        .iter()
+        .filter(|l| l.starts_with("master changed"))
+        .collect();
+    assert!(after.is_empty(), "{:?}", &said[leaving..]);
+}
