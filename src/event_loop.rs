@@ -1239,7 +1239,7 @@ impl Shell {
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut got = Vec::new();
         while !self.exiting {
-            match nix::unistd::read(io::stdin().as_fd(), &mut scratch) {
+            match self.stdin.read(&mut scratch) {
                 Ok(0) => {
                     self.lines.finish(&mut got);
                     self.feed_lines(&mut got);
@@ -1356,6 +1356,10 @@ enum Stdin {
     File,
     /// Nothing to read: /dev/null, a closed descriptor, or after EOF.
     Closed,
+    /// A pipe the unit tests write console lines into, polled like stdin
+    /// (the test harness owns the process's own stdin).
+    #[cfg(test)]
+    Pipe(std::os::fd::OwnedFd),
 }
 
 impl Stdin {
@@ -1395,7 +1399,20 @@ impl Stdin {
             let raw = io::stdin().as_fd().as_raw_fd();
             let _ = poll.registry().deregister(&mut SourceFd(&raw));
         }
+        #[cfg(test)]
+        if let Stdin::Pipe(fd) = self {
+            let _ = poll.registry().deregister(&mut SourceFd(&fd.as_raw_fd()));
+        }
         *self = Stdin::Closed;
+    }
+
+    /// Reads what the console has now.
+    fn read(&self, buf: &mut [u8]) -> nix::Result<usize> {
+        match self {
+            #[cfg(test)]
+            Stdin::Pipe(fd) => nix::unistd::read(fd, buf),
+            _ => nix::unistd::read(io::stdin().as_fd(), buf),
+        }
     }
 }
 
@@ -1847,5 +1864,78 @@ mod turn_tests {
             })
         ));
         drop(clients);
+    }
+
+    /// The shell runs `handle_timeout` before the IO events of a turn: a
+    /// master frozen for a minute, whose console was asked `-m` meanwhile,
+    /// answers in its first turn after the freeze only once its timers ran:
+    /// its silent voter is lost, and it is not master.
+    #[test]
+    fn handle_timeout_runs_before_the_io_events_of_a_turn() {
+        let start = |join: Vec<SocketAddr>, started: u64| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut c = Config::new(addr, started);
+            // Generous: a loaded machine must not end the mesh before the freeze.
+            c.heartbeat = Duration::from_secs(1);
+            c.timeout = Duration::from_secs(10);
+            c.join = join;
+            let mut shell = Shell::setup(c, listener, false).expect("the shell sets up");
+            shell.node.start(shell.now, &mut shell.out);
+            shell.drain();
+            (shell, addr)
+        };
+        // Node a is the older: b joins it and votes for it.
+        let (mut a, a_addr) = start(vec![], 1_700_000_000_000_000);
+        let (mut b, b_addr) = start(vec![a_addr], 1_700_000_000_000_001);
+        let mut events = Events::with_capacity(EVENTS);
+        for _ in 0..1000 {
+            if a.node.is_master() && b.node.master() == Some(a_addr) {
+                break;
+            }
+            for s in [&mut a, &mut b] {
+                s.poll.poll(&mut events, Some(ms(5))).unwrap();
+                s.serve(&events);
+            }
+        }
+        assert!(a.node.is_master(), "a is master");
+        // Node a's console: a pipe of the test's own.
+        let (read, write) = nix::unistd::pipe().unwrap();
+        fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
+        a.poll
+            .registry()
+            .register(&mut SourceFd(&read.as_raw_fd()), STDIN, Interest::READABLE)
+            .unwrap();
+        a.stdin = Stdin::Pipe(read);
+        // Node a is frozen for a minute (its clock jumps; b hears nothing),
+        // and meanwhile its console is asked who is master.
+        a.clock.origin = a
+            .clock
+            .origin
+            .checked_sub(Duration::from_secs(60))
+            .expect("the monotonic clock is a minute old");
+        nix::unistd::write(&write, b"-m\n").unwrap();
+        a.console.buf.clear();
+        // One turn: the console's line is among its events.
+        a.poll
+            .poll(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert!(
+            events.iter().any(|e| e.token() == STDIN),
+            "the console is ready"
+        );
+        a.serve(&events);
+        let text = String::from_utf8_lossy(&a.console.buf).into_owned();
+        let said: Vec<&str> = text.lines().collect();
+        let answer = said.iter().position(|l| l.starts_with("master: "));
+        let lost = format!("lost {b_addr} (timed out after 10s)");
+        let lost = said.iter().position(|l| *l == lost);
+        assert_eq!(
+            answer.map(|i| said[i]),
+            Some("master: no, no master (1 of quorum 2 nodes in view)"),
+            "{text}"
+        );
+        assert!(lost.is_some() && lost < answer, "{text}");
+        drop(write);
     }
 }
