@@ -1201,7 +1201,13 @@ impl Node {
                     .check_hello(magic, version, &node, rule, quorum)
                     .and_then(|()| self.check_node(now, remote, &node));
                 if let Err(why) = checked {
-                    out.push(Output::Console(format!("refused {}: {why}", node.addr)));
+                    let line = format!("refused {}: {why}", node.addr);
+                    if self.conns.get(&conn).is_some_and(|c| c.dialed.is_some()) {
+                        out.push(Output::Console(line));
+                    } else {
+                        // A stranger can be refused at will: collapsed.
+                        self.stranger_line(now, ratelog::Kind::Refused, line, out);
+                    }
                     // A refused peer is not retried: the operator must fix it.
                     if let Some(addr) = self.conns.get(&conn).and_then(|c| c.dialed) {
                         self.remove_target(addr);

@@ -2059,7 +2059,10 @@ fn a_leaving_master_says_nothing_after_leaving() {
     // The script ignores SIGTERM; the grace is long; the votes expire meanwhile.
     net.advance(Duration::from_secs(3));
     let said = net.console(0);
-    let leaving = said.iter().position(|l| l == "leaving").expect("leaving said");
+    let leaving = said
+        .iter()
+        .position(|l| l == "leaving")
+        .expect("leaving said");
     let after: Vec<&String> = said[leaving + 1..]
         .iter()
         .filter(|l| l.starts_with("master changed"))

@@ -13,7 +13,8 @@ use std::time::Duration;
 /// The kinds of line that are collapsed: those a stranger can cause at will.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// A connection refused (connection limit, too many from one address).
+    /// A connection refused (connection limit, too many from one address), or
+    /// the `Hello` of one this node did not dial.
     Refused,
     /// A connection closed for not completing its handshake in time.
     NoHandshake,
