@@ -383,6 +383,11 @@ struct Peer {
     last_heard: Time,
     rtt: Option<Duration>,
     timer: TimerId,
+    /// This node reached it by a dial of its own at least once. One only ever
+    /// heard from inbound is redialled, once lost, as a learnt address (in
+    /// their room, share and rate): any stranger can claim an address in its
+    /// `Hello` and hang up, and the side that dialled a real peer redials it.
+    dialed: bool,
 }
 
 /// An address we want a connection to.
@@ -1299,6 +1304,7 @@ impl Node {
                     last_heard: now,
                     rtt: None,
                     timer,
+                    dialed: dialed.is_some(),
                 },
             );
             out.push(Output::Console(format!("connected {}", node.addr)));
@@ -1320,6 +1326,7 @@ impl Node {
             }
             p.conns.push(conn);
             p.last_heard = now;
+            p.dialed |= dialed.is_some();
         }
         // Members and State go on every new connection: they complete the mesh,
         // and their arrival tells the peer this side has the connection open.
@@ -1618,13 +1625,22 @@ impl Node {
             self.lease_timer = Some(self.timers.insert(until, Timer::Lease));
         }
         if !matches!(why, Loss::Left | Loss::Restarted | Loss::Flooding(_)) {
-            let forget = if self.cfg.join.contains(&addr) {
+            let join = self.cfg.join.contains(&addr);
+            let forget = if join {
                 None
             } else {
                 Some(now + self.cfg.forget)
             };
             let delay = self.cfg.backoff_min;
-            self.add_target(now, addr, forget, false, delay, out);
+            // Never reached by a dial of ours: a learnt address (see `Peer::dialed`).
+            let learnt = !join && !p.dialed && !self.targets.contains_key(&addr);
+            let room = self.targets.values().filter(|t| t.learnt).count() < LEARNT_MAX;
+            if !learnt || room {
+                self.add_target(now, addr, forget, false, delay, out);
+            }
+            if learnt && let Some(t) = self.targets.get_mut(&addr) {
+                t.learnt = true;
+            }
             self.names_lost(now, addr);
         }
         self.recompute(now, out);

@@ -6,6 +6,7 @@
 mod common;
 
 use boss::election::Rule;
+use boss::node::Input;
 use boss::wire::{self, MAGIC, Msg, NodeInfo, VERSION};
 use common::*;
 use std::io::Write;
@@ -66,4 +67,159 @@ fn refused_hellos_from_strangers_are_collapsed() {
     );
     a.ask("-t", |l| l.starts_with("started "), SOON)
         .or_dump(&[&a]);
+}
+
+/// A node core driven by hand (its public API, as the shell drives it): dials
+/// stay in flight until their timeout, nothing is answered unless asked.
+mod core {
+    use boss::config::Config;
+    use boss::node::{CloseReason, ConnId, Input, Node, Output, Time};
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    pub struct Core {
+        pub n: Node,
+        pub now: Time,
+        /// Every dial asked for, with its time.
+        pub dials: Vec<(Time, SocketAddr)>,
+        pub said: Vec<String>,
+    }
+
+    pub fn conn(i: u32) -> ConnId {
+        ConnId {
+            index: i,
+            generation: 0,
+        }
+    }
+
+    impl Core {
+        pub fn new(cfg: Config) -> Core {
+            let mut c = Core {
+                n: Node::new(cfg),
+                now: Duration::from_secs(1),
+                dials: Vec::new(),
+                said: Vec::new(),
+            };
+            let mut out = Vec::new();
+            c.n.start(c.now, &mut out);
+            c.carry(out);
+            c
+        }
+
+        fn carry(&mut self, out: Vec<Output>) {
+            for o in out {
+                match o {
+                    Output::Dial(a) => self.dials.push((self.now, a)),
+                    Output::Console(l) => self.said.push(l),
+                    _ => {}
+                }
+            }
+        }
+
+        pub fn input(&mut self, input: Input) {
+            let mut out = Vec::new();
+            self.n.handle(self.now, input, &mut out);
+            self.carry(out);
+        }
+
+        pub fn closed(&mut self, c: ConnId) {
+            self.input(Input::Closed {
+                conn: c,
+                reason: CloseReason::Eof,
+            });
+        }
+
+        /// Runs the timers due up to `now + d`.
+        pub fn advance(&mut self, d: Duration) {
+            let end = self.now + d;
+            while let Some(t) = self.n.poll_timeout().filter(|t| *t <= end) {
+                self.now = self.now.max(t);
+                let mut out = Vec::new();
+                self.n.handle_timeout(self.now, &mut out);
+                self.carry(out);
+            }
+            self.now = end;
+        }
+    }
+}
+
+fn hello(addr: SocketAddr, started: u64) -> Msg {
+    Msg::Hello {
+        magic: MAGIC,
+        version: VERSION,
+        node: NodeInfo {
+            addr,
+            started,
+            priority: 0,
+        },
+        rule: Rule::Oldest.code(),
+        quorum: 2,
+    }
+}
+
+/// Strangers that complete a handshake, each claiming another address that
+/// never answers a dial (black-holed), and close at once, cannot crowd out the
+/// redial of a real peer: a peer this node had reached by a dial of its own is
+/// redialled as soon as it is lost, however many such addresses wait.
+#[test]
+fn fake_peers_that_hang_up_do_not_delay_the_redial_of_a_real_one() {
+    use core::*;
+    use std::time::Duration;
+    let me: SocketAddr = "10.0.0.1:7000".parse().expect("address");
+    let real: SocketAddr = "10.0.0.2:7000".parse().expect("address");
+    let wall = 1_750_000_000_000_000;
+    let mut c = Core::new(boss::config::Config::new(me, wall));
+    // The real peer, reached by a `-c` of this node.
+    c.input(Input::Line(format!("-c {} {}", real.ip(), real.port())));
+    assert!(c.dials.iter().any(|(_, a)| *a == real), "{:?}", c.said);
+    c.input(Input::Connected {
+        conn: conn(1),
+        addr: real,
+    });
+    c.input(Input::Frame {
+        conn: conn(1),
+        msg: hello(real, wall - 1),
+    });
+    assert!(c.n.peers().contains(&real), "{:?}", c.said);
+    // 600 strangers: handshake, hang up.
+    for i in 0..600u32 {
+        let k = conn(100 + i);
+        let from = SocketAddr::from(([10, 5, (i >> 8) as u8, i as u8], 40000));
+        c.input(Input::Accepted { conn: k, from });
+        let claims = SocketAddr::from(([10, 8, (i >> 8) as u8, i as u8], 7000));
+        c.input(Input::Frame {
+            conn: k,
+            msg: hello(claims, wall + 1000),
+        });
+        c.closed(k);
+        // The real peer keeps talking meanwhile.
+        c.input(Input::Frame {
+            conn: conn(1),
+            msg: Msg::Ping(1),
+        });
+    }
+    // Their redials start and hang; the real peer goes quiet and is lost.
+    let lost = format!("lost {real} ");
+    let end = c.now + Duration::from_secs(5);
+    while c.now < end && !c.said.iter().any(|l| l.starts_with(&lost)) {
+        c.advance(Duration::from_millis(10));
+    }
+    let at = c.now;
+    let line = c.said.iter().find(|l| l.starts_with(&lost)).cloned();
+    assert!(line.is_some(), "the real peer was not lost: {:?}", c.said);
+    let fakes = |c: &Core| {
+        c.dials
+            .iter()
+            .filter(|(_, a)| matches!(a.ip(), std::net::IpAddr::V4(v) if v.octets()[1] == 8))
+            .count()
+    };
+    assert!(fakes(&c) > 0, "the fake addresses are not dialled at all");
+    c.advance(Duration::from_secs(5));
+    let redial = c.dials.iter().find(|(t, a)| *a == real && *t >= at);
+    assert!(
+        redial.is_some_and(|(t, _)| *t <= at + Duration::from_secs(2)),
+        "the real peer ({line:?} at {at:?}) was redialled at {:?}; {} dials of fake addresses by then",
+        redial.map(|(t, _)| *t),
+        fakes(&c)
+    );
 }
