@@ -189,6 +189,8 @@ enum Timer {
     ScriptKill,
     /// Time to say how many script lines the relay rate dropped.
     ScriptRelay,
+    /// Time to say how many peers' texts the text rate dropped.
+    TextRelay,
     /// Enough of the votes a master counts stop being confirmed: re-evaluate.
     Votes,
     /// A host name's lookup took too long, or its next round is due.
@@ -239,6 +241,53 @@ const RELAY_RATE: u32 = 200;
 /// While script lines are dropped, their count is said this often (and once
 /// more when the script ends).
 const RELAY_REPORT: Duration = Duration::from_secs(2);
+
+/// Peers' texts (`-msg`) shown on the console: a burst of this many bytes,
+/// then [`TEXT_RATE`] bytes a second, each text counting at least
+/// [`TEXT_MIN`]; the rest is counted and said every [`RELAY_REPORT`]. Far more
+/// than people type, far less than a peer can send.
+const TEXT_BURST: u64 = 64 * 1024;
+const TEXT_RATE: u64 = 16 * 1024;
+const TEXT_MIN: u64 = 256;
+
+/// The rate limit on peers' texts: a token bucket, one token a byte.
+#[derive(Debug)]
+struct TextRelay {
+    tokens: u64,
+    /// The time up to which tokens were added.
+    refilled: Time,
+    /// Texts dropped since the last report.
+    dropped: u64,
+    /// The next report, armed while texts are being dropped.
+    timer: Option<TimerId>,
+}
+
+impl TextRelay {
+    /// Takes the tokens for a text of `len` bytes at `now`; false when the
+    /// text must be dropped.
+    fn take(&mut self, now: Time, len: usize) -> bool {
+        if now > self.refilled {
+            let micros = (now - self.refilled).as_micros();
+            let add = micros.saturating_mul(u128::from(TEXT_RATE)) / 1_000_000;
+            let add = u64::try_from(add).unwrap_or(u64::MAX).min(TEXT_BURST);
+            if add > 0 {
+                self.tokens = (self.tokens + add).min(TEXT_BURST);
+                self.refilled = if self.tokens >= TEXT_BURST {
+                    now
+                } else {
+                    self.refilled + Duration::from_micros(add * 1_000_000 / TEXT_RATE)
+                };
+            }
+        }
+        let cost = (len as u64).clamp(TEXT_MIN, TEXT_BURST);
+        if self.tokens >= cost {
+            self.tokens -= cost;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// The rate limit on script lines: a token bucket, one token a line.
 #[derive(Debug)]
@@ -495,6 +544,8 @@ pub struct Node {
     /// `None` while starts work.
     spawn_retry: Option<Duration>,
     relay: Relay,
+    /// The rate limit on peers' texts shown.
+    texts: TextRelay,
     /// The next place in the dial queue.
     dial_seq: u64,
     /// The dial rate of learnt addresses (a token bucket kept as the time the
@@ -553,6 +604,12 @@ impl Node {
                 refilled: Duration::ZERO,
                 dropped: 0,
                 role: Role::Default,
+                timer: None,
+            },
+            texts: TextRelay {
+                tokens: TEXT_BURST,
+                refilled: Duration::ZERO,
+                dropped: 0,
                 timer: None,
             },
             dial_seq: 0,
@@ -831,6 +888,17 @@ impl Node {
                             human(self.cfg.kill_grace)
                         )));
                         out.push(Output::SignalScript(ScriptSignal::Kill));
+                    }
+                }
+                Timer::TextRelay => {
+                    if self.texts.timer == Some(id) {
+                        self.texts.timer = None;
+                        // As for script lines: a report with nothing new
+                        // means the flood is over.
+                        if self.text_report(out) {
+                            self.texts.timer =
+                                Some(self.timers.insert(now + RELAY_REPORT, Timer::TextRelay));
+                        }
                     }
                 }
                 Timer::ScriptRelay => {
@@ -1520,10 +1588,16 @@ impl Node {
                     }
                     _ => String::new(),
                 };
-                out.push(Output::Console(format!(
-                    "message from {addr}{via}: {}",
-                    escape(&t)
-                )));
+                let text = escape(&t);
+                if !self.texts.take(now, text.len()) {
+                    self.texts.dropped += 1;
+                    if self.texts.timer.is_none() {
+                        self.texts.timer =
+                            Some(self.timers.insert(now + RELAY_REPORT, Timer::TextRelay));
+                    }
+                    return;
+                }
+                out.push(Output::Console(format!("message from {addr}{via}: {text}")));
             }
             Msg::Goodbye => {
                 if self
@@ -2456,6 +2530,20 @@ impl Node {
             role.map_or("script", Role::name),
             escape(line)
         )));
+    }
+
+    /// Says how many peers' texts were dropped since the last report, if any;
+    /// whether there were.
+    fn text_report(&mut self, out: &mut Vec<Output>) -> bool {
+        let n = std::mem::take(&mut self.texts.dropped);
+        if n > 0 {
+            out.push(Output::Console(format!(
+                "{n} peer message{} not shown (over {} KiB/s)",
+                if n == 1 { "" } else { "s" },
+                TEXT_RATE / 1024
+            )));
+        }
+        n > 0
     }
 
     /// Says how many script lines were dropped since the last report, if any;

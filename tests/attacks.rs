@@ -223,3 +223,64 @@ fn fake_peers_that_hang_up_do_not_delay_the_redial_of_a_real_one() {
         fakes(&c)
     );
 }
+
+/// A peer sending texts as fast as the frame limit lets it cannot flood the
+/// console: what is shown is bounded (a burst, then a rate in bytes), the rest
+/// is counted and said, and shown plus counted is everything it sent.
+#[test]
+fn a_peer_flooding_texts_is_shown_up_to_a_rate_and_the_rest_counted() {
+    let a = Boss::start("A", &[]);
+    let fake: SocketAddr = "127.0.0.1:9".parse().expect("address");
+    let m = a.mark();
+    let mut s = hello_with_rule(a.addr(), fake, Rule::Oldest);
+    a.wait_after(m, |l| l == "connected 127.0.0.1:9", SOON)
+        .or_dump(&[&a]);
+    let sent = 2000u64;
+    let mut buf = Vec::new();
+    for _ in 0..sent {
+        wire::encode(&Msg::Text("x".repeat(1000)), &mut buf).expect("encode Text");
+    }
+    s.write_all(&buf).expect("send the texts");
+    let counted = |lines: &[String]| -> u64 {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_suffix(" peer messages not shown (over 16 KiB/s)"))
+            .filter_map(|n| n.parse::<u64>().ok())
+            .sum()
+    };
+    let shown = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.starts_with("message from 127.0.0.1:9: "))
+            .count() as u64
+    };
+    let deadline = now() + SETTLE;
+    loop {
+        let lines = a.lines_since(m);
+        if shown(&lines) + counted(&lines) >= sent || now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let lines = a.lines_since(m);
+    let bytes: usize = lines
+        .iter()
+        .filter(|l| l.starts_with("message from "))
+        .map(String::len)
+        .sum();
+    check(
+        shown(&lines) + counted(&lines) == sent,
+        &format!(
+            "{} shown + {} counted of {sent} texts",
+            shown(&lines),
+            counted(&lines)
+        ),
+        &[&a],
+    );
+    check(
+        bytes < 200 * 1024,
+        &format!("{bytes} bytes of texts shown"),
+        &[&a],
+    );
+    drop(s);
+}
