@@ -1375,7 +1375,12 @@ impl Node {
                     dialed: dialed.is_some(),
                 },
             );
-            out.push(Output::Console(format!("connected {}", node.addr)));
+            let line = format!("connected {}", node.addr);
+            if dialed.is_none() && !self.cfg.join.contains(&node.addr) {
+                self.stranger_line(now, ratelog::Kind::PeerIn, line, out);
+            } else {
+                out.push(Output::Console(line));
+            }
             // That line also answers a `-c` of its own address still in flight.
             if let Some(t) = self.targets.get_mut(&node.addr) {
                 t.report = false;
@@ -1685,7 +1690,12 @@ impl Node {
             Loss::Left => "left".into(),
             Loss::Restarted => "restarted".into(),
         };
-        out.push(Output::Console(format!("lost {addr} ({reason})")));
+        let line = format!("lost {addr} ({reason})");
+        if p.dialed || self.cfg.join.contains(&addr) {
+            out.push(Output::Console(line));
+        } else {
+            self.stranger_line(now, ratelog::Kind::PeerInLost, line, out);
+        }
         if matches!(why, Loss::TimedOut)
             && (self.vote == Some(addr) || self.release.is_some_and(|(x, _)| x == addr))
         {

@@ -284,3 +284,55 @@ fn a_peer_flooding_texts_is_shown_up_to_a_rate_and_the_rest_counted() {
     );
     drop(s);
 }
+
+/// Strangers that complete a handshake under ever new addresses and hang up at
+/// once cannot turn the console into a flood of `connected` and `lost` lines:
+/// for peers that dialled this node, the first few are said in full and the
+/// rest counted into summaries.
+#[test]
+fn peers_that_dial_in_and_hang_up_are_collapsed() {
+    let a = Boss::start("A", &[]);
+    let m = a.mark();
+    let tries = 50u64;
+    for i in 0..tries {
+        let claimed = SocketAddr::from(([127, 0, 0, 1], 20000 + i as u16));
+        let s = hello_with_rule(a.addr(), claimed, Rule::Oldest);
+        // Hang up once the node has answered with its own Hello.
+        let mut s = s;
+        let mut b = [0u8; 1];
+        let _ = std::io::Read::read(&mut s, &mut b);
+    }
+    let sum = |lines: &[String], head: &str| -> u64 {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(head))
+            .filter_map(|l| l.split(' ').next())
+            .filter_map(|n| n.parse::<u64>().ok())
+            .sum()
+    };
+    let said = |lines: &[String], head: &str| {
+        lines
+            .iter()
+            .filter(|l| l.starts_with(head) && l.contains("127.0.0.1:2"))
+            .count() as u64
+    };
+    let deadline = now() + SETTLE + SETTLE;
+    let done = |lines: &[String]| {
+        said(lines, "connected ") + sum(lines, "connected ") >= tries
+            && said(lines, "lost ") + sum(lines, "lost ") >= tries
+    };
+    while !done(&a.lines_since(m)) && now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let lines = a.lines_since(m);
+    check(done(&lines), "every connection is said or counted", &[&a]);
+    check(
+        said(&lines, "connected ") <= 5 && said(&lines, "lost ") <= 5,
+        &format!(
+            "{} connected and {} lost lines said in full",
+            said(&lines, "connected "),
+            said(&lines, "lost ")
+        ),
+        &[&a],
+    );
+}
