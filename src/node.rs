@@ -189,6 +189,8 @@ enum Timer {
     ScriptKill,
     /// Time to say how many script lines the relay rate dropped.
     ScriptRelay,
+    /// Time to say how many peers' texts the text rate dropped.
+    TextRelay,
     /// Enough of the votes a master counts stop being confirmed: re-evaluate.
     Votes,
     /// A host name's lookup took too long, or its next round is due.
@@ -239,6 +241,53 @@ const RELAY_RATE: u32 = 200;
 /// While script lines are dropped, their count is said this often (and once
 /// more when the script ends).
 const RELAY_REPORT: Duration = Duration::from_secs(2);
+
+/// Peers' texts (`-msg`) shown on the console: a burst of this many bytes,
+/// then [`TEXT_RATE`] bytes a second, each text counting at least
+/// [`TEXT_MIN`]; the rest is counted and said every [`RELAY_REPORT`]. Far more
+/// than people type, far less than a peer can send.
+const TEXT_BURST: u64 = 64 * 1024;
+const TEXT_RATE: u64 = 16 * 1024;
+const TEXT_MIN: u64 = 256;
+
+/// The rate limit on peers' texts: a token bucket, one token a byte.
+#[derive(Debug)]
+struct TextRelay {
+    tokens: u64,
+    /// The time up to which tokens were added.
+    refilled: Time,
+    /// Texts dropped since the last report.
+    dropped: u64,
+    /// The next report, armed while texts are being dropped.
+    timer: Option<TimerId>,
+}
+
+impl TextRelay {
+    /// Takes the tokens for a text of `len` bytes at `now`; false when the
+    /// text must be dropped.
+    fn take(&mut self, now: Time, len: usize) -> bool {
+        if now > self.refilled {
+            let micros = (now - self.refilled).as_micros();
+            let add = micros.saturating_mul(u128::from(TEXT_RATE)) / 1_000_000;
+            let add = u64::try_from(add).unwrap_or(u64::MAX).min(TEXT_BURST);
+            if add > 0 {
+                self.tokens = (self.tokens + add).min(TEXT_BURST);
+                self.refilled = if self.tokens >= TEXT_BURST {
+                    now
+                } else {
+                    self.refilled + Duration::from_micros(add * 1_000_000 / TEXT_RATE)
+                };
+            }
+        }
+        let cost = (len as u64).clamp(TEXT_MIN, TEXT_BURST);
+        if self.tokens >= cost {
+            self.tokens -= cost;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// The rate limit on script lines: a token bucket, one token a line.
 #[derive(Debug)]
@@ -383,6 +432,11 @@ struct Peer {
     last_heard: Time,
     rtt: Option<Duration>,
     timer: TimerId,
+    /// This node reached it by a dial of its own at least once. One only ever
+    /// heard from inbound is redialled, once lost, as a learnt address (in
+    /// their room, share and rate): any stranger can claim an address in its
+    /// `Hello` and hang up, and the side that dialled a real peer redials it.
+    dialed: bool,
 }
 
 /// An address we want a connection to.
@@ -490,6 +544,8 @@ pub struct Node {
     /// `None` while starts work.
     spawn_retry: Option<Duration>,
     relay: Relay,
+    /// The rate limit on peers' texts shown.
+    texts: TextRelay,
     /// The next place in the dial queue.
     dial_seq: u64,
     /// The dial rate of learnt addresses (a token bucket kept as the time the
@@ -548,6 +604,12 @@ impl Node {
                 refilled: Duration::ZERO,
                 dropped: 0,
                 role: Role::Default,
+                timer: None,
+            },
+            texts: TextRelay {
+                tokens: TEXT_BURST,
+                refilled: Duration::ZERO,
+                dropped: 0,
                 timer: None,
             },
             dial_seq: 0,
@@ -826,6 +888,17 @@ impl Node {
                             human(self.cfg.kill_grace)
                         )));
                         out.push(Output::SignalScript(ScriptSignal::Kill));
+                    }
+                }
+                Timer::TextRelay => {
+                    if self.texts.timer == Some(id) {
+                        self.texts.timer = None;
+                        // As for script lines: a report with nothing new
+                        // means the flood is over.
+                        if self.text_report(out) {
+                            self.texts.timer =
+                                Some(self.timers.insert(now + RELAY_REPORT, Timer::TextRelay));
+                        }
                     }
                 }
                 Timer::ScriptRelay => {
@@ -1201,7 +1274,13 @@ impl Node {
                     .check_hello(magic, version, &node, rule, quorum)
                     .and_then(|()| self.check_node(now, remote, &node));
                 if let Err(why) = checked {
-                    out.push(Output::Console(format!("refused {}: {why}", node.addr)));
+                    let line = format!("refused {}: {why}", node.addr);
+                    if self.conns.get(&conn).is_some_and(|c| c.dialed.is_some()) {
+                        out.push(Output::Console(line));
+                    } else {
+                        // A stranger can be refused at will: collapsed.
+                        self.stranger_line(now, ratelog::Kind::Refused, line, out);
+                    }
                     // A refused peer is not retried: the operator must fix it.
                     if let Some(addr) = self.conns.get(&conn).and_then(|c| c.dialed) {
                         self.remove_target(addr);
@@ -1293,9 +1372,15 @@ impl Node {
                     last_heard: now,
                     rtt: None,
                     timer,
+                    dialed: dialed.is_some(),
                 },
             );
-            out.push(Output::Console(format!("connected {}", node.addr)));
+            let line = format!("connected {}", node.addr);
+            if dialed.is_none() && !self.cfg.join.contains(&node.addr) {
+                self.stranger_line(now, ratelog::Kind::PeerIn, line, out);
+            } else {
+                out.push(Output::Console(line));
+            }
             // That line also answers a `-c` of its own address still in flight.
             if let Some(t) = self.targets.get_mut(&node.addr) {
                 t.report = false;
@@ -1314,6 +1399,7 @@ impl Node {
             }
             p.conns.push(conn);
             p.last_heard = now;
+            p.dialed |= dialed.is_some();
         }
         // Members and State go on every new connection: they complete the mesh,
         // and their arrival tells the peer this side has the connection open.
@@ -1507,10 +1593,16 @@ impl Node {
                     }
                     _ => String::new(),
                 };
-                out.push(Output::Console(format!(
-                    "message from {addr}{via}: {}",
-                    escape(&t)
-                )));
+                let text = escape(&t);
+                if !self.texts.take(now, text.len()) {
+                    self.texts.dropped += 1;
+                    if self.texts.timer.is_none() {
+                        self.texts.timer =
+                            Some(self.timers.insert(now + RELAY_REPORT, Timer::TextRelay));
+                    }
+                    return;
+                }
+                out.push(Output::Console(format!("message from {addr}{via}: {text}")));
             }
             Msg::Goodbye => {
                 if self
@@ -1598,7 +1690,12 @@ impl Node {
             Loss::Left => "left".into(),
             Loss::Restarted => "restarted".into(),
         };
-        out.push(Output::Console(format!("lost {addr} ({reason})")));
+        let line = format!("lost {addr} ({reason})");
+        if p.dialed || self.cfg.join.contains(&addr) {
+            out.push(Output::Console(line));
+        } else {
+            self.stranger_line(now, ratelog::Kind::PeerInLost, line, out);
+        }
         if matches!(why, Loss::TimedOut)
             && (self.vote == Some(addr) || self.release.is_some_and(|(x, _)| x == addr))
         {
@@ -1612,13 +1709,22 @@ impl Node {
             self.lease_timer = Some(self.timers.insert(until, Timer::Lease));
         }
         if !matches!(why, Loss::Left | Loss::Restarted | Loss::Flooding(_)) {
-            let forget = if self.cfg.join.contains(&addr) {
+            let join = self.cfg.join.contains(&addr);
+            let forget = if join {
                 None
             } else {
                 Some(now + self.cfg.forget)
             };
             let delay = self.cfg.backoff_min;
-            self.add_target(now, addr, forget, false, delay, out);
+            // Never reached by a dial of ours: a learnt address (see `Peer::dialed`).
+            let learnt = !join && !p.dialed && !self.targets.contains_key(&addr);
+            let room = self.targets.values().filter(|t| t.learnt).count() < LEARNT_MAX;
+            if !learnt || room {
+                self.add_target(now, addr, forget, false, delay, out);
+            }
+            if learnt && let Some(t) = self.targets.get_mut(&addr) {
+                t.learnt = true;
+            }
             self.names_lost(now, addr);
         }
         self.recompute(now, out);
@@ -2434,6 +2540,20 @@ impl Node {
             role.map_or("script", Role::name),
             escape(line)
         )));
+    }
+
+    /// Says how many peers' texts were dropped since the last report, if any;
+    /// whether there were.
+    fn text_report(&mut self, out: &mut Vec<Output>) -> bool {
+        let n = std::mem::take(&mut self.texts.dropped);
+        if n > 0 {
+            out.push(Output::Console(format!(
+                "{n} peer message{} not shown (over {} KiB/s)",
+                if n == 1 { "" } else { "s" },
+                TEXT_RATE / 1024
+            )));
+        }
+        n > 0
     }
 
     /// Says how many script lines were dropped since the last report, if any;

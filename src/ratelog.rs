@@ -13,7 +13,8 @@ use std::time::Duration;
 /// The kinds of line that are collapsed: those a stranger can cause at will.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// A connection refused (connection limit, too many from one address).
+    /// A connection refused (connection limit, too many from one address), or
+    /// the `Hello` of one this node did not dial.
     Refused,
     /// A connection closed for not completing its handshake in time.
     NoHandshake,
@@ -22,14 +23,21 @@ pub enum Kind {
     BadFrame,
     /// A connection without a handshake closed to make room for a new one.
     Evicted,
+    /// A new peer that dialled this node (and never was dialled by it): any
+    /// stranger can complete a handshake under a made-up address.
+    PeerIn,
+    /// Such a peer lost.
+    PeerInLost,
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [
+    const ALL: [Kind; 6] = [
         Kind::Refused,
         Kind::NoHandshake,
         Kind::BadFrame,
         Kind::Evicted,
+        Kind::PeerIn,
+        Kind::PeerInLost,
     ];
 
     /// The summary of `n` counted lines of this kind over `period`.
@@ -45,6 +53,12 @@ impl Kind {
             }
             Kind::Evicted => {
                 format!("evicted {n} connections without a handshake in the last {period}")
+            }
+            Kind::PeerIn => {
+                format!("connected {n} more peers that dialled this node in the last {period}")
+            }
+            Kind::PeerInLost => {
+                format!("lost {n} more peers that had dialled this node in the last {period}")
             }
         }
     }
@@ -71,7 +85,7 @@ struct State {
 /// The state of every [`Kind`].
 #[derive(Clone, Debug, Default)]
 pub struct RateLog {
-    kinds: [State; 4],
+    kinds: [State; 6],
 }
 
 impl RateLog {
