@@ -20,7 +20,8 @@
 //!   voter votes for nobody. Exempt, and counted in the summary: the counter
 //!   still holds a connection the network reset, one of the voter's previous
 //!   instance, or one the voter closed as a duplicate while the counter closed
-//!   the other.
+//!   the other (each end kept a different one of two connections, so the voter
+//!   lost the counter by a close; `BOSS_SIM_STRICT=1` makes that a failure).
 //! - `ConnProtocol`, `DialProtocol`, `OutputProtocol`, `ScriptProtocol`: outputs that
 //!   break the `Output` contract (send on a closed connection, two dials of one
 //!   address, output after `Exit`, two script children, ...). `Wire`: a message that

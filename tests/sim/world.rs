@@ -536,6 +536,9 @@ pub struct World {
     last_reset: Option<Time>,
     /// What the watchdog sees: a core call that never returns ends the run.
     progress: Arc<Progress>,
+    /// `BOSS_SIM_STRICT=1`: `VoteHeld` exempts no duplicate pair that the two
+    /// ends resolved differently.
+    strict: bool,
 }
 
 impl World {
@@ -604,6 +607,7 @@ impl World {
             settled: false,
             last_reset: None,
             progress: Progress::watch(format!("scenario world (seed {seed})")),
+            strict: std::env::var("BOSS_SIM_STRICT").is_ok_and(|v| v.trim() == "1"),
         }
     }
 
@@ -1413,7 +1417,7 @@ impl World {
                             && held.live
                             && other.slot == v
                             && if closed {
-                                k.dup_closed[1 - i] && !stale
+                                k.dup_closed[1 - i] && !stale && !self.strict
                             } else {
                                 stale
                             }
