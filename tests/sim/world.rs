@@ -50,7 +50,7 @@ const MAX_STEPS: u64 = 300_000;
 const MAX_CHURN: usize = 20;
 /// Steps at one instant (time does not advance) before we call it a livelock:
 /// a timer that stays due without clearing. The 5,000 default worlds take at
-/// most about 120 (a thawed node's backlog, a burst of joins). A core call
+/// most about 140 (a thawed node's backlog, a burst of joins). A core call
 /// that never returns is caught by the watchdog (`sim/watchdog.rs`) instead.
 const MAX_STEPS_AT_ONE_INSTANT: u64 = 2_000;
 
@@ -606,7 +606,10 @@ impl World {
             seen: vec![None; n],
             settled: false,
             last_reset: None,
-            progress: Progress::watch(format!("scenario world (seed {seed})")),
+            progress: Progress::watch(format!(
+                "scenario world (seed {seed}, test {})",
+                std::thread::current().name().unwrap_or("?")
+            )),
             strict: std::env::var("BOSS_SIM_STRICT").is_ok_and(|v| v.trim() == "1"),
         }
     }
@@ -1392,17 +1395,17 @@ impl World {
         };
         let mut pairs: Vec<(usize, usize)> = node
             .votes_held_at(self.now + self.slots[s].offset)
-            .filter(|&a| !self.votes_for_or_none(a, addr_of(s)))
-            .map(|a| (s, slot_of(a).unwrap_or(usize::MAX)))
+            .filter_map(slot_of)
+            .filter(|&v| v < self.p.n && !self.votes_for_or_none(v, addr_of(s)))
+            .map(|v| (s, v))
             .collect();
-        if moved {
-            let vote = node.vote();
-            for m in (0..self.p.n).filter(|&m| m != s && vote != Some(addr_of(m))) {
+        if let Some(vote) = node.vote().filter(|_| moved) {
+            for m in (0..self.p.n).filter(|&m| m != s && vote != addr_of(m)) {
                 let Some(counter) = self.slots[m].node.as_ref() else {
                     continue;
                 };
                 let local = self.now + self.slots[m].offset;
-                if vote.is_some() && counter.votes_held_at(local).any(|a| a == addr_of(s)) {
+                if counter.votes_held_at(local).any(|a| a == addr_of(s)) {
                     pairs.push((m, s));
                 }
             }
@@ -1432,11 +1435,7 @@ impl World {
                 });
                 continue;
             }
-            let now = self
-                .slots
-                .get(v)
-                .and_then(|slot| slot.node.as_ref())
-                .and_then(Node::vote);
+            let now = self.slots[v].node.as_ref().and_then(Node::vote);
             return Err(self.fail(
                 "VoteHeld",
                 format!(
@@ -1453,11 +1452,11 @@ impl World {
         Ok(())
     }
 
-    /// Whether the node at `voter` (if any is up there) votes for `addr` or for nobody.
-    fn votes_for_or_none(&self, voter: SocketAddr, addr: SocketAddr) -> bool {
-        slot_of(voter)
-            .and_then(|v| self.slots.get(v))
-            .and_then(|slot| slot.node.as_ref())
+    /// Whether the node of slot `v` (if one is up there) votes for `addr` or for nobody.
+    fn votes_for_or_none(&self, v: usize, addr: SocketAddr) -> bool {
+        self.slots[v]
+            .node
+            .as_ref()
             .and_then(Node::vote)
             .is_none_or(|x| x == addr)
     }
