@@ -2997,6 +2997,43 @@ impl Node {
             ScriptState::Idle => out.push(Output::Exit),
         }
     }
+
+    /// The peers whose vote for this node it counts at `now` on its own clock
+    /// (confirmed, as [`Node::votes_for`] counts them at its latest `now`).
+    pub fn votes_held_at(&self, now: Time) -> impl Iterator<Item = SocketAddr> + '_ {
+        let me = self.me.addr;
+        self.peers
+            .iter()
+            .filter(move |(_, p)| {
+                p.vote == Some(me) && p.echoed.is_some_and(|t| now < self.vote_expiry(t))
+            })
+            .map(|(a, _)| *a)
+    }
+
+    /// The timers this node's state holds a handle to: one per peer and per
+    /// handshaking connection, the targets' and names', the script's, and the
+    /// lease, votes, dial queue, summary and relay timers. Equal to
+    /// [`Node::timer_count`] unless a timer was left armed (or dropped).
+    pub fn timer_owners(&self) -> usize {
+        let handshaking = |c: &&Conn| matches!(c.state, ConnState::Handshaking { .. });
+        let script = match self.script {
+            ScriptState::Sleeping { .. } | ScriptState::Stopping { kill: Some(_), .. } => 1,
+            _ => 0,
+        };
+        let single = [
+            self.lease_timer,
+            self.votes_timer,
+            self.dial_timer,
+            self.summary_timer,
+            self.relay.timer,
+        ];
+        self.peers.len()
+            + self.conns.values().filter(handshaking).count()
+            + self.targets.values().filter(|t| t.timer.is_some()).count()
+            + self.names.values().filter(|n| n.timer.is_some()).count()
+            + single.iter().flatten().count()
+            + script
+    }
 }
 
 /// The answer to a `-c` of `dialed` that reached `peer`, a node already

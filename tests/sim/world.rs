@@ -21,6 +21,7 @@
 //! on, its reports queue.
 
 use crate::rng::Rng;
+use crate::watchdog::Progress;
 use boss::Config;
 use boss::config::ScriptSpec;
 use boss::election::Rule;
@@ -30,6 +31,7 @@ use boss::wire::{self, Msg, NodeInfo};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Wall clock (µs since the epoch) at world time zero.
@@ -46,8 +48,11 @@ const MAX_STEPS: u64 = 300_000;
 /// loop (a vote that follows a master flag that follows that vote) flooding
 /// the peers with `State` and the console with "master changed".
 const MAX_CHURN: usize = 20;
-/// Steps at one instant before we call it a livelock (a timer that never clears).
-const MAX_STEPS_AT_ONE_INSTANT: u64 = 50_000;
+/// Steps at one instant (time does not advance) before we call it a livelock:
+/// a timer that stays due without clearing. The 5,000 default worlds take at
+/// most about 140 (a thawed node's backlog, a burst of joins). A core call
+/// that never returns is caught by the watchdog (`sim/watchdog.rs`) instead.
+const MAX_STEPS_AT_ONE_INSTANT: u64 = 2_000;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -77,6 +82,10 @@ pub struct Params {
     pub slow_max: Duration,
     /// Per-node monotonic clock offsets and skewed wall clocks (`started`).
     pub skew: bool,
+    /// The wall clocks read in whole steps of this many µs (1: exact), so that
+    /// nodes started within one step share a `started` and the address breaks
+    /// the tie under every rule.
+    pub started_grain: u64,
     /// Default and master script programs (`/sim/...`), if any.
     pub scripts: (Option<&'static str>, Option<&'static str>),
     pub script_sleep: Duration,
@@ -122,6 +131,7 @@ impl Params {
             delay: (MS, MS),
             slow_max: Duration::ZERO,
             skew: false,
+            started_grain: 1,
             scripts: (None, None),
             script_sleep: 100 * MS,
             script_loop: true,
@@ -157,6 +167,7 @@ impl Params {
             ),
             slow_max: timeout * 2,
             skew: rng.percent(80),
+            started_grain: 1, // drawn below
             scripts: if rng.percent(60) {
                 let mut program = || {
                     rng.percent(85)
@@ -172,6 +183,9 @@ impl Params {
         };
         // Drawn last, so that the other parameters of a seed stay as they were.
         p.preempt = rng.percent(65);
+        if rng.percent(25) {
+            p.started_grain = 1_000_000;
+        }
         p
     }
 
@@ -285,6 +299,13 @@ pub struct Stats {
     /// Connections accepted or connected while the node was leaving, which it
     /// ignores (the shell holds them open until the node exits).
     pub ignored_while_leaving: u64,
+    /// Steps at which a node counted a vote after the voter moved it, which
+    /// `VoteHeld` exempts: `[the counter still held a reset connection or one of
+    /// the voter's previous instance, one the voter closed while the counter
+    /// closed the other of a duplicate pair]`.
+    pub vote_held_exempt: [u64; 2],
+    /// Most steps at one instant (a thawed node's backlog, a burst of joins).
+    pub most_steps_at_one_instant: u64,
 }
 
 /// Per-node connection ids with a generation, as the shell's slab would give.
@@ -430,6 +451,9 @@ struct Link {
     q: [VecDeque<(Time, Item)>; 2],
     last: [Time; 2],
     reset: bool,
+    /// `ends[i]` closed it while it had another connection to the same node
+    /// (it kept a duplicate).
+    dup_closed: [bool; 2],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -510,6 +534,11 @@ pub struct World {
     settled: bool,
     /// When the network last injected a reset.
     last_reset: Option<Time>,
+    /// What the watchdog sees: a core call that never returns ends the run.
+    progress: Arc<Progress>,
+    /// `BOSS_SIM_STRICT=1`: `VoteHeld` exempts no duplicate pair that the two
+    /// ends resolved differently.
+    strict: bool,
 }
 
 impl World {
@@ -577,6 +606,11 @@ impl World {
             seen: vec![None; n],
             settled: false,
             last_reset: None,
+            progress: Progress::watch(format!(
+                "scenario world (seed {seed}, test {})",
+                std::thread::current().name().unwrap_or("?")
+            )),
+            strict: std::env::var("BOSS_SIM_STRICT").is_ok_and(|v| v.trim() == "1"),
         }
     }
 
@@ -586,6 +620,9 @@ impl World {
         let mut rng = Rng::new(seed ^ 0x005e_ed0f_b055);
         let p = Params::random(&mut rng);
         let mut w = World::new(seed, p, trace);
+        w.progress = Progress::watch(format!(
+            "seed {seed} (replay: BOSS_SIM_SEED={seed} BOSS_SIM_RUNS=1 cargo test --test sim random_worlds -- --nocapture)"
+        ));
         let t = w.p.timeout;
         let join_window = w.rng.duration(Duration::ZERO, t * 3);
         for s in 0..w.p.n {
@@ -693,8 +730,17 @@ impl World {
             self.steps_at_now = 0;
         } else {
             self.steps_at_now += 1;
+            self.stats.most_steps_at_one_instant =
+                self.stats.most_steps_at_one_instant.max(self.steps_at_now);
             if self.steps_at_now > MAX_STEPS_AT_ONE_INSTANT {
-                return Err(self.fail("Livelock", format!("{ev:?} keeps firing at one instant")));
+                let what = match ev {
+                    Ev::Timer(s) => format!("n{}'s timers stay due", s + 1),
+                    other => format!("{other:?} keeps coming"),
+                };
+                return Err(self.fail(
+                    "Livelock",
+                    format!("{what}: {MAX_STEPS_AT_ONE_INSTANT} steps at one instant"),
+                ));
             }
         }
         self.stats.steps += 1;
@@ -800,6 +846,8 @@ impl World {
     }
 
     pub fn fail(&self, name: &'static str, detail: String) -> Failure {
+        // The run ends here; a core call that panicked is not running any more.
+        self.progress.leave();
         Failure {
             name,
             detail,
@@ -813,6 +861,7 @@ impl World {
     /// `started`, then `join`.
     pub fn start_node(&mut self, s: usize, join: Join) -> Result<(), Failure> {
         let wall = (WALL0 as i64 + self.now.as_micros() as i64 + self.slots[s].skew_us) as u64;
+        let wall = wall - wall % self.p.started_grain;
         let slot = &mut self.slots[s];
         assert!(slot.node.is_none(), "start of a node that is up");
         let started = wall.max(slot.last_started + 1);
@@ -838,15 +887,18 @@ impl World {
         let local = self.now + self.slots[s].offset;
         let mut out = std::mem::take(&mut self.out);
         out.clear();
+        self.progress.enter(s, self.now);
         self.slots[s]
             .node
             .as_mut()
             .expect("just started")
             .start(local, &mut out);
+        self.progress.leave();
         let r = self.apply(s, &mut out);
         self.out = out;
         r?;
         self.check_node(s)?;
+        self.vote_held(s, true)?;
         self.note_change(s);
         if let Join::Console(t) = join {
             self.line(s, &format!("-c 10.0.0.{} {PORT}", t + 1))?;
@@ -887,14 +939,22 @@ impl World {
             })
         );
         let node = self.slots[s].node.as_mut().expect("up");
+        let vote = node.vote();
+        self.progress.enter(s, self.now);
         match input {
             None => node.handle_timeout(local, &mut out),
             Some(i) => node.handle(local, i, &mut out),
         }
+        self.progress.leave();
         let r = self.apply(s, &mut out);
         self.out = out;
         r?;
         self.check_node(s)?;
+        let moved = self.slots[s]
+            .node
+            .as_ref()
+            .is_some_and(|n| n.vote() != vote);
+        self.vote_held(s, moved)?;
         if heartbeat {
             return Ok(());
         }
@@ -1036,6 +1096,14 @@ impl World {
                             format!("n{} closes {conn}, which is not open", s + 1),
                         ));
                     };
+                    let to = self.links[&l].ends[1 - side].slot;
+                    let dup = self.slots[s]
+                        .ends
+                        .values()
+                        .any(|&(k, i)| k != l && self.links[&k].ends[1 - i].slot == to);
+                    if let Some(link) = self.links.get_mut(&l) {
+                        link.dup_closed[side] = dup;
+                    }
                     self.close_end(l, side)?;
                 }
                 Output::RunScript { role, spec, env } => {
@@ -1226,6 +1294,22 @@ impl World {
                 format!("{who} has {} timers (bound {bound})", node.timer_count()),
             ));
         }
+        // Every pending timer is one the node's state holds a handle to (one
+        // per peer, per handshaking connection, per target or name waiting, the
+        // script's, the lease, ...), and the other way round: a timer left
+        // armed for something gone (a lost peer) is a leak.
+        if node.timer_count() != node.timer_owners() {
+            return Err(self.fail(
+                "TimerAccounting",
+                format!(
+                    "{who}: {} timers pending, its state holds {} ({} peers, {} connections)",
+                    node.timer_count(),
+                    node.timer_owners(),
+                    node.peers().len(),
+                    node.connection_count()
+                ),
+            ));
+        }
         // Every socket the shell holds open for the node is one the core knows,
         // and the other way round: a forgotten socket is a leak. (A leaving node
         // ignores what is accepted after it left; it exits soon.)
@@ -1291,6 +1375,90 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// `VoteHeld` after node `s` ran: every vote `s` counts for itself at this
+    /// instant (confirmed, on its own clock: what it may claim) is the voter's
+    /// current vote, or the voter votes for nobody. Only the step of the counter
+    /// (a Pong, a `State`) or of the voter (a new vote, `moved`) can break it:
+    /// time only lets counted votes expire. Exempt, and counted: a counter that
+    /// still holds a connection the network reset, or one of the voter's previous
+    /// instance (it has not read that error or EOF yet; the voter re-voted after
+    /// the error, or restarted without memory of its vote); and one the voter
+    /// closed as a duplicate while the counter closed the other: each end kept
+    /// a different one of two connections, so the voter lost the counter at
+    /// once, by a close, not by the timeout the vote's expiry covers (a fault of
+    /// the core's duplicate resolution, counted apart).
+    fn vote_held(&mut self, s: usize, moved: bool) -> Result<(), Failure> {
+        let Some(node) = self.slots[s].node.as_ref() else {
+            return Ok(());
+        };
+        let mut pairs: Vec<(usize, usize)> = node
+            .votes_held_at(self.now + self.slots[s].offset)
+            .filter_map(slot_of)
+            .filter(|&v| v < self.p.n && !self.votes_for_or_none(v, addr_of(s)))
+            .map(|v| (s, v))
+            .collect();
+        if let Some(vote) = node.vote().filter(|_| moved) {
+            for m in (0..self.p.n).filter(|&m| m != s && vote != addr_of(m)) {
+                let Some(counter) = self.slots[m].node.as_ref() else {
+                    continue;
+                };
+                let local = self.now + self.slots[m].offset;
+                if counter.votes_held_at(local).any(|a| a == addr_of(s)) {
+                    pairs.push((m, s));
+                }
+            }
+        }
+        for (m, v) in pairs {
+            let held = |closed: bool| {
+                self.links.values().any(|k| {
+                    (0..2).any(|i| {
+                        let (held, other) = (&k.ends[i], &k.ends[1 - i]);
+                        let stale = k.reset || other.inc < self.slots[v].inc;
+                        held.slot == m
+                            && held.live
+                            && other.slot == v
+                            && if closed {
+                                k.dup_closed[1 - i] && !stale && !self.strict
+                            } else {
+                                stale
+                            }
+                    })
+                })
+            };
+            if let Some(k) = [held(false), held(true)].iter().position(|x| *x) {
+                self.stats.vote_held_exempt[k] += 1;
+                self.trace_line(Some(m), || {
+                    let why = ["a reset or stale connection", "a connection it closed"];
+                    format!("counts n{}'s moved vote over {}", v + 1, why[k])
+                });
+                continue;
+            }
+            let now = self.slots[v].node.as_ref().and_then(Node::vote);
+            return Err(self.fail(
+                "VoteHeld",
+                format!(
+                    "n{} counts the vote of n{} for itself (master {}, {} votes of quorum {}), but n{} votes for {now:?}",
+                    m + 1,
+                    v + 1,
+                    self.node(m).is_master(),
+                    self.node(m).votes_for(addr_of(m)),
+                    self.p.quorum,
+                    v + 1
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the node of slot `v` (if one is up there) votes for `addr` or for nobody.
+    fn votes_for_or_none(&self, v: usize, addr: SocketAddr) -> bool {
+        self.slots[v]
+            .node
+            .as_ref()
+            .and_then(Node::vote)
+            .is_none_or(|x| x == addr)
     }
 
     fn after_step(&mut self) -> Result<bool, Failure> {
@@ -1594,6 +1762,7 @@ impl World {
                                 q: [VecDeque::new(), VecDeque::new()],
                                 last: [self.now; 2],
                                 reset: false,
+                                dup_closed: [false; 2],
                             },
                         );
                         self.slots[from].ends.insert(dconn, (l, 0));
@@ -2071,7 +2240,7 @@ impl World {
             }
             if self.p.preempt {
                 let infos: Vec<NodeInfo> = members.iter().map(|&s| self.node(s).info()).collect();
-                let best = self.p.rule.best(&infos).expect("non-empty").addr;
+                let best = best_by_rule(self.p.rule, &infos).expect("non-empty").addr;
                 if best != m {
                     return Err((
                         "Rule",
@@ -2097,6 +2266,36 @@ impl World {
         }
         s
     }
+}
+
+/// The node `rule` makes master among `nodes`, worked out apart from the crate's
+/// own order (`Rule::cmp`, `Rule::best`) so that a mistake there is not shared
+/// by the check. The rules as the man page gives them (`--rule`):
+/// - `oldest`: the earliest start (`started`) wins;
+/// - `youngest`: the latest start wins;
+/// - `priority`: the highest `--priority` wins, then the earliest start;
+/// - `address`: the smallest address wins;
+///
+/// and under every rule the smaller address wins what is still tied. Each
+/// criterion keeps the nodes that are best by it, in turn.
+pub fn best_by_rule(rule: Rule, nodes: &[NodeInfo]) -> Option<NodeInfo> {
+    fn keep_least<K: Ord>(left: &mut Vec<NodeInfo>, key: impl Fn(&NodeInfo) -> K) {
+        if let Some(least) = left.iter().map(&key).min() {
+            left.retain(|n| key(n) == least);
+        }
+    }
+    let mut left = nodes.to_vec();
+    match rule {
+        Rule::Oldest => keep_least(&mut left, |n| n.started),
+        Rule::Youngest => keep_least(&mut left, |n| u64::MAX - n.started),
+        Rule::Priority => {
+            keep_least(&mut left, |n| u32::MAX - n.priority);
+            keep_least(&mut left, |n| n.started);
+        }
+        Rule::Address => {}
+    }
+    keep_least(&mut left, |n| n.addr);
+    left.first().copied()
 }
 
 /// The slot of an address `10.0.0.N:7000`.
