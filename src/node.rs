@@ -1465,6 +1465,21 @@ impl Node {
             return;
         }
         let old_kept = p.kept;
+        if self.me.addr > addr {
+            // Only the node with the smaller address closes duplicates: each
+            // end's view of which connection came first may differ, and two
+            // ends closing different ones would drop the pair (a vote lost by
+            // one side while the other still counts it). This end sends on its
+            // best guess and sees the others closed by the peer.
+            let state = self.state_msg(addr);
+            if let Some(p) = self.peers.get_mut(&addr)
+                && old_kept != best
+            {
+                p.kept = best;
+                out.push(Output::Send(best, state));
+            }
+            return;
+        }
         let others: Vec<ConnId> = p.conns.iter().copied().filter(|c| *c != best).collect();
         for c in &others {
             self.conns.remove(c);

@@ -300,10 +300,9 @@ pub struct Stats {
     /// ignores (the shell holds them open until the node exits).
     pub ignored_while_leaving: u64,
     /// Steps at which a node counted a vote after the voter moved it, which
-    /// `VoteHeld` exempts: `[the counter still held a reset connection or one of
-    /// the voter's previous instance, one the voter closed while the counter
-    /// closed the other of a duplicate pair]`.
-    pub vote_held_exempt: [u64; 2],
+    /// `VoteHeld` exempts: the counter still held a reset connection or one of
+    /// the voter's previous instance.
+    pub vote_held_exempt: u64,
     /// Most steps at one instant (a thawed node's backlog, a burst of joins).
     pub most_steps_at_one_instant: u64,
 }
@@ -451,9 +450,6 @@ struct Link {
     q: [VecDeque<(Time, Item)>; 2],
     last: [Time; 2],
     reset: bool,
-    /// `ends[i]` closed it while it had another connection to the same node
-    /// (it kept a duplicate).
-    dup_closed: [bool; 2],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -536,9 +532,6 @@ pub struct World {
     last_reset: Option<Time>,
     /// What the watchdog sees: a core call that never returns ends the run.
     progress: Arc<Progress>,
-    /// `BOSS_SIM_STRICT=1`: `VoteHeld` exempts no duplicate pair that the two
-    /// ends resolved differently.
-    strict: bool,
 }
 
 impl World {
@@ -610,7 +603,6 @@ impl World {
                 "scenario world (seed {seed}, test {})",
                 std::thread::current().name().unwrap_or("?")
             )),
-            strict: std::env::var("BOSS_SIM_STRICT").is_ok_and(|v| v.trim() == "1"),
         }
     }
 
@@ -1096,14 +1088,6 @@ impl World {
                             format!("n{} closes {conn}, which is not open", s + 1),
                         ));
                     };
-                    let to = self.links[&l].ends[1 - side].slot;
-                    let dup = self.slots[s]
-                        .ends
-                        .values()
-                        .any(|&(k, i)| k != l && self.links[&k].ends[1 - i].slot == to);
-                    if let Some(link) = self.links.get_mut(&l) {
-                        link.dup_closed[side] = dup;
-                    }
                     self.close_end(l, side)?;
                 }
                 Output::RunScript { role, spec, env } => {
@@ -1411,27 +1395,20 @@ impl World {
             }
         }
         for (m, v) in pairs {
-            let held = |closed: bool| {
-                self.links.values().any(|k| {
-                    (0..2).any(|i| {
-                        let (held, other) = (&k.ends[i], &k.ends[1 - i]);
-                        let stale = k.reset || other.inc < self.slots[v].inc;
-                        held.slot == m
-                            && held.live
-                            && other.slot == v
-                            && if closed {
-                                k.dup_closed[1 - i] && !stale && !self.strict
-                            } else {
-                                stale
-                            }
-                    })
+            let stale = self.links.values().any(|k| {
+                (0..2).any(|i| {
+                    let (held, other) = (&k.ends[i], &k.ends[1 - i]);
+                    let stale = k.reset || other.inc < self.slots[v].inc;
+                    held.slot == m && held.live && other.slot == v && stale
                 })
-            };
-            if let Some(k) = [held(false), held(true)].iter().position(|x| *x) {
-                self.stats.vote_held_exempt[k] += 1;
+            });
+            if stale {
+                self.stats.vote_held_exempt += 1;
                 self.trace_line(Some(m), || {
-                    let why = ["a reset or stale connection", "a connection it closed"];
-                    format!("counts n{}'s moved vote over {}", v + 1, why[k])
+                    format!(
+                        "counts n{}'s moved vote over a reset or stale connection",
+                        v + 1
+                    )
                 });
                 continue;
             }
@@ -1762,7 +1739,6 @@ impl World {
                                 q: [VecDeque::new(), VecDeque::new()],
                                 last: [self.now; 2],
                                 reset: false,
-                                dup_closed: [false; 2],
                             },
                         );
                         self.slots[from].ends.insert(dconn, (l, 0));
