@@ -1,4 +1,5 @@
-//! [`Config`]: every setting of a node, with the defaults of DESIGN section 8.
+//! [`Config`]: every setting of a node, with the defaults listed in
+//! [the crate docs](crate#defaults).
 //! Plain data; the command line is parsed into it by `main.rs`.
 
 use crate::election::Rule;
@@ -166,7 +167,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// A config with the defaults of DESIGN section 8.
+    /// A config with the defaults (see [the crate docs](crate#defaults)).
     pub fn new(addr: SocketAddr, started: u64) -> Config {
         Config {
             addr,

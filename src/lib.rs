@@ -4,6 +4,400 @@
 //! [`timer`], [`wire`], [`command`]) and the IO shell ([`event_loop`], [`script`],
 //! [`resolve`]). Only the shell reads clocks, touches sockets or spawns processes;
 //! the tests drive the core directly through a simulated network.
+//!
+//! The rest of this page is the design: how the parts fit, what travels on the
+//! wire, how the master is chosen, how scripts are run, what must always hold,
+//! and the defaults. Each section can be linked as `crate#shape`,
+//! `crate#event-loop`, `crate#wire-protocol`, `crate#failure-detection-and-reconnect`,
+//! `crate#election`, `crate#scripts`, `crate#invariants`, `crate#defaults`. Where
+//! the code and this page disagree, one of them is wrong.
+//!
+//! # Shape
+//!
+//! A pure core inside an IO shell:
+//!
+//! ```text
+//!           stdin lines ─┐                            ┌─> console lines
+//!  listen + peer sockets ┤    ┌─────────────────┐     ├─> frames to peers
+//!        script pipes ───┼──> │    mio shell    │ ──> ├─> dial / close
+//!    host-name lookups ──┤    │ (event_loop.rs) │     ├─> spawn / signal script
+//!  signals (SIGCHLD,     │    └───────┬─────────┘     └─> look a name up
+//!  SIGINT, SIGTERM, …) ──┘            │ handle(now, Input) / handle_timeout(now)
+//!                                     │ poll_timeout() -> next deadline
+//!                              ┌──────▼───────┐
+//!                              │  Node core   │  pure: no sockets, no clock,
+//!                              │  (node.rs)   │  no processes, no randomness;
+//!                              │ + timer wheel│  owns every timer
+//!                              └──────┬───────┘
+//!                                     │ Vec<Output>
+//! ```
+//!
+//! - The **core** ([`Node`]) is a deterministic state machine. It never reads a
+//!   clock, touches a socket, spawns a process or draws a random number: time
+//!   comes in as `now` (a [`Time`], monotonic, from an origin the caller chooses),
+//!   everything it wants done goes out as an [`Output`]. Membership, handshakes,
+//!   heartbeats, failure detection, reconnects, the election, the script role and
+//!   the console commands live here, and so does the timer wheel
+//!   ([`timer::TimerWheel`], a 10 ms tick, deadlines rounded up so nothing fires
+//!   early): every timer is policy. clippy.toml forbids `Instant::now`; the
+//!   shell's one clock is the single exception.
+//! - The **shell** ([`event_loop`]) owns the `mio::Poll`, the listen socket, a
+//!   slab of connections (socket, read buffer, write buffer), stdin, stdout, the
+//!   one script child and its two pipes ([`script`]), the host-name lookups
+//!   ([`resolve`]) and the signal source. It reads the clock once per loop turn,
+//!   turns readiness into [`Input`]s and carries out every [`Output`]. It decides
+//!   nothing and has no timers of its own (its one deadline bounds the flush at
+//!   exit).
+//! - Because the core is pure, a deterministic simulator (`tests/sim.rs`) drives
+//!   many `Node`s through a fake network from a seed (delays, resets, crashes,
+//!   freezes, one-way and two-way partitions, restarts, clock offsets, console
+//!   commands, script children) and checks the [invariants](crate#invariants)
+//!   after every step.
+//!
+//! **Calling order**, for the shell and the simulator alike:
+//!
+//! 1. [`Node::new`] with a [`Config`], then [`Node::start`] once.
+//! 2. Each loop turn: read the clock once; call [`Node::handle_timeout`] first (a
+//!    node thawed after a freeze must notice its lost peers before it acts on
+//!    anything else), then [`Node::handle`] for each input. Carry out every output
+//!    before the next input; inputs that carrying them out produces (a failed
+//!    dial, an overflowing write buffer) are fed afterwards, never re-entrantly.
+//! 3. Wait no longer than [`Node::poll_timeout`]; `None` means nothing is due.
+//!
+//! Connections are named by a [`ConnId`]: the shell's slab key plus a generation,
+//! so a reused slot never receives what was meant for its previous occupant. After
+//! `Output::Close` no input follows for that connection; `Input::Closed` reports
+//! only the ends the core did not ask for.
+//!
+//! # Event loop
+//!
+//! One thread, one `mio::Poll`. Tokens: the listener (0), stdin (1), the signal
+//! source (2: SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2), the script's
+//! stdout (3) and stderr (4) pipes, stdout (5, watched for room only while console
+//! output waits), one token per connection (6 plus its slab key), and one per
+//! host-name lookup (far above any connection's).
+//!
+//! **No busy loop, no periodic tick.** The poll waits until the core's next
+//! deadline ([`Node::poll_timeout`]), rounded up to whole milliseconds so a
+//! sub-millisecond remainder never becomes a zero timeout; an idle node sleeps in
+//! `poll`. It polls without waiting only while a source still holds input that a
+//! turn's budget left over (mio is edge-triggered, so no new event would say so).
+//!
+//! **Each turn**, in this order:
+//!
+//! 1. `poll` (at most 256 events).
+//! 2. Read the clock once; run [`Node::handle_timeout`], however busy the
+//!    sockets are: a master that cannot run its timers cannot give up its role.
+//! 3. The IO events in the order `poll` gave them: accept, stdin lines, signals,
+//!    lookups, connections (dials that completed, reads, writes). After every
+//!    input, carry out all its outputs; frames queued by one input leave in one
+//!    write at its end.
+//! 4. The connections an earlier turn's budget left with input.
+//! 5. Each script pipe once, within its budget.
+//! 6. A deferred `accept` (budget spent, or a stalled accept with a descriptor
+//!    freed since).
+//! 7. Write the console.
+//!
+//! **Bounded shares per source.** Per turn: a connection is read once, feeds at
+//! most 64 frames and 64 KiB; all connections together feed at most 2,048 frames;
+//! the listener accepts at most 256; each script pipe gives at most 64 KiB. What
+//! is left is served next turn. Readiness is a hint: reads, writes and accepts go
+//! until `WouldBlock` (or the budget), `Interrupted` is retried.
+//!
+//! **Bounded buffers.** A connection's read buffer holds at most one frame plus
+//! one read; before its first frame (the `Hello`) arrives, at most a `Hello`'s
+//! limit. Its write buffer holds at most two of the largest frames plus 16 KiB: a
+//! peer that does not read is dropped (`not reading: write buffer full`). All
+//! write buffers together hold at most 4 MiB; past that the largest queue is
+//! dropped. Console output never blocks: stdout is non-blocking, at most 1 MiB
+//! waits for it, the rest is dropped and counted
+//! (`N console lines dropped: stdout not reading`). A console line longer than
+//! 64 KiB is discarded whole; script lines longer than 4,096 bytes are split.
+//!
+//! **Other rules of the shell.** An `accept` that fails for lack of resources
+//! (EMFILE, …) is said once and not retried until a connection goes away or a new
+//! one arrives. At start the soft open-files limit is raised to the hard one and
+//! `--max-connections` is capped to it less a reserve of 32 descriptors (script,
+//! pipes, console). stdin reaching its end does not stop the node (a daemon under
+//! a service manager has no stdin); SIGHUP and SIGUSR2 are ignored with a line,
+//! SIGUSR1 prints a status dump. On exit the queued frames (the `Goodbye`s) and
+//! the console get at most 300 ms each.
+//!
+//! # Wire protocol
+//!
+//! **Framing** ([`wire`]): a 4-byte big-endian length, then a postcard-encoded
+//! [`wire::Msg`]. A body is at most [`wire::MAX_FRAME`] (64 KiB); the first frame
+//! of a connection at most [`wire::MAX_HELLO`] (1 KiB), checked from its length
+//! prefix before it is buffered. A longer length, a body that does not decode
+//! exactly (trailing bytes included), or a first frame that is not a `Hello`
+//! closes that connection with one console line; the node keeps running. Both
+//! sides send their `Hello` first. A connection that has not completed its
+//! handshake within the handshake timeout is closed (`no handshake within …`).
+//!
+//! **Messages**:
+//!
+//! - `Hello { magic, version, node, rule, quorum }`: `magic` is "BOSS", `version`
+//!   the protocol version ([`wire::VERSION`], 1); it stays variant 0 with those two
+//!   fields first, so a later version is recognised and refused clearly. `node`
+//!   is a [`wire::NodeInfo`]: `addr`, the advertised listen address and the node's
+//!   identity; `started`, its start time (wall clock, µs since the Unix epoch);
+//!   `priority`. A `Hello` is **refused** with one line (`refused ADDR: why`) and
+//!   the connection closed when the magic or version differ, when it
+//!   claims this node's own address, when the rule or quorum differ from this
+//!   node's, when its address is one no node can dial (unspecified, port 0,
+//!   multicast, broadcast) or of another family than the connection, or when its
+//!   start time is before 2000, past year 9999 or more than a day ahead of this
+//!   node's clock. Every field is checked before anything it claims is shown or
+//!   used. A refused dial is not retried: the operator must fix it.
+//! - `Members(addrs)`: sent right after the handshake on every new connection:
+//!   every peer the sender is connected to. The receiver dials the ones it lacks,
+//!   so any connected graph becomes a full mesh within one round trip, whichever
+//!   node a newcomer dialled. What a list can make a node dial is bounded: the
+//!   first 256 addresses of a list (one line says a list was cut, once);
+//!   addresses no node can have, this node's own and known peers are skipped; at
+//!   most 256 learnt addresses are wanted at once, in room of their own that
+//!   never crowds out `--join` addresses, lost peers or `-c` targets; at most 32
+//!   dials are in flight (24 for learnt addresses, which also wait behind the
+//!   others); learnt addresses are dialled at most 50 a second after a burst of
+//!   256. With more than 32 learnt addresses wanted, one that failed twice is
+//!   dropped without a line; fewer are retried like a lost peer.
+//! - `State { seq, vote, master, ack }`: sent after the handshake and to every
+//!   peer on every change of the sender's vote or master flag. `seq` grows with
+//!   every change, so a stale state (one that travelled on a connection since
+//!   replaced) is ignored, though its `ack` still counts. `ack` is the newest
+//!   `seq` of the receiver's that the sender has applied (see
+//!   [vote release](crate#election)).
+//! - `Ping(t)` / `Pong(t)`: the heartbeat; `t` is the pinger's clock in µs, echoed
+//!   back. A Pong gives the round-trip time shown by `-cl` and confirms the
+//!   voter's vote (see [the election](crate#election)).
+//! - `Text(s)`: a `-msg` broadcast, shown as `message from ADDR: text` with
+//!   control characters escaped, plus `(connection from IP)` when the connection
+//!   comes from another host than the address claims. Rate-limited over all
+//!   peers together: a burst of 64 KiB, then 16 KiB a second, each text counting at least 256
+//!   bytes; the rest is counted and said every 2 s.
+//! - `Goodbye`: clean shutdown. Peers drop the sender at once and do not redial
+//!   it, not even a `--join` address (when it starts again, it dials them).
+//!
+//! A second `Hello` closes the connection as a bad frame. **Flood limit**: a
+//! connection may send 5,000 frames a second plus four per heartbeat, a rate a
+//! correct node never reaches; past it the connection (and the peer) is dropped,
+//! and the peer is not redialled.
+//!
+//! **Connection limit** (`--max-connections`, handshaking and open together): at
+//! the limit a new connection, accepted or dialled, closes the oldest connection
+//! that was accepted and has not completed its handshake, from the IP address
+//! holding the most such connections; a handshaken peer and a dial of ours are
+//! never closed for it, and with none to close the new one is refused. While half
+//! the limit or more is in use, one IP address may hold at most 8 connections
+//! without a handshake. The console lines strangers can cause at will (refusals,
+//! evictions, missing handshakes, bad frames, peers that only ever dialled in,
+//! connected or lost) are collapsed by [`ratelog`]: 5 per kind per 10 s, then a
+//! count and one summary line per period.
+//!
+//! **Duplicate connections.** Two nodes that dial each other at once end with two
+//! connections (at most 4 per peer are kept open while they resolve). Each side
+//! keeps one, once it is confirmed (a frame after the `Hello` arrived on it), and
+//! closes the others:
+//! - A connection opened after another was confirmed means the peer redialled
+//!   after losing the old one: keep the newest (else every redial would be closed
+//!   until the old connection's end-of-stream arrives).
+//! - Otherwise both dialled at once: keep the one dialled by the node with the
+//!   smaller address (the newest such). Both sides choose the same one.
+//!
+//! Closing a duplicate is not a peer loss. Peer state (vote, last heard) belongs
+//! to the peer, not the connection, and only the kept connection carries
+//! messages: when the kept connection changes, the full `State` is sent again on
+//! the new one, so no stale vote can arrive out of order.
+//!
+//! # Failure detection and reconnect
+//!
+//! A peer is **lost** when its last connection ends (EOF, socket error, bad
+//! frame, write buffer full), when nothing was heard from it for the timeout,
+//! on `Goodbye`, when it floods, or when a `Hello` with its address and a new
+//! start time arrives (it restarted: the old process is gone, the new one is a
+//! new peer). The console says `lost ADDR (why)`.
+//!
+//! **Heartbeats** (the one rule, `ping_due`): a node voting for itself pings every
+//! peer each heartbeat, so the votes it counts stay confirmed; any other node
+//! pings a peer it has heard nothing from (and has not pinged) for a heartbeat.
+//! On a quiet link one Ping and one Pong per heartbeat serve both sides. Each
+//! peer has one timer, armed at the earlier of its next ping and its timeout and
+//! re-armed lazily from the time it was last heard (not cancelled on every
+//! frame). Independently, every [`Node::handle_timeout`] first drops the peers
+//! silent past the timeout, whatever order the wheel holds its timers in.
+//!
+//! **Reconnect.** A peer lost without `Goodbye`, without a restart and without
+//! flooding is redialled after 100 ms, the wait doubling to 5 s, until it answers
+//! or the `--forget` time (60 s) has passed (`gave up on ADDR`); a `--join`
+//! address is redialled for ever, every 500 ms at most until it was reached once,
+//! and its outage is said once (`cannot reach ADDR yet (…); retrying`). A peer
+//! that only ever dialled in is redialled as a learnt address (in their room,
+//! share and rate): any stranger can claim an address and hang up. A dial that
+//! takes longer than the handshake timeout counts as failed. `-c ADDR` dials once
+//! and says how it ended. Host names (`--join name:port`, `-c name port`) are
+//! looked up by child processes ([`resolve`]): at most [`node::MAX_LOOKUPS`] at
+//! once, 64 names wanted at most, a lookup killed after 5 s; up to 8 of a name's
+//! addresses are dialled one at a time until one completes a handshake; a
+//! `--join` name is looked up again on every round and when its peer is lost.
+//!
+//! # Election
+//!
+//! Each node's **view** is itself plus every peer with a live, handshaken
+//! connection. The **rule** ([`election::Rule`]: `oldest`, the default,
+//! `youngest`, `priority`, `address`) is a total order on [`wire::NodeInfo`]:
+//! every rule ends with the smaller address, so no two nodes are ever equal. All
+//! nodes of a cluster must use one rule and one quorum (the `Hello` checks it).
+//!
+//! - **Vote** ([`election::vote`]): for the incumbent, the best node of the view
+//!   that announces `master: true`; or, with no incumbent and at least `quorum`
+//!   nodes in view, for the best node of the view; else for nobody.
+//! - **Master**: a node that votes for itself and holds at least `quorum` votes,
+//!   its own included. It announces it in `State`. `quorum` defaults to 2, so a
+//!   lone node is never master; quorum 1 gets a warning at start.
+//! - **Preemption**: a master that sees a better node in its view steps down
+//!   (votes for it) unless `--no-preempt`; among several announced masters all
+//!   but the best step down regardless.
+//! - **Join gating**: a node does not vote for itself before each `--join`
+//!   address and name was tried once (reached, or its attempt failed or timed
+//!   out): a better node may be among them.
+//! - **Vote release with acknowledgement.** A node that moves its vote away from a
+//!   live peer X votes for nobody until X has applied the withdrawal (a `State`
+//!   from X whose `ack` reaches the withdrawing `seq`) or X is gone. A node that
+//!   applies a `State` voting for nobody, or moving a vote away from itself,
+//!   answers with its own `State` even when nothing of its own changed. Else one
+//!   vote could be counted by its old and its new holder at once.
+//! - **Confirmed votes and the Votes timer.** A node counts a peer's vote for
+//!   itself only while it is confirmed: the peer answered a Ping of ours sent less
+//!   than a timeout ago (the end rounded down to the wheel's tick, less one tick).
+//!   Votes present but not yet confirmed are pinged at once. While master, a
+//!   `Votes` timer fires when the confirmed votes would fall below the quorum, and
+//!   every `handle_timeout` checks it first too, so a master behind a slow or
+//!   one-way link gives up the role before its voters can vote for another node,
+//!   whatever the delays: a voter re-votes only after timing the master out or
+//!   after the master applied its withdrawal. [`Node::is_master_at`] says what a
+//!   (possibly frozen) node may still claim at a given instant; the simulator's
+//!   safety check uses it.
+//! - **The lease** (a second guard): when a node times out the peer it voted for,
+//!   or whose release it awaits (no EOF, no `Goodbye`), it votes for nobody for
+//!   one heartbeat plus 30 ms: the old master may count its vote until it times
+//!   this node out too. On EOF or `Goodbye` it votes again at
+//!   once: a crashed master is replaced within milliseconds.
+//!
+//! A node re-evaluates after every change of its view or of a peer's state; a
+//! change of its vote or master flag bumps its `seq` and is sent to every peer.
+//! Each node says `master changed: …` when the master it names (itself, or the
+//! best peer announcing itself master) changes, and the script follows the role.
+//!
+//! # Scripts
+//!
+//! **Roles.** While master a node runs the master script, otherwise the default
+//! script: one child at a time ([`script`]), run directly (no shell) in its own
+//! process group, stdin from /dev/null, dying with the node (`PR_SET_PDEATHSIG`),
+//! with `BOSS_ROLE`, `BOSS_SELF` and `BOSS_MASTER` added to its environment. The
+//! script follows the role once at the end of each input and of each timer batch,
+//! so a role that flips and flips back within one step starts and stops nothing;
+//! role changes in a burst collapse to the last one. A new `-ds`/`-ms` replaces a
+//! running script of its role at once.
+//!
+//! **Loop and sleep.** When a script ends, the node waits `-sslp` (1 s) and runs
+//! it again (`-loop 1`), or clears it (`-loop 0`). A script that keeps failing
+//! within 1 s of its start waits longer: after 3 such runs in a row, twice the
+//! sleep (at least 100 ms) doubling up to 30 s (never below the sleep), with one
+//! line. A failure status is said once until it changes or a run succeeds.
+//!
+//! **Stop with grace.** On a role change, a new script, or the node leaving, the
+//! script's process group gets SIGTERM, then SIGKILL after the kill grace (2 s,
+//! `… did not stop within …: killed`); once it is reaped the role's script starts
+//! at once. A leaving node exits only after its script was reaped.
+//!
+//! **Start failures.** A script that can never start (not found, not executable)
+//! gives one line and is cleared. A transient failure (EMFILE, ENFILE, EAGAIN,
+//! ENOMEM, ETXTBSY) is retried after 100 ms, doubling up to 10 s, said once until
+//! a start works.
+//!
+//! **Output rate.** Script lines are relayed as `[role] line` or
+//! `[role stderr] line`, escaped: a burst of 200, then 200 lines a second; the
+//! rest is dropped, counted and said every 2 s and once more when the script ends.
+//!
+//! A new master starts its master script at once. Known limit: a frozen node
+//! (SIGSTOP, a stalled VM) cannot stop its script while frozen, and the others
+//! elect a new master after the timeout.
+//!
+//! # Invariants
+//!
+//! Checked by name by the simulator (`tests/sim.rs`) and, where a process shows
+//! them, by the process tests:
+//!
+//! 1. **Agreement**: once faults stop and the live nodes form one connected
+//!    component of at least `quorum` nodes, within a bounded time every node of it
+//!    names the same master, and that master considers itself master (checked with
+//!    `PeersLive`, `Reconnect` and `Mesh`: every component is a full mesh).
+//! 2. **Rule**: that master is the best live node by the rule; with
+//!    `--no-preempt`, a live member that considers itself master.
+//! 3. **Lone**: a component smaller than `quorum` has no master; at every step a
+//!    master has at least `quorum - 1` peers (and `MasterQuorum`: it votes for
+//!    itself and holds `quorum` votes in its view).
+//! 4. **Safety with a majority quorum**: with `2 × quorum > n`, at most one node
+//!    is master at any instant, through crashes, freezes, silent failures,
+//!    partitions and heals; a frozen node counts as master only if
+//!    [`Node::is_master_at`] its own clock. Exempt (and counted): two masters
+//!    within `timeout + heartbeat + backoff_max` of a connection reset injected by
+//!    the network itself, and a master still holding a connection of a restarted
+//!    node's previous instance.
+//! 5. **No loss of control**: no panic on any input (`Panic`); connections and
+//!    timers per node bounded (`Bounded`); every connection the shell would hold
+//!    is one the core tracks (`ConnAccounting`); outputs keep the [`Output`]
+//!    contract (`ConnProtocol`, `DialProtocol`, `OutputProtocol`, `ScriptProtocol`,
+//!    `Wire`); no `Exit` while the script runs (`Orphan`); a running script is of
+//!    the node's role (`ScriptRole`); no vote flapping (`Churn`). The script process
+//!    never outlives its node: a leaving node stops it before it exits, and a
+//!    killed node takes it along (`PR_SET_PDEATHSIG`; the process tests).
+//!
+//! Not yet: authentication of peers, a control socket for other programs, and
+//! master epochs for fencing are planned, not built.
+//!
+//! # Defaults
+//!
+//! The settings of [`Config::new`], each set by a flag (see the man page):
+//!
+//! | what | flag | default |
+//! | --- | --- | --- |
+//! | heartbeat interval | `--heartbeat` | 250 ms |
+//! | peer timeout | `--timeout` | 1 s |
+//! | handshake timeout (and dial timeout) | `--handshake-timeout` | 2 s |
+//! | forget a lost peer | `--forget` | 60 s (`--join`: never) |
+//! | quorum | `--quorum` | 2 |
+//! | rule | `--rule` | oldest |
+//! | priority (rule `priority`) | `--priority` | 0 |
+//! | preemption | `--no-preempt` | on |
+//! | script sleep / loop | `--sleep`, `--no-loop`, `-sslp`, `-loop` | 1 s / on |
+//! | script kill grace | `--kill-grace` | 2 s |
+//! | connections at once | `--max-connections` | 1024 (capped to the open-files limit less 32) |
+//!
+//! Fixed limits:
+//!
+//! | what | value |
+//! | --- | --- |
+//! | reconnect backoff (a setting without a flag) | 100 ms doubling to 5 s |
+//! | frame body / first frame | 64 KiB / 1 KiB |
+//! | timer tick | 10 ms |
+//! | vote lease | heartbeat + 30 ms |
+//! | `--join` retry until first reached | at most every 500 ms |
+//! | member list taken / learnt addresses wanted | 256 / 256 |
+//! | dials in flight (learnt) / learnt dial rate | 32 (24) / 50 per s after a burst of 256 |
+//! | open connections per peer | 4 |
+//! | handshaking per IP, from half the limit on | 8 |
+//! | frames per connection per second | 5,000 + 4 per heartbeat |
+//! | lookups in flight / names wanted / lookup timeout / addresses per round | 4 / 64 / 5 s / 8 |
+//! | per turn: frames per connection / bytes per connection / frames in all / accepts / bytes per script pipe | 64 / 64 KiB / 2,048 / 256 / 64 KiB |
+//! | write buffer per connection / in all / console backlog | 2 × (64 KiB + 4) + 16 KiB / 4 MiB / 1 MiB |
+//! | console line / script line | 64 KiB / 4,096 bytes |
+//! | script lines relayed | burst 200, then 200 per s |
+//! | peers' texts shown | burst 64 KiB, then 16 KiB per s |
+//! | collapsed stranger lines | 5 per kind per 10 s, then a summary |
+//! | failing script backoff | after 3 runs under 1 s: doubling up to 30 s |
+//! | transient start retry | 100 ms doubling to 10 s |
+//! | exit flush (frames, console) | 300 ms each |
 
 pub mod command;
 pub mod config;
