@@ -3,7 +3,7 @@
 //! crashes, freezes, partitions (symmetric, and one-way: A hears B, B does not
 //! hear A), restarts, clock offsets, console commands and script children, for
 //! every rule, with and without `--no-preempt` (about a third of the worlds),
-//! with the invariants of DESIGN section 7 checked by name.
+//! with the invariants of the crate docs (boss#invariants) checked by name.
 //!
 //! Checked after every step (a failure stops the seed):
 //! - `Panic`: the core panicked.
@@ -35,7 +35,7 @@
 //!   any instant. A frozen node counts as master only if `is_master_at` its own
 //!   clock (the votes it still holds are confirmed then). Exempt, and counted in
 //!   the summary: two masters within `timeout + heartbeat + backoff_max` of a reset
-//!   injected by the network (DESIGN section 7); and a master that still holds a
+//!   injected by the network (see boss#invariants); and a master that still holds a
 //!   connection of a restarted node's previous instance (it has not read that
 //!   EOF yet, and the new process does not remember its vote).
 //!
@@ -643,7 +643,7 @@ fn a_failed_console_dial_does_not_forget_a_member() {
     assert_eq!(w.node(2).peers(), vec![addr_of(0), addr_of(1)]);
 }
 
-/// DESIGN section 2: a node thawed after a freeze must notice it lost its peers
+/// The calling order (boss#shape): a node thawed after a freeze must notice it lost its peers
 /// before it acts. A master frozen while its master script sleeps between runs
 /// must not start that script again on thaw (found as `ScriptRole`).
 #[test]

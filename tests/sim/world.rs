@@ -1,5 +1,5 @@
 //! The simulated world: many [`Node`] cores, a fake TCP network between them, a
-//! fault schedule, and the invariant checks of DESIGN section 7.
+//! fault schedule, and the invariant checks named in the crate docs (boss#invariants).
 //!
 //! Nothing here reads a clock, touches a socket or draws from anything but the
 //! world's own seeded [`Rng`]: one seed replays the same run forever. Addresses
@@ -2087,7 +2087,7 @@ impl World {
 
     // ----- the eventual check -----
 
-    /// Agreement, rule and lone (DESIGN section 7, invariants 1-3) over the
+    /// Agreement, rule and lone (invariants 1-3 of the crate docs, boss#invariants) over the
     /// connection graph of the live nodes: `Err((invariant, detail))`.
     pub fn agreement(&self) -> Result<(), (&'static str, String)> {
         let n = self.p.n;
