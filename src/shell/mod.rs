@@ -4,7 +4,7 @@
 //! It owns the listen socket, a [`Slab`] of connections (socket, read buffer, write
 //! buffer), stdin, the one script child with its two pipes, the signal source
 //! (SIGINT, SIGTERM, SIGCHLD; SIGHUP, SIGUSR1, SIGUSR2 never end the node) and
-//! the host-name lookups ([`crate::resolve`]), and it is the only place that
+//! the host-name lookups ([`resolve`]), and it is the only place that
 //! reads the monotonic clock ([`Clock`]). It must not decide anything: no election logic and
 //! no timers of its own (the core owns every timer; the one deadline here bounds the
 //! flush at exit). It must not block, except in that bounded flush.
@@ -24,7 +24,6 @@
 
 use crate::config::{Config, ScriptSpec};
 use crate::node::{CloseReason, ConnId, Input, Node, Output, ScriptSignal, Time};
-use crate::resolve::Resolver;
 use crate::script::{self, Drained, Script};
 use crate::wire::{self, HEADER, MAX_FRAME, MAX_HELLO};
 use mio::event::Event;
@@ -43,6 +42,10 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
+
+pub mod resolve;
+
+use resolve::Resolver;
 
 const LISTENER: Token = Token(0);
 const STDIN: Token = Token(1);
@@ -304,7 +307,7 @@ struct Shell {
     accept_stalled: bool,
     /// A connection went away while stalled: try `accept` at the end of the turn.
     accept_retry: bool,
-    /// Host-name lookups in flight (child processes, see [`crate::resolve`]).
+    /// Host-name lookups in flight (child processes, see [`resolve`]).
     resolver: Resolver,
     /// The turn's accept budget ran out with the backlog not empty: accept
     /// again next turn (no new event says so).
