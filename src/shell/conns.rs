@@ -115,6 +115,7 @@ impl Shell {
     }
 
     /// Drops a slab entry and its socket; no input follows.
+    /// The core does not hear of it: a dial has no `ConnId` yet, and a closed one is gone for it.
     pub(super) fn remove(&mut self, key: usize) {
         let Some(mut c) = self.conns.try_remove(key) else {
             return;
@@ -134,6 +135,7 @@ impl Shell {
     }
 
     /// Drops an open connection and tells the core why.
+    /// The core hears of it: `Input::Closed`, fed once the outputs in hand are carried out.
     fn fail(&mut self, key: usize, reason: CloseReason) {
         if let Some(c) = self.conns.get(key) {
             let conn = Shell::id(key, c);
@@ -279,6 +281,7 @@ impl Shell {
     }
 
     /// The core is done with a connection: one non-blocking flush, then close.
+    /// The core does not hear of it: it asked for the close (`Output::Close`).
     pub(super) fn close(&mut self, id: ConnId) {
         let Some(key) = self.open_key(id) else {
             return;
@@ -521,6 +524,7 @@ impl Shell {
     }
 
     /// Closes an open connection outside of carrying out outputs, and feeds why.
+    /// The core hears of it at once: `Input::Closed` is fed before this returns.
     fn fail_now(&mut self, key: usize, reason: CloseReason) {
         self.fail(key, reason);
         self.drain();
