@@ -1,8 +1,8 @@
 //! boss ("Who is the Boss?"): equal nodes join a full TCP mesh and elect one master.
 //!
 //! The crate is split into a pure, deterministic core ([`node`], [`election`],
-//! [`timer`], [`wire`], [`command`]) and the IO shell ([`event_loop`], [`script`],
-//! [`resolve`]). Only the shell reads clocks, touches sockets or spawns processes;
+//! [`timer`], [`wire`], [`command`]) and the IO shell ([`shell`], [`script`],
+//! [`shell::resolve`]). Only the shell reads clocks, touches sockets or spawns processes;
 //! the tests drive the core directly through a simulated network.
 //!
 //! The rest of this page is the design: how the parts fit, what travels on the
@@ -20,7 +20,7 @@
 //!           stdin lines ─┐                            ┌─> console lines
 //!  listen + peer sockets ┤    ┌─────────────────┐     ├─> frames to peers
 //!        script pipes ───┼──> │    mio shell    │ ──> ├─> dial / close
-//!    host-name lookups ──┤    │ (event_loop.rs) │     ├─> spawn / signal script
+//!    host-name lookups ──┤    │ (src/shell/)    │     ├─> spawn / signal script
 //!  signals (SIGCHLD,     │    └───────┬─────────┘     └─> look a name up
 //!  SIGINT, SIGTERM, …) ──┘            │ handle(now, Input) / handle_timeout(now)
 //!                                     │ poll_timeout() -> next deadline
@@ -41,10 +41,10 @@
 //!   ([`timer::TimerWheel`], a 10 ms tick, deadlines rounded up so nothing fires
 //!   early): every timer is policy. clippy.toml forbids `Instant::now`; the
 //!   shell's one clock is the single exception.
-//! - The **shell** ([`event_loop`]) owns the `mio::Poll`, the listen socket, a
+//! - The **shell** ([`shell`]) owns the `mio::Poll`, the listen socket, a
 //!   slab of connections (socket, read buffer, write buffer), stdin, stdout, the
 //!   one script child and its two pipes ([`script`]), the host-name lookups
-//!   ([`resolve`]) and the signal source. It reads the clock once per loop turn,
+//!   ([`shell::resolve`]) and the signal source. It reads the clock once per loop turn,
 //!   turns readiness into [`Input`]s and carries out every [`Output`]. It decides
 //!   nothing and has no timers of its own (its one deadline bounds the flush at
 //!   exit).
@@ -241,7 +241,7 @@
 //! share and rate): any stranger can claim an address and hang up. A dial that
 //! takes longer than the handshake timeout counts as failed. `-c ADDR` dials once
 //! and says how it ended. Host names (`--join name:port`, `-c name port`) are
-//! looked up by child processes ([`resolve`]): at most [`node::MAX_LOOKUPS`] at
+//! looked up by child processes ([`shell::resolve`]): at most [`node::MAX_LOOKUPS`] at
 //! once, 64 names wanted at most, a lookup killed after 5 s; up to 8 of a name's
 //! addresses are dialled one at a time until one completes a handshake; a
 //! `--join` name is looked up again on every round and when its peer is lost.
@@ -408,11 +408,10 @@
 pub mod command;
 pub mod config;
 pub mod election;
-pub mod event_loop;
 pub mod node;
 pub mod ratelog;
-pub mod resolve;
 pub mod script;
+pub mod shell;
 pub mod text;
 pub mod timer;
 pub mod wire;

@@ -3,12 +3,12 @@
 //!
 //! It holds no node logic and does no IO beyond looking up (a host name, once,
 //! before the loop) and binding the listen address: the loop
-//! ([`boss::event_loop`]) does the rest. It reads the wall clock once, for the
+//! ([`boss::shell`]) does the rest. It reads the wall clock once, for the
 //! node's start time. Errors are one line on stderr; usage errors are clap's.
 
 use boss::config::{Config, PeerAddr, ScriptSpec};
 use boss::election::Rule;
-use boss::event_loop;
+use boss::shell;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
@@ -459,7 +459,7 @@ fn run(args: Vec<OsString>) -> Exit {
         );
         config.max_conns = capped;
     }
-    match event_loop::run(config, listener) {
+    match shell::run(config, listener) {
         Ok(()) => Exit::Clean,
         Err(e) => {
             error_line(&e.to_string());

@@ -1,0 +1,637 @@
+//! Connection IO: the slab of sockets with their read and write buffers,
+//! dialling, accepting, reading within each turn's budget and feeding the frames,
+//! writing within the write limits, and the ways a connection ends.
+
+use super::{CONN_BASE, KEEP_CAPACITY, READ_CHUNK, Shell};
+use crate::node::{CloseReason, ConnId, Input};
+use crate::wire::{self, HEADER, MAX_FRAME, MAX_HELLO};
+use mio::event::Event;
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+/// Most unconsumed bytes a connection may hold: one whole frame plus one read.
+/// After its complete frames are decoded at most one partial frame is left, so
+/// there is always room for the next read.
+const READ_LIMIT: usize = HEADER + MAX_FRAME + READ_CHUNK;
+/// Bytes queued for a peer that does not read, before it is dropped: two of the
+/// largest frames (a `-msg` text each) and room for the small ones. The
+/// protocol's other messages are a few dozen bytes.
+const WRITE_LIMIT: usize = 2 * (HEADER + MAX_FRAME) + 16 * 1024;
+/// Bytes queued over all connections at most; past it the connection with the
+/// largest queue is dropped as one that does not read.
+pub(super) const TOTAL_WRITE_LIMIT: usize = 4 * 1024 * 1024;
+/// Frames fed from one connection per loop turn at most; the rest wait for the
+/// next turn, so one busy peer cannot starve the timers and the other sources.
+pub(super) const CONN_TURN_FRAMES: usize = 64;
+/// Bytes read from one connection per loop turn at most.
+const CONN_TURN_BYTES: usize = READ_CHUNK;
+/// Connections accepted per loop turn at most; the rest of the backlog waits
+/// for the next turn.
+const TURN_ACCEPTS: usize = 256;
+
+/// What a slab entry is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// A dial of this address, not yet connected; the core knows no `ConnId` yet.
+    Dialing(SocketAddr),
+    /// A connection the core knows (accepted, or dialled and connected).
+    Open,
+    /// Closed by the core while the node is leaving: kept only so the exit flush
+    /// can still deliver its `Goodbye`.
+    Closing,
+}
+
+pub(super) struct Conn {
+    pub(super) stream: TcpStream,
+    pub(super) generation: u32,
+    pub(super) kind: Kind,
+    /// Received bytes not yet decoded: at most one partial frame between reads.
+    pub(super) read_buf: Vec<u8>,
+    /// Encoded frames not yet written.
+    pub(super) write_buf: Vec<u8>,
+    /// Registered with WRITABLE interest (kept only while `write_buf` is not empty).
+    pub(super) writable: bool,
+    /// Listed in `Shell::dirty`: frames were queued and await the end-of-input flush.
+    pub(super) dirty: bool,
+    /// A first frame (the peer's `Hello`) was decoded: until then a frame may be
+    /// at most [`MAX_HELLO`] long.
+    pub(super) first_done: bool,
+    /// The loop turn it was last read in: read at most once per turn.
+    pub(super) served: u64,
+    /// Listed in `Shell::later`: its turn's budget ran out with input left.
+    pub(super) later: bool,
+    /// The peer ended the connection (EOF, error) while frames it sent before
+    /// were still waiting for a turn's budget: closed once they are fed.
+    pub(super) ended: Option<CloseReason>,
+}
+
+impl Shell {
+    /// The slab key of `id` if it still names the connection the core means.
+    fn open_key(&self, id: ConnId) -> Option<usize> {
+        let key = id.index as usize;
+        self.conns
+            .get(key)
+            .filter(|c| c.generation == id.generation && c.kind == Kind::Open)
+            .map(|_| key)
+    }
+
+    fn id(key: usize, c: &Conn) -> ConnId {
+        ConnId {
+            index: key as u32,
+            generation: c.generation,
+        }
+    }
+
+    /// Registers `stream` and stores it; its key is its token.
+    fn insert(
+        &mut self,
+        mut stream: TcpStream,
+        kind: Kind,
+        interest: Interest,
+    ) -> io::Result<usize> {
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        self.poll
+            .registry()
+            .register(&mut stream, Token(CONN_BASE + key), interest)?;
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        entry.insert(Conn {
+            stream,
+            generation,
+            kind,
+            read_buf: Vec::new(),
+            write_buf: Vec::new(),
+            writable: interest.is_writable(),
+            dirty: false,
+            first_done: false,
+            served: 0,
+            later: false,
+            ended: None,
+        });
+        Ok(key)
+    }
+
+    /// Drops a slab entry and its socket; no input follows.
+    /// The core does not hear of it: a dial has no `ConnId` yet, and a closed one is gone for it.
+    pub(super) fn remove(&mut self, key: usize) {
+        let Some(mut c) = self.conns.try_remove(key) else {
+            return;
+        };
+        self.queued -= c.write_buf.len();
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        if let Kind::Dialing(addr) = c.kind
+            && self.dials.get(&addr) == Some(&key)
+        {
+            self.dials.remove(&addr);
+        }
+        if self.accept_stalled {
+            // A descriptor was freed: the connections waiting in the backlog
+            // may be acceptable now.
+            self.accept_retry = true;
+        }
+    }
+
+    /// Drops an open connection and tells the core why.
+    /// The core hears of it: `Input::Closed`, fed once the outputs in hand are carried out.
+    fn fail(&mut self, key: usize, reason: CloseReason) {
+        if let Some(c) = self.conns.get(key) {
+            let conn = Shell::id(key, c);
+            self.remove(key);
+            self.pending.push_back(Input::Closed { conn, reason });
+        }
+    }
+
+    pub(super) fn dial(&mut self, addr: SocketAddr) {
+        let old = self.dials.remove(&addr);
+        debug_assert!(old.is_none(), "two dials of {addr} in flight");
+        if let Some(key) = old {
+            self.remove(key);
+        }
+        let stream = match TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                self.pending.push_back(Input::DialFailed {
+                    addr,
+                    error: e.to_string(),
+                });
+                return;
+            }
+        };
+        // WRITABLE says the connect finished; READABLE|error says it failed.
+        match self.insert(
+            stream,
+            Kind::Dialing(addr),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            Ok(key) => {
+                self.dials.insert(addr, key);
+            }
+            Err(e) => self.pending.push_back(Input::DialFailed {
+                addr,
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    /// Queues a frame; it is written when the outputs of this input are done.
+    pub(super) fn send(&mut self, id: ConnId, msg: &wire::Msg) {
+        let Some(key) = self.open_key(id) else {
+            return; // a stale id: that connection is gone
+        };
+        let c = &mut self.conns[key];
+        let before = c.write_buf.len();
+        if let Err(e) = wire::encode(msg, &mut c.write_buf) {
+            let to = c.stream.peer_addr();
+            let to = to.map_or_else(|_| id.to_string(), |a| a.to_string());
+            self.console.line(&format!("not sent to {to}: {e}"));
+            return;
+        }
+        self.queued += c.write_buf.len() - before;
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push((key, c.generation));
+        }
+        if c.write_buf.len() > WRITE_LIMIT {
+            // Before calling it a peer that does not read, give the socket a chance.
+            self.flush(key);
+            if self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.write_buf.len() > WRITE_LIMIT)
+            {
+                self.fail(key, CloseReason::Overflow);
+            }
+        }
+        self.bound_total();
+    }
+
+    /// Past [`TOTAL_WRITE_LIMIT`], drops the connection with the largest queue
+    /// (after a last chance to write) until the total fits.
+    pub(super) fn bound_total(&mut self) {
+        while self.queued > TOTAL_WRITE_LIMIT {
+            let Some(key) = self
+                .conns
+                .iter()
+                .max_by_key(|(_, c)| c.write_buf.len())
+                .map(|(k, _)| k)
+            else {
+                return;
+            };
+            self.flush(key);
+            if self.queued <= TOTAL_WRITE_LIMIT {
+                return;
+            }
+            match self.conns.get(key).map(|c| c.kind) {
+                Some(Kind::Open) => self.fail(key, CloseReason::Overflow),
+                Some(_) => self.remove(key),
+                None => {}
+            }
+        }
+    }
+
+    /// Writes every connection that has queued frames.
+    pub(super) fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for (key, generation) in dirty.drain(..) {
+            if let Some(c) = self.conns.get_mut(key)
+                && c.generation == generation
+                && c.dirty
+            {
+                c.dirty = false;
+                self.flush(key);
+            }
+        }
+        self.dirty = dirty;
+    }
+
+    /// Writes what it can of a connection's buffer and keeps WRITABLE interest
+    /// only while something is left; a write error closes it.
+    pub(super) fn flush(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let kind = c.kind;
+        let before = c.write_buf.len();
+        let written = write_out(c);
+        self.queued -= before - c.write_buf.len();
+        let result = written.and_then(|()| {
+            let want = !c.write_buf.is_empty();
+            if want != c.writable {
+                let interest = if want {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                self.poll
+                    .registry()
+                    .reregister(&mut c.stream, Token(CONN_BASE + key), interest)?;
+                c.writable = want;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            match kind {
+                Kind::Open => self.fail(key, CloseReason::Error(e.to_string())),
+                _ => self.remove(key),
+            }
+        }
+    }
+
+    /// The core is done with a connection: one non-blocking flush, then close.
+    /// The core does not hear of it: it asked for the close (`Output::Close`).
+    pub(super) fn close(&mut self, id: ConnId) {
+        let Some(key) = self.open_key(id) else {
+            return;
+        };
+        let c = &mut self.conns[key];
+        let before = c.write_buf.len();
+        let flushed = write_out(c);
+        self.queued -= before - c.write_buf.len();
+        if flushed.is_ok() && !c.write_buf.is_empty() && self.node.is_leaving() {
+            // Leaving: its Goodbye is still queued. `Exit` follows in this batch,
+            // and the exit flush gives it a bounded time to go out.
+            c.kind = Kind::Closing;
+            return;
+        }
+        discard_input(&mut c.stream, &mut [0u8; 512]);
+        self.remove(key);
+    }
+
+    pub(super) fn conn_event(&mut self, key: usize, ev: &Event) {
+        let Some(c) = self.conns.get(key) else {
+            return; // closed earlier in this batch
+        };
+        let generation = c.generation;
+        match c.kind {
+            Kind::Dialing(addr) => {
+                if !self.dial_event(key, addr) {
+                    return;
+                }
+                // Connected: the peer's Hello may be waiting already.
+                self.read(key, generation);
+            }
+            Kind::Closing => {}
+            Kind::Open => {
+                if ev.is_writable() {
+                    self.flush(key);
+                    // A write error closed it: tell the core now.
+                    self.drain();
+                }
+                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                    self.read(key, generation);
+                }
+            }
+        }
+    }
+
+    /// A dialling socket became ready: connected, failed, or neither yet (readiness
+    /// is a hint). Returns whether it is now an open connection.
+    fn dial_event(&mut self, key: usize, addr: SocketAddr) -> bool {
+        let c = &mut self.conns[key];
+        let status = match c.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => match c.stream.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return false,
+                Err(e) => Err(e),
+            },
+        };
+        let status = status.and_then(|()| {
+            // Failover latency matters more than packet count.
+            c.stream.set_nodelay(true)?;
+            self.poll.registry().reregister(
+                &mut c.stream,
+                Token(CONN_BASE + key),
+                Interest::READABLE,
+            )
+        });
+        match status {
+            Ok(()) => {
+                c.kind = Kind::Open;
+                c.writable = false;
+                let conn = Shell::id(key, c);
+                if self.dials.get(&addr) == Some(&key) {
+                    self.dials.remove(&addr);
+                }
+                self.feed(Input::Connected { conn, addr });
+                true
+            }
+            Err(e) => {
+                self.remove(key);
+                self.feed(Input::DialFailed {
+                    addr,
+                    error: e.to_string(),
+                });
+                false
+            }
+        }
+    }
+
+    /// Accepts until WouldBlock, or [`TURN_ACCEPTS`] in a turn; each new
+    /// connection is one input.
+    pub(super) fn accept(&mut self) {
+        let mut budget = TURN_ACCEPTS;
+        while !self.exiting {
+            if budget == 0 {
+                self.accept_later = true;
+                return;
+            }
+            budget -= 1;
+            match self.listener.accept() {
+                Ok((stream, from)) => {
+                    // Failover latency matters more than packet count.
+                    let _ = stream.set_nodelay(true);
+                    match self.insert(stream, Kind::Open, Interest::READABLE) {
+                        Ok(key) => {
+                            let conn = Shell::id(key, &self.conns[key]);
+                            self.feed(Input::Accepted { conn, from });
+                        }
+                        Err(e) => self
+                            .console
+                            .line(&format!("cannot take the connection from {from}: {e}")),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The backlog is empty: whatever stalled us is over.
+                    self.accept_stalled = false;
+                    return;
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        || e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    // EMFILE and friends: say so once per stall (until the backlog
+                    // is empty again), and stop until a descriptor frees up or
+                    // another connection arrives, instead of spinning on a backlog
+                    // we cannot take.
+                    if !self.accept_stalled {
+                        self.console
+                            .line(&format!("cannot accept a connection: {e}"));
+                    }
+                    self.accept_stalled = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads a connection and feeds its complete frames, within this turn's
+    /// budget: at most [`CONN_TURN_FRAMES`] frames and [`CONN_TURN_BYTES`] bytes,
+    /// and what is left of [`TURN_FRAMES`](super::TURN_FRAMES). A connection read
+    /// already this turn, or left with input when its budget ran out, is listed for
+    /// the next turn.
+    pub(super) fn read(&mut self, key: usize, generation: u32) {
+        let Some(c) = self
+            .conns
+            .get_mut(key)
+            .filter(|c| c.generation == generation)
+        else {
+            return;
+        };
+        if c.served == self.turn || self.turn_frames == 0 {
+            self.defer(key);
+            return;
+        }
+        c.served = self.turn;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.read_with(key, generation, &mut scratch);
+        self.scratch = scratch;
+    }
+
+    /// Lists a connection for the next turn (once).
+    fn defer(&mut self, key: usize) {
+        if let Some(c) = self.conns.get_mut(key)
+            && !c.later
+        {
+            c.later = true;
+            self.later.push((key, c.generation));
+        }
+    }
+
+    fn read_with(&mut self, key: usize, generation: u32, scratch: &mut [u8]) {
+        // The scratch buffer is lent out while feeding the core; a read from
+        // inside a feed would get an empty one and never make progress.
+        debug_assert!(!scratch.is_empty(), "read re-entered");
+        if scratch.is_empty() {
+            return;
+        }
+        let mut frames = CONN_TURN_FRAMES;
+        let mut bytes = CONN_TURN_BYTES;
+        let mut drained = false;
+        loop {
+            // Complete frames first, also before an EOF or an error: the peer
+            // may have said Goodbye just before it closed.
+            match self.deliver(key, generation, &mut frames) {
+                Delivered::Gone => return,
+                Delivered::Budget => return self.defer(key),
+                Delivered::NeedMore => {}
+            }
+            let Some(c) = self
+                .conns
+                .get_mut(key)
+                .filter(|c| c.generation == generation)
+            else {
+                return;
+            };
+            if let Some(reason) = c.ended.take() {
+                return self.fail_now(key, reason);
+            }
+            if drained {
+                return;
+            }
+            if bytes == 0 {
+                // Maybe more in the socket, and no new edge will say so.
+                return self.defer(key);
+            }
+            // Until the Hello is in, no more than a Hello may be buffered.
+            let limit = if c.first_done {
+                READ_LIMIT
+            } else {
+                HEADER + MAX_HELLO
+            };
+            loop {
+                let room = limit
+                    .saturating_sub(c.read_buf.len())
+                    .min(scratch.len())
+                    .min(bytes);
+                if room == 0 {
+                    break;
+                }
+                match c.stream.read(&mut scratch[..room]) {
+                    Ok(0) => {
+                        c.ended = Some(CloseReason::Eof);
+                        break;
+                    }
+                    Ok(n) => {
+                        c.read_buf.extend_from_slice(&scratch[..n]);
+                        bytes -= n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        drained = true;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        c.ended = Some(CloseReason::Error(e.to_string()));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes an open connection outside of carrying out outputs, and feeds why.
+    /// The core hears of it at once: `Input::Closed` is fed before this returns.
+    fn fail_now(&mut self, key: usize, reason: CloseReason) {
+        self.fail(key, reason);
+        self.drain();
+    }
+
+    /// Decodes and feeds the complete frames in a connection's read buffer, at
+    /// most `frames` of them (counted down, and off the turn's budget).
+    fn deliver(&mut self, key: usize, generation: u32, frames: &mut usize) -> Delivered {
+        let mut used = 0;
+        loop {
+            if self.exiting {
+                return Delivered::Gone;
+            }
+            let Some(c) = self
+                .conns
+                .get_mut(key)
+                .filter(|c| c.generation == generation)
+            else {
+                return Delivered::Gone;
+            };
+            let rest = &c.read_buf[used..];
+            let step = if *frames == 0 || self.turn_frames == 0 {
+                Ok(None)
+            } else {
+                match wire::announced_len(rest) {
+                    Some(n) if !c.first_done && n > MAX_HELLO => {
+                        Err(wire::WireError::FirstTooLong(n))
+                    }
+                    _ => wire::decode(rest),
+                }
+            };
+            match step {
+                Ok(Some((msg, n))) => {
+                    used += n;
+                    c.first_done = true;
+                    *frames -= 1;
+                    self.turn_frames -= 1;
+                    let conn = Shell::id(key, c);
+                    self.feed(Input::Frame { conn, msg });
+                }
+                Ok(None) => {
+                    // Consume once per batch, not once per frame.
+                    c.read_buf.drain(..used);
+                    if c.read_buf.is_empty() && c.read_buf.capacity() > KEEP_CAPACITY {
+                        c.read_buf = Vec::new();
+                    }
+                    let spent = *frames == 0 || self.turn_frames == 0;
+                    // Spent: frames may be left, or more in the socket. With
+                    // nothing left of a connection that ended, close it now.
+                    return if spent && !(c.read_buf.is_empty() && c.ended.is_some()) {
+                        Delivered::Budget
+                    } else {
+                        Delivered::NeedMore
+                    };
+                }
+                Err(e) => {
+                    self.fail_now(key, CloseReason::Malformed(e));
+                    return Delivered::Gone;
+                }
+            }
+        }
+    }
+}
+
+/// What feeding a connection's buffered frames left.
+enum Delivered {
+    /// The connection is closed (or the node exits).
+    Gone,
+    /// The budget ran out: read it again next turn.
+    Budget,
+    /// No complete frame is left: read more.
+    NeedMore,
+}
+
+/// Writes from the front of `c.write_buf` until it is empty or the socket is full.
+fn write_out(c: &mut Conn) -> io::Result<()> {
+    let mut sent = 0;
+    let result = loop {
+        if sent == c.write_buf.len() {
+            break Ok(());
+        }
+        match c.stream.write(&c.write_buf[sent..]) {
+            Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    // Consume once per flush, not once per write.
+    c.write_buf.drain(..sent);
+    if c.write_buf.is_empty() && c.write_buf.capacity() > KEEP_CAPACITY {
+        c.write_buf = Vec::new();
+    }
+    result
+}
+
+/// Reads and drops what the peer sent, a bounded amount: closing a socket with
+/// unread input sends RST instead of FIN, and an RST can destroy the frames we
+/// just queued (a Goodbye) before the peer reads them.
+pub(super) fn discard_input(stream: &mut TcpStream, sink: &mut [u8]) {
+    for _ in 0..64 {
+        match stream.read(sink) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
