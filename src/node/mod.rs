@@ -3022,9 +3022,7 @@ enum Loss {
 }
 
 #[cfg(test)]
-#[path = "node_tests.rs"]
 mod tests;
 
 #[cfg(test)]
-#[path = "node_rules_tests.rs"]
 mod rules_tests;
