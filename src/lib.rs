@@ -26,7 +26,7 @@
 //!                                     │ poll_timeout() -> next deadline
 //!                              ┌──────▼───────┐
 //!                              │  Node core   │  pure: no sockets, no clock,
-//!                              │  (node.rs)   │  no processes, no randomness;
+//!                              │ (src/node/)  │  no processes, no randomness;
 //!                              │ + timer wheel│  owns every timer
 //!                              └──────┬───────┘
 //!                                     │ Vec<Output>

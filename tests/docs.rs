@@ -163,21 +163,30 @@ const CONSOLE_CALLS: [&str; 4] = ["Output::Console(", "say(", ".line(", "error_l
 /// each ends by pointing to `-h`.
 const HINT_PLACEHOLDER: &str = "{HINT}";
 
-/// The source files of the crate, tests left out: `src/*.rs` without
-/// `*_tests.rs`, each cut where its `#[cfg(test)] mod` begins.
+/// The source files of the crate, tests left out: `src/**/*.rs` without
+/// `*_tests.rs` and `tests.rs`, each cut where its `#[cfg(test)] mod` begins,
+/// named by their path under `src/`.
 fn sources() -> Vec<(String, String)> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
-    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
-        .expect("src/ is readable")
-        .map(|e| e.expect("a src/ entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .filter(|p| !p.to_string_lossy().ends_with("_tests.rs"))
-        .map(|p| {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src"));
+    let mut dirs = vec![root.to_path_buf()];
+    let mut files = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).expect("src/ is readable") {
+            let p = e.expect("a src/ entry").path();
+            if p.is_dir() {
+                dirs.push(p);
+                continue;
+            }
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.ends_with(".rs") || name.ends_with("_tests.rs") || name == "tests.rs" {
+                continue;
+            }
             let text = std::fs::read_to_string(&p).expect("a source file is readable");
             let code = without_test_module(&text).to_string();
-            (p.file_name().unwrap().to_string_lossy().into_owned(), code)
-        })
-        .collect();
+            let rel = p.strip_prefix(root).expect("under src/");
+            files.push((rel.to_string_lossy().into_owned(), code));
+        }
+    }
     files.sort();
     files
 }

@@ -1,7 +1,7 @@
 //! Process tests of the election policy: `--rule`, `--priority`, `--quorum` and
 //! `--no-preempt`, with the real `boss` binary, several nodes on loopback. Each
 //! test asserts what a user sees on the console (`master changed: …`, the `-m`
-//! answers, `refused …`, `connections: N`), in the wording of src/node.rs.
+//! answers, `refused …`, `connections: N`), in the wording of src/node/.
 //!
 //! Every wait is a condition with a deadline (see `common`). The only windows are
 //! for "nothing changes" (no preemption by a better newcomer, one master while the

@@ -1,6 +1,6 @@
 //! Process tests: the real `boss` binary, several at once on 127.0.0.1, driven
 //! through their consoles and signals. Each test asserts what a user sees on the
-//! console (the wording of src/node.rs and src/command.rs), never internals.
+//! console (the wording of src/node/ and src/command.rs), never internals.
 //!
 //! Every wait is a condition with a deadline (see `common`); the deadlines are
 //! generous upper bounds for a loaded 2-core CI machine. Timings that matter are

@@ -1,7 +1,7 @@
 //! Process tests of the scripts: the real `boss` binary running small `#!/bin/sh`
 //! scripts that each test writes into its own temporary directory. Each test
 //! asserts what a user sees (the `[default] …`, `[master] …` console lines and the
-//! wording of src/node.rs) and, where it matters, which processes are left, read
+//! wording of src/node/) and, where it matters, which processes are left, read
 //! from /proc.
 //!
 //! Every wait is a condition with a deadline (see `common`); the only windows are

@@ -1,8 +1,10 @@
 //! Unit tests of the core driven by hand: two or three nodes wired together by
 //! an instant in-memory network, time advanced explicitly.
 
+use super::connections::FLOOD_FRAMES;
 use super::*;
 use crate::config::ScriptSpec;
+use crate::wire::{EARLIEST_START, MAGIC, Msg, VERSION, undialable};
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 1], port))

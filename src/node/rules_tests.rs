@@ -4,6 +4,9 @@
 //! itself (or to a second node through a first-in first-out network).
 
 use super::*;
+use crate::config::ScriptSpec;
+use crate::election;
+use crate::wire::{MAGIC, Msg, VERSION};
 use std::collections::VecDeque;
 
 fn addr(port: u16) -> SocketAddr {

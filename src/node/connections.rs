@@ -1,0 +1,594 @@
+//! Connections and handshakes: opening, the `Hello` exchange, strangers' limits,
+//! floods, duplicate connections and closing.
+
+use super::console::already_connected;
+use super::peers::{Loss, Peer};
+use super::{CloseReason, ConnId, Node, Output, Time, Timer};
+use crate::election;
+use crate::ratelog;
+use crate::text::{human, rfc3339};
+use crate::timer::TimerId;
+use crate::wire::{
+    EARLIEST_START, MAGIC, MAX_CLOCK_AHEAD, Msg, NodeInfo, START_END, VERSION, undialable,
+};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Most open connections to one peer (duplicates in the middle of resolution).
+const MAX_CONNS_PER_PEER: usize = 4;
+
+/// Connections from one IP address that have not completed a handshake, at
+/// most, while more than half of the connection limit is in use; more from
+/// that address are refused. (Below that, a burst of joins from one address,
+/// such as a cluster on one host, is not held back.)
+pub(super) const MAX_HANDSHAKING_PER_IP: usize = 8;
+/// The window over which a connection's frames are counted against
+/// [`Node::frame_limit`].
+pub(super) const FLOOD_WINDOW: Duration = Duration::from_secs(1);
+/// Frames per [`FLOOD_WINDOW`] any connection may send, on top of what the
+/// heartbeat needs: a correct node sends a few pings and pongs per heartbeat,
+/// a state per change and a text per `-msg`, far fewer.
+pub(super) const FLOOD_FRAMES: u32 = 5000;
+
+#[derive(Debug)]
+pub(super) enum ConnState {
+    /// Our `Hello` is sent; waiting for theirs.
+    Handshaking { timer: TimerId },
+    /// Handshaken with `peer`. `confirmed` once a frame after their `Hello`
+    /// arrived: they have the connection handshaken too.
+    Open { peer: SocketAddr, confirmed: bool },
+}
+
+#[derive(Debug)]
+pub(super) struct Conn {
+    /// The address we dialled, if we dialled it (else it was accepted).
+    pub(super) dialed: Option<SocketAddr>,
+    /// The remote socket address, for messages before the handshake.
+    pub(super) remote: SocketAddr,
+    opened: Time,
+    /// When the first frame after the peer's `Hello` arrived.
+    confirmed_at: Option<Time>,
+    pub(super) state: ConnState,
+    /// Start of the current [`FLOOD_WINDOW`] and the frames counted in it.
+    window_start: Time,
+    window_frames: u32,
+}
+
+impl Conn {
+    /// Accepted and not handshaken: a stranger so far.
+    pub(super) fn is_stranger(&self) -> bool {
+        self.dialed.is_none() && matches!(self.state, ConnState::Handshaking { .. })
+    }
+}
+
+impl Node {
+    // ----- connections and handshakes -----
+
+    pub(super) fn open_conn(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        remote: SocketAddr,
+        dialed: Option<SocketAddr>,
+        out: &mut Vec<Output>,
+    ) {
+        if self.conns.contains_key(&conn) {
+            // The shell never reuses a live id; refuse rather than corrupt state.
+            out.push(Output::Close(conn));
+            return;
+        }
+        let timer = self
+            .timers
+            .insert(now + self.cfg.handshake_timeout, Timer::Handshake(conn));
+        self.conns.insert(
+            conn,
+            Conn {
+                dialed,
+                remote,
+                opened: now,
+                confirmed_at: None,
+                state: ConnState::Handshaking { timer },
+                window_start: now,
+                window_frames: 0,
+            },
+        );
+        out.push(Output::Send(
+            conn,
+            Msg::Hello {
+                magic: MAGIC,
+                version: VERSION,
+                node: self.me,
+                rule: self.cfg.rule.code(),
+                quorum: self.cfg.quorum.min(u16::MAX as usize) as u16,
+            },
+        ));
+    }
+
+    /// At the connection limit, makes room for a connection from `from`: closes
+    /// a connection that was accepted and has not completed its handshake, from
+    /// the address holding the most such connections, the oldest of them. A
+    /// handshaken peer and a dial of ours are never evicted. Returns whether one
+    /// was.
+    pub(super) fn evict_stranger(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        let mut per_ip: BTreeMap<std::net::IpAddr, usize> = BTreeMap::new();
+        for c in self.conns.values().filter(|c| c.is_stranger()) {
+            *per_ip.entry(c.remote.ip()).or_default() += 1;
+        }
+        let victim = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_stranger())
+            .max_by_key(|(id, c)| {
+                let n = per_ip.get(&c.remote.ip()).copied().unwrap_or(0);
+                (n, std::cmp::Reverse((c.opened, **id)))
+            })
+            .map(|(id, c)| (*id, c.remote));
+        let Some((id, who)) = victim else {
+            return false;
+        };
+        let line = format!(
+            "closed connection with {who}: evicted for {from} (limit of {} connections, no handshake yet)",
+            self.cfg.max_conns
+        );
+        self.stranger_line(now, ratelog::Kind::Evicted, line, out);
+        self.drop_handshaking(now, id, out);
+        true
+    }
+
+    /// Counts a frame against its connection's [`Node::frame_limit`]; past it,
+    /// drops the connection (and the peer) with one line. Returns whether it did.
+    fn flooding(&mut self, now: Time, conn: ConnId, out: &mut Vec<Output>) -> bool {
+        let limit = self.frame_limit();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        if now >= c.window_start + FLOOD_WINDOW {
+            c.window_start = now;
+            c.window_frames = 0;
+        }
+        c.window_frames = c.window_frames.saturating_add(1);
+        if c.window_frames <= limit {
+            return false;
+        }
+        match c.state {
+            ConnState::Open { peer, .. } => self.lose_peer(now, peer, Loss::Flooding(limit), out),
+            ConnState::Handshaking { .. } => {
+                let who = c.dialed.unwrap_or(c.remote);
+                out.push(Output::Console(format!(
+                    "closed connection with {who}: more than {limit} frames in {}: flooding",
+                    human(FLOOD_WINDOW)
+                )));
+                self.drop_handshaking(now, conn, out);
+            }
+        }
+        true
+    }
+
+    /// Frames one connection may send per [`FLOOD_WINDOW`]: [`FLOOD_FRAMES`]
+    /// plus four per heartbeat, a rate a correct node never reaches.
+    pub(super) fn frame_limit(&self) -> u32 {
+        let beats = FLOOD_WINDOW.as_nanos() / self.cfg.heartbeat.as_nanos().max(1);
+        let beats = u32::try_from(beats).unwrap_or(u32::MAX);
+        FLOOD_FRAMES.saturating_add(beats.saturating_mul(4))
+    }
+
+    /// A console line a stranger can cause: printed, or counted for a summary
+    /// by the rate log (whose timer is armed only while it counts).
+    pub(super) fn stranger_line(
+        &mut self,
+        now: Time,
+        kind: ratelog::Kind,
+        line: String,
+        out: &mut Vec<Output>,
+    ) {
+        if self.ratelog.allow(now, kind) {
+            out.push(Output::Console(line));
+        } else {
+            self.arm_summary();
+        }
+    }
+
+    pub(super) fn arm_summary(&mut self) {
+        if self.summary_timer.is_none()
+            && let Some(at) = self.ratelog.next_due()
+        {
+            self.summary_timer = Some(self.timers.insert(at, Timer::Summary));
+        }
+    }
+
+    /// Closes a connection that never completed its handshake; a dialled one
+    /// counts as a failed dial.
+    pub(super) fn drop_handshaking(&mut self, now: Time, conn: ConnId, out: &mut Vec<Output>) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if let ConnState::Handshaking { timer } = c.state {
+                self.timers.cancel(timer);
+            }
+            out.push(Output::Close(conn));
+            if let Some(addr) = c.dialed {
+                self.dial_failed(now, addr, "handshake failed", out);
+            }
+        }
+    }
+
+    /// This node's wall clock at `now`, µs since the Unix epoch: its start time
+    /// plus the monotonic time since.
+    fn wall_clock(&self, now: Time) -> u64 {
+        let up = now.saturating_sub(self.started_at).as_micros();
+        self.cfg
+            .started
+            .saturating_add(u64::try_from(up).unwrap_or(u64::MAX))
+    }
+
+    /// Checks a `Hello`; `Err` is the reason to refuse, worded for the console.
+    /// With [`Node::check_node`], every field a peer sends is checked before
+    /// anything it claims is shown or used.
+    fn check_hello(
+        &self,
+        magic: u32,
+        version: u16,
+        node: &NodeInfo,
+        rule: u8,
+        quorum: u16,
+    ) -> Result<(), String> {
+        if magic != MAGIC {
+            return Err("not a boss node".into());
+        }
+        if version != VERSION {
+            return Err(format!(
+                "it speaks protocol version {version}, this node speaks {VERSION}"
+            ));
+        }
+        if node.addr == self.me.addr {
+            return Err(format!(
+                "it claims this node's own address {} (two nodes configured with one address, or a connection to itself)",
+                self.me.addr
+            ));
+        }
+        if rule != self.cfg.rule.code() {
+            let theirs = election::Rule::from_code(rule)
+                .map_or_else(|| format!("#{rule}"), |r| r.name().to_string());
+            return Err(format!(
+                "it uses rule {theirs}, this node uses rule {}",
+                self.cfg.rule
+            ));
+        }
+        if quorum != self.cfg.quorum.min(u16::MAX as usize) as u16 {
+            return Err(format!(
+                "it uses quorum {quorum}, this node uses quorum {}",
+                self.cfg.quorum
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks what a peer says it is, in a `Hello` that arrived at `now` on a
+    /// connection with `remote`: an address a node can have, of the
+    /// connection's family (an IPv4-mapped IPv6 address counts as IPv4), and a
+    /// start time some clock can show: from 2000 on, at most a day ahead of
+    /// this node's clock (clocks of two machines differ, not by a day).
+    fn check_node(&self, now: Time, remote: SocketAddr, node: &NodeInfo) -> Result<(), String> {
+        if let Some(what) = undialable(node.addr) {
+            return Err(format!("it advertises {what}, which no node can dial"));
+        }
+        let v4 = |a: SocketAddr| a.ip().to_canonical().is_ipv4();
+        if v4(node.addr) != v4(remote) {
+            return Err(format!(
+                "it advertises an {} address but connects over {} (from {remote})",
+                if v4(node.addr) { "IPv4" } else { "IPv6" },
+                if v4(remote) { "IPv4" } else { "IPv6" },
+            ));
+        }
+        if node.started < EARLIEST_START {
+            return Err(format!(
+                "it says it started at {}, before 2000-01-01: its clock is wrong",
+                rfc3339(node.started)
+            ));
+        }
+        let wall = self.wall_clock(now);
+        let ahead = u64::try_from(MAX_CLOCK_AHEAD.as_micros()).unwrap_or(u64::MAX);
+        if node.started >= START_END || node.started > wall.saturating_add(ahead) {
+            return Err(format!(
+                "it says it started at {}, more than a day ahead of this node's clock ({}): one of the clocks is wrong",
+                rfc3339(node.started),
+                rfc3339(wall)
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn frame(&mut self, now: Time, conn: ConnId, msg: Msg, out: &mut Vec<Output>) {
+        if self.flooding(now, conn, out) {
+            return;
+        }
+        let Some(c) = self.conns.get(&conn) else {
+            return; // closed already; a stale frame
+        };
+        match c.state {
+            ConnState::Handshaking { timer } => {
+                let who = c.dialed.unwrap_or(c.remote);
+                let Msg::Hello {
+                    magic,
+                    version,
+                    node,
+                    rule,
+                    quorum,
+                } = msg
+                else {
+                    let line = format!("closed connection with {who}: it did not start with Hello");
+                    self.stranger_line(now, ratelog::Kind::BadFrame, line, out);
+                    self.drop_handshaking(now, conn, out);
+                    return;
+                };
+                let remote = c.remote;
+                let checked = self
+                    .check_hello(magic, version, &node, rule, quorum)
+                    .and_then(|()| self.check_node(now, remote, &node));
+                if let Err(why) = checked {
+                    let line = format!("refused {}: {why}", node.addr);
+                    if self.conns.get(&conn).is_some_and(|c| c.dialed.is_some()) {
+                        out.push(Output::Console(line));
+                    } else {
+                        // A stranger can be refused at will: collapsed.
+                        self.stranger_line(now, ratelog::Kind::Refused, line, out);
+                    }
+                    // A refused peer is not retried: the operator must fix it.
+                    if let Some(addr) = self.conns.get(&conn).and_then(|c| c.dialed) {
+                        self.remove_target(addr);
+                        self.names_refused(addr);
+                    }
+                    self.drop_handshaking(now, conn, out);
+                    return;
+                }
+                self.timers.cancel(timer);
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                c.state = ConnState::Open {
+                    peer: node.addr,
+                    confirmed: false,
+                };
+                let dialed = c.dialed;
+                self.handshaken(now, conn, node, dialed, out);
+            }
+            ConnState::Open { peer, confirmed } => {
+                let newly_confirmed = !confirmed;
+                if let Some(Conn {
+                    state: ConnState::Open { confirmed, .. },
+                    confirmed_at,
+                    ..
+                }) = self.conns.get_mut(&conn)
+                {
+                    *confirmed = true;
+                    confirmed_at.get_or_insert(now);
+                }
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                p.last_heard = now;
+                if newly_confirmed {
+                    self.resolve_duplicates(peer, out);
+                }
+                self.peer_msg(now, conn, peer, msg, out);
+            }
+        }
+    }
+
+    /// A connection completed its handshake with `node`.
+    fn handshaken(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        node: NodeInfo,
+        dialed: Option<SocketAddr>,
+        out: &mut Vec<Output>,
+    ) {
+        // A `-c` waiting for this dial hears how it ended, in one line.
+        let report = dialed.filter(|a| self.targets.get(a).is_some_and(|t| t.report));
+        // A dial that reached a node answers that target, whatever it calls itself.
+        for addr in [dialed, Some(node.addr)].into_iter().flatten() {
+            self.join_untried.remove(&addr);
+            self.join_unreached.remove(&addr);
+            if let Some(t) = self.targets.get(&addr)
+                && !t.dialing
+            {
+                self.remove_target(addr);
+            }
+        }
+        if let Some(p) = self.peers.get(&node.addr)
+            && p.info.started != node.started
+        {
+            // Same address, new start time: the old process is gone.
+            self.lose_peer(now, node.addr, Loss::Restarted, out);
+        }
+        let is_new = !self.peers.contains_key(&node.addr);
+        if is_new {
+            let timer = self.timers.insert(
+                now + self.cfg.heartbeat.min(self.cfg.timeout),
+                Timer::Peer(node.addr),
+            );
+            self.peers.insert(
+                node.addr,
+                Peer {
+                    info: node,
+                    conns: vec![conn],
+                    kept: conn,
+                    seq: 0,
+                    acked: 0,
+                    last_ping: now,
+                    ping_out: false,
+                    echoed: None,
+                    vote: None,
+                    master: false,
+                    last_heard: now,
+                    rtt: None,
+                    timer,
+                    dialed: dialed.is_some(),
+                },
+            );
+            let line = format!("connected {}", node.addr);
+            if dialed.is_none() && !self.cfg.join.contains(&node.addr) {
+                self.stranger_line(now, ratelog::Kind::PeerIn, line, out);
+            } else {
+                out.push(Output::Console(line));
+            }
+            // That line also answers a `-c` of its own address still in flight.
+            if let Some(t) = self.targets.get_mut(&node.addr) {
+                t.report = false;
+            }
+        } else if let Some(d) = report {
+            out.push(Output::Console(already_connected(node.addr, d)));
+        }
+        if let Some(d) = dialed {
+            self.names_reached(d, node.addr, is_new, out);
+        }
+        if !is_new && let Some(p) = self.peers.get_mut(&node.addr) {
+            if p.conns.len() >= MAX_CONNS_PER_PEER {
+                self.conns.remove(&conn);
+                out.push(Output::Close(conn));
+                return;
+            }
+            p.conns.push(conn);
+            p.last_heard = now;
+            p.dialed |= dialed.is_some();
+        }
+        // Members and State go on every new connection: they complete the mesh,
+        // and their arrival tells the peer this side has the connection open.
+        let members: Vec<SocketAddr> = self
+            .peers
+            .keys()
+            .copied()
+            .filter(|a| *a != node.addr)
+            .collect();
+        out.push(Output::Send(conn, Msg::Members(members)));
+        out.push(Output::Send(conn, self.state_msg(node.addr)));
+        if !is_new {
+            self.resolve_duplicates(node.addr, out);
+        }
+        self.recompute(now, out);
+    }
+
+    /// With two or more open connections to one peer, keep one, once it is
+    /// confirmed, and close the others:
+    /// - A connection opened after another was confirmed (the peer had it open)
+    ///   means the peer dialled again because it lost the old one (a node dials
+    ///   only addresses it has no peer for): the old ones are dead on its side,
+    ///   keep the newest. Preferring the old one would close every redial for as
+    ///   long as the old one's end-of-stream takes to arrive.
+    /// - Otherwise both nodes dialled at once: keep the one dialled by the node
+    ///   with the smaller address (the newest such). Both sides choose the same
+    ///   one, and neither closes a connection the other side may still take for
+    ///   its only one.
+    fn resolve_duplicates(&mut self, addr: SocketAddr, out: &mut Vec<Output>) {
+        let Some(p) = self.peers.get(&addr) else {
+            return;
+        };
+        if p.conns.len() < 2 {
+            return;
+        }
+        let opened = |id: &ConnId| self.conns.get(id).map_or(Duration::ZERO, |c| c.opened);
+        let last = p.conns.iter().map(opened).max().unwrap_or_default();
+        let redialled = p
+            .conns
+            .iter()
+            .filter_map(|id| self.conns.get(id).and_then(|c| c.confirmed_at))
+            .any(|t| last > t);
+        let we_dial = self.me.addr < addr;
+        let key = |id: &ConnId| {
+            let c = self.conns.get(id);
+            let by_smaller = redialled || c.is_some_and(|c| c.dialed.is_some() == we_dial);
+            (by_smaller, opened(id), *id)
+        };
+        let Some(best) = p.conns.iter().copied().max_by_key(key) else {
+            return;
+        };
+        let confirmed = matches!(
+            self.conns.get(&best),
+            Some(Conn {
+                state: ConnState::Open {
+                    confirmed: true,
+                    ..
+                },
+                ..
+            })
+        );
+        if !confirmed {
+            return;
+        }
+        let old_kept = p.kept;
+        if self.me.addr > addr {
+            // Only the node with the smaller address closes duplicates: each
+            // end's view of which connection came first may differ, and two
+            // ends closing different ones would drop the pair (a vote lost by
+            // one side while the other still counts it). This end sends on its
+            // best guess and sees the others closed by the peer.
+            let state = self.state_msg(addr);
+            if let Some(p) = self.peers.get_mut(&addr)
+                && old_kept != best
+            {
+                p.kept = best;
+                out.push(Output::Send(best, state));
+            }
+            return;
+        }
+        let others: Vec<ConnId> = p.conns.iter().copied().filter(|c| *c != best).collect();
+        for c in &others {
+            self.conns.remove(c);
+            out.push(Output::Close(*c));
+        }
+        let state = self.state_msg(addr);
+        if let Some(p) = self.peers.get_mut(&addr) {
+            p.conns = vec![best];
+            p.kept = best;
+            if old_kept != best {
+                // Frames queued on the closed one may be lost: repeat our state.
+                out.push(Output::Send(best, state));
+            }
+        }
+    }
+
+    pub(super) fn conn_closed(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        reason: CloseReason,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        match c.state {
+            ConnState::Handshaking { timer } => {
+                self.timers.cancel(timer);
+                if !matches!(reason, CloseReason::Eof) {
+                    let who = c.dialed.unwrap_or(c.remote);
+                    let line = format!("closed connection with {who}: {reason}");
+                    self.stranger_line(now, ratelog::Kind::BadFrame, line, out);
+                }
+                if let Some(addr) = c.dialed {
+                    self.dial_failed(now, addr, &reason.to_string(), out);
+                }
+            }
+            ConnState::Open { peer, .. } => {
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                p.conns.retain(|x| *x != conn);
+                if let Some(&next) = p.conns.first() {
+                    // A duplicate went away; the pair stays connected.
+                    if p.kept == conn {
+                        p.kept = next;
+                        out.push(Output::Send(next, self.state_msg(peer)));
+                    }
+                    return;
+                }
+                self.lose_peer(now, peer, Loss::Closed(reason), out);
+            }
+        }
+    }
+}

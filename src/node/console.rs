@@ -1,0 +1,296 @@
+//! Console commands, and leaving.
+
+use super::connections::ConnState;
+use super::names::NameState;
+use super::scripts::ScriptState;
+use super::{Node, Output, Role, Time};
+use crate::command::{self, Command};
+use crate::config::HostPort;
+use crate::text::{human, rfc3339};
+use crate::wire::Msg;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The answer to a `-c` of `dialed` that reached `peer`, a node already
+/// connected (`dialed` may be another spelling of its address: 0.0.0.0, an
+/// address it does not advertise, a host name).
+pub(super) fn already_connected(peer: SocketAddr, dialed: impl std::fmt::Display) -> String {
+    if peer.to_string() == dialed.to_string() {
+        format!("already connected to {peer}")
+    } else {
+        format!("already connected to {peer} (reached as {dialed})")
+    }
+}
+
+impl Node {
+    // ----- console -----
+
+    pub(super) fn command(&mut self, now: Time, cmd: Command, out: &mut Vec<Output>) {
+        let cmd_role = match cmd {
+            Command::MasterScript(_) => Some(Role::Master),
+            Command::DefaultScript(_) => Some(Role::Default),
+            _ => None,
+        };
+        let mut say = |s: String| out.push(Output::Console(s));
+        match cmd {
+            Command::Help => say(format!("commands:\n{}", command::help_text())),
+            Command::Master => {
+                let line = match self.master() {
+                    Some(m) if m == self.me.addr => format!("master: yes, {}", self.master_words()),
+                    Some(_) => format!("master: no, master is {}", self.master_words()),
+                    None => format!(
+                        "master: no, no master ({} of quorum {} nodes in view)",
+                        self.peers.len() + 1,
+                        self.cfg.quorum
+                    ),
+                };
+                say(line);
+            }
+            Command::Time => say(format!(
+                "started {}, up {}",
+                rfc3339(self.me.started),
+                human(now.saturating_sub(self.started_at))
+            )),
+            Command::ConnCount => say(format!("connections: {}", self.peers.len())),
+            Command::ConnList => {
+                let names_down = self
+                    .names
+                    .values()
+                    .filter(|n| !matches!(n.state, NameState::Reached(_)));
+                if self.peers.is_empty() && self.targets.is_empty() && names_down.count() == 0 {
+                    say("no connections".into());
+                }
+                for p in self.peers.values() {
+                    let vote = p.vote.map_or_else(|| "none".to_string(), |v| v.to_string());
+                    let rtt = p.rtt.map_or_else(|| "-".to_string(), human);
+                    say(format!(
+                        "peer {} up, started {}, {}vote {}, rtt {}",
+                        p.info.addr,
+                        rfc3339(p.info.started),
+                        if p.master { "master, " } else { "" },
+                        vote,
+                        rtt
+                    ));
+                }
+                for (a, t) in &self.targets {
+                    let state = match t.next_try {
+                        _ if t.dialing => "connecting".to_string(),
+                        Some(at) => format!("retry in {}", human(at.saturating_sub(now))),
+                        None => "waiting".to_string(),
+                    };
+                    say(format!("peer {a} down, {state}"));
+                }
+                for n in self.names.values() {
+                    let state = match n.state {
+                        NameState::Reached(_) => continue,
+                        NameState::Queued | NameState::Resolving => "looking up".to_string(),
+                        NameState::Dialing(a) => format!("connecting to {a}"),
+                        NameState::Waiting => match n.next_try {
+                            Some(at) => format!("retry in {}", human(at.saturating_sub(now))),
+                            None => "waiting".to_string(),
+                        },
+                    };
+                    say(format!("peer {} down, {state}", n.name));
+                }
+            }
+            Command::Message(text) => {
+                let n = self.peers.len();
+                let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
+                for a in addrs {
+                    self.send(a, Msg::Text(text.clone()), out);
+                }
+                out.push(Output::Console(format!(
+                    "sent to {n} peer{}",
+                    if n == 1 { "" } else { "s" }
+                )));
+            }
+            Command::Connect(addr) => {
+                if self.is_self(addr) {
+                    say(format!("cannot connect to {addr}: that is this node"));
+                } else if self.peers.contains_key(&addr) {
+                    say(format!("already connected to {addr}"));
+                } else if self.targets.get(&addr).is_some_and(|t| t.dialing) {
+                    say(format!("already connecting to {addr}"));
+                } else {
+                    say(format!("connecting to {addr}"));
+                    if let Some(t) = self.targets.get_mut(&addr) {
+                        // Already redialled with backoff (a --join address, a
+                        // lost peer): try now, keep its retries.
+                        t.report = true;
+                        self.dial(now, addr, out);
+                    } else {
+                        self.add_target(now, addr, None, true, Duration::ZERO, out);
+                    }
+                }
+            }
+            Command::ConnectName(name) => self.connect_name(now, name, out),
+            Command::Quit => self.leave(now, out),
+            Command::DefaultScript(spec) | Command::MasterScript(spec) => {
+                let role = cmd_role.unwrap_or(Role::Default);
+                let running = matches!(self.script, ScriptState::Running { role: r } if r == role);
+                let stopping = if running {
+                    " (stopping the running one)"
+                } else {
+                    ""
+                };
+                out.push(Output::Console(match &spec {
+                    Some(spec) => format!("{} script set: {spec}{stopping}", role.name()),
+                    None => format!("{} script cleared{stopping}", role.name()),
+                }));
+                *self.script_spec(role) = spec;
+                self.script_failure[role as usize] = None;
+                self.quick_failures[role as usize] = 0;
+                // The new script replaces the old one at once: a long-running
+                // script would otherwise never make way.
+                match self.script {
+                    ScriptState::Running { role: r } if r == role => {
+                        self.script_stop(now, role, true, out);
+                    }
+                    ScriptState::Stopping {
+                        role: r,
+                        kill,
+                        replaced: false,
+                    } if r == role => {
+                        self.script = ScriptState::Stopping {
+                            role,
+                            kill,
+                            replaced: true,
+                        };
+                    }
+                    ScriptState::Sleeping { role: r, timer } if r == role => {
+                        self.timers.cancel(timer);
+                        self.script = ScriptState::Idle;
+                    }
+                    _ => {}
+                }
+                self.script_sync(now, out);
+            }
+            Command::Loop(on) => {
+                self.cfg.script_loop = on;
+                say(format!(
+                    "script loop {}",
+                    if on {
+                        "on"
+                    } else {
+                        "off: the script is cleared after its current run"
+                    }
+                ));
+            }
+            Command::Sleep(d) => {
+                self.cfg.script_sleep = d;
+                say(format!("script sleep {}s", d.as_secs_f64()));
+            }
+        }
+    }
+
+    /// Whether a dial of `addr` would reach this node: its own address, the
+    /// bound one, or the wildcard address with the bound port (which the kernel
+    /// connects to this host); a loopback address when bound to the wildcard.
+    pub(super) fn is_self(&self, addr: SocketAddr) -> bool {
+        let bound = self.cfg.bound;
+        addr == self.me.addr
+            || addr == bound
+            || (addr.port() == bound.port()
+                && (addr.ip().is_unspecified()
+                    || (bound.ip().is_unspecified() && addr.ip().is_loopback())))
+    }
+
+    /// `-c NAME PORT`: one round of looking the name up and dialling its
+    /// addresses, ended by one line.
+    fn connect_name(&mut self, now: Time, name: HostPort, out: &mut Vec<Output>) {
+        let known = self.names.iter_mut().find(|(_, n)| n.name == name);
+        match known {
+            Some((_, n)) => match n.state {
+                NameState::Reached(p) if self.peers.contains_key(&p) => {
+                    out.push(Output::Console(already_connected(p, &name)));
+                }
+                NameState::Waiting | NameState::Reached(_) => {
+                    // A --join name between rounds: start one now, reported.
+                    out.push(Output::Console(format!("connecting to {name}")));
+                    n.report = true;
+                    n.state = NameState::Queued;
+                    if let Some(t) = n.timer.take() {
+                        self.timers.cancel(t);
+                    }
+                }
+                _ => out.push(Output::Console(format!("already connecting to {name}"))),
+            },
+            None => {
+                out.push(Output::Console(format!("connecting to {name}")));
+                if !self.add_name(name, false, out) {
+                    return;
+                }
+            }
+        }
+        self.pump_lookups(now, out);
+    }
+
+    /// Says goodbye to every peer, closes everything and asks to exit.
+    pub(super) fn leave(&mut self, now: Time, out: &mut Vec<Output>) {
+        if self.leaving {
+            return;
+        }
+        out.push(Output::Console("leaving".into()));
+        for p in self.peers.values() {
+            out.push(Output::Send(p.kept, Msg::Goodbye));
+        }
+        for c in self.conns.keys() {
+            out.push(Output::Close(*c));
+        }
+        for addr in self.targets.keys() {
+            if self.targets.get(addr).is_some_and(|t| t.dialing) {
+                out.push(Output::CancelDial(*addr));
+            }
+        }
+        for c in std::mem::take(&mut self.conns).into_values() {
+            if let ConnState::Handshaking { timer } = c.state {
+                self.timers.cancel(timer);
+            }
+        }
+        for p in std::mem::take(&mut self.peers).into_values() {
+            self.timers.cancel(p.timer);
+        }
+        for t in std::mem::take(&mut self.targets).into_values() {
+            if let Some(id) = t.timer {
+                self.timers.cancel(id);
+            }
+        }
+        for n in std::mem::take(&mut self.names).into_values() {
+            if let Some(id) = n.timer {
+                self.timers.cancel(id);
+            }
+            if n.state == NameState::Resolving {
+                out.push(Output::CancelResolve {
+                    name: n.name.host,
+                    port: n.name.port,
+                });
+            }
+        }
+        if let Some(id) = self.lease_timer.take() {
+            self.timers.cancel(id);
+        }
+        if let Some(id) = self.dial_timer.take() {
+            self.timers.cancel(id);
+        }
+        if let Some(id) = self.summary_timer.take() {
+            self.timers.cancel(id);
+        }
+        if let Some(id) = self.votes_timer.take() {
+            self.timers.cancel(id);
+        }
+        self.master = false;
+        self.vote = None;
+        self.leaving = true;
+        // The script goes with the node: stop it, and exit once it is reaped.
+        match self.script {
+            ScriptState::Running { role } => self.script_stop(now, role, false, out),
+            ScriptState::Stopping { .. } => {}
+            ScriptState::Sleeping { timer, .. } => {
+                self.timers.cancel(timer);
+                self.script = ScriptState::Idle;
+                out.push(Output::Exit);
+            }
+            ScriptState::Idle => out.push(Output::Exit),
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The core's contract with its callers: time, connection names, roles, and the
+//! inputs and outputs of [`Node`].
+
+use crate::config::ScriptSpec;
+use crate::wire::{Msg, WireError};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[cfg(doc)]
+use super::{MAX_LOOKUPS, Node};
+
+/// Time since an arbitrary origin chosen by the caller (monotonic).
+pub type Time = Duration;
+
+/// A connection, named by the shell: a slab key plus a generation, so a reused slot
+/// never receives what was meant for its previous occupant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId {
+    pub index: u32,
+    pub generation: u32,
+}
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}.{}", self.index, self.generation)
+    }
+}
+
+/// Why a connection ended without the core asking for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed it (EOF).
+    Eof,
+    /// A socket error, as the OS worded it.
+    Error(String),
+    /// The peer sent a frame that is not ours.
+    Malformed(WireError),
+    /// The peer stopped reading and our bounded write buffer filled up.
+    Overflow,
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::Eof => f.write_str("closed"),
+            CloseReason::Error(e) => write!(f, "connection error: {e}"),
+            CloseReason::Malformed(e) => write!(f, "{e}"),
+            CloseReason::Overflow => f.write_str("not reading: write buffer full"),
+        }
+    }
+}
+
+/// Which script role a node is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Default,
+    Master,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Default => "default",
+            Role::Master => "master",
+        }
+    }
+}
+
+/// Something that happened, for the core to decide on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// An inbound connection was accepted; `from` is the remote socket address.
+    Accepted { conn: ConnId, from: SocketAddr },
+    /// The dial of `addr` asked for by [`Output::Dial`] has connected.
+    Connected { conn: ConnId, addr: SocketAddr },
+    /// The dial of `addr` failed; `error` is the OS's words.
+    DialFailed { addr: SocketAddr, error: String },
+    /// A complete frame arrived.
+    Frame { conn: ConnId, msg: Msg },
+    /// The connection ended without the core asking (EOF, error, bad frame, overflow).
+    Closed { conn: ConnId, reason: CloseReason },
+    /// One line typed at the console (without its newline).
+    Line(String),
+    /// SIGINT or SIGTERM: leave cleanly and exit.
+    Shutdown,
+    /// One line the running script printed (already split, at most a few KiB).
+    ScriptLine { stderr: bool, line: String },
+    /// The running script ended and was reaped; `status` in words
+    /// ("exit status 3", "killed by signal 15 (SIGTERM)").
+    ScriptExited { success: bool, status: String },
+    /// [`Output::RunScript`] could not start the program; no child exists.
+    /// `transient` when the cause may pass (the OS out of descriptors,
+    /// processes or memory: EMFILE, ENFILE, EAGAIN, ENOMEM; the program file
+    /// being written: ETXTBSY): the core retries.
+    /// Otherwise (not found, not executable, …) the script is cleared.
+    ScriptFailed { error: String, transient: bool },
+    /// The lookup asked for by [`Output::Resolve`] ended: the addresses of
+    /// `name` with `port`, in the resolver's order, or why there are none.
+    Resolved {
+        name: String,
+        port: u16,
+        result: Result<Vec<SocketAddr>, String>,
+    },
+}
+
+/// Something the core wants done. The shell carries out every output, in order,
+/// before it waits again.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Print one line on the console.
+    Console(String),
+    /// Open a TCP connection to `addr`; answer with `Connected` or `DialFailed`.
+    /// At most one dial per address is in flight.
+    Dial(SocketAddr),
+    /// Abandon the dial of `addr` in flight; no input follows for it.
+    CancelDial(SocketAddr),
+    /// Queue a frame on the connection.
+    Send(ConnId, Msg),
+    /// Flush what is queued (best effort, without blocking) and close; no input
+    /// follows for this connection. While the node is leaving ([`Node::is_leaving`])
+    /// the shell keeps flushing what is queued until `Exit` (the `Goodbye`s).
+    Close(ConnId),
+    /// Start `spec` as the one script child (none runs when this is sent), with
+    /// `env` added to its environment; answer with `ScriptFailed` if it cannot
+    /// start, later `ScriptLine`s and one `ScriptExited`.
+    RunScript {
+        role: Role,
+        spec: ScriptSpec,
+        env: Vec<(String, String)>,
+    },
+    /// Send a signal to the running script's process group.
+    SignalScript(ScriptSignal),
+    /// Look up the addresses of the host name `name` (valid by
+    /// [`crate::config::is_host_name`]) without blocking; answer with one
+    /// `Resolved`. At most one lookup per name and port is in flight, and at
+    /// most [`MAX_LOOKUPS`] in all.
+    Resolve { name: String, port: u16 },
+    /// Abandon the lookup of `name` and `port` in flight; no input follows for it.
+    CancelResolve { name: String, port: u16 },
+    /// Flush all connections (best effort, briefly) and exit 0. The core sends it
+    /// only once no script runs any more.
+    Exit,
+}
+
+/// Signals the core sends to a script's process group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScriptSignal {
+    /// Ask it to stop (role switch, node leaving).
+    Term,
+    /// Make it stop: the kill grace has passed.
+    Kill,
+}

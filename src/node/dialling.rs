@@ -1,0 +1,305 @@
+//! Dialling: the addresses this node wants a connection to, the dial queue and
+//! retries.
+
+use super::{Node, Output, Time, Timer};
+use crate::timer::TimerId;
+use crate::wire::undialable;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Most addresses taken from one `Members` frame: far more than a cluster has.
+const MEMBERS_MAX: usize = 256;
+/// Most addresses learnt from peers' `Members` that are wanted at once. They
+/// have room of their own: they never crowd out `--join` addresses, lost peers
+/// or `-c` targets.
+pub(super) const LEARNT_MAX: usize = 256;
+/// Most dials in flight at once; more wait their turn (`--join` addresses, lost
+/// peers and `-c` first).
+const DIALS_MAX: usize = 32;
+/// Most of those in flight for learnt addresses: the rest is kept for the others.
+const LEARNT_DIALS_MAX: usize = 24;
+/// Dials of learnt addresses start at most one per this (50 a second) after a
+/// burst of [`LEARNT_MAX`], enough for a whole cluster's member list at once.
+const LEARNT_DIAL_EVERY: Duration = Duration::from_millis(20);
+/// With more learnt addresses than this wanted (a list no cluster sends), one
+/// that failed twice is dropped: a real node there dials this node itself once
+/// it learns of it. Below it a learnt address is retried like a lost peer, so a
+/// slow or frozen member is reached once it answers.
+const LEARNT_PATIENT: usize = 32;
+/// Longest wait between two dials of a `--join` address never reached yet.
+const JOIN_BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+/// An address we want a connection to.
+#[derive(Debug)]
+pub(super) struct Target {
+    /// The next wait between attempts.
+    backoff: Duration,
+    /// Give up after this; `None` means never (a `--join` address).
+    forget_at: Option<Time>,
+    /// Dialled by `-c` only: do not retry after a failure.
+    once: bool,
+    /// A `-c` waits for this dial: report its failure on the console.
+    pub(super) report: bool,
+    /// A dial is in flight.
+    pub(super) dialing: bool,
+    /// Redial or dial-timeout timer.
+    pub(super) timer: Option<TimerId>,
+    /// This outage was said on the console already (once, not on every retry).
+    outage_said: bool,
+    pub(super) next_try: Option<Time>,
+    /// Learnt from a peer's `Members` (not a `--join` address, a lost peer or `-c`).
+    pub(super) learnt: bool,
+    /// Failed attempts so far.
+    failures: u32,
+    /// Waiting for a dial slot: its place in the queue (smaller goes first).
+    queued: Option<u64>,
+}
+
+impl Node {
+    // ----- dialling -----
+
+    pub(super) fn add_target(
+        &mut self,
+        now: Time,
+        addr: SocketAddr,
+        forget_at: Option<Time>,
+        once: bool,
+        delay: Duration,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(t) = self.targets.get_mut(&addr) {
+            // Already wanted. A `-c` dial in flight must not swallow an address
+            // that also needs retries (learnt from Members, or a lost peer).
+            if t.once && !once {
+                t.once = false;
+                t.forget_at = forget_at;
+            }
+            return;
+        }
+        if self.targets.values().filter(|t| !t.learnt).count() >= self.cfg.max_conns {
+            return;
+        }
+        self.targets.insert(
+            addr,
+            Target {
+                backoff: self.cfg.backoff_min,
+                forget_at,
+                once,
+                dialing: false,
+                timer: None,
+                outage_said: false,
+                report: once,
+                next_try: None,
+                learnt: false,
+                failures: 0,
+                queued: None,
+            },
+        );
+        if delay.is_zero() {
+            self.dial(now, addr, out);
+        } else if let Some(t) = self.targets.get_mut(&addr) {
+            t.next_try = Some(now + delay);
+            t.timer = Some(self.timers.insert(now + delay, Timer::Redial(addr)));
+        }
+    }
+
+    pub(super) fn remove_target(&mut self, addr: SocketAddr) {
+        if let Some(t) = self.targets.remove(&addr)
+            && let Some(id) = t.timer
+        {
+            self.timers.cancel(id);
+        }
+    }
+
+    pub(super) fn dial(&mut self, now: Time, addr: SocketAddr, out: &mut Vec<Output>) {
+        let Some(t) = self.targets.get_mut(&addr) else {
+            return;
+        };
+        if t.dialing {
+            return;
+        }
+        if self.peers.contains_key(&addr) {
+            self.remove_target(addr);
+            return;
+        }
+        t.next_try = None;
+        if let Some(id) = t.timer.take() {
+            self.timers.cancel(id);
+        }
+        if t.queued.is_none() {
+            t.queued = Some(self.dial_seq);
+            self.dial_seq += 1;
+        }
+        self.pump_dials(now, out);
+    }
+
+    /// Starts the dials waiting their turn while there is room: at most
+    /// [`DIALS_MAX`] in flight, `--join` addresses, lost peers and `-c` before
+    /// learnt addresses, and learnt ones within their own share and rate.
+    pub(super) fn pump_dials(&mut self, now: Time, out: &mut Vec<Output>) {
+        let burst = LEARNT_DIAL_EVERY * (LEARNT_MAX as u32 - 1);
+        loop {
+            let flying = self.targets.values().filter(|t| t.dialing);
+            let (all, learnt) = flying.fold((0, 0), |(a, l), t| (a + 1, l + usize::from(t.learnt)));
+            if all >= DIALS_MAX {
+                return;
+            }
+            let next = self
+                .targets
+                .iter()
+                .filter_map(|(a, t)| t.queued.map(|q| ((t.learnt, q), *a)))
+                .min();
+            let Some(((is_learnt, _), addr)) = next else {
+                return;
+            };
+            if is_learnt {
+                if learnt >= LEARNT_DIALS_MAX {
+                    return;
+                }
+                if self.learnt_dial_due > now + burst {
+                    if self.dial_timer.is_none() {
+                        let at = self.learnt_dial_due - burst;
+                        self.dial_timer = Some(self.timers.insert(at, Timer::DialQueue));
+                    }
+                    return;
+                }
+                self.learnt_dial_due = self.learnt_dial_due.max(now) + LEARNT_DIAL_EVERY;
+            }
+            let Some(t) = self.targets.get_mut(&addr) else {
+                return;
+            };
+            t.queued = None;
+            t.dialing = true;
+            t.timer = Some(
+                self.timers
+                    .insert(now + self.cfg.handshake_timeout, Timer::DialTimeout(addr)),
+            );
+            out.push(Output::Dial(addr));
+        }
+    }
+
+    /// Takes the addresses of a peer's `Members` this node lacks, within
+    /// bounds: the first [`MEMBERS_MAX`] of the list, addresses a node can
+    /// have (not ours, not unspecified, port 0 or multicast), and at most
+    /// [`LEARNT_MAX`] learnt addresses wanted at once.
+    pub(super) fn learn(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        list: Vec<SocketAddr>,
+        out: &mut Vec<Output>,
+    ) {
+        if list.len() > MEMBERS_MAX && !self.members_cut_said {
+            self.members_cut_said = true;
+            out.push(Output::Console(format!(
+                "member list from {from} cut to its first {MEMBERS_MAX} of {} addresses (said once)",
+                list.len()
+            )));
+        }
+        let mut learnt = self.targets.values().filter(|t| t.learnt).count();
+        for a in list.into_iter().take(MEMBERS_MAX) {
+            if a == self.me.addr
+                || a == self.cfg.bound
+                || undialable(a).is_some()
+                || self.peers.contains_key(&a)
+            {
+                continue;
+            }
+            if let Some(t) = self.targets.get_mut(&a) {
+                // Already wanted. A `-c` dial in flight must not swallow an
+                // address that also needs retries.
+                if t.once {
+                    t.once = false;
+                    t.forget_at = Some(now + self.cfg.forget);
+                }
+                continue;
+            }
+            if learnt >= LEARNT_MAX {
+                if !self.learnt_full_said {
+                    self.learnt_full_said = true;
+                    out.push(Output::Console(format!(
+                        "ignored addresses from {from}'s member list: {LEARNT_MAX} learnt addresses wait to be dialled already (said once)"
+                    )));
+                }
+                return;
+            }
+            learnt += 1;
+            self.targets.insert(
+                a,
+                Target {
+                    backoff: self.cfg.backoff_min,
+                    forget_at: Some(now + self.cfg.forget),
+                    once: false,
+                    dialing: false,
+                    timer: None,
+                    outage_said: false,
+                    report: false,
+                    next_try: None,
+                    learnt: true,
+                    failures: 0,
+                    queued: None,
+                },
+            );
+            self.dial(now, a, out);
+        }
+    }
+
+    pub(super) fn dial_failed(
+        &mut self,
+        now: Time,
+        addr: SocketAddr,
+        error: &str,
+        out: &mut Vec<Output>,
+    ) {
+        self.names_dial_failed(now, addr, error, out);
+        if self.join_untried.remove(&addr) && self.join_untried.is_empty() {
+            // Every --join address was tried: this node may vote for itself.
+            self.recompute(now, out);
+        }
+        let crowded = self.targets.values().filter(|t| t.learnt).count() > LEARNT_PATIENT;
+        let quick = self.join_unreached.contains(&addr);
+        let Some(t) = self.targets.get_mut(&addr) else {
+            return;
+        };
+        t.failures = t.failures.saturating_add(1);
+        if t.learnt && crowded && t.failures >= 2 {
+            // One of many learnt addresses that does not answer: dropped
+            // without a line (a peer could make this node say thousands).
+            self.remove_target(addr);
+            return;
+        }
+        if t.report {
+            t.report = false;
+            out.push(Output::Console(format!(
+                "cannot connect to {addr}: {error}"
+            )));
+        }
+        if t.once {
+            self.remove_target(addr);
+            return;
+        }
+        if t.forget_at.is_some_and(|f| now >= f) {
+            out.push(Output::Console(format!("gave up on {addr}: {error}")));
+            self.remove_target(addr);
+            return;
+        }
+        if !t.outage_said && t.forget_at.is_none() {
+            t.outage_said = true;
+            out.push(Output::Console(format!(
+                "cannot reach {addr} yet ({error}); retrying"
+            )));
+        }
+        let wait = t.backoff;
+        let most = if quick {
+            JOIN_BACKOFF_MAX.min(self.cfg.backoff_max)
+        } else {
+            self.cfg.backoff_max
+        };
+        t.backoff = (t.backoff * 2).min(most);
+        t.next_try = Some(now + wait);
+        if let Some(id) = t.timer.take() {
+            self.timers.cancel(id);
+        }
+        t.timer = Some(self.timers.insert(now + wait, Timer::Redial(addr)));
+    }
+}

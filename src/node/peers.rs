@@ -1,0 +1,288 @@
+//! Peers: their frames, heartbeats, and losing them.
+
+use super::connections::FLOOD_WINDOW;
+use super::dialling::LEARNT_MAX;
+use super::scripts::RELAY_REPORT;
+use super::{CloseReason, ConnId, Node, Output, Time, Timer};
+use crate::ratelog;
+use crate::text::{escape, human};
+use crate::timer::TimerId;
+use crate::wire::{Msg, NodeInfo, WireError};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Slack added to the vote lease for timer rounding and delivery delay. The
+/// lease is a second guard: the old master already stops counting our vote a
+/// timeout after its last Ping we answered (see `vote_held`), whatever the delay.
+const LEASE_MARGIN: Duration = Duration::from_millis(30);
+
+#[derive(Debug)]
+pub(super) struct Peer {
+    pub(super) info: NodeInfo,
+    /// Open connections to this peer; `kept` is the one we send on.
+    pub(super) conns: Vec<ConnId>,
+    pub(super) kept: ConnId,
+    /// Newest `State` applied (by its `seq`).
+    pub(super) seq: u64,
+    /// Newest of our own `seq`s this peer says it has applied.
+    pub(super) acked: u64,
+    /// When we last sent it a `Ping`.
+    pub(super) last_ping: Time,
+    /// A `Ping` of ours is unanswered.
+    pub(super) ping_out: bool,
+    /// Send time (our clock) of the newest `Ping` it answered: it had heard
+    /// from us by then, so it keeps any vote for us until at least this plus
+    /// the timeout (it re-votes only after timing us out, or after we applied
+    /// its withdrawal).
+    pub(super) echoed: Option<Time>,
+    pub(super) vote: Option<SocketAddr>,
+    pub(super) master: bool,
+    pub(super) last_heard: Time,
+    pub(super) rtt: Option<Duration>,
+    pub(super) timer: TimerId,
+    /// This node reached it by a dial of its own at least once. One only ever
+    /// heard from inbound is redialled, once lost, as a learnt address (in
+    /// their room, share and rate): any stranger can claim an address in its
+    /// `Hello` and hang up, and the side that dialled a real peer redials it.
+    pub(super) dialed: bool,
+}
+
+/// Why a peer was lost.
+#[derive(Debug)]
+pub(super) enum Loss {
+    Closed(CloseReason),
+    /// It sent more frames than [`Node::frame_limit`] allows.
+    Flooding(u32),
+    TimedOut,
+    Left,
+    Restarted,
+}
+
+impl Node {
+    // ----- peers -----
+
+    pub(super) fn peer_msg(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        addr: SocketAddr,
+        msg: Msg,
+        out: &mut Vec<Output>,
+    ) {
+        match msg {
+            Msg::Hello { .. } => {
+                let line = format!("closed connection with {addr}: a second Hello");
+                self.stranger_line(now, ratelog::Kind::BadFrame, line, out);
+                self.conn_closed(now, conn, CloseReason::Malformed(WireError::Malformed), out);
+                out.push(Output::Close(conn));
+            }
+            Msg::Members(list) => self.learn(now, addr, list, out),
+            Msg::State {
+                seq,
+                vote,
+                master,
+                ack,
+            } => {
+                let Some(p) = self.peers.get_mut(&addr) else {
+                    return;
+                };
+                p.acked = p.acked.max(ack);
+                if seq <= p.seq {
+                    // Stale (it came on a connection since replaced); the ack
+                    // above still counts.
+                    self.recompute(now, out);
+                    return;
+                }
+                // A peer voting for nobody may be waiting for our ack of a
+                // withdrawal (whether or not we saw its vote for us first: that
+                // State may have travelled on a connection since closed).
+                let withdrawn =
+                    vote.is_none() || (p.vote == Some(self.me.addr) && vote != Some(self.me.addr));
+                p.seq = seq;
+                // A vote for a node this one does not see is kept as sent: it
+                // is ordinary while a mesh forms or a partition holds, counts
+                // only toward that node in `votes_for`, never toward this
+                // node's role, and is shown by `-cl` as an address (total).
+                p.vote = vote;
+                p.master = master;
+                let before = self.seq;
+                self.recompute(now, out);
+                if withdrawn && self.seq == before {
+                    // It waits to vote again until we have applied this: say so
+                    // even when our own state did not change.
+                    let state = self.state_msg(addr);
+                    self.send(addr, state, out);
+                }
+            }
+            Msg::Ping(x) => self.send(addr, Msg::Pong(x), out),
+            Msg::Pong(x) => {
+                let sent = Duration::from_micros(x);
+                if let Some(p) = self.peers.get_mut(&addr)
+                    && sent <= now
+                {
+                    p.rtt = Some(now - sent);
+                    p.ping_out = false;
+                    p.echoed = p.echoed.max(Some(sent));
+                    if p.vote == Some(self.me.addr) {
+                        self.recompute(now, out);
+                    }
+                }
+            }
+            Msg::Text(t) => {
+                // The sender's address is only what it claims: say where the
+                // connection really comes from when that is another host.
+                let via = match self.conns.get(&conn).map(|c| c.remote.ip().to_canonical()) {
+                    Some(ip) if ip != addr.ip().to_canonical() => {
+                        format!(" (connection from {ip})")
+                    }
+                    _ => String::new(),
+                };
+                let text = escape(&t);
+                if !self.texts.take(now, text.len()) {
+                    self.texts.dropped += 1;
+                    if self.texts.timer.is_none() {
+                        self.texts.timer =
+                            Some(self.timers.insert(now + RELAY_REPORT, Timer::TextRelay));
+                    }
+                    return;
+                }
+                out.push(Output::Console(format!("message from {addr}{via}: {text}")));
+            }
+            Msg::Goodbye => {
+                if self
+                    .peers
+                    .get(&addr)
+                    .is_some_and(|p| p.conns.contains(&conn))
+                {
+                    self.lose_peer(now, addr, Loss::Left, out);
+                }
+            }
+        }
+    }
+
+    pub(super) fn send(&mut self, addr: SocketAddr, msg: Msg, out: &mut Vec<Output>) {
+        if let Some(p) = self.peers.get(&addr) {
+            out.push(Output::Send(p.kept, msg));
+        }
+    }
+
+    pub(super) fn peer_timer(
+        &mut self,
+        now: Time,
+        addr: SocketAddr,
+        id: TimerId,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(p) = self.peers.get(&addr) else {
+            return;
+        };
+        if p.timer != id {
+            return;
+        }
+        if now >= p.last_heard + self.cfg.timeout {
+            self.lose_peer(now, addr, Loss::TimedOut, out);
+            return;
+        }
+        if now >= self.ping_due(p) {
+            self.ping(now, addr, out);
+        }
+        if let Some(p) = self.peers.get(&addr) {
+            let next = self.ping_due(p).min(p.last_heard + self.cfg.timeout);
+            let timer = self.timers.insert(next, Timer::Peer(addr));
+            if let Some(p) = self.peers.get_mut(&addr) {
+                p.timer = timer;
+            }
+        }
+    }
+
+    /// The heartbeat rule, the one place it is written: when the next Ping to
+    /// `p` is due.
+    /// - A node voting for itself pings every peer each heartbeat, so the votes
+    ///   it counts stay confirmed.
+    /// - Otherwise a node pings a peer it has heard nothing from for a
+    ///   heartbeat (and has not pinged within one): each side sees to it that it
+    ///   hears from the other, whatever it sends itself, so traffic that flows
+    ///   one way only (`-msg`) cannot starve the other direction. On a quiet
+    ///   link the side whose heartbeat ends first pings, and the Pong refreshes
+    ///   the other side too: one Ping and one Pong per heartbeat and link.
+    fn ping_due(&self, p: &Peer) -> Time {
+        if self.vote == Some(self.me.addr) {
+            p.last_ping + self.cfg.heartbeat
+        } else {
+            p.last_heard.max(p.last_ping) + self.cfg.heartbeat
+        }
+    }
+
+    pub(super) fn ping(&mut self, now: Time, addr: SocketAddr, out: &mut Vec<Output>) {
+        if let Some(p) = self.peers.get_mut(&addr) {
+            p.last_ping = now;
+            p.ping_out = true;
+        }
+        self.send(addr, Msg::Ping(now.as_micros() as u64), out);
+    }
+
+    pub(super) fn lose_peer(
+        &mut self,
+        now: Time,
+        addr: SocketAddr,
+        why: Loss,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(p) = self.peers.remove(&addr) else {
+            return;
+        };
+        self.timers.cancel(p.timer);
+        for c in &p.conns {
+            self.conns.remove(c);
+            out.push(Output::Close(*c));
+        }
+        let reason = match &why {
+            Loss::Closed(r) => r.to_string(),
+            Loss::Flooding(n) => format!(
+                "sent more than {n} frames in {}: flooding",
+                human(FLOOD_WINDOW)
+            ),
+            Loss::TimedOut => format!("timed out after {}", human(self.cfg.timeout)),
+            Loss::Left => "left".into(),
+            Loss::Restarted => "restarted".into(),
+        };
+        let line = format!("lost {addr} ({reason})");
+        if p.dialed || self.cfg.join.contains(&addr) {
+            out.push(Output::Console(line));
+        } else {
+            self.stranger_line(now, ratelog::Kind::PeerInLost, line, out);
+        }
+        if matches!(why, Loss::TimedOut)
+            && (self.vote == Some(addr) || self.release.is_some_and(|(x, _)| x == addr))
+        {
+            // It may still be alive and counting our vote until it times us out
+            // too: hold every new vote until it surely has.
+            let until = now + self.cfg.heartbeat + LEASE_MARGIN;
+            if let Some(id) = self.lease_timer.take() {
+                self.timers.cancel(id);
+            }
+            self.lease_until = Some(until);
+            self.lease_timer = Some(self.timers.insert(until, Timer::Lease));
+        }
+        if !matches!(why, Loss::Left | Loss::Restarted | Loss::Flooding(_)) {
+            let join = self.cfg.join.contains(&addr);
+            let forget = if join {
+                None
+            } else {
+                Some(now + self.cfg.forget)
+            };
+            let delay = self.cfg.backoff_min;
+            // Never reached by a dial of ours: a learnt address (see `Peer::dialed`).
+            let learnt = !join && !p.dialed && !self.targets.contains_key(&addr);
+            let room = self.targets.values().filter(|t| t.learnt).count() < LEARNT_MAX;
+            if !learnt || room {
+                self.add_target(now, addr, forget, false, delay, out);
+            }
+            if learnt && let Some(t) = self.targets.get_mut(&addr) {
+                t.learnt = true;
+            }
+            self.names_lost(now, addr);
+        }
+        self.recompute(now, out);
+    }
+}

@@ -1,0 +1,147 @@
+//! The election: the state sent to peers, and recomputing this node's vote and
+//! mastership.
+
+use super::{Node, Output, Time, Timer};
+use crate::election::{self, Member};
+use crate::wire::Msg;
+use std::net::SocketAddr;
+
+impl Node {
+    // ----- election -----
+
+    /// Our state as sent to `to`, acknowledging the newest state applied from it.
+    pub(super) fn state_msg(&self, to: SocketAddr) -> Msg {
+        Msg::State {
+            seq: self.seq,
+            vote: self.vote,
+            master: self.master,
+            ack: self.peers.get(&to).map_or(0, |p| p.seq),
+        }
+    }
+
+    /// Whether every `--join` address and name was tried once (reached, or its
+    /// attempt failed): before that a better node may be among them, so this
+    /// node takes no role.
+    fn joins_tried(&self) -> bool {
+        self.join_untried.is_empty() && self.names.values().all(|n| !n.join || n.tried)
+    }
+
+    /// Re-evaluates vote and master status; announces any change to every peer
+    /// and on the console.
+    pub(super) fn recompute(&mut self, now: Time, out: &mut Vec<Output>) {
+        for _ in 0..4 {
+            let me = Member {
+                info: self.me,
+                master: self.master,
+            };
+            let peers: Vec<Member> = self
+                .peers
+                .values()
+                .map(|p| Member {
+                    info: p.info,
+                    master: p.master,
+                })
+                .collect();
+            // A withdrawn vote is given again only once its old holder has
+            // applied the withdrawal (or is gone): else the holder could still
+            // count it while the new one counts it too, and with a majority
+            // quorum two masters would need exactly such a vote counted twice.
+            if let Some((x, at)) = self.release
+                && self.peers.get(&x).is_none_or(|p| p.acked >= at)
+            {
+                self.release = None;
+            }
+            let mut vote = if self.lease_until.is_some_and(|u| now < u) || self.release.is_some() {
+                None
+            } else {
+                election::vote(self.cfg.rule, me, &peers, self.cfg.quorum, self.cfg.preempt)
+            };
+            if vote == Some(self.me.addr) && !self.joins_tried() {
+                // A --join address not tried yet may be a better node (its
+                // dial in flight, or in backoff): take no role before it was.
+                vote = None;
+            }
+            let mut withdraw = None;
+            if let Some(x) = self.vote
+                && x != self.me.addr
+                && vote != Some(x)
+                && self.peers.contains_key(&x)
+            {
+                vote = None;
+                withdraw = Some(x);
+            }
+            let me_addr = self.me.addr;
+            let votes = usize::from(vote == Some(me_addr))
+                + self
+                    .peers
+                    .values()
+                    .filter(|p| p.vote == Some(me_addr) && self.vote_held(p))
+                    .count();
+            let master = vote == Some(me_addr) && votes >= self.cfg.quorum;
+            if vote == Some(me_addr) && !master {
+                // Votes that are there but not yet confirmed by a Pong: ask now.
+                let unconfirmed: Vec<SocketAddr> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| p.vote == Some(me_addr) && !self.vote_held(p) && !p.ping_out)
+                    .map(|(a, _)| *a)
+                    .collect();
+                for a in unconfirmed {
+                    self.ping(now, a, out);
+                }
+            }
+            if vote == self.vote && master == self.master {
+                break;
+            }
+            self.vote = vote;
+            self.master = master;
+            self.seq += 1;
+            if let Some(x) = withdraw {
+                self.release = Some((x, self.seq));
+            }
+            let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
+            for a in addrs {
+                let state = self.state_msg(a);
+                self.send(a, state, out);
+            }
+        }
+        self.arm_votes_timer();
+        let named = self.master();
+        if named != self.named {
+            self.named = named;
+            out.push(Output::Console(format!(
+                "master changed: {}",
+                self.master_words()
+            )));
+        }
+    }
+
+    /// While master, wakes the node when its confirmed votes would fall below
+    /// the quorum, so it gives up the role on time even when nothing arrives.
+    fn arm_votes_timer(&mut self) {
+        let mut expiries: Vec<Time> = if self.master {
+            self.peers
+                .values()
+                .filter(|p| p.vote == Some(self.me.addr) && self.vote_held(p))
+                .filter_map(|p| p.echoed.map(|t| self.vote_expiry(t)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        expiries.sort_unstable_by(|a, b| b.cmp(a));
+        // Our own vote counts too: the master falls below the quorum when the
+        // (quorum-1)-th latest peer vote expires.
+        let at = self
+            .cfg
+            .quorum
+            .checked_sub(2)
+            .and_then(|i| expiries.get(i))
+            .copied();
+        if let Some(id) = self.votes_timer.take() {
+            self.timers.cancel(id);
+        }
+        if let Some(at) = at {
+            self.votes_timer = Some(self.timers.insert(at, Timer::Votes));
+        }
+    }
+}
