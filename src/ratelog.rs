@@ -205,6 +205,29 @@ mod tests {
     }
 
     #[test]
+    fn a_slightly_late_summary_keeps_the_beat() {
+        // A summary a few seconds late (a busy turn) does not shift the periods:
+        // the next one is still due a period after the end of the last.
+        let mut r = RateLog::default();
+        for _ in 0..(BURST + 1) {
+            r.allow(s(1), Kind::BadFrame);
+        }
+        let mut out = Vec::new();
+        r.summaries(s(15), &mut out);
+        assert_eq!(
+            out,
+            ["closed 1 connections on protocol or socket errors in the last 10s"]
+        );
+        assert!(!r.allow(s(16), Kind::BadFrame));
+        assert_eq!(r.next_due(), Some(s(21)));
+        out.clear();
+        r.summaries(s(20), &mut out);
+        assert!(out.is_empty(), "not due yet");
+        r.summaries(s(21), &mut out);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
     fn a_late_summary_restarts_the_period_from_now() {
         let mut r = RateLog::default();
         for _ in 0..(BURST + 1) {

@@ -356,6 +356,61 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_of_exactly_the_limit_goes_through_and_one_byte_more_does_not() {
+        // The body of a `Text` is its tag, its length and its bytes: find the text
+        // length whose body is exactly MAX_FRAME bytes.
+        let body_len = |text_len: usize| {
+            let mut buf = Vec::new();
+            encode(&Msg::Text("x".repeat(text_len)), &mut buf).unwrap();
+            buf.len() - HEADER
+        };
+        let overhead = body_len(MAX_FRAME / 2) - MAX_FRAME / 2;
+        let at_limit = Msg::Text("x".repeat(MAX_FRAME - overhead));
+        let mut buf = Vec::new();
+        encode(&at_limit, &mut buf).unwrap();
+        assert_eq!(buf.len(), HEADER + MAX_FRAME);
+        assert_eq!(announced_len(&buf), Some(MAX_FRAME));
+        assert_eq!(decode(&buf), Ok(Some((at_limit, HEADER + MAX_FRAME))));
+
+        let mut buf = Vec::new();
+        let over = Msg::Text("x".repeat(MAX_FRAME - overhead + 1));
+        assert_eq!(encode(&over, &mut buf), Err(WireError::Oversized));
+        assert!(buf.is_empty());
+        // A frame that announces one byte more is refused before its body arrives.
+        let mut f = (MAX_FRAME as u32 + 1).to_be_bytes().to_vec();
+        f.extend_from_slice(&[0; 16]);
+        assert_eq!(decode(&f), Err(WireError::TooLong(MAX_FRAME + 1)));
+    }
+
+    #[test]
+    fn a_long_text_is_carried() {
+        // A console line may hold up to 64 KiB, so a `-msg` text of 60,000 bytes
+        // must fit in one frame.
+        let m = Msg::Text("é".repeat(30_000));
+        let mut buf = Vec::new();
+        encode(&m, &mut buf).unwrap();
+        assert_eq!(decode(&buf), Ok(Some((m, buf.len()))));
+    }
+
+    #[test]
+    fn errors_read_as_one_line_each() {
+        for (e, want) in [
+            (
+                WireError::TooLong(70_000),
+                "frame of 70000 bytes exceeds the 65536 byte limit",
+            ),
+            (WireError::Malformed, "malformed frame"),
+            (WireError::Oversized, "message too large to send"),
+            (
+                WireError::FirstTooLong(2_000),
+                "first frame of 2000 bytes exceeds the 1024 byte limit of a Hello",
+            ),
+        ] {
+            assert_eq!(e.to_string(), want);
+        }
+    }
+
+    #[test]
     fn oversized_message_is_not_encoded() {
         let mut buf = vec![1, 2, 3];
         assert_eq!(
