@@ -191,7 +191,8 @@
 //! the limit or more is in use, one IP address may hold at most 8 connections
 //! without a handshake. The console lines strangers can cause at will (refusals,
 //! evictions, missing handshakes, bad frames, peers that only ever dialled in,
-//! connected or lost) are collapsed by [`ratelog`]: 5 per kind per 10 s, then a
+//! connected or lost) are collapsed by [`ratelog`]: 5 per kind per 10 s (256 for
+//! peers that dialled in, more than a cluster booting at once), then a
 //! count and one summary line per period.
 //!
 //! **Duplicate connections.** Two nodes that dial each other at once end with two
@@ -400,7 +401,7 @@
 //! | console line / script line | 64 KiB / 4,096 bytes |
 //! | script lines relayed | burst 200, then 200 per s |
 //! | peers' texts shown | burst 64 KiB, then 16 KiB per s |
-//! | collapsed stranger lines | 5 per kind per 10 s, then a summary |
+//! | collapsed stranger lines | 5 per kind per 10 s (peers that dialled in: 256), then a summary |
 //! | failing script backoff | after 3 runs under 1 s: doubling up to 30 s |
 //! | transient start retry | 100 ms doubling to 10 s |
 //! | exit flush (frames, console) | 300 ms each |

@@ -40,6 +40,14 @@ impl Kind {
         Kind::PeerInLost,
     ];
 
+    /// Lines of this kind printed in full per period.
+    pub fn burst(self) -> u32 {
+        match self {
+            Kind::PeerIn | Kind::PeerInLost => PEER_BURST,
+            _ => BURST,
+        }
+    }
+
     /// The summary of `n` counted lines of this kind over `period`.
     fn summary(self, n: u64, period: Duration) -> String {
         let period = crate::text::human(period);
@@ -66,6 +74,11 @@ impl Kind {
 
 /// Lines of one kind printed in full per period, before counting starts.
 pub const BURST: u32 = 5;
+/// The same for peers that dialled this node: a cluster booting at once makes
+/// every node print one `connected` line per peer, and each of them must show
+/// (at most 256 a period: 25 lines a second for a stranger who handshakes and
+/// hangs up in a loop, against thousands before).
+pub const PEER_BURST: u32 = 256;
 /// The period of the count, and between two summaries.
 pub const PERIOD: Duration = Duration::from_secs(10);
 
@@ -97,7 +110,7 @@ impl RateLog {
             k.since = Some(now);
             k.shown = 0;
         }
-        if !k.collapsing && k.shown < BURST {
+        if !k.collapsing && k.shown < kind.burst() {
             k.shown += 1;
             return true;
         }
@@ -186,6 +199,18 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(r.next_due(), None);
         assert!(r.allow(s(40), Kind::Refused), "prints in full again");
+    }
+
+    #[test]
+    fn a_cluster_of_peers_dialling_in_is_said_in_full() {
+        let mut r = RateLog::default();
+        // 200 nodes booting at once: every `connected` line shows.
+        assert!((0..200).all(|_| r.allow(s(1), Kind::PeerIn)));
+        assert!((0..200).all(|_| r.allow(s(1), Kind::PeerInLost)));
+        assert_eq!(r.next_due(), None);
+        // A stranger handshaking in a loop is counted past the burst.
+        let printed = (0..1000).filter(|_| r.allow(s(2), Kind::PeerIn)).count();
+        assert_eq!(printed, (PEER_BURST - 200) as usize);
     }
 
     #[test]

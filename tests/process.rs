@@ -625,3 +625,22 @@ fn stdin_eof_does_not_stop_the_node() {
     // A answered B's handshake and votes long after its stdin closed.
     check(a.is_running(), "A exited on stdin EOF", &all);
 }
+
+/// A ten-node cluster booting at once, every node dialling the first: the first
+/// prints one `connected` line for each of its nine peers (lines about peers
+/// that dialled in are collapsed only past what any cluster sends).
+#[test]
+fn every_peer_of_a_cluster_booting_at_once_is_said_connected() {
+    let first = Boss::start("n0", &[]);
+    let join = first.addr().to_string();
+    let rest: Vec<Boss> = (1..10)
+        .map(|i| Boss::start(&format!("n{i}"), &["--join", &join]))
+        .collect();
+    let mut all: Vec<&Boss> = vec![&first];
+    all.extend(rest.iter());
+    full_mesh(&all).or_dump(&all);
+    for n in &rest {
+        let line = format!("connected {}", n.addr());
+        first.wait_line(|l| l == line, SOON).or_dump(&all);
+    }
+}
