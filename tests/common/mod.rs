@@ -220,30 +220,7 @@ impl Boss {
         if let Some(dir) = dir {
             cmd.current_dir(dir);
         }
-        let mut child = cmd
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", env!("CARGO_BIN_EXE_boss")));
-        let out = Arc::new(Log::default());
-        let err = Arc::new(Log::default());
-        out.follow(child.stdout.take().expect("piped stdout"));
-        err.follow(child.stderr.take().expect("piped stderr"));
-        let stdin = child.stdin.take();
-        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid fits i32"));
-        Boss {
-            name: name.to_string(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-            child: Mutex::new(child),
-            pid,
-            stdin: Mutex::new(stdin),
-            out,
-            err,
-            addr: Mutex::new(None),
-            queries: Mutex::new(0),
-        }
+        Boss::spawn_command(name, cmd, args)
     }
 
     /// Waits for the `started <addr> (…)` line and records the address.
