@@ -14,22 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 
 /// Connects to `node` and sends a `Hello` claiming `addr` under `rule`.
 fn hello_with_rule(node: SocketAddr, addr: SocketAddr, rule: Rule) -> TcpStream {
-    let mut s = TcpStream::connect(node).expect("connect to the node");
-    let hello = Msg::Hello {
-        magic: MAGIC,
-        version: VERSION,
-        node: NodeInfo {
-            addr,
-            started: wall_micros(),
-            priority: 0,
-        },
-        rule: rule.code(),
-        quorum: 2,
-    };
-    let mut buf = Vec::new();
-    wire::encode(&hello, &mut buf).expect("encode Hello");
-    s.write_all(&buf).expect("send Hello");
-    s
+    send_hello(node, addr, wall_micros(), rule)
 }
 
 /// Strangers whose `Hello` is refused (here: another election rule) as fast as

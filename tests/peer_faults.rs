@@ -6,7 +6,7 @@
 mod common;
 
 use boss::election::Rule;
-use boss::wire::{self, MAGIC, Msg, NodeInfo, VERSION};
+use boss::wire::{self, Msg};
 use common::*;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -20,22 +20,7 @@ fn dead_addr() -> SocketAddr {
 
 /// Connects to `node` and sends a `Hello` claiming `addr` and `started`.
 fn hello_from(node: SocketAddr, addr: SocketAddr, started: u64) -> TcpStream {
-    let mut s = TcpStream::connect(node).expect("connect to the node");
-    let hello = Msg::Hello {
-        magic: MAGIC,
-        version: VERSION,
-        node: NodeInfo {
-            addr,
-            started,
-            priority: 0,
-        },
-        rule: Rule::Oldest.code(),
-        quorum: 2,
-    };
-    let mut buf = Vec::new();
-    wire::encode(&hello, &mut buf).expect("encode Hello");
-    s.write_all(&buf).expect("send Hello");
-    s
+    send_hello(node, addr, started, Rule::Oldest)
 }
 
 /// A peer claiming a start time no clock can show (2^64-1 µs, past year 9999)

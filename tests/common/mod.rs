@@ -766,3 +766,30 @@ impl Boss {
         }
     }
 }
+
+/// Connects to `node` as a hand-made peer and sends its `Hello`: claiming
+/// `addr`, start time `started` (µs since the epoch) and `rule`, quorum 2.
+pub fn send_hello(
+    node: SocketAddr,
+    addr: SocketAddr,
+    started: u64,
+    rule: boss::election::Rule,
+) -> std::net::TcpStream {
+    use boss::wire::{self, MAGIC, Msg, NodeInfo, VERSION};
+    let mut s = std::net::TcpStream::connect(node).expect("connect to the node");
+    let hello = Msg::Hello {
+        magic: MAGIC,
+        version: VERSION,
+        node: NodeInfo {
+            addr,
+            started,
+            priority: 0,
+        },
+        rule: rule.code(),
+        quorum: 2,
+    };
+    let mut buf = Vec::new();
+    wire::encode(&hello, &mut buf).expect("encode Hello");
+    s.write_all(&buf).expect("send Hello");
+    s
+}
