@@ -7,7 +7,7 @@ mod common;
 
 use boss::election::Rule;
 use boss::node::Input;
-use boss::wire::{self, MAGIC, Msg, NodeInfo, VERSION};
+use boss::wire::{self, Msg};
 use common::*;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -129,17 +129,7 @@ mod core {
 }
 
 fn hello(addr: SocketAddr, started: u64) -> Msg {
-    Msg::Hello {
-        magic: MAGIC,
-        version: VERSION,
-        node: NodeInfo {
-            addr,
-            started,
-            priority: 0,
-        },
-        rule: Rule::Oldest.code(),
-        quorum: 2,
-    }
+    hello_msg(addr, started, Rule::Oldest)
 }
 
 /// Strangers that complete a handshake, each claiming another address that

@@ -5,7 +5,7 @@
 mod common;
 
 use boss::election::Rule;
-use boss::wire::{self, MAGIC, Msg, NodeInfo, VERSION};
+use boss::wire::{self, Msg};
 use common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -16,30 +16,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-#[allow(clippy::disallowed_methods)]
-fn wall_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
+use std::time::Duration;
 
 /// A `Hello` as a node at `addr` started now would send it (rule oldest, quorum 2).
 fn hello(addr: SocketAddr) -> Vec<u8> {
-    let msg = Msg::Hello {
-        magic: MAGIC,
-        version: VERSION,
-        node: NodeInfo {
-            addr,
-            started: wall_micros(),
-            priority: 0,
-        },
-        rule: Rule::Oldest.code(),
-        quorum: 2,
-    };
     let mut buf = Vec::new();
-    wire::encode(&msg, &mut buf).expect("a Hello encodes");
+    wire::encode(&hello_msg(addr, wall_micros(), Rule::Oldest), &mut buf).expect("a Hello encodes");
     buf
 }
 

@@ -5,8 +5,7 @@
 
 use super::*;
 use crate::config::ScriptSpec;
-use crate::election;
-use crate::wire::{MAGIC, Msg, VERSION};
+use crate::wire::Msg;
 use std::collections::VecDeque;
 
 fn addr(port: u16) -> SocketAddr {
@@ -33,17 +32,7 @@ fn conn(index: u32) -> ConnId {
 }
 
 fn hello(port: u16, started: u64) -> Msg {
-    Msg::Hello {
-        magic: MAGIC,
-        version: VERSION,
-        node: NodeInfo {
-            addr: addr(port),
-            started: WALL + started,
-            priority: 0,
-        },
-        rule: election::Rule::Oldest.code(),
-        quorum: 2,
-    }
+    super::tests::hello(addr(port), WALL + started)
 }
 
 fn state(seq: u64, vote: Option<SocketAddr>, ack: u64) -> Msg {

@@ -903,7 +903,7 @@ fn refuses_a_peer_with_another_rule_or_quorum() {
 
 // ----- what a peer sends -----
 
-fn hello(node: SocketAddr, started: u64) -> Msg {
+pub(super) fn hello(node: SocketAddr, started: u64) -> Msg {
     Msg::Hello {
         magic: MAGIC,
         version: VERSION,
@@ -1702,17 +1702,7 @@ mod strangers {
     }
 
     fn hello(port: u16, started: u64) -> Msg {
-        Msg::Hello {
-            magic: MAGIC,
-            version: VERSION,
-            node: NodeInfo {
-                addr: addr(port),
-                started: WALL + started,
-                priority: 0,
-            },
-            rule: crate::election::Rule::Oldest.code(),
-            quorum: 2,
-        }
+        super::hello(addr(port), WALL + started)
     }
 
     fn lines(out: &[Output]) -> Vec<String> {

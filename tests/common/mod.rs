@@ -767,29 +767,33 @@ impl Boss {
     }
 }
 
-/// Connects to `node` as a hand-made peer and sends its `Hello`: claiming
-/// `addr`, start time `started` (µs since the epoch) and `rule`, quorum 2.
-pub fn send_hello(
-    node: SocketAddr,
-    addr: SocketAddr,
-    started: u64,
-    rule: boss::election::Rule,
-) -> std::net::TcpStream {
-    use boss::wire::{self, MAGIC, Msg, NodeInfo, VERSION};
-    let mut s = std::net::TcpStream::connect(node).expect("connect to the node");
-    let hello = Msg::Hello {
-        magic: MAGIC,
-        version: VERSION,
-        node: NodeInfo {
+/// The `Hello` a hand-made peer sends: claiming `addr`, start time `started`
+/// (µs since the epoch) and `rule`, quorum 2.
+pub fn hello_msg(addr: SocketAddr, started: u64, rule: boss::election::Rule) -> boss::wire::Msg {
+    boss::wire::Msg::Hello {
+        magic: boss::wire::MAGIC,
+        version: boss::wire::VERSION,
+        node: boss::wire::NodeInfo {
             addr,
             started,
             priority: 0,
         },
         rule: rule.code(),
         quorum: 2,
-    };
+    }
+}
+
+/// Connects to `node` as a hand-made peer and sends its `Hello` (see
+/// [`hello_msg`]).
+pub fn send_hello(
+    node: SocketAddr,
+    addr: SocketAddr,
+    started: u64,
+    rule: boss::election::Rule,
+) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(node).expect("connect to the node");
     let mut buf = Vec::new();
-    wire::encode(&hello, &mut buf).expect("encode Hello");
+    boss::wire::encode(&hello_msg(addr, started, rule), &mut buf).expect("encode Hello");
     s.write_all(&buf).expect("send Hello");
     s
 }
