@@ -411,6 +411,7 @@ pub mod config;
 pub mod election;
 pub mod node;
 pub mod ratelog;
+pub mod rng;
 pub mod script;
 pub mod shell;
 pub mod text;

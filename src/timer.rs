@@ -550,27 +550,10 @@ mod tests {
         assert_eq!(drain(&mut w, Duration::MAX), vec![1, 2]);
     }
 
-    /// splitmix64, for a reproducible randomized test.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
     fn run_against_model(seed: u64, tick_ms: u64, slots: usize, ops: usize) {
         let tick = ms(tick_ms);
         let tick_ns = u128::from(tick_ms) * 1_000_000;
-        let mut rng = Rng(seed);
+        let mut rng = crate::rng::Rng::new(seed);
         let mut w: TimerWheel<u64> = TimerWheel::new(tick, slots);
         // (rounded tick, insertion number) -> (id, value)
         let mut model: BTreeMap<(u64, u64), (TimerId, u64)> = BTreeMap::new();
@@ -595,7 +578,7 @@ mod tests {
                     } else {
                         now + Duration::from_nanos(offset_ns)
                     };
-                    let value = rng.next();
+                    let value = rng.next_u64();
                     let id = w.insert(deadline, value);
                     let t =
                         u64::try_from(deadline.as_nanos().div_ceil(tick_ns)).expect("tick fits");

@@ -302,19 +302,11 @@ fn wait_closed_by_node(s: &mut TcpStream) -> Result<(), String> {
     }
 }
 
-/// Bytes from a seeded splitmix64, the first one non-zero so the length prefix
+/// Bytes from the seeded generator, the first one non-zero so the length prefix
 /// they make is far above the frame limit.
 fn noise(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed;
-    let mut v: Vec<u8> = (0..n)
-        .map(|_| {
-            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            (z ^ (z >> 31)) as u8
-        })
-        .collect();
+    let mut rng = boss::rng::Rng::new(seed);
+    let mut v: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
     v[0] |= 0x80;
     v
 }

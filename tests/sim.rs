@@ -1,5 +1,5 @@
 //! The deterministic simulator: many `Node` cores on a fake network (`sim/world.rs`),
-//! driven from a seed (`sim/rng.rs`, splitmix64) through joins, delays, resets,
+//! driven from a seed (`boss::rng`, splitmix64) through joins, delays, resets,
 //! crashes, freezes, partitions (symmetric, and one-way: A hears B, B does not
 //! hear A), restarts, clock offsets, console commands and script children, for
 //! every rule, with and without `--no-preempt` (about a third of the worlds),
@@ -63,8 +63,6 @@
 //! - scenario tests with fixed schedules, asserting what a user sees, and
 //!   regressions for core bugs the random worlds found.
 
-#[path = "sim/rng.rs"]
-mod rng;
 #[path = "sim/watchdog.rs"]
 mod watchdog;
 #[path = "sim/world.rs"]

@@ -20,13 +20,13 @@
 //! start) gives lines, exits and failures as inputs; a frozen node's child runs
 //! on, its reports queue.
 
-use crate::rng::Rng;
 use crate::watchdog::Progress;
 use boss::Config;
 use boss::config::ScriptSpec;
 use boss::election::Rule;
 pub use boss::node::Role;
 use boss::node::{CloseReason, ConnId, Input, Node, Output, ScriptSignal, Time};
+use boss::rng::Rng;
 use boss::wire::{self, Msg, NodeInfo};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;

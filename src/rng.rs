@@ -1,16 +1,22 @@
-//! splitmix64: a tiny, fast PRNG whose whole state is one `u64`, so a seed
-//! reproduces a run forever, on every platform, without a crate.
+//! The one seeded generator of the project: splitmix64, a tiny, fast PRNG whose
+//! whole state is one `u64`, so a seed reproduces a run forever, on every
+//! platform, without a crate. The simulator, the randomized tests and the
+//! benchmark draw from it; nothing that needs unpredictable bytes may (those come
+//! from the OS, in the shell).
 
 use std::time::Duration;
 
+/// splitmix64's state.
 #[derive(Clone, Debug)]
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator that starts from `seed`.
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
@@ -41,6 +47,7 @@ impl Rng {
         self.below(100) < percent
     }
 
+    /// One of `items` (not empty), uniformly.
     pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.index(items.len())]
     }
