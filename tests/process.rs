@@ -636,3 +636,79 @@ fn every_peer_of_a_cluster_booting_at_once_is_said_connected() {
         first.wait_line(|l| l == line, SOON).or_dump(&all);
     }
 }
+
+// ----- the harness reads what nodes print -----
+
+/// The console-line parsers of `common` (which the benchmark reads its clusters
+/// with) recognise what two real nodes print, and a [`Bell`] rings for both.
+#[test]
+fn the_harness_reads_the_lines_nodes_print() {
+    let bell = std::sync::Arc::new(Bell::default());
+    let spawn = |name: &str, extra: &[&str]| {
+        let mut args = vec!["127.0.0.1", "0"];
+        args.extend_from_slice(extra);
+        let b = Boss::spawn_watched(name, std::process::Command::new(BIN), &args, &bell);
+        b.wait_started(SOON).or_dump(&[&b]);
+        b
+    };
+    let a = spawn(
+        "A",
+        &[
+            "--handshake-timeout",
+            "200ms",
+            "-ms",
+            "/bin/echo",
+            "MASTER-RUN",
+        ],
+    );
+    let b = spawn("B", &["-ds", "/nonexistent/script"]);
+    let all = [&a, &b];
+    let rung = bell.rings();
+    connect(&b, &a).or_dump(&all);
+    agree_on(&all, a.addr()).or_dump(&all);
+    // Lines came after `rung` was read: their rings follow (each right after
+    // its line is stored).
+    bell.wait_past(rung, SOON);
+    check(
+        bell.rings() > rung,
+        "the bell did not ring for `connected`",
+        &all,
+    );
+    let a_said = |pred: &dyn Fn(&str) -> bool, what: &str| {
+        a.wait_line(pred, SOON)
+            .map_err(|e| format!("{e} ({what})"))
+            .or_dump(&all)
+    };
+    a_said(&|l| started_addr(l) == Some(a.addr()), "started");
+    a_said(&|l| connected_peer(l) == Some(b.addr()), "connected B");
+    a_said(&|l| master_changed(l) == Some(Some(a.addr())), "master A");
+    a_said(
+        &|l| script_output(l) == Some(("master", "MASTER-RUN")),
+        "script line",
+    );
+    b.wait_line(|l| script_not_run(l) == Some("default"), SOON)
+        .or_dump(&all);
+    let silent = TcpStream::connect(a.addr())
+        .map_err(|e| e.to_string())
+        .or_dump(&all);
+    let from = silent.local_addr().map_err(|e| e.to_string()).or_dump(&all);
+    a_said(
+        &|l| {
+            closed_connection(l)
+                .is_some_and(|(p, why)| p == from && why.starts_with("no handshake within"))
+        },
+        "no handshake",
+    );
+    let ma = a.mark();
+    b.kill9();
+    let lost = a
+        .wait_after(
+            ma,
+            |l| lost_peer(l).is_some_and(|(p, _)| p == b.addr()),
+            SOON,
+        )
+        .or_dump(&all);
+    check(lost_peer(&lost) == Some((b.addr(), "closed")), &lost, &all);
+    a.wait_after(ma, |l| master_changed(l) == Some(None), SOON)
+        .or_dump(&all);
+}

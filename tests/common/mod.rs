@@ -6,6 +6,10 @@
 //! pause. Every node binds port 0, so tests run in parallel. Dropping a [`Boss`]
 //! kills its process (SIGKILL, then reaps it), so nothing outlives a failed test.
 //! A failure message carries every node's log ([`dump`], [`OrDump`]).
+//!
+//! The benchmark (`benches/cluster/`) runs on this harness too: it waits on many
+//! nodes at once through a [`Bell`], and recognises console lines with the
+//! parsers at the end of this file, like the tests.
 
 #![allow(dead_code)] // not every test file uses every helper
 
@@ -24,6 +28,9 @@ use std::time::{Duration, Instant};
 pub const SOON: Duration = Duration::from_secs(15);
 /// Upper bound for a whole cluster to settle (several reconnects and elections).
 pub const SETTLE: Duration = Duration::from_secs(20);
+
+/// The `boss` binary Cargo built for these tests (or the benchmark).
+pub const BIN: &str = env!("CARGO_BIN_EXE_boss");
 
 /// The harness is a shell, like the event loop: it may read the clock.
 #[allow(clippy::disallowed_methods)]
@@ -50,6 +57,50 @@ struct LogState {
 struct Log {
     state: Mutex<LogState>,
     changed: Condvar,
+    /// Rung too on every change, when the node was spawned with one.
+    bell: Option<Arc<Bell>>,
+}
+
+/// Rings whenever any stream of the nodes spawned with it (see
+/// [`Boss::spawn_watched`]) gets a line or ends: one condition to wait on for a
+/// state of many nodes at once.
+#[derive(Default)]
+pub struct Bell {
+    rings: Mutex<u64>,
+    rung: Condvar,
+}
+
+impl Bell {
+    fn lock(&self) -> MutexGuard<'_, u64> {
+        self.rings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ring(&self) {
+        *self.lock() += 1;
+        self.rung.notify_all();
+    }
+
+    /// How many times it has rung so far.
+    pub fn rings(&self) -> u64 {
+        *self.lock()
+    }
+
+    /// Waits until it has rung more than `seen` times, at most `timeout`.
+    pub fn wait_past(&self, seen: u64, timeout: Duration) {
+        let deadline = now() + timeout;
+        let mut rings = self.lock();
+        while *rings <= seen {
+            let left = deadline.saturating_duration_since(now());
+            if left.is_zero() {
+                return;
+            }
+            rings = self
+                .rung
+                .wait_timeout(rings, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
 }
 
 impl Log {
@@ -58,10 +109,26 @@ impl Log {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reads `stream` line by line into the log until EOF, in a background thread.
+    fn with_bell(bell: Option<&Arc<Bell>>) -> Arc<Log> {
+        Arc::new(Log {
+            bell: bell.cloned(),
+            ..Log::default()
+        })
+    }
+
+    fn notify(&self) {
+        self.changed.notify_all();
+        if let Some(bell) = &self.bell {
+            bell.ring();
+        }
+    }
+
+    /// Reads `stream` line by line into the log until EOF, in a background thread
+    /// (with a small stack: the benchmark runs hundreds of nodes).
     fn follow(self: &Arc<Self>, stream: impl Read + Send + 'static) {
         let log = Arc::clone(self);
-        thread::spawn(move || {
+        let reader = thread::Builder::new().stack_size(256 * 1024);
+        let spawned = reader.spawn(move || {
             let mut reader = BufReader::new(stream);
             let mut buf = Vec::new();
             loop {
@@ -77,13 +144,16 @@ impl Log {
                             at: now(),
                         };
                         log.lock().lines.push(line);
-                        log.changed.notify_all();
+                        log.notify();
                     }
                 }
             }
             log.lock().closed = true;
-            log.changed.notify_all();
+            log.notify();
         });
+        if let Err(e) = spawned {
+            panic!("cannot start a thread to read a node's output: {e}");
+        }
     }
 
     fn len(&self) -> usize {
@@ -92,6 +162,10 @@ impl Log {
 
     fn texts(&self) -> Vec<String> {
         self.lock().lines.iter().map(|l| l.text.clone()).collect()
+    }
+
+    fn lines_from(&self, from: usize) -> Vec<Line> {
+        self.lock().lines.get(from..).unwrap_or_default().to_vec()
     }
 
     /// Waits for the first line at index `from` or later that satisfies `pred`.
@@ -216,7 +290,7 @@ impl Boss {
     }
 
     fn spawn_with(name: &str, dir: Option<&Path>, args: &[&str]) -> Boss {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_boss"));
+        let mut cmd = Command::new(BIN);
         if let Some(dir) = dir {
             cmd.current_dir(dir);
         }
@@ -226,11 +300,8 @@ impl Boss {
     /// Waits for the `started <addr> (…)` line and records the address.
     pub fn wait_started(&self, timeout: Duration) -> Result<SocketAddr, String> {
         let line = self.wait_line(|l| l.starts_with("started "), timeout)?;
-        let addr = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|w| w.parse::<SocketAddr>().ok())
-            .ok_or_else(|| format!("{}: no address in {line:?}", self.name))?;
+        let addr =
+            started_addr(&line).ok_or_else(|| format!("{}: no address in {line:?}", self.name))?;
         *self.addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
         Ok(addr)
     }
@@ -281,6 +352,11 @@ impl Boss {
     /// Every stdout line from `mark` on.
     pub fn lines_since(&self, mark: usize) -> Vec<String> {
         self.out.texts().into_iter().skip(mark).collect()
+    }
+
+    /// Every stdout line from `mark` on, with the moments the harness read them.
+    pub fn lines_at(&self, mark: usize) -> Vec<Line> {
+        self.out.lines_from(mark)
     }
 
     /// Every stderr line so far.
@@ -739,16 +815,31 @@ pub fn wall_micros() -> u64 {
 impl Boss {
     /// Like [`Boss::spawn`], from a `Command` the caller prepared (limits, a
     /// `pre_exec`); the program, arguments and stdio are set here.
-    pub fn spawn_command(name: &str, mut cmd: Command, args: &[&str]) -> Boss {
+    pub fn spawn_command(name: &str, cmd: Command, args: &[&str]) -> Boss {
+        Boss::spawn_ringing(name, cmd, args, None)
+    }
+
+    /// Like [`Boss::spawn_command`], ringing `bell` at every line the node
+    /// prints (on stdout or stderr) and at the end of each stream.
+    pub fn spawn_watched(name: &str, cmd: Command, args: &[&str], bell: &Arc<Bell>) -> Boss {
+        Boss::spawn_ringing(name, cmd, args, Some(bell))
+    }
+
+    fn spawn_ringing(
+        name: &str,
+        mut cmd: Command,
+        args: &[&str],
+        bell: Option<&Arc<Bell>>,
+    ) -> Boss {
         let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", env!("CARGO_BIN_EXE_boss")));
-        let out = Arc::new(Log::default());
-        let err = Arc::new(Log::default());
+            .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+        let out = Log::with_bell(bell);
+        let err = Log::with_bell(bell);
         out.follow(child.stdout.take().expect("piped stdout"));
         err.follow(child.stderr.take().expect("piped stderr"));
         let stdin = child.stdin.take();
@@ -796,4 +887,63 @@ pub fn send_hello(
     boss::wire::encode(&hello_msg(addr, started, rule), &mut buf).expect("encode Hello");
     s.write_all(&buf).expect("send Hello");
     s
+}
+
+// ----- console lines -----
+//
+// The sentences a node prints (man/boss.1, CONSOLE OUTPUT) that the harness and
+// the benchmark read back, recognised here and nowhere else.
+
+/// The first word of `s` as an address.
+fn first_addr(s: &str) -> Option<SocketAddr> {
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// The node's address from its `started <addr> (…)` line.
+pub fn started_addr(line: &str) -> Option<SocketAddr> {
+    first_addr(line.strip_prefix("started ")?)
+}
+
+/// The peer of a `connected <addr>` line.
+pub fn connected_peer(line: &str) -> Option<SocketAddr> {
+    first_addr(line.strip_prefix("connected ")?)
+}
+
+/// The peer of a `lost <addr> (<why>)` line, and why.
+pub fn lost_peer(line: &str) -> Option<(SocketAddr, &str)> {
+    let (addr, why) = line.strip_prefix("lost ")?.split_once(' ')?;
+    let why = why.strip_prefix('(')?.strip_suffix(')')?;
+    Some((addr.parse().ok()?, why))
+}
+
+/// What a `master changed: …` line says: `Some(Some(addr))` for a new master,
+/// `Some(None)` for `master changed: none (…)`.
+pub fn master_changed(line: &str) -> Option<Option<SocketAddr>> {
+    let rest = line.strip_prefix("master changed: ")?;
+    if rest.starts_with("none (") {
+        Some(None)
+    } else {
+        first_addr(rest).map(Some)
+    }
+}
+
+/// The peer and the reason of a `closed connection with <addr>: <why>` line.
+pub fn closed_connection(line: &str) -> Option<(SocketAddr, &str)> {
+    let (addr, why) = line
+        .strip_prefix("closed connection with ")?
+        .split_once(": ")?;
+    Some((addr.parse().ok()?, why))
+}
+
+/// The role (`default`, `master`) and the text of a line a script printed
+/// (`[<role>] <text>`).
+pub fn script_output(line: &str) -> Option<(&str, &str)> {
+    let (role, text) = line.strip_prefix('[')?.split_once("] ")?;
+    matches!(role, "default" | "master").then_some((role, text))
+}
+
+/// The role (`default`, `master`) of a `cannot run <role> script …` line.
+pub fn script_not_run(line: &str) -> Option<&str> {
+    let (role, _) = line.strip_prefix("cannot run ")?.split_once(" script ")?;
+    matches!(role, "default" | "master").then_some(role)
 }

@@ -1,0 +1,278 @@
+//! What an idle node costs: memory, CPU and wake-ups of a settled cluster and of
+//! a lone node over an idle window, read from /proc; and the size of the binary.
+
+use crate::Ctx;
+use crate::cluster::Cluster;
+use crate::common::now;
+use crate::figures::{Figure, fmt_num};
+use nix::unistd::Pid;
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+/// What /proc says about a process at one moment.
+struct ProcSample {
+    /// utime + stime, in clock ticks.
+    ticks: u64,
+    /// On-CPU time in ns from /proc/PID/schedstat, if the kernel keeps it.
+    cpu_ns: Option<u64>,
+    voluntary: u64,
+    rss_kib: u64,
+    /// VmRSS split: anonymous memory (heap, stacks) and file pages (the binary,
+    /// libc).
+    anon_kib: u64,
+    file_kib: u64,
+    /// Proportional set size (shared pages divided among their users), from
+    /// /proc/PID/smaps_rollup if the kernel has it.
+    pss_kib: Option<u64>,
+}
+
+fn proc_sample(pid: Pid) -> Result<ProcSample, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    // Fields after the command name (which may hold spaces): state is field 3,
+    // utime field 14, stime field 15.
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| -> Result<u64, String> {
+        rest.get(i - 3)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("/proc/{pid}/stat: no field {i}"))
+    };
+    let ticks = field(14)? + field(15)?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    let key = |k: &str| -> Result<u64, String> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("/proc/{pid}/status: no {k}"))
+    };
+    let cpu_ns = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()));
+    Ok(ProcSample {
+        ticks,
+        cpu_ns,
+        voluntary: key("voluntary_ctxt_switches:")?,
+        rss_kib: key("VmRSS:")?,
+        anon_kib: key("RssAnon:")?,
+        file_kib: key("RssFile:")?,
+        pss_kib: std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Pss:"))
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|v| v.parse().ok())
+            }),
+    })
+}
+
+/// Clock ticks per second of /proc/PID/stat (USER_HZ, 100 on Linux).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+pub fn footprint(ctx: &Ctx, figures: &mut Vec<Figure>) -> Result<(), String> {
+    let plan = &ctx.plan;
+    let n = plan.footprint_size;
+    eprintln!(
+        "  footprint: {n}-node cluster and a lone node, idle for {:?}",
+        plan.footprint_window
+    );
+    let mut c = Cluster::new(&[]);
+    c.form(n)?;
+    let mut lone = Cluster::new(&[]);
+    let lone_id = lone.start(None)?;
+    thread::sleep(plan.footprint_quiet);
+    let idle = Idle::watch(&c, lone.pid(lone_id)?, plan.footprint_window)?;
+    figures.push(idle.memory());
+    figures.extend(idle.cpu());
+    figures.push(binary_size(&ctx.bin)?);
+    Ok(())
+}
+
+/// What the nodes of a settled cluster (and a lone node, the last) did over an
+/// idle window.
+struct Idle {
+    /// The cluster's size.
+    n: usize,
+    /// The window, as asked for and as it was.
+    secs: f64,
+    wall: f64,
+    /// Clock ticks per second.
+    hz: f64,
+    before: Vec<ProcSample>,
+    after: Vec<ProcSample>,
+    /// Console lines the cluster printed during the window.
+    printed: usize,
+}
+
+impl Idle {
+    /// Samples the nodes of `c` and `lone` before and after `window`.
+    fn watch(c: &Cluster, lone: Pid, window: Duration) -> Result<Idle, String> {
+        let mut pids = c
+            .live()
+            .iter()
+            .map(|id| c.pid(*id))
+            .collect::<Result<Vec<Pid>, _>>()?;
+        pids.push(lone);
+        let marks: Vec<usize> = c.live().iter().map(|id| c.mark(*id)).collect();
+        let sample = || {
+            pids.iter()
+                .map(|p| proc_sample(*p))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let before = sample()?;
+        let t_a = now();
+        thread::sleep(window);
+        let after = sample()?;
+        let wall = t_a.elapsed().as_secs_f64();
+        let printed = c
+            .live()
+            .iter()
+            .zip(&marks)
+            .map(|(id, m)| c.mark(*id) - m)
+            .sum();
+        Ok(Idle {
+            n: pids.len() - 1,
+            secs: window.as_secs_f64(),
+            wall,
+            hz: clock_ticks(),
+            before,
+            after,
+            printed,
+        })
+    }
+
+    /// Anything printed during the window (a lost peer, a master change) means
+    /// it was not idle: said next to the figures.
+    fn quiet(&self) -> String {
+        if self.printed == 0 {
+            String::new()
+        } else {
+            format!("; {} console lines during the window", self.printed)
+        }
+    }
+
+    /// The resident memory per node.
+    fn memory(&self) -> Figure {
+        let (n, after) = (self.n, &self.after);
+        let rss: Vec<f64> = after.iter().map(|a| a.rss_kib as f64 / 1024.0).collect();
+        let kib = |f: fn(&ProcSample) -> u64| {
+            after[..n].iter().map(f).sum::<u64>() as f64 / n as f64 / 1024.0
+        };
+        let (anon, file) = (kib(|p| p.anon_kib), kib(|p| p.file_kib));
+        let pss = after[..n]
+            .iter()
+            .all(|p| p.pss_kib.is_some())
+            .then(|| kib(|p| p.pss_kib.unwrap_or(0)))
+            .map_or_else(String::new, |p| format!("; mean PSS {} MiB", fmt_num(p)));
+        Figure::per_node(
+            format!("idle RSS per node ({n}-node cluster)"),
+            "MiB",
+            rss[..n].to_vec(),
+            Some(2.0),
+            format!(
+                "VmRSS after {} s idle, mean RssAnon {} + RssFile {} MiB{pss}; lone node {} MiB",
+                self.secs,
+                fmt_num(anon),
+                fmt_num(file),
+                fmt_num(rss[n])
+            ),
+        )
+    }
+
+    /// CPU per node, wake-ups per node and wake-ups of the lone node.
+    fn cpu(&self) -> [Figure; 3] {
+        let (n, secs, wall, hz) = (self.n, self.secs, self.wall, self.hz);
+        let pairs = || self.before.iter().zip(&self.after);
+        let cpu: Vec<f64> = pairs()
+            .map(|(b, a)| (a.ticks - b.ticks) as f64 / hz / wall * 100.0)
+            .collect();
+        let precise: Vec<Option<f64>> = pairs()
+            .map(|(b, a)| Some((a.cpu_ns? - b.cpu_ns?) as f64 / 1e9 / wall * 100.0))
+            .collect();
+        let wakeups: Vec<f64> = pairs()
+            .map(|(b, a)| (a.voluntary - b.voluntary) as f64 / wall)
+            .collect();
+        let max_precise = precise[..n]
+            .iter()
+            .copied()
+            .collect::<Option<Vec<f64>>>()
+            .map_or_else(String::new, |p| {
+                let max = p.iter().copied().fold(0.0, f64::max);
+                format!("; schedstat (ns): max {:.4} %", max)
+            });
+        let quiet = self.quiet();
+        // Each of the n-1 links needs at most one ping and one pong per heartbeat.
+        let heartbeat = 0.25;
+        let peers = (n - 1) as f64;
+        [
+            Figure::per_node(
+                format!("idle CPU per node ({n}-node cluster)"),
+                "%",
+                cpu[..n].to_vec(),
+                Some(0.1),
+                format!(
+                    "(utime+stime)/wall over {secs} s, resolution {:.2} %{max_precise}{quiet}",
+                    100.0 / hz / wall
+                ),
+            ),
+            Figure::per_node(
+                format!("idle wake-ups per node ({n}-node cluster)"),
+                "/s",
+                wakeups[..n].to_vec(),
+                Some(2.0 * peers / heartbeat),
+                format!(
+                    "voluntary context switches/s over {secs} s; target 2 × peers / heartbeat{quiet}"
+                ),
+            ),
+            Figure::per_node(
+                "idle wake-ups of a lone node".into(),
+                "/s",
+                vec![wakeups[n]],
+                Some(0.0),
+                format!(
+                    "over {secs} s; CPU {} %{}",
+                    fmt_num(cpu[n]),
+                    precise
+                        .iter()
+                        .all(Option::is_some)
+                        .then_some(precise[n])
+                        .flatten()
+                        .map_or_else(String::new, |p| format!(" (schedstat {p:.4} %)"))
+                ),
+            ),
+        ]
+    }
+}
+
+/// The size of the binary the nodes ran.
+fn binary_size(bin: &Path) -> Result<Figure, String> {
+    let size = std::fs::metadata(bin)
+        .map_err(|e| format!("{}: {e}", bin.display()))?
+        .len();
+    let mut f = Figure::per_node(
+        "release binary size (stripped)".into(),
+        "MiB",
+        vec![size as f64 / (1024.0 * 1024.0)],
+        Some(1.5),
+        format!("{size} bytes"),
+    );
+    f.extra = vec![("bytes".into(), vec![size as f64])];
+    Ok(f)
+}
