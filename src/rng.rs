@@ -1,7 +1,7 @@
 //! The one seeded generator of the project: splitmix64, a tiny, fast PRNG whose
 //! whole state is one `u64`, so a seed reproduces a run forever, on every
-//! platform, without a crate. The simulator, the randomized tests and the
-//! benchmark draw from it; nothing that needs unpredictable bytes may (those come
+//! platform, without a crate. The simulator and the randomized tests draw
+//! from it; nothing that needs unpredictable bytes may (those come
 //! from the OS, in the shell).
 
 use std::time::Duration;
