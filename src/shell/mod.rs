@@ -30,6 +30,7 @@ mod conns;
 mod console;
 mod pipes;
 pub mod resolve;
+pub mod secret;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
