@@ -63,9 +63,7 @@
 //! - scenario tests with fixed schedules, asserting what a user sees, and
 //!   regressions for core bugs the random worlds found.
 
-#[path = "sim/watchdog.rs"]
 mod watchdog;
-#[path = "sim/world.rs"]
 mod world;
 
 use std::collections::BTreeMap;
