@@ -1,4 +1,4 @@
-//! The deterministic simulator: many `Node` cores on a fake network (`sim/world.rs`),
+//! The deterministic simulator: many `Node` cores on a fake network (`world`),
 //! driven from a seed (`boss::rng`, splitmix64) through joins, delays, resets,
 //! crashes, freezes, partitions (symmetric, and one-way: A hears B, B does not
 //! hear A), restarts, clock offsets, console commands and script children, for
@@ -44,13 +44,13 @@
 //! `Mesh` (every component of the connection graph is a full mesh), `Agreement`,
 //! `Rule` (the best node by the rule only with preemption; without it the
 //! component must agree on a live member that considers itself master), `Lone`.
-//! The best node is worked out by `world::best_by_rule`, from the rules as the
+//! The best node is worked out by `invariants::best_by_rule`, from the rules as the
 //! man page states them, not by the crate's `Rule::best`.
 //!
 //! Progress: `Livelock` (2,000 steps at one instant), `StepLimit` (300,000 steps
 //! in one world), `Stalled` (nothing pending before the end); and a core call
 //! that does not return within 5 s ends the process with the seed (the
-//! watchdog, `sim/watchdog.rs`): a world never hangs the run.
+//! `watchdog`): a world never hangs the run.
 //!
 //! Tests:
 //! - `random_worlds`: `BOSS_SIM_RUNS` seeds (default 5000) from `BOSS_SIM_SEED`
@@ -63,14 +63,25 @@
 //! - scenario tests with fixed schedules, asserting what a user sees, and
 //!   regressions for core bugs the random worlds found.
 
+mod children;
+mod faults;
+mod invariants;
+mod network;
+mod nodes;
+mod params;
+mod trace;
 mod watchdog;
 mod world;
 
+use invariants::Failure;
+use nodes::Join;
+use params::Params;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use world::{Failure, Join, Params, Stats, World, addr_of, fmt_time};
+use trace::fmt_time;
+use world::{Stats, World, addr_of};
 
 const DEFAULT_SEED: u64 = 1;
 const DEFAULT_RUNS: u64 = 5000;
@@ -230,7 +241,7 @@ fn summarize(outcomes: &[Outcome], elapsed: Duration) {
     let sim: Duration = outcomes.iter().map(|o| o.stats.end).sum();
     let steps: u64 = outcomes.iter().map(|o| o.stats.steps).sum();
     let faults: u64 = outcomes.iter().map(|o| o.stats.faults).sum();
-    let kinds: Vec<String> = world::FAULTS
+    let kinds: Vec<String> = faults::FAULTS
         .iter()
         .enumerate()
         .map(|(k, name)| {
