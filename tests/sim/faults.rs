@@ -236,43 +236,50 @@ impl World {
                     self.heal();
                 }
             }
-            Sched::Quiet => {
-                self.trace_line(None, || "faults stop: heal, thaw, quiet".into());
-                if self.slots.iter().any(|s| s.group != 0 || s.oneway != 0) {
-                    self.heal();
-                }
-                for s in 0..self.p.n {
-                    self.slots[s].slow_until = self.now;
-                    self.thaw(s)?;
-                }
-                self.sched
-                    .retain(|_, w| !matches!(w, Sched::Thaw(..) | Sched::Heal(_) | Sched::Fault));
-                self.stats.quiet_from = Some(self.now);
-                self.dirty = true;
-                let end = self.now + self.p.quiet_bound();
-                self.schedule(end, Sched::End);
-            }
-            Sched::End => {
-                self.done = true;
-                if let Err((name, detail)) = self.agreement() {
-                    let quiet = self.now - self.stats.quiet_from.unwrap_or_default();
-                    return Err(
-                        self.fail(name, format!("{detail} (after {} quiet)", fmt_time(quiet)))
-                    );
-                }
-                let from = self.stats.quiet_from.unwrap_or_default();
-                self.stats.agreed_after = self.agreed_since.map(|t| t.saturating_sub(from));
-                let live: Vec<&Node> = self
-                    .slots
-                    .iter()
-                    .filter_map(|s| s.node.as_ref())
-                    .filter(|n| !n.is_leaving())
-                    .collect();
-                let masters = live.iter().filter(|n| n.is_master()).count();
-                let whole = live.iter().all(|n| n.peers().len() + 1 == live.len());
-                self.stats.ending = (live.len(), whole, masters);
-            }
+            Sched::Quiet => self.quiet()?,
+            Sched::End => self.end()?,
         }
+        Ok(())
+    }
+
+    /// The fault phase ends: heal, thaw, no more slowness; agreement must hold
+    /// within `quiet_bound`.
+    fn quiet(&mut self) -> Result<(), Failure> {
+        self.trace_line(None, || "faults stop: heal, thaw, quiet".into());
+        if self.slots.iter().any(|s| s.group != 0 || s.oneway != 0) {
+            self.heal();
+        }
+        for s in 0..self.p.n {
+            self.slots[s].slow_until = self.now;
+            self.thaw(s)?;
+        }
+        self.sched
+            .retain(|_, w| !matches!(w, Sched::Thaw(..) | Sched::Heal(_) | Sched::Fault));
+        self.stats.quiet_from = Some(self.now);
+        self.dirty = true;
+        let end = self.now + self.p.quiet_bound();
+        self.schedule(end, Sched::End);
+        Ok(())
+    }
+
+    /// The world ends: agreement must hold; the ending goes into the stats.
+    fn end(&mut self) -> Result<(), Failure> {
+        self.done = true;
+        if let Err((name, detail)) = self.agreement() {
+            let quiet = self.now - self.stats.quiet_from.unwrap_or_default();
+            return Err(self.fail(name, format!("{detail} (after {} quiet)", fmt_time(quiet))));
+        }
+        let from = self.stats.quiet_from.unwrap_or_default();
+        self.stats.agreed_after = self.agreed_since.map(|t| t.saturating_sub(from));
+        let live: Vec<&Node> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.node.as_ref())
+            .filter(|n| !n.is_leaving())
+            .collect();
+        let masters = live.iter().filter(|n| n.is_master()).count();
+        let whole = live.iter().all(|n| n.peers().len() + 1 == live.len());
+        self.stats.ending = (live.len(), whole, masters);
         Ok(())
     }
 
@@ -344,22 +351,7 @@ impl World {
             }
             6 if !up.is_empty() => {
                 let s = self.rng.pick(&up);
-                let other = self.rng.index(self.p.n) + 1;
-                let line = match self.rng.below(14) {
-                    9 => format!("-ms {}", self.rng.pick(&PROGRAMS)),
-                    10 => format!("-ds {}", self.rng.pick(&PROGRAMS)),
-                    11 => format!("-loop {}", self.rng.below(2)),
-                    12 => "-sslp 0.05".to_string(),
-                    0 => "-m".to_string(),
-                    1 => "-cl".to_string(),
-                    2 => "-cn".to_string(),
-                    3 => "-t".to_string(),
-                    4 => "-msg hello\tworld \u{1b}[1m".to_string(),
-                    5 => "-h".to_string(),
-                    6 => "-zz 1".to_string(),
-                    7 => "-sslp x".to_string(),
-                    _ => format!("-c 10.0.0.{other} {PORT}"),
-                };
+                let line = self.random_command();
                 self.line(s, &line)?;
             }
             7 if !up.is_empty() => {
@@ -384,5 +376,26 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// A console line for the `command` fault: a command of each kind, good or
+    /// bad, most often a `-c` of some slot.
+    fn random_command(&mut self) -> String {
+        let other = self.rng.index(self.p.n) + 1;
+        match self.rng.below(14) {
+            9 => format!("-ms {}", self.rng.pick(&PROGRAMS)),
+            10 => format!("-ds {}", self.rng.pick(&PROGRAMS)),
+            11 => format!("-loop {}", self.rng.below(2)),
+            12 => "-sslp 0.05".to_string(),
+            0 => "-m".to_string(),
+            1 => "-cl".to_string(),
+            2 => "-cn".to_string(),
+            3 => "-t".to_string(),
+            4 => "-msg hello\tworld \u{1b}[1m".to_string(),
+            5 => "-h".to_string(),
+            6 => "-zz 1".to_string(),
+            7 => "-sslp x".to_string(),
+            _ => format!("-c 10.0.0.{other} {PORT}"),
+        }
     }
 }

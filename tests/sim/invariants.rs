@@ -12,6 +12,10 @@ use boss::wire::NodeInfo;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+/// An invariant of the eventual check that does not hold: its name and what
+/// was seen.
+type Violation = (&'static str, String);
+
 /// An invariant that did not hold.
 #[derive(Clone, Debug)]
 pub struct Failure {
@@ -31,13 +35,21 @@ impl World {
         }
     }
 
+    /// The checks of node `s` after each of its steps.
     pub(crate) fn check_node(&self, s: usize) -> Result<(), Failure> {
         let Some(node) = self.slots[s].node.as_ref() else {
             return Ok(());
         };
+        let who = format!("n{} ({})", s + 1, node.addr());
+        self.check_accounting(s, node, &who)?;
+        self.check_script_role(s, node, &who)?;
+        self.check_master(node, &who)
+    }
+
+    /// `Bounded`, `TimerAccounting` and `ConnAccounting` for node `s`.
+    fn check_accounting(&self, s: usize, node: &Node, who: &str) -> Result<(), Failure> {
         let n = self.p.n;
         let bound = 4 * n + 10;
-        let who = format!("n{} ({})", s + 1, node.addr());
         if node.connection_count() > bound {
             return Err(self.fail(
                 "Bounded",
@@ -82,6 +94,12 @@ impl World {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// `ScriptRole`: an unsignalled, running script child of node `s` runs in
+    /// the node's current role.
+    fn check_script_role(&self, s: usize, node: &Node, who: &str) -> Result<(), Failure> {
         if let Some(c) = &self.slots[s].child
             && !c.signalled
             && !node.is_leaving()
@@ -103,6 +121,11 @@ impl World {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// `Lone` and `MasterQuorum` for a node that considers itself master.
+    fn check_master(&self, node: &Node, who: &str) -> Result<(), Failure> {
         if node.is_master() {
             let peers = node.peers().len();
             if peers + 1 < self.p.quorum {
@@ -344,6 +367,17 @@ impl World {
     /// Agreement, rule and lone (invariants 1-3 of the crate docs, boss#invariants) over the
     /// connection graph of the live nodes: `Err((invariant, detail))`.
     pub fn agreement(&self) -> Result<(), (&'static str, String)> {
+        let (live, peers) = self.live_peers()?;
+        let groups = self.components(&live, &peers)?;
+        for members in groups.values() {
+            self.check_component(members, &peers)?;
+        }
+        Ok(())
+    }
+
+    /// Which nodes are live (up, not leaving, not frozen), and the slots of each
+    /// one's peers; `PeersLive`: every peer of a live node is live.
+    fn live_peers(&self) -> Result<(Vec<bool>, Vec<Vec<usize>>), Violation> {
         let n = self.p.n;
         // A node that is leaving (waiting for its script to end) is out already.
         let live: Vec<bool> = (0..n)
@@ -369,6 +403,18 @@ impl World {
                 }
             }
         }
+        Ok((live, peers))
+    }
+
+    /// The connected components of the live nodes' connection graph, each by
+    /// its smallest slot; `Reconnect`: nodes that must redial each other are in
+    /// one component.
+    fn components(
+        &self,
+        live: &[bool],
+        peers: &[Vec<usize>],
+    ) -> Result<BTreeMap<usize, Vec<usize>>, Violation> {
+        let n = self.p.n;
         // Connected components of the undirected graph.
         let mut comp: Vec<usize> = (0..n).collect();
         fn root(comp: &mut [usize], mut x: usize) -> usize {
@@ -404,83 +450,86 @@ impl World {
         for s in (0..n).filter(|&s| live[s]) {
             groups.entry(root(&mut comp, s)).or_default().push(s);
         }
-        for members in groups.values() {
-            let names = |v: &[usize]| {
-                v.iter()
-                    .map(|s| format!("n{}", s + 1))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
-            for &s in members {
-                let want: Vec<usize> = members.iter().copied().filter(|&t| t != s).collect();
-                if peers[s] != want {
-                    return Err((
-                        "Mesh",
-                        format!(
-                            "component [{}] is not a full mesh: n{} has peers [{}]",
-                            names(members),
-                            s + 1,
-                            names(&peers[s])
-                        ),
-                    ));
-                }
-            }
-            let masters: Vec<usize> = members
-                .iter()
-                .copied()
-                .filter(|&s| self.node(s).is_master())
-                .collect();
-            if members.len() < self.p.quorum {
-                if let Some(&s) = members
-                    .iter()
-                    .find(|&&s| self.node(s).is_master() || self.node(s).master().is_some())
-                {
-                    return Err((
-                        "Lone",
-                        format!(
-                            "component [{}] is below quorum {} but n{} names master {:?}",
-                            names(members),
-                            self.p.quorum,
-                            s + 1,
-                            self.node(s).master()
-                        ),
-                    ));
-                }
-                continue;
-            }
-            let named: Vec<Option<SocketAddr>> =
-                members.iter().map(|&s| self.node(s).master()).collect();
-            let agreed = named[0].filter(|m| named.iter().all(|x| *x == Some(*m)));
-            let Some(m) = agreed else {
+        Ok(groups)
+    }
+
+    /// `Mesh`, `Lone`, `Agreement` and `Rule` in one component.
+    fn check_component(&self, members: &[usize], peers: &[Vec<usize>]) -> Result<(), Violation> {
+        let names = |v: &[usize]| {
+            v.iter()
+                .map(|s| format!("n{}", s + 1))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        for &s in members {
+            let want: Vec<usize> = members.iter().copied().filter(|&t| t != s).collect();
+            if peers[s] != want {
                 return Err((
-                    "Agreement",
-                    format!("component [{}] names masters {:?}", names(members), named),
-                ));
-            };
-            let ms = slot_of(m).filter(|t| members.contains(t));
-            if ms.is_none_or(|t| !self.node(t).is_master()) || masters.len() != 1 {
-                return Err((
-                    "Agreement",
+                    "Mesh",
                     format!(
-                        "component [{}] names {m}, but the nodes that consider themselves master are [{}]",
+                        "component [{}] is not a full mesh: n{} has peers [{}]",
                         names(members),
-                        names(&masters)
+                        s + 1,
+                        names(&peers[s])
                     ),
                 ));
             }
-            if self.p.preempt {
-                let infos: Vec<NodeInfo> = members.iter().map(|&s| self.node(s).info()).collect();
-                let best = best_by_rule(self.p.rule, &infos).expect("non-empty").addr;
-                if best != m {
-                    return Err((
-                        "Rule",
-                        format!(
-                            "component [{}] agrees on {m}, but the best by rule {} is {best}",
-                            names(members),
-                            self.p.rule
-                        ),
-                    ));
-                }
+        }
+        let masters: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&s| self.node(s).is_master())
+            .collect();
+        if members.len() < self.p.quorum {
+            if let Some(&s) = members
+                .iter()
+                .find(|&&s| self.node(s).is_master() || self.node(s).master().is_some())
+            {
+                return Err((
+                    "Lone",
+                    format!(
+                        "component [{}] is below quorum {} but n{} names master {:?}",
+                        names(members),
+                        self.p.quorum,
+                        s + 1,
+                        self.node(s).master()
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        let named: Vec<Option<SocketAddr>> =
+            members.iter().map(|&s| self.node(s).master()).collect();
+        let agreed = named[0].filter(|m| named.iter().all(|x| *x == Some(*m)));
+        let Some(m) = agreed else {
+            return Err((
+                "Agreement",
+                format!("component [{}] names masters {:?}", names(members), named),
+            ));
+        };
+        let ms = slot_of(m).filter(|t| members.contains(t));
+        if ms.is_none_or(|t| !self.node(t).is_master()) || masters.len() != 1 {
+            return Err((
+                "Agreement",
+                format!(
+                    "component [{}] names {m}, but the nodes that consider themselves master are [{}]",
+                    names(members),
+                    names(&masters)
+                ),
+            ));
+        }
+        if self.p.preempt {
+            let infos: Vec<NodeInfo> = members.iter().map(|&s| self.node(s).info()).collect();
+            let best = best_by_rule(self.p.rule, &infos).expect("non-empty").addr;
+            if best != m {
+                return Err((
+                    "Rule",
+                    format!(
+                        "component [{}] agrees on {m}, but the best by rule {} is {best}",
+                        names(members),
+                        self.p.rule
+                    ),
+                ));
             }
         }
         Ok(())
