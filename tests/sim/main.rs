@@ -152,18 +152,27 @@ fn random_worlds() {
     let start = env_u64("BOSS_SIM_SEED");
     let runs = env_u64("BOSS_SIM_RUNS").unwrap_or(if start.is_some() { 1 } else { DEFAULT_RUNS });
     let start = start.unwrap_or(DEFAULT_SEED);
+    // Wall time for the summary only: nothing simulated reads it.
+    #[allow(clippy::disallowed_methods)]
+    let wall = Instant::now();
+    let outcomes = run_seeds(start, runs);
+    let elapsed = wall.elapsed();
+    summarize(&outcomes, elapsed);
+    report_failures(&outcomes, runs);
+}
+
+/// Runs `runs` seeds from `start` on up to 8 threads (no new seed after
+/// `MAX_FAILED` failures, unless `BOSS_SIM_ALL=1`).
+fn run_seeds(start: u64, runs: u64) -> Vec<Outcome> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8)
         .min(runs.max(1) as usize);
-    // Wall time for the summary only: nothing simulated reads it.
-    #[allow(clippy::disallowed_methods)]
-    let wall = Instant::now();
     // Seeds are handed out one at a time: their lengths differ a lot.
     let next = AtomicU64::new(0);
     let failures = AtomicU64::new(0);
     let all = env_u64("BOSS_SIM_ALL").is_some_and(|x| x != 0);
-    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
@@ -197,10 +206,13 @@ fn random_worlds() {
             .into_iter()
             .flat_map(|h| h.join().expect("worker thread"))
             .collect()
-    });
-    let elapsed = wall.elapsed();
-    summarize(&outcomes, elapsed);
+    })
+}
 
+/// Replays the first failing seed of each invariant with the trace on, prints
+/// it and how to replay it, and fails the test with the list; nothing if no
+/// seed failed.
+fn report_failures(outcomes: &[Outcome], runs: u64) {
     let mut failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
     failed.sort_by_key(|o| o.seed);
     if failed.is_empty() {
@@ -249,7 +261,14 @@ fn random_worlds() {
     );
 }
 
+/// Prints what the seeds did: the summary `--nocapture` shows.
 fn summarize(outcomes: &[Outcome], elapsed: Duration) {
+    summarize_runs(outcomes, elapsed);
+    summarize_exemptions(outcomes);
+}
+
+/// The faults, churn, endings, steps, speed and time to agreement.
+fn summarize_runs(outcomes: &[Outcome], elapsed: Duration) {
     let sim: Duration = outcomes.iter().map(|o| o.stats.end).sum();
     let steps: u64 = outcomes.iter().map(|o| o.stats.steps).sum();
     let faults: u64 = outcomes.iter().map(|o| o.stats.faults).sum();
@@ -279,42 +298,6 @@ fn summarize(outcomes: &[Outcome], elapsed: Duration) {
         })
         .collect();
     let mean = agreed.iter().sum::<f64>() / agreed.len().max(1) as f64;
-    let majority = outcomes.iter().filter(|o| o.majority).count();
-    let preempt_off = outcomes.iter().filter(|o| !o.preempt).count();
-    let exempt = |k: usize| {
-        let mut seeds: Vec<u64> = outcomes
-            .iter()
-            .filter(|o| o.stats.safety_exempt[k] > 0)
-            .map(|o| o.seed)
-            .collect();
-        seeds.sort_unstable();
-        let steps: u64 = outcomes.iter().map(|o| o.stats.safety_exempt[k]).sum();
-        (seeds, steps)
-    };
-    let (reset_seeds, reset_steps) = exempt(0);
-    let (restart_seeds, restart_steps) = exempt(1);
-    let stale: Vec<u64> = outcomes
-        .iter()
-        .filter(|o| o.stats.frozen_stale_master > 0)
-        .map(|o| o.seed)
-        .collect();
-    let flaps: Vec<u64> = outcomes
-        .iter()
-        .filter(|o| o.stats.script_flap.is_some())
-        .map(|o| o.seed)
-        .collect();
-    let two_scripts: Vec<u64> = outcomes
-        .iter()
-        .filter(|o| o.stats.two_master_scripts.is_some())
-        .map(|o| o.seed)
-        .collect();
-    let mut held_stale: Vec<u64> = outcomes
-        .iter()
-        .filter(|o| o.stats.vote_held_exempt > 0)
-        .map(|o| o.seed)
-        .collect();
-    held_stale.sort_unstable();
-    let scripts: u64 = outcomes.iter().map(|o| o.stats.scripts_run).sum();
     let secs = elapsed.as_secs_f64();
     println!("sim: faults carried out: {}", kinds.join(", "));
     let mut churn: Vec<(usize, u64)> = outcomes
@@ -378,6 +361,46 @@ fn summarize(outcomes: &[Outcome], elapsed: Duration) {
             "sim: time to agreement after quiet began: worst {w:.2} x timeout (seed {seed}), mean {mean:.2} x timeout"
         );
     }
+}
+
+/// What the per-step checks exempted (and counted), and the scripts.
+fn summarize_exemptions(outcomes: &[Outcome]) {
+    let majority = outcomes.iter().filter(|o| o.majority).count();
+    let preempt_off = outcomes.iter().filter(|o| !o.preempt).count();
+    let exempt = |k: usize| {
+        let mut seeds: Vec<u64> = outcomes
+            .iter()
+            .filter(|o| o.stats.safety_exempt[k] > 0)
+            .map(|o| o.seed)
+            .collect();
+        seeds.sort_unstable();
+        let steps: u64 = outcomes.iter().map(|o| o.stats.safety_exempt[k]).sum();
+        (seeds, steps)
+    };
+    let (reset_seeds, reset_steps) = exempt(0);
+    let (restart_seeds, restart_steps) = exempt(1);
+    let stale: Vec<u64> = outcomes
+        .iter()
+        .filter(|o| o.stats.frozen_stale_master > 0)
+        .map(|o| o.seed)
+        .collect();
+    let flaps: Vec<u64> = outcomes
+        .iter()
+        .filter(|o| o.stats.script_flap.is_some())
+        .map(|o| o.seed)
+        .collect();
+    let two_scripts: Vec<u64> = outcomes
+        .iter()
+        .filter(|o| o.stats.two_master_scripts.is_some())
+        .map(|o| o.seed)
+        .collect();
+    let mut held_stale: Vec<u64> = outcomes
+        .iter()
+        .filter(|o| o.stats.vote_held_exempt > 0)
+        .map(|o| o.seed)
+        .collect();
+    held_stale.sort_unstable();
+    let scripts: u64 = outcomes.iter().map(|o| o.stats.scripts_run).sum();
     println!(
         "sim: invariant 4 (Safety) checked after every step in {majority} majority-quorum seeds ({preempt_off} of all seeds with --no-preempt); exempt: two masters within timeout + heartbeat + backoff_max of an injected reset in {} seeds {:?} ({reset_steps} steps), while a master still held a restarted node's previous connection in {} seeds {:?} ({restart_steps} steps); a frozen node still flagged master but past its votes' lease while another was master in {} seeds {:?}",
         reset_seeds.len(),

@@ -245,51 +245,7 @@ impl World {
             Stage::Syn => {
                 let target = slot_of(addr).filter(|&t| t < self.p.n);
                 match target {
-                    Some(t) if self.slots[t].node.is_some() => {
-                        if self.cut(from, t) {
-                            self.trace_line(Some(from), || format!("SYN to {addr} lost"));
-                            self.attempts[k].stage = Stage::Lost;
-                            return Ok(());
-                        }
-                        let l = self.next_link;
-                        self.next_link += 1;
-                        let dconn = self.slots[from].ids.alloc();
-                        let aconn = self.slots[t].ids.alloc();
-                        self.next_port = if self.next_port >= 60999 {
-                            40000
-                        } else {
-                            self.next_port + 1
-                        };
-                        let src = SocketAddr::new(addr_of(from).ip(), self.next_port);
-                        let incs = (self.slots[from].inc, self.slots[t].inc);
-                        let end = |slot, inc, conn| End {
-                            slot,
-                            inc,
-                            conn,
-                            live: true,
-                            announced: false,
-                        };
-                        self.links.insert(
-                            l,
-                            Link {
-                                ends: [end(from, incs.0, dconn), end(t, incs.1, aconn)],
-                                q: [VecDeque::new(), VecDeque::new()],
-                                last: [self.now; 2],
-                                reset: false,
-                            },
-                        );
-                        self.slots[from].ends.insert(dconn, (l, 0));
-                        self.slots[t].ends.insert(aconn, (l, 1));
-                        self.trace_line(Some(from), || {
-                            format!(
-                                "connect {addr}: link {l}, {dconn} here, {aconn} at n{}",
-                                t + 1
-                            )
-                        });
-                        self.push(l, 1, Item::Accepted(src))?;
-                        self.push(l, 0, Item::Connected(addr))?;
-                        self.attempts[k].stage = Stage::Linked(l);
-                    }
+                    Some(t) if self.slots[t].node.is_some() => self.connect(k, t)?,
                     _ => {
                         let d = self.delay(target.unwrap_or(from), from);
                         let a = &mut self.attempts[k];
@@ -311,5 +267,55 @@ impl World {
             }
             Stage::Linked(_) | Stage::Lost => unreachable!("{stage:?} has no event"),
         }
+    }
+
+    /// The SYN of attempt `k` reaches the node of slot `t`, which is up: lost in
+    /// a partition, or a new link with both ends queued their announcements.
+    fn connect(&mut self, k: usize, t: usize) -> Result<(), Failure> {
+        let (from, addr) = (self.attempts[k].from, self.attempts[k].addr);
+        if self.cut(from, t) {
+            self.trace_line(Some(from), || format!("SYN to {addr} lost"));
+            self.attempts[k].stage = Stage::Lost;
+            return Ok(());
+        }
+        let l = self.next_link;
+        self.next_link += 1;
+        let dconn = self.slots[from].ids.alloc();
+        let aconn = self.slots[t].ids.alloc();
+        self.next_port = if self.next_port >= 60999 {
+            40000
+        } else {
+            self.next_port + 1
+        };
+        let src = SocketAddr::new(addr_of(from).ip(), self.next_port);
+        let incs = (self.slots[from].inc, self.slots[t].inc);
+        let end = |slot, inc, conn| End {
+            slot,
+            inc,
+            conn,
+            live: true,
+            announced: false,
+        };
+        self.links.insert(
+            l,
+            Link {
+                ends: [end(from, incs.0, dconn), end(t, incs.1, aconn)],
+                q: [VecDeque::new(), VecDeque::new()],
+                last: [self.now; 2],
+                reset: false,
+            },
+        );
+        self.slots[from].ends.insert(dconn, (l, 0));
+        self.slots[t].ends.insert(aconn, (l, 1));
+        self.trace_line(Some(from), || {
+            format!(
+                "connect {addr}: link {l}, {dconn} here, {aconn} at n{}",
+                t + 1
+            )
+        });
+        self.push(l, 1, Item::Accepted(src))?;
+        self.push(l, 0, Item::Connected(addr))?;
+        self.attempts[k].stage = Stage::Linked(l);
+        Ok(())
     }
 }

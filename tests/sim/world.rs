@@ -139,6 +139,48 @@ pub struct Slot {
     pub(crate) knows: Vec<bool>,
 }
 
+impl Slot {
+    /// A machine with no node up yet: its clock offsets and priority drawn.
+    fn new(p: &Params, rng: &mut Rng) -> Slot {
+        Slot {
+            node: None,
+            inc: 0,
+            frozen: false,
+            freeze_gen: 0,
+            offset: if p.skew {
+                rng.duration(Duration::ZERO, Duration::from_secs(1000))
+            } else {
+                Duration::ZERO
+            },
+            skew_us: if p.skew {
+                rng.range(0, 6_000_000) as i64 - 3_000_000
+            } else {
+                0
+            },
+            priority: if p.rule == Rule::Priority {
+                rng.range(0, 2) as u32
+            } else {
+                0
+            },
+            last_started: 0,
+            console: Vec::new(),
+            ids: IdAlloc::default(),
+            ends: BTreeMap::new(),
+            inbox: VecDeque::new(),
+            slow_until: Duration::ZERO,
+            slow_extra: Duration::ZERO,
+            group: 0,
+            oneway: 0,
+            restarted_at: None,
+            child: None,
+            announced: 0,
+            knows: vec![false; p.n],
+            changes: VecDeque::new(),
+            last_vote: (None, false),
+        }
+    }
+}
+
 /// What the agreement check reads of one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Seen {
@@ -195,44 +237,7 @@ impl World {
     pub fn new(seed: u64, p: Params, trace: bool) -> World {
         let n = p.n;
         let mut rng = Rng::new(seed);
-        let slots = (0..p.n)
-            .map(|_| Slot {
-                node: None,
-                inc: 0,
-                frozen: false,
-                freeze_gen: 0,
-                offset: if p.skew {
-                    rng.duration(Duration::ZERO, Duration::from_secs(1000))
-                } else {
-                    Duration::ZERO
-                },
-                skew_us: if p.skew {
-                    rng.range(0, 6_000_000) as i64 - 3_000_000
-                } else {
-                    0
-                },
-                priority: if p.rule == Rule::Priority {
-                    rng.range(0, 2) as u32
-                } else {
-                    0
-                },
-                last_started: 0,
-                console: Vec::new(),
-                ids: IdAlloc::default(),
-                ends: BTreeMap::new(),
-                inbox: VecDeque::new(),
-                slow_until: Duration::ZERO,
-                slow_extra: Duration::ZERO,
-                group: 0,
-                oneway: 0,
-                restarted_at: None,
-                child: None,
-                announced: 0,
-                knows: vec![false; p.n],
-                changes: VecDeque::new(),
-                last_vote: (None, false),
-            })
-            .collect();
+        let slots = (0..p.n).map(|_| Slot::new(&p, &mut rng)).collect();
         World {
             p,
             slots,
