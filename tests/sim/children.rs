@@ -76,24 +76,7 @@ impl World {
                 format!("n{} starts a {} script while one runs", s + 1, role.name()),
             ));
         }
-        // (The node's state at the end of the step may differ from the moment the
-        // script started: only what must hold whatever came after is checked.)
-        let me = self.node(s).addr().to_string();
-        let mut want = vec![
-            ("BOSS_ROLE", role.name().to_string()),
-            ("BOSS_SELF", me.clone()),
-        ];
-        if role == Role::Master {
-            want.push(("BOSS_MASTER", me));
-        }
-        for (k, v) in want {
-            if !env.iter().any(|(ek, ev)| ek == k && *ev == v) {
-                return Err(self.fail(
-                    "ScriptEnv",
-                    format!("n{} runs a script with env {env:?}, want {k}={v}", s + 1),
-                ));
-            }
-        }
+        self.check_script_env(s, role, env)?;
         let program = match spec.program.as_str() {
             "/sim/forever" => Program::Forever,
             "/sim/short" => Program::Short,
@@ -125,6 +108,34 @@ impl World {
             signalled: false,
         });
         Ok(false)
+    }
+
+    /// `ScriptEnv`: the child's environment names its role and its node.
+    fn check_script_env(
+        &self,
+        s: usize,
+        role: Role,
+        env: &[(String, String)],
+    ) -> Result<(), Failure> {
+        // (The node's state at the end of the step may differ from the moment the
+        // script started: only what must hold whatever came after is checked.)
+        let me = self.node(s).addr().to_string();
+        let mut want = vec![
+            ("BOSS_ROLE", role.name().to_string()),
+            ("BOSS_SELF", me.clone()),
+        ];
+        if role == Role::Master {
+            want.push(("BOSS_MASTER", me));
+        }
+        for (k, v) in want {
+            if !env.iter().any(|(ek, ev)| ek == k && *ev == v) {
+                return Err(self.fail(
+                    "ScriptEnv",
+                    format!("n{} runs a script with env {env:?}, want {k}={v}", s + 1),
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn signal_script(&mut self, s: usize, sig: ScriptSignal) -> Result<(), Failure> {

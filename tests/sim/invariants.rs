@@ -342,7 +342,16 @@ impl World {
             });
             return Ok(());
         }
-        let detail = masters
+        let detail = self.describe_masters(&masters);
+        Err(self.fail(
+            "Safety",
+            format!("two masters at once, quorum {}: {detail}", self.p.quorum),
+        ))
+    }
+
+    /// The masters of a `Safety` failure: incarnation, frozen, votes, peers.
+    fn describe_masters(&self, masters: &[usize]) -> String {
+        masters
             .iter()
             .map(|&s| {
                 let slot = &self.slots[s];
@@ -357,11 +366,7 @@ impl World {
                 )
             })
             .collect::<Vec<_>>()
-            .join("; ");
-        Err(self.fail(
-            "Safety",
-            format!("two masters at once, quorum {}: {detail}", self.p.quorum),
-        ))
+            .join("; ")
     }
 
     /// Agreement, rule and lone (invariants 1-3 of the crate docs, boss#invariants) over the
@@ -455,26 +460,7 @@ impl World {
 
     /// `Mesh`, `Lone`, `Agreement` and `Rule` in one component.
     fn check_component(&self, members: &[usize], peers: &[Vec<usize>]) -> Result<(), Violation> {
-        let names = |v: &[usize]| {
-            v.iter()
-                .map(|s| format!("n{}", s + 1))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        for &s in members {
-            let want: Vec<usize> = members.iter().copied().filter(|&t| t != s).collect();
-            if peers[s] != want {
-                return Err((
-                    "Mesh",
-                    format!(
-                        "component [{}] is not a full mesh: n{} has peers [{}]",
-                        names(members),
-                        s + 1,
-                        names(&peers[s])
-                    ),
-                ));
-            }
-        }
+        check_mesh(members, peers)?;
         let masters: Vec<usize> = members
             .iter()
             .copied()
@@ -534,6 +520,33 @@ impl World {
         }
         Ok(())
     }
+}
+
+/// A component's members as `n1,n3`.
+fn names(v: &[usize]) -> String {
+    v.iter()
+        .map(|s| format!("n{}", s + 1))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `Mesh`: every member of a component is connected to every other.
+fn check_mesh(members: &[usize], peers: &[Vec<usize>]) -> Result<(), Violation> {
+    for &s in members {
+        let want: Vec<usize> = members.iter().copied().filter(|&t| t != s).collect();
+        if peers[s] != want {
+            return Err((
+                "Mesh",
+                format!(
+                    "component [{}] is not a full mesh: n{} has peers [{}]",
+                    names(members),
+                    s + 1,
+                    names(&peers[s])
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The node `rule` makes master among `nodes`, worked out apart from the crate's
