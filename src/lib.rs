@@ -48,7 +48,7 @@
 //!   turns readiness into [`Input`]s and carries out every [`Output`]. It decides
 //!   nothing and has no timers of its own (its one deadline bounds the flush at
 //!   exit).
-//! - Because the core is pure, a deterministic simulator (`tests/sim.rs`) drives
+//! - Because the core is pure, a deterministic simulator (`tests/sim/`) drives
 //!   many `Node`s through a fake network from a seed (delays, resets, crashes,
 //!   freezes, one-way and two-way partitions, restarts, clock offsets, console
 //!   commands, script children) and checks the [invariants](crate#invariants)
@@ -332,7 +332,7 @@
 //!
 //! # Invariants
 //!
-//! Checked by name by the simulator (`tests/sim.rs`) and, where a process shows
+//! Checked by name by the simulator (`tests/sim/invariants.rs`) and, where a process shows
 //! them, by the process tests:
 //!
 //! 1. **Agreement**: once faults stop and the live nodes form one connected
