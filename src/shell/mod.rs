@@ -35,7 +35,7 @@ mod tests;
 #[cfg(test)]
 mod turn_tests;
 
-pub use console::{CONSOLE_CLOSED, MAX_LINE};
+pub use console::{CONSOLE_CLOSED, MAX_CONSOLE_LINE};
 
 use crate::config::Config;
 use crate::node::{Input, Node, Output, ScriptSignal, Time};
