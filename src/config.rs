@@ -135,7 +135,7 @@ pub struct Config {
     pub priority: u32,
     pub rule: Rule,
     /// Votes a master needs, its own included.
-    pub quorum: usize,
+    pub quorum: u16,
     /// Whether a master steps down for a better node that joins.
     pub preempt: bool,
     /// Ping a peer not heard from for this long (a master: every peer, this often).

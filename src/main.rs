@@ -254,7 +254,7 @@ fn config(cli: &Cli, scripts: Scripts, addr: SocketAddr, started: u64) -> Result
     let mut c = Config::new(addr, started);
     c.priority = cli.priority;
     c.rule = cli.rule;
-    c.quorum = usize::from(cli.quorum);
+    c.quorum = cli.quorum;
     c.preempt = !cli.no_preempt;
     c.heartbeat = cli.heartbeat;
     c.timeout = cli.timeout;
