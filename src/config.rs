@@ -1,6 +1,6 @@
 //! [`Config`]: every setting of a node, with the defaults listed in
 //! [the crate docs](crate#defaults).
-//! Plain data; the command line is parsed into it by `main.rs`.
+//! Plain data; the command line is parsed into it by [`cli`](crate::cli).
 
 use crate::election::Rule;
 use std::net::{IpAddr, SocketAddr};

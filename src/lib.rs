@@ -406,6 +406,7 @@
 //! | transient start retry | 100 ms doubling to 10 s |
 //! | exit flush (frames, console) | 300 ms each |
 
+pub mod cli;
 pub mod command;
 pub mod config;
 pub mod election;
