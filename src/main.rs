@@ -82,6 +82,33 @@ fn bind(host: &str, addrs: &[SocketAddr]) -> Result<TcpListener, String> {
     Err(last)
 }
 
+/// The listen socket, the address it is bound to, and the node's address (what
+/// peers dial: `--advertise`, or the bound address). An error is one line, and
+/// means [`Exit::CannotListen`].
+fn listen(cli: &cli::Cli) -> Result<(TcpListener, SocketAddr, SocketAddr), String> {
+    let wanted = listen_addrs(&cli.host, cli.port)?;
+    if let Some(a) = wanted.iter().find(|a| a.ip().is_unspecified())
+        && cli.advertise.is_none()
+    {
+        // A node's address is its identity and what peers dial: "0.0.0.0" is
+        // neither, so a node listening on every address must say which one to use.
+        return Err(format!(
+            "cannot advertise the wildcard address {}; give --advertise ADDR",
+            a.ip()
+        ));
+    }
+    let listener = bind(&cli.host, &wanted)?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", cli.host, cli.port))?;
+    let addr = match cli.advertise {
+        Some(a) if a.port() == 0 => SocketAddr::new(a.ip(), bound.port()),
+        Some(a) => a,
+        None => bound,
+    };
+    Ok((listener, bound, addr))
+}
+
 /// Wall clock, µs since the Unix epoch (negative before it): the node's start
 /// time, read once and checked by [`boss::wire::check_clock`].
 #[allow(clippy::disallowed_methods)]
@@ -145,42 +172,12 @@ fn run(args: Vec<OsString>) -> Exit {
             return Exit::Usage;
         }
     };
-    let wanted = match listen_addrs(&cli.host, cli.port) {
-        Ok(a) => a,
-        Err(msg) => {
-            error_line(&msg);
-            return Exit::CannotListen;
-        }
-    };
-    if let Some(a) = wanted.iter().find(|a| a.ip().is_unspecified())
-        && cli.advertise.is_none()
-    {
-        // A node's address is its identity and what peers dial: "0.0.0.0" is
-        // neither, so a node listening on every address must say which one to use.
-        error_line(&format!(
-            "cannot advertise the wildcard address {}; give --advertise ADDR",
-            a.ip()
-        ));
-        return Exit::CannotListen;
-    }
-    let listener = match bind(&cli.host, &wanted) {
+    let (listener, bound, addr) = match listen(&cli) {
         Ok(l) => l,
         Err(msg) => {
             error_line(&msg);
             return Exit::CannotListen;
         }
-    };
-    let bound = match listener.local_addr() {
-        Ok(a) => a,
-        Err(e) => {
-            error_line(&format!("cannot listen on {}:{}: {e}", cli.host, cli.port));
-            return Exit::CannotListen;
-        }
-    };
-    let addr = match cli.advertise {
-        Some(a) if a.port() == 0 => SocketAddr::new(a.ip(), bound.port()),
-        Some(a) => a,
-        None => bound,
     };
     let mut config = match cli::config(&cli, scripts, addr, started) {
         Ok(c) => c,
