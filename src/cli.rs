@@ -60,6 +60,8 @@ pub struct Cli {
     pub handshake_timeout: Duration,
     /// Dial this node at start and redial it until it answers (ip:port, [v6]:port or name:port; a name is looked up again on every try); no master role before each was tried once; repeatable
     #[arg(long, value_name = "ADDR", value_parser = PeerAddr::parse)]
+    // This comment is `--help`'s text, where `[v6]` is literal, not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     pub join: Vec<PeerAddr>,
     /// The address peers dial to reach this node (port 0: the bound port)
     #[arg(long, value_name = "ADDR")]
@@ -117,7 +119,7 @@ fn rule() -> impl TypedValueParser<Value = Rule> {
         .try_map(|s| Rule::from_name(&s).ok_or_else(|| format!("unknown rule '{s}'")))
 }
 
-/// The seed's `-ds SCRIPT ARGS… -ms SCRIPT ARGS…` tail, split off argv.
+/// The original's `-ds SCRIPT ARGS… -ms SCRIPT ARGS…` tail, split off argv.
 #[derive(Debug, Default, PartialEq)]
 pub struct Scripts {
     default: Option<ScriptSpec>,
