@@ -112,40 +112,14 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
                 PeerAddr::Name(n) => Command::ConnectName(n),
             })
         }),
-        "-msg" => {
-            // Keep the text as typed, inner spacing included.
-            let text = line[cmd.len()..].trim();
-            if text.is_empty() {
-                Err(format!("usage: -msg <text>; {HINT}"))
-            } else {
-                Ok(Some(Command::Message(text.to_string())))
-            }
-        }
-        "-ds" | "-sd" | "-ms" => {
-            // The words as a shell splits them (quotes, backslashes), not on
-            // white space: `-ms sh -c 'echo hello world'`.
-            let spec = ScriptSpec::parse(&line[cmd.len()..]).map_err(|e| {
-                format!("{cmd}: {e}; quote as in a shell (sh -c 'echo hi'); {HINT}")
-            })?;
-            Ok(Some(if cmd == "-ms" {
-                Command::MasterScript(spec)
-            } else {
-                Command::DefaultScript(spec)
-            }))
-        }
+        "-msg" => message(&line[cmd.len()..]).map(Some),
+        "-ds" | "-sd" | "-ms" => script(cmd, &line[cmd.len()..]).map(Some),
         "-loop" => match rest.as_slice() {
             ["1"] => Ok(Some(Command::Loop(true))),
             ["0"] => Ok(Some(Command::Loop(false))),
             _ => Err(format!("usage: -loop <1|0>; {HINT}")),
         },
-        "-sslp" => match rest.as_slice() {
-            [s] => parse_seconds(s)
-                .map(|d| Some(Command::Sleep(d)))
-                .ok_or_else(|| {
-                    format!("-sslp wants a number of seconds from 0 to 86400, not '{s}'; {HINT}")
-                }),
-            _ => Err(format!("usage: -sslp <seconds>; {HINT}")),
-        },
+        "-sslp" => sleep(&rest).map(Some),
         _ if cmd.starts_with('-') => Err(format!(
             "unknown command '{}'; {HINT}",
             crate::text::escape(cmd)
@@ -154,6 +128,39 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             "commands start with a dash, '{}' does not; {HINT}",
             crate::text::escape(cmd)
         )),
+    }
+}
+
+/// `-msg <text>`: the text as typed, inner spacing included.
+fn message(text: &str) -> Result<Command, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        Err(format!("usage: -msg <text>; {HINT}"))
+    } else {
+        Ok(Command::Message(text.to_string()))
+    }
+}
+
+/// `-ds`, `-sd` or `-ms` (`cmd`) and the rest of the line: the words as a shell
+/// splits them (quotes, backslashes), not on white space:
+/// `-ms sh -c 'echo hello world'`.
+fn script(cmd: &str, words: &str) -> Result<Command, String> {
+    let spec = ScriptSpec::parse(words)
+        .map_err(|e| format!("{cmd}: {e}; quote as in a shell (sh -c 'echo hi'); {HINT}"))?;
+    Ok(if cmd == "-ms" {
+        Command::MasterScript(spec)
+    } else {
+        Command::DefaultScript(spec)
+    })
+}
+
+/// `-sslp <seconds>`.
+fn sleep(rest: &[&str]) -> Result<Command, String> {
+    match rest {
+        [s] => parse_seconds(s).map(Command::Sleep).ok_or_else(|| {
+            format!("-sslp wants a number of seconds from 0 to 86400, not '{s}'; {HINT}")
+        }),
+        _ => Err(format!("usage: -sslp <seconds>; {HINT}")),
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`Config`]: every setting of a node, with the defaults listed in
 //! [the crate docs](crate#defaults).
-//! Plain data; the command line is parsed into it by `main.rs`.
+//! Plain data; the command line is parsed into it by [`cli`](crate::cli).
 
 use crate::election::Rule;
 use std::net::{IpAddr, SocketAddr};
@@ -135,7 +135,7 @@ pub struct Config {
     pub priority: u32,
     pub rule: Rule,
     /// Votes a master needs, its own included.
-    pub quorum: usize,
+    pub quorum: u16,
     /// Whether a master steps down for a better node that joins.
     pub preempt: bool,
     /// Ping a peer not heard from for this long (a master: every peer, this often).

@@ -90,7 +90,7 @@ pub fn vote(
     rule: Rule,
     me: Member,
     peers: &[Member],
-    quorum: usize,
+    quorum: u16,
     preempt: bool,
 ) -> Option<SocketAddr> {
     let all = || std::iter::once(&me).chain(peers.iter());
@@ -105,7 +105,7 @@ pub fn vote(
             }
         }
         Some(inc) => Some(inc.addr),
-        None if all().count() >= quorum => best.map(|b| b.addr),
+        None if all().count() >= usize::from(quorum) => best.map(|b| b.addr),
         None => None,
     }
 }
@@ -265,7 +265,8 @@ mod tests {
                                         .filter(|(i, _)| *i != me_i)
                                         .map(|(_, m)| *m)
                                         .collect();
-                                    let got = vote(rule, me, &peers, quorum, preempt);
+                                    let q = u16::try_from(quorum).expect("a small pool");
+                                    let got = vote(rule, me, &peers, q, preempt);
                                     let want = match incumbent {
                                         Some(inc) if inc == me.info.addr && preempt => Some(best),
                                         Some(inc) => Some(inc),

@@ -1,16 +1,39 @@
 //! boss ("Who is the Boss?"): equal nodes join a full TCP mesh and elect one master.
 //!
-//! The crate is split into a pure, deterministic core ([`node`], [`election`],
-//! [`timer`], [`wire`], [`command`]) and the IO shell ([`shell`], [`script`],
-//! [`shell::resolve`]). Only the shell reads clocks, touches sockets or spawns processes;
-//! the tests drive the core directly through a simulated network.
+//! Every node runs the same binary. Nodes dial each other (`--join` at start,
+//! `-c` at the console), tell each other their peers until each is connected to
+//! every other, and agree on one master: the best node by a rule (the oldest, by
+//! default) that holds a quorum of votes. The master runs a master script, every
+//! other node a default script, so a service that must run on exactly one machine
+//! follows the master. Each node has a console on stdin and stdout. The man page
+//! (`man/boss.1`) is the user's reference; this page is the design.
 //!
-//! The rest of this page is the design: how the parts fit, what travels on the
-//! wire, how the master is chosen, how scripts are run, what must always hold,
-//! and the defaults. Each section can be linked as `crate#shape`,
-//! `crate#event-loop`, `crate#wire-protocol`, `crate#failure-detection-and-reconnect`,
-//! `crate#election`, `crate#scripts`, `crate#invariants`, `crate#defaults`. Where
-//! the code and this page disagree, one of them is wrong.
+//! # Where things are
+//!
+//! - **The core**, pure and deterministic: [`node`] (the state machine,
+//!   [`Node`]), [`election`] (the rules and the vote), [`timer`] (the timer
+//!   wheel), [`wire`] (messages and framing), [`command`] (console commands),
+//!   [`ratelog`] (collapsing lines a stranger can cause), [`text`] (escaping,
+//!   time formats) and [`config`] (the settings, [`Config`]).
+//! - **The shell**, all the IO: [`shell`] (the mio loop, connections, the
+//!   console), [`script`] (the script child and its pipes) and
+//!   [`shell::resolve`] (host-name lookups).
+//! - **The command line**: [`cli`] (flags, help text, checks) and the `boss`
+//!   binary (`src/main.rs`: binding, the open-files limit, exit statuses).
+//! - [`rng`]: the one seeded generator of the simulator, the randomized tests
+//!   and the benchmark.
+//!
+//! Only the shell reads clocks, touches sockets or spawns processes, so the tests
+//! drive the core directly, many nodes at once, through a simulated network.
+//!
+//! The rest of this page is the design, one section each: [Shape](crate#shape)
+//! (how the parts fit), [Event loop](crate#event-loop), [Wire
+//! protocol](crate#wire-protocol), [Failure detection and
+//! reconnect](crate#failure-detection-and-reconnect), [Election](crate#election),
+//! [Scripts](crate#scripts), [Invariants](crate#invariants) and
+//! [Defaults](crate#defaults). The code links to them by these anchors
+//! (`crate#election`). Where the code and this page disagree, one of them is
+//! wrong.
 //!
 //! # Shape
 //!
@@ -398,7 +421,7 @@
 //! | lookups in flight / names wanted / lookup timeout / addresses per round | 4 / 64 / 5 s / 8 |
 //! | per turn: frames per connection / bytes per connection / frames in all / accepts / bytes per script pipe | 64 / 64 KiB / 2,048 / 256 / 64 KiB |
 //! | write buffer per connection / in all / console backlog | 2 × (64 KiB + 4) + 16 KiB / 4 MiB / 1 MiB |
-//! | console line / script line | 64 KiB / 4,096 bytes |
+//! | console line / script line ([`shell::MAX_CONSOLE_LINE`], [`script::MAX_SCRIPT_LINE`]) | 64 KiB / 4,096 bytes |
 //! | script lines relayed | burst 200, then 200 per s |
 //! | peers' texts shown | burst 64 KiB, then 16 KiB per s |
 //! | collapsed stranger lines | 5 per kind per 10 s (peers that dialled in: 256), then a summary |
@@ -407,6 +430,7 @@
 //! | exit flush (frames, console) | 300 ms each |
 
 pub mod auth;
+pub mod cli;
 pub mod command;
 pub mod config;
 pub mod election;

@@ -1,17 +1,13 @@
-//! The `boss` binary: parses the command line into a [`Config`], binds the listen
-//! socket, runs the event loop and maps how it ended to an exit status.
+//! The `boss` binary: parses the command line ([`boss::cli`]) into a
+//! [`Config`](boss::Config), binds the listen socket, runs the event loop and
+//! maps how it ended to an exit status.
 //!
 //! It holds no node logic and does no IO beyond looking up (a host name, once,
 //! before the loop) and binding the listen address: the loop
 //! ([`boss::shell`]) does the rest. It reads the wall clock once, for the
 //! node's start time. Errors are one line on stderr; usage errors are clap's.
 
-use boss::config::{Config, PeerAddr, ScriptSpec};
-use boss::election::Rule;
-use boss::shell;
-use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser};
+use boss::{cli, shell};
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
@@ -38,251 +34,6 @@ impl From<Exit> for ExitCode {
     fn from(e: Exit) -> ExitCode {
         ExitCode::from(e as u8)
     }
-}
-
-const USAGE: &str = "boss <HOST> <PORT> [OPTIONS] [-ds SCRIPT ARGS...] [-ms SCRIPT ARGS...]";
-
-const AFTER_HELP: &str = "\
-Scripts, in the original's form, after every other option and in either order:
-  -ds SCRIPT ARGS...  the default script, run while this node is not master
-  -ms SCRIPT ARGS...  the master script, run while this node is master
-Each takes every word up to the other one, so script arguments may start with a dash.
-
-Durations: 250ms, 1s, 2m, 1h 30m. Type -h at the console for its commands.
-
-Signals: SIGINT and SIGTERM leave cleanly; SIGUSR1 prints a status dump
-(-m, -t, -cl); SIGHUP and SIGUSR2 are ignored.
-
-Exit status: 0 clean exit (-q, SIGINT, SIGTERM), 1 runtime failure,
-2 usage error (or a system clock that cannot be right), 3 cannot listen.";
-
-/// The command line, as clap sees it (the `-ds`/`-ms` tail is split off first).
-/// The defaults written here must equal `Config::new`'s: a test checks them.
-#[derive(Parser, Debug)]
-#[command(
-    name = "boss",
-    version,
-    about = "Who is the Boss? Equal nodes join a full TCP mesh and elect one master.",
-    override_usage = USAGE,
-    after_help = AFTER_HELP
-)]
-struct Cli {
-    /// Address to listen on: IPv4, IPv6 or a host name, looked up once at start
-    /// (0.0.0.0 and :: need --advertise)
-    #[arg(value_name = "HOST")]
-    host: String,
-    /// Port to listen on; 0 picks a free one
-    port: u16,
-    /// Ping a peer not heard from for this long (a master pings every peer this often)
-    #[arg(long, value_name = "DUR", default_value = "250ms", value_parser = duration)]
-    heartbeat: Duration,
-    /// Lose a peer not heard from for this long (more than --heartbeat)
-    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = duration)]
-    timeout: Duration,
-    /// Close a connection that has not completed its handshake within this
-    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = duration)]
-    handshake_timeout: Duration,
-    /// Dial this node at start and redial it until it answers (ip:port, [v6]:port or name:port; a name is looked up again on every try); no master role before each was tried once; repeatable
-    #[arg(long, value_name = "ADDR", value_parser = PeerAddr::parse)]
-    join: Vec<PeerAddr>,
-    /// The address peers dial to reach this node (port 0: the bound port)
-    #[arg(long, value_name = "ADDR")]
-    advertise: Option<SocketAddr>,
-    /// How the master is chosen
-    #[arg(long, value_name = "RULE", default_value = "oldest", value_parser = rule())]
-    rule: Rule,
-    /// This node's priority for --rule priority (higher wins)
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    priority: u32,
-    /// Votes a master needs, its own included (every node must use the same)
-    #[arg(long, value_name = "N", default_value_t = 2,
-          value_parser = clap::value_parser!(u16).range(1..))]
-    quorum: u16,
-    /// Keep a master when a better node joins
-    #[arg(long)]
-    no_preempt: bool,
-    /// Stop redialling a lost peer (not a --join one) after this long
-    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration)]
-    forget: Duration,
-    /// Most connections at once; capped to the open-files limit less a reserve of 32
-    #[arg(long, value_name = "N", default_value_t = 1024,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    max_connections: u32,
-    /// Pause between two runs of a script, in seconds (the console's -sslp)
-    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = seconds)]
-    sleep: Duration,
-    /// Run each script once instead of again after it ends (the console's -loop 0)
-    #[arg(long)]
-    no_loop: bool,
-    /// Time between SIGTERM and SIGKILL when a script is stopped
-    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = duration)]
-    kill_grace: Duration,
-    /// The default script, run while not master, words quoted as in a shell
-    /// (or -ds SCRIPT ARGS... at the end)
-    #[arg(long, value_name = "\"PROGRAM ARGS\"")]
-    default_script: Option<String>,
-    /// The master script, run while master, words quoted as in a shell (or -ms
-    /// SCRIPT ARGS... at the end)
-    #[arg(long, value_name = "\"PROGRAM ARGS\"")]
-    master_script: Option<String>,
-}
-
-fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (durations look like 250ms, 1s, 2m)"))
-}
-
-fn seconds(s: &str) -> Result<Duration, String> {
-    boss::command::parse_seconds(s).ok_or_else(|| "a number of seconds from 0 to 86400".into())
-}
-
-/// `--rule`: one of the rule names, listed in `--help` and in the error.
-fn rule() -> impl TypedValueParser<Value = Rule> {
-    PossibleValuesParser::new(Rule::ALL.map(Rule::name))
-        .try_map(|s| Rule::from_name(&s).ok_or_else(|| format!("unknown rule '{s}'")))
-}
-
-/// The seed's `-ds SCRIPT ARGS… -ms SCRIPT ARGS…` tail, split off argv.
-#[derive(Debug, Default, PartialEq)]
-struct Scripts {
-    default: Option<ScriptSpec>,
-    master: Option<ScriptSpec>,
-}
-
-/// Splits argv into what clap parses and the script tail. The tail starts at the
-/// first `-ds` or `-ms`; each takes the words up to the other one, so a script's
-/// arguments may look like flags (`-ds ./check.sh -v --fast`). Done before clap,
-/// which would otherwise take those words for its own options.
-fn split_scripts(args: Vec<OsString>) -> Result<(Vec<OsString>, Scripts), String> {
-    let is_flag = |a: &OsString| a == "-ds" || a == "-ms";
-    // Index 0 is the program name, never a flag.
-    let Some(at) = args.iter().skip(1).position(is_flag).map(|i| i + 1) else {
-        return Ok((args, Scripts::default()));
-    };
-    let mut head = args;
-    let tail = head.split_off(at);
-    let mut scripts = Scripts::default();
-    let mut words = tail.into_iter().peekable();
-    while let Some(flag) = words.next() {
-        let flag = flag.to_string_lossy().into_owned();
-        let mut group = Vec::new();
-        while let Some(w) = words.next_if(|w| !is_flag(w)) {
-            let w = w
-                .into_string()
-                .map_err(|w| format!("{flag}: '{}' is not valid UTF-8", w.to_string_lossy()))?;
-            group.push(w);
-        }
-        let mut group = group.into_iter();
-        let Some(program) = group.next() else {
-            return Err(format!("{flag} needs a script: {flag} SCRIPT ARGS..."));
-        };
-        let spec = ScriptSpec {
-            program,
-            args: group.collect(),
-        };
-        let slot = if flag == "-ds" {
-            &mut scripts.default
-        } else {
-            &mut scripts.master
-        };
-        if slot.replace(spec).is_some() {
-            return Err(format!("{flag} is given twice"));
-        }
-    }
-    Ok((head, scripts))
-}
-
-/// `--default-script "PROGRAM ARGS"`: the words split as a shell splits them
-/// (quotes and backslashes, no expansion): `--master-script "sh -c 'echo hi'"`.
-fn script_words(flag: &str, s: &str) -> Result<ScriptSpec, String> {
-    ScriptSpec::parse(s)
-        .map_err(|e| format!("{flag}: {e}; quote as in a shell: {flag} \"sh -c 'echo hi'\""))?
-        .ok_or_else(|| format!("{flag} needs a program: {flag} \"PROGRAM ARGS\""))
-}
-
-/// One script from either of its two spellings, never both.
-fn pick_script(
-    long: Option<&str>,
-    long_flag: &str,
-    tail: Option<ScriptSpec>,
-    tail_flag: &str,
-) -> Result<Option<ScriptSpec>, String> {
-    match (long, tail) {
-        (Some(_), Some(_)) => Err(format!(
-            "{long_flag} and {tail_flag} both give the script; use one"
-        )),
-        (Some(s), None) => script_words(long_flag, s).map(Some),
-        (None, tail) => Ok(tail),
-    }
-}
-
-/// Checks what clap cannot check alone; the message is one line.
-fn validate(cli: &Cli) -> Result<(), String> {
-    let show = |d: Duration| humantime::format_duration(d).to_string();
-    if cli.heartbeat.is_zero() {
-        return Err("--heartbeat must be more than 0".into());
-    }
-    if cli.timeout <= cli.heartbeat {
-        return Err(format!(
-            "--timeout ({}) must be longer than --heartbeat ({})",
-            show(cli.timeout),
-            show(cli.heartbeat)
-        ));
-    }
-    if cli.handshake_timeout.is_zero() {
-        return Err("--handshake-timeout must be more than 0".into());
-    }
-    let bare = cli.host.trim_start_matches('[').trim_end_matches(']');
-    if bare.parse::<IpAddr>().is_err() && !boss::config::is_host_name(&cli.host) {
-        return Err(format!(
-            "'{}' is neither an IP address nor a host name",
-            boss::text::escape(&cli.host)
-        ));
-    }
-    if let Some(a) = cli.advertise
-        && a.ip().is_unspecified()
-    {
-        return Err(format!(
-            "--advertise {a}: peers cannot dial the wildcard address {}",
-            a.ip()
-        ));
-    }
-    Ok(())
-}
-
-/// The node's settings: `Config::new`'s defaults overridden by the command line.
-fn config(cli: &Cli, scripts: Scripts, addr: SocketAddr, started: u64) -> Result<Config, String> {
-    let mut c = Config::new(addr, started);
-    c.priority = cli.priority;
-    c.rule = cli.rule;
-    c.quorum = usize::from(cli.quorum);
-    c.preempt = !cli.no_preempt;
-    c.heartbeat = cli.heartbeat;
-    c.timeout = cli.timeout;
-    c.handshake_timeout = cli.handshake_timeout;
-    c.forget = cli.forget;
-    for j in &cli.join {
-        match j {
-            PeerAddr::Ip(a) => c.join.push(*a),
-            PeerAddr::Name(n) => c.join_names.push(n.clone()),
-        }
-    }
-    c.default_script = pick_script(
-        cli.default_script.as_deref(),
-        "--default-script",
-        scripts.default,
-        "-ds",
-    )?;
-    c.master_script = pick_script(
-        cli.master_script.as_deref(),
-        "--master-script",
-        scripts.master,
-        "-ms",
-    )?;
-    c.script_sleep = cli.sleep;
-    c.script_loop = !cli.no_loop;
-    c.kill_grace = cli.kill_grace;
-    c.max_conns = cli.max_connections as usize;
-    Ok(c)
 }
 
 /// The addresses to try listening on, in order: the IP address given, or what
@@ -331,6 +82,33 @@ fn bind(host: &str, addrs: &[SocketAddr]) -> Result<TcpListener, String> {
     Err(last)
 }
 
+/// The listen socket, the address it is bound to, and the node's address (what
+/// peers dial: `--advertise`, or the bound address). An error is one line, and
+/// means [`Exit::CannotListen`].
+fn listen(cli: &cli::Cli) -> Result<(TcpListener, SocketAddr, SocketAddr), String> {
+    let wanted = listen_addrs(&cli.host, cli.port)?;
+    if let Some(a) = wanted.iter().find(|a| a.ip().is_unspecified())
+        && cli.advertise.is_none()
+    {
+        // A node's address is its identity and what peers dial: "0.0.0.0" is
+        // neither, so a node listening on every address must say which one to use.
+        return Err(format!(
+            "cannot advertise the wildcard address {}; give --advertise ADDR",
+            a.ip()
+        ));
+    }
+    let listener = bind(&cli.host, &wanted)?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", cli.host, cli.port))?;
+    let addr = match cli.advertise {
+        Some(a) if a.port() == 0 => SocketAddr::new(a.ip(), bound.port()),
+        Some(a) => a,
+        None => bound,
+    };
+    Ok((listener, bound, addr))
+}
+
 /// Wall clock, µs since the Unix epoch (negative before it): the node's start
 /// time, read once and checked by [`boss::wire::check_clock`].
 #[allow(clippy::disallowed_methods)]
@@ -371,34 +149,22 @@ fn error_line(msg: &str) {
     let _ = writeln!(std::io::stderr(), "boss: {msg}");
 }
 
-/// A usage error found after clap, printed the way clap prints its own.
-fn usage_error(msg: String) -> Exit {
-    let _ = Cli::command()
-        .error(ErrorKind::ValueValidation, msg)
-        .print();
-    Exit::Usage
+/// A usage error, printed by clap (`--help` and `--version` come this way too,
+/// on stdout: they end cleanly).
+fn clap_exit(e: &clap::Error) -> Exit {
+    let _ = e.print();
+    if e.use_stderr() {
+        Exit::Usage
+    } else {
+        Exit::Clean
+    }
 }
 
 fn run(args: Vec<OsString>) -> Exit {
-    let (head, scripts) = match split_scripts(args) {
-        Ok(split) => split,
-        Err(msg) => return usage_error(msg),
+    let (cli, scripts) = match cli::parse(args) {
+        Ok(parsed) => parsed,
+        Err(e) => return clap_exit(&e),
     };
-    let cli = match Cli::try_parse_from(head) {
-        Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version come this way too, on stdout.
-            let _ = e.print();
-            return if e.use_stderr() {
-                Exit::Usage
-            } else {
-                Exit::Clean
-            };
-        }
-    };
-    if let Err(msg) = validate(&cli) {
-        return usage_error(msg);
-    }
     let started = match boss::wire::check_clock(wall_clock_micros()) {
         Ok(t) => t,
         Err(msg) => {
@@ -406,46 +172,16 @@ fn run(args: Vec<OsString>) -> Exit {
             return Exit::Usage;
         }
     };
-    let wanted = match listen_addrs(&cli.host, cli.port) {
-        Ok(a) => a,
-        Err(msg) => {
-            error_line(&msg);
-            return Exit::CannotListen;
-        }
-    };
-    if let Some(a) = wanted.iter().find(|a| a.ip().is_unspecified())
-        && cli.advertise.is_none()
-    {
-        // A node's address is its identity and what peers dial: "0.0.0.0" is
-        // neither, so a node listening on every address must say which one to use.
-        error_line(&format!(
-            "cannot advertise the wildcard address {}; give --advertise ADDR",
-            a.ip()
-        ));
-        return Exit::CannotListen;
-    }
-    let listener = match bind(&cli.host, &wanted) {
+    let (listener, bound, addr) = match listen(&cli) {
         Ok(l) => l,
         Err(msg) => {
             error_line(&msg);
             return Exit::CannotListen;
         }
     };
-    let bound = match listener.local_addr() {
-        Ok(a) => a,
-        Err(e) => {
-            error_line(&format!("cannot listen on {}:{}: {e}", cli.host, cli.port));
-            return Exit::CannotListen;
-        }
-    };
-    let addr = match cli.advertise {
-        Some(a) if a.port() == 0 => SocketAddr::new(a.ip(), bound.port()),
-        Some(a) => a,
-        None => bound,
-    };
-    let mut config = match config(&cli, scripts, addr, started) {
+    let mut config = match cli::config(&cli, scripts, addr, started) {
         Ok(c) => c,
-        Err(msg) => return usage_error(msg),
+        Err(msg) => return clap_exit(&cli::usage_error(msg)),
     };
     config.bound = bound;
     if let Some(limit) = raise_open_files()
@@ -476,28 +212,6 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
-    fn args(words: &[&str]) -> Vec<OsString> {
-        std::iter::once("boss")
-            .chain(words.iter().copied())
-            .map(OsString::from)
-            .collect()
-    }
-
-    fn spec(program: &str, a: &[&str]) -> ScriptSpec {
-        ScriptSpec {
-            program: program.into(),
-            args: a.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    fn parse(words: &[&str]) -> Result<Config, String> {
-        let (head, scripts) = split_scripts(args(words))?;
-        let cli = Cli::try_parse_from(head).map_err(|e| e.to_string())?;
-        validate(&cli)?;
-        let addr = listen_addrs(&cli.host, cli.port)?[0];
-        config(&cli, scripts, addr, 42)
-    }
-
     #[test]
     fn connections_are_capped_to_the_open_files_limit() {
         assert_eq!(cap_connections(1024, 1_048_576), None);
@@ -508,205 +222,13 @@ mod tests {
     }
 
     #[test]
-    fn the_command_line_is_well_formed() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
     fn exit_codes_are_the_documented_ones() {
         assert_eq!(Exit::Clean as u8, 0);
         assert_eq!(Exit::Failure as u8, 1);
         // clap exits 2 on its own usage errors; ours must agree.
-        let e = Cli::try_parse_from(args(&["--no-such-flag"])).unwrap_err();
+        let argv = ["boss", "--no-such-flag"].map(OsString::from);
+        let e = cli::parse(argv.to_vec()).unwrap_err();
         assert_eq!(e.exit_code(), Exit::Usage as i32);
         assert_eq!(Exit::CannotListen as u8, 3);
-    }
-
-    #[test]
-    fn defaults_are_the_configs() {
-        let got = parse(&["127.0.0.1", "7000"]).unwrap();
-        let want = Config::new("127.0.0.1:7000".parse().unwrap(), 42);
-        assert_eq!(got.priority, want.priority);
-        assert_eq!(got.rule, want.rule);
-        assert_eq!(got.quorum, want.quorum);
-        assert_eq!(got.preempt, want.preempt);
-        assert_eq!(got.heartbeat, want.heartbeat);
-        assert_eq!(got.timeout, want.timeout);
-        assert_eq!(got.handshake_timeout, want.handshake_timeout);
-        assert_eq!(got.forget, want.forget);
-        assert_eq!(got.join, want.join);
-        assert_eq!(got.default_script, want.default_script);
-        assert_eq!(got.master_script, want.master_script);
-        assert_eq!(got.script_sleep, want.script_sleep);
-        assert_eq!(got.script_loop, want.script_loop);
-        assert_eq!(got.kill_grace, want.kill_grace);
-        assert_eq!(got.max_conns, want.max_conns);
-    }
-
-    #[test]
-    fn every_option_reaches_the_config() {
-        let c = parse(&[
-            "::1",
-            "0",
-            "--heartbeat",
-            "100ms",
-            "--timeout",
-            "450ms",
-            "--handshake-timeout",
-            "3s",
-            "--join",
-            "127.0.0.1:1",
-            "--join",
-            "[::1]:2",
-            "--join",
-            "db1.example:3",
-            "--rule",
-            "priority",
-            "--priority",
-            "9",
-            "--quorum",
-            "3",
-            "--no-preempt",
-            "--forget",
-            "2m",
-            "--max-connections",
-            "10",
-            "--sleep",
-            "0.5",
-            "--no-loop",
-            "--kill-grace",
-            "100ms",
-            "--default-script",
-            " ./d.sh  a b ",
-        ])
-        .unwrap();
-        assert_eq!(c.heartbeat, Duration::from_millis(100));
-        assert_eq!(c.timeout, Duration::from_millis(450));
-        assert_eq!(c.handshake_timeout, Duration::from_secs(3));
-        assert_eq!(
-            c.join,
-            vec![
-                "127.0.0.1:1".parse::<SocketAddr>().unwrap(),
-                "[::1]:2".parse().unwrap()
-            ]
-        );
-        assert_eq!(
-            c.join_names,
-            vec![boss::config::HostPort {
-                host: "db1.example".into(),
-                port: 3
-            }]
-        );
-        assert_eq!(c.rule, Rule::Priority);
-        assert_eq!(c.priority, 9);
-        assert_eq!(c.quorum, 3);
-        assert!(!c.preempt);
-        assert_eq!(c.forget, Duration::from_secs(120));
-        assert_eq!(c.max_conns, 10);
-        assert_eq!(c.script_sleep, Duration::from_millis(500));
-        assert!(!c.script_loop);
-        assert_eq!(c.kill_grace, Duration::from_millis(100));
-        assert_eq!(c.default_script, Some(spec("./d.sh", &["a", "b"])));
-        assert_eq!(c.master_script, None);
-    }
-
-    #[test]
-    fn the_script_tail_is_split_before_clap() {
-        let (head, s) = split_scripts(args(&[
-            "127.0.0.1",
-            "1",
-            "--quorum",
-            "3",
-            "-ds",
-            "./d.sh",
-            "-v",
-            "--help",
-            "-ms",
-            "m.py",
-            "-h",
-        ]))
-        .unwrap();
-        assert_eq!(head, args(&["127.0.0.1", "1", "--quorum", "3"]));
-        assert_eq!(s.default, Some(spec("./d.sh", &["-v", "--help"])));
-        assert_eq!(s.master, Some(spec("m.py", &["-h"])));
-
-        // Either order, and either alone.
-        let (_, s) = split_scripts(args(&["::1", "1", "-ms", "m", "-ds", "d", "x"])).unwrap();
-        assert_eq!(s.master, Some(spec("m", &[])));
-        assert_eq!(s.default, Some(spec("d", &["x"])));
-        let (head, s) = split_scripts(args(&["::1", "1", "-ms", "m"])).unwrap();
-        assert_eq!((head.len(), s.default), (3, None));
-
-        // No tail: argv untouched.
-        let plain = args(&["127.0.0.1", "1", "--no-loop"]);
-        assert_eq!(split_scripts(plain.clone()).unwrap().0, plain);
-    }
-
-    #[test]
-    fn a_bad_script_tail_is_a_usage_error() {
-        for bad in [
-            &["127.0.0.1", "1", "-ds"][..],
-            &["127.0.0.1", "1", "-ds", "-ms", "m"][..],
-            &["127.0.0.1", "1", "-ds", "a", "-ds", "b"][..],
-        ] {
-            let e = split_scripts(args(bad)).unwrap_err();
-            assert!(!e.contains('\n'), "{bad:?}: {e}");
-        }
-        let e = parse(&["127.0.0.1", "1", "--default-script", "a", "-ds", "b"]).unwrap_err();
-        assert!(e.contains("--default-script") && e.contains("-ds"), "{e}");
-        assert!(parse(&["127.0.0.1", "1", "--master-script", "  "]).is_err());
-        let e = parse(&["127.0.0.1", "1", "--master-script", "sh -c 'echo"]).unwrap_err();
-        assert!(e.contains("--master-script: missing closing quote"), "{e}");
-    }
-
-    #[test]
-    fn a_long_script_flag_is_split_as_a_shell_splits_it() {
-        let c = parse(&[
-            "127.0.0.1",
-            "1",
-            "--master-script",
-            "sh -c 'echo hello world'",
-            "--default-script",
-            r#"./d.sh "a b" c\ d"#,
-        ])
-        .unwrap();
-        assert_eq!(
-            c.master_script,
-            Some(spec("sh", &["-c", "echo hello world"]))
-        );
-        assert_eq!(c.default_script, Some(spec("./d.sh", &["a b", "c d"])));
-    }
-
-    #[test]
-    fn bad_timings_are_refused_with_a_reason() {
-        for (bad, says) in [
-            (&["--heartbeat", "0s"][..], "--heartbeat"),
-            (&["--timeout", "0s"][..], "--timeout"),
-            (&["--timeout", "250ms"][..], "longer than --heartbeat"),
-            (&["--heartbeat", "2s"][..], "longer than --heartbeat"),
-            (&["--handshake-timeout", "0ms"][..], "--handshake-timeout"),
-            (&["--quorum", "0"][..], "quorum"),
-            (&["--quorum", "70000"][..], "quorum"),
-            (&["--max-connections", "0"][..], "max-connections"),
-            (&["--sleep", "1e9"][..], "seconds"),
-            (&["--heartbeat", "banana"][..], "250ms"),
-            (&["--rule", "tallest"][..], "oldest"),
-            (&["--advertise", "0.0.0.0:7"][..], "wildcard"),
-            (&["--join=-x:7"][..], "host name"),
-            (&["--join", "db1"][..], "name:port"),
-        ] {
-            let mut words = vec!["127.0.0.1", "1"];
-            words.extend_from_slice(bad);
-            let e = parse(&words).unwrap_err();
-            assert!(e.contains(says), "{bad:?}: {e}");
-        }
-        for (host, says) in [
-            ("not an ip", "neither"),
-            ("-", "neither"),
-            ("a..b", "neither"),
-        ] {
-            let e = parse(&[host, "1"]).unwrap_err();
-            assert!(e.contains(says), "{host:?}: {e}");
-        }
     }
 }

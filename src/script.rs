@@ -13,7 +13,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 
 /// Longest console line relayed from a script; longer lines are split.
-pub const MAX_LINE: usize = 4096;
+pub const MAX_SCRIPT_LINE: usize = 4096;
 
 /// A running script child and its two pipes.
 pub struct Script {
@@ -209,7 +209,7 @@ pub fn drain(
     }
 }
 
-/// Splits a byte stream into lines of at most [`MAX_LINE`] bytes; invalid UTF-8
+/// Splits a byte stream into lines of at most [`MAX_SCRIPT_LINE`] bytes; invalid UTF-8
 /// is replaced, `\r\n` counts as one line end.
 #[derive(Default, Debug)]
 pub struct LineSplitter {
@@ -220,7 +220,7 @@ impl LineSplitter {
     /// Adds bytes; pushes every line they complete.
     pub fn push(&mut self, mut bytes: &[u8], lines: &mut Vec<String>) {
         while !bytes.is_empty() {
-            let room = MAX_LINE - self.partial.len();
+            let room = MAX_SCRIPT_LINE - self.partial.len();
             match bytes.iter().take(room).position(|&b| b == b'\n') {
                 Some(i) => {
                     self.partial.extend_from_slice(&bytes[..i]);
@@ -228,7 +228,7 @@ impl LineSplitter {
                     self.emit(lines);
                 }
                 None if bytes.len() >= room => {
-                    // A line longer than MAX_LINE: cut it here.
+                    // A line longer than MAX_SCRIPT_LINE: cut it here.
                     self.partial.extend_from_slice(&bytes[..room]);
                     bytes = &bytes[room..];
                     self.emit(lines);
@@ -278,12 +278,12 @@ mod tests {
     fn cuts_long_lines_and_keeps_empty_ones() {
         let mut s = LineSplitter::default();
         let mut lines = Vec::new();
-        let long = vec![b'x'; MAX_LINE * 2 + 5];
+        let long = vec![b'x'; MAX_SCRIPT_LINE * 2 + 5];
         s.push(&long, &mut lines);
         s.push(b"\n\n\xff\n", &mut lines);
         assert_eq!(lines.len(), 5);
-        assert_eq!(lines[0].len(), MAX_LINE);
-        assert_eq!(lines[1].len(), MAX_LINE);
+        assert_eq!(lines[0].len(), MAX_SCRIPT_LINE);
+        assert_eq!(lines[1].len(), MAX_SCRIPT_LINE);
         assert_eq!(lines[2], "xxxxx");
         assert_eq!(lines[3], "");
         assert_eq!(lines[4], "\u{fffd}");

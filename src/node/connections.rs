@@ -100,7 +100,7 @@ impl Node {
                 version: VERSION,
                 node: self.me,
                 rule: self.cfg.rule.code(),
-                quorum: self.cfg.quorum.min(u16::MAX as usize) as u16,
+                quorum: self.cfg.quorum,
             },
         ));
     }
@@ -258,7 +258,7 @@ impl Node {
                 self.cfg.rule
             ));
         }
-        if quorum != self.cfg.quorum.min(u16::MAX as usize) as u16 {
+        if quorum != self.cfg.quorum {
             return Err(format!(
                 "it uses quorum {quorum}, this node uses quorum {}",
                 self.cfg.quorum

@@ -261,7 +261,7 @@ impl Node {
                 .filter(|p| p.vote == Some(self.me.addr))
                 .filter(|p| p.echoed.is_some_and(|t| now < self.vote_expiry(t)))
                 .count()
-                >= self.cfg.quorum
+                >= usize::from(self.cfg.quorum)
     }
 
     /// Whom this node votes for.

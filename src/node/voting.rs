@@ -77,7 +77,7 @@ impl Node {
                     .values()
                     .filter(|p| p.vote == Some(me_addr) && self.vote_held(p))
                     .count();
-            let master = vote == Some(me_addr) && votes >= self.cfg.quorum;
+            let master = vote == Some(me_addr) && votes >= usize::from(self.cfg.quorum);
             if vote == Some(me_addr) && !master {
                 // Votes that are there but not yet confirmed by a Pong: ask now.
                 let unconfirmed: Vec<SocketAddr> = self
@@ -135,7 +135,7 @@ impl Node {
             .cfg
             .quorum
             .checked_sub(2)
-            .and_then(|i| expiries.get(i))
+            .and_then(|i| expiries.get(usize::from(i)))
             .copied();
         if let Some(id) = self.votes_timer.take() {
             self.timers.cancel(id);

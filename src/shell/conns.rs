@@ -67,6 +67,46 @@ pub(super) struct Conn {
     pub(super) ended: Option<CloseReason>,
 }
 
+impl Conn {
+    /// Reads the socket into the read buffer, through `scratch`, until the buffer
+    /// is at its limit, `bytes` (the turn's budget, counted down) are read, or the
+    /// socket would block: then it returns true (drained). An end of stream or an
+    /// error is kept in `ended`.
+    fn fill(&mut self, scratch: &mut [u8], bytes: &mut usize) -> bool {
+        // Until the Hello is in, no more than a Hello may be buffered.
+        let limit = if self.first_done {
+            READ_LIMIT
+        } else {
+            HEADER + MAX_HELLO
+        };
+        loop {
+            let room = limit
+                .saturating_sub(self.read_buf.len())
+                .min(scratch.len())
+                .min(*bytes);
+            if room == 0 {
+                return false;
+            }
+            match self.stream.read(&mut scratch[..room]) {
+                Ok(0) => {
+                    self.ended = Some(CloseReason::Eof);
+                    return false;
+                }
+                Ok(n) => {
+                    self.read_buf.extend_from_slice(&scratch[..n]);
+                    *bytes -= n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.ended = Some(CloseReason::Error(e.to_string()));
+                    return false;
+                }
+            }
+        }
+    }
+}
+
 impl Shell {
     /// The slab key of `id` if it still names the connection the core means.
     fn open_key(&self, id: ConnId) -> Option<usize> {
@@ -486,40 +526,7 @@ impl Shell {
                 // Maybe more in the socket, and no new edge will say so.
                 return self.defer(key);
             }
-            // Until the Hello is in, no more than a Hello may be buffered.
-            let limit = if c.first_done {
-                READ_LIMIT
-            } else {
-                HEADER + MAX_HELLO
-            };
-            loop {
-                let room = limit
-                    .saturating_sub(c.read_buf.len())
-                    .min(scratch.len())
-                    .min(bytes);
-                if room == 0 {
-                    break;
-                }
-                match c.stream.read(&mut scratch[..room]) {
-                    Ok(0) => {
-                        c.ended = Some(CloseReason::Eof);
-                        break;
-                    }
-                    Ok(n) => {
-                        c.read_buf.extend_from_slice(&scratch[..n]);
-                        bytes -= n;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        drained = true;
-                        break;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        c.ended = Some(CloseReason::Error(e.to_string()));
-                        break;
-                    }
-                }
-            }
+            drained = c.fill(scratch, &mut bytes);
         }
     }
 

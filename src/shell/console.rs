@@ -11,8 +11,8 @@ use nix::sys::stat::{SFlag, fstat};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 
-/// Longest console line; a longer one is discarded whole.
-pub const MAX_LINE: usize = 64 * 1024;
+/// Longest console line read from stdin; a longer one is discarded whole.
+pub const MAX_CONSOLE_LINE: usize = 64 * 1024;
 /// Said when a console that was open reaches its end (Ctrl-D, a closed pipe, the
 /// end of a file); /dev/null as stdin is no console and says nothing.
 pub const CONSOLE_CLOSED: &str =
@@ -66,9 +66,9 @@ impl Shell {
             }
             match line {
                 Line::Text(text) => self.feed(Input::Line(text)),
-                Line::TooLong => self
-                    .console
-                    .line(&format!("console line too long (max {MAX_LINE} bytes)")),
+                Line::TooLong => self.console.line(&format!(
+                    "console line too long (max {MAX_CONSOLE_LINE} bytes)"
+                )),
             }
         }
     }
@@ -163,7 +163,7 @@ pub(super) enum Line {
 }
 
 /// Splits bytes into lines: '\n' ends a line, a trailing '\r' is dropped, invalid
-/// UTF-8 is replaced, and a line longer than [`MAX_LINE`] is discarded whole.
+/// UTF-8 is replaced, and a line longer than [`MAX_CONSOLE_LINE`] is discarded whole.
 #[derive(Default)]
 pub(super) struct Lines {
     buf: Vec<u8>,
@@ -186,7 +186,7 @@ impl Lines {
                 }
                 None => {
                     // +1: room for the '\r' of a "\r\n" split across two reads.
-                    if !self.skipping && self.buf.len() + data.len() > MAX_LINE + 1 {
+                    if !self.skipping && self.buf.len() + data.len() > MAX_CONSOLE_LINE + 1 {
                         self.buf.clear();
                         self.skipping = true;
                         out.push(Line::TooLong);
@@ -211,7 +211,7 @@ impl Lines {
         if self.buf.last() == Some(&b'\r') {
             self.buf.pop();
         }
-        let line = if self.buf.len() > MAX_LINE {
+        let line = if self.buf.len() > MAX_CONSOLE_LINE {
             Line::TooLong
         } else {
             Line::Text(String::from_utf8_lossy(&self.buf).into_owned())

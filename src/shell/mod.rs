@@ -36,7 +36,7 @@ mod tests;
 #[cfg(test)]
 mod turn_tests;
 
-pub use console::{CONSOLE_CLOSED, MAX_LINE};
+pub use console::{CONSOLE_CLOSED, MAX_CONSOLE_LINE};
 
 use crate::config::Config;
 use crate::node::{Input, Node, Output, ScriptSignal, Time};
@@ -125,15 +125,7 @@ impl Shell {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| Error::Setup("the listener", e))?;
-        // SIGCHLD says the script ended; its pipes cannot say it, because a process
-        // it started may keep them open.
-        // SIGHUP, SIGUSR1 and SIGUSR2 are caught too: by default they would end the
-        // node without a Goodbye (a logrotate `kill -HUP`, a stray `kill -USR1`).
-        let mut signals = Signals::new([SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2])
-            .map_err(|e| Error::Setup("the signal handlers", e))?;
-        poll.registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)
-            .map_err(|e| Error::Setup("the signal handlers", e))?;
+        let signals = Self::signals(&poll).map_err(|e| Error::Setup("the signal handlers", e))?;
         let (stdin, console) = if stdio {
             // Stdout first: on a terminal both share one file description, and
             // stdout's flags, restored last at exit, must be the ones from
@@ -178,6 +170,17 @@ impl Shell {
             turn_frames: TURN_FRAMES,
             later: Vec::new(),
         })
+    }
+
+    /// The signal source, registered. SIGCHLD says the script ended; its pipes
+    /// cannot say it, because a process it started may keep them open. SIGHUP,
+    /// SIGUSR1 and SIGUSR2 are caught too: by default they would end the node
+    /// without a Goodbye (a logrotate `kill -HUP`, a stray `kill -USR1`).
+    fn signals(poll: &Poll) -> io::Result<Signals> {
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2])?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        Ok(signals)
     }
 }
 

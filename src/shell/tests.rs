@@ -1,4 +1,4 @@
-use super::console::{Line, Lines, MAX_LINE};
+use super::console::{Line, Lines, MAX_CONSOLE_LINE};
 use super::*;
 
 fn ms(n: u64) -> Duration {
@@ -50,15 +50,18 @@ fn invalid_utf8_is_replaced() {
 
 #[test]
 fn a_line_at_the_limit_is_kept_and_a_longer_one_dropped_whole() {
-    let at = vec![b'a'; MAX_LINE];
+    let at = vec![b'a'; MAX_CONSOLE_LINE];
     let got = split(&[&at, b"\r\n-m\n"]);
-    assert_eq!(got, vec![Line::Text("a".repeat(MAX_LINE)), text("-m")]);
+    assert_eq!(
+        got,
+        vec![Line::Text("a".repeat(MAX_CONSOLE_LINE)), text("-m")]
+    );
 
-    let over = vec![b'b'; MAX_LINE + 1];
+    let over = vec![b'b'; MAX_CONSOLE_LINE + 1];
     assert_eq!(split(&[&over, b"\n-m\n"]), vec![Line::TooLong, text("-m")]);
 
     // Reported once, as soon as it is too long, however many reads it spans.
-    let chunk = vec![b'c'; MAX_LINE / 2];
+    let chunk = vec![b'c'; MAX_CONSOLE_LINE / 2];
     let got = split(&[&chunk, &chunk, &chunk, &chunk, b"tail\n-t\n"]);
     assert_eq!(got, vec![Line::TooLong, text("-t")]);
 

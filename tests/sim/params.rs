@@ -142,7 +142,7 @@ impl Params {
         let mut cfg = Config::new(addr_of(slot), started);
         cfg.priority = priority;
         cfg.rule = self.rule;
-        cfg.quorum = self.quorum;
+        cfg.quorum = u16::try_from(self.quorum).expect("a small quorum");
         cfg.preempt = self.preempt;
         cfg.heartbeat = self.heartbeat;
         cfg.timeout = self.timeout;
