@@ -409,6 +409,7 @@
 pub mod command;
 pub mod config;
 pub mod election;
+pub mod event;
 pub mod node;
 pub mod ratelog;
 pub mod rng;

@@ -58,6 +58,7 @@ fn refused_hellos_from_strangers_are_collapsed() {
 /// stay in flight until their timeout, nothing is answered unless asked.
 mod core {
     use boss::config::Config;
+    use boss::event::Event;
     use boss::node::{CloseReason, ConnId, Input, Node, Output, Time};
     use std::net::SocketAddr;
     use std::time::Duration;
@@ -67,7 +68,8 @@ mod core {
         pub now: Time,
         /// Every dial asked for, with its time.
         pub dials: Vec<(Time, SocketAddr)>,
-        pub said: Vec<String>,
+        /// Every event reported.
+        pub events: Vec<Event>,
     }
 
     pub fn conn(i: u32) -> ConnId {
@@ -83,7 +85,7 @@ mod core {
                 n: Node::new(cfg),
                 now: Duration::from_secs(1),
                 dials: Vec::new(),
-                said: Vec::new(),
+                events: Vec::new(),
             };
             let mut out = Vec::new();
             c.n.start(c.now, &mut out);
@@ -95,7 +97,7 @@ mod core {
             for o in out {
                 match o {
                     Output::Dial(a) => self.dials.push((self.now, a)),
-                    Output::Console(l) => self.said.push(l),
+                    Output::Event(e) => self.events.push(e),
                     _ => {}
                 }
             }
@@ -146,7 +148,7 @@ fn fake_peers_that_hang_up_do_not_delay_the_redial_of_a_real_one() {
     let mut c = Core::new(boss::config::Config::new(me, wall));
     // The real peer, reached by a `-c` of this node.
     c.input(Input::Line(format!("-c {} {}", real.ip(), real.port())));
-    assert!(c.dials.iter().any(|(_, a)| *a == real), "{:?}", c.said);
+    assert!(c.dials.iter().any(|(_, a)| *a == real), "{:?}", c.events);
     c.input(Input::Connected {
         conn: conn(1),
         addr: real,
@@ -155,7 +157,7 @@ fn fake_peers_that_hang_up_do_not_delay_the_redial_of_a_real_one() {
         conn: conn(1),
         msg: hello(real, wall - 1),
     });
-    assert!(c.n.peers().contains(&real), "{:?}", c.said);
+    assert!(c.n.peers().contains(&real), "{:?}", c.events);
     // 600 strangers: handshake, hang up.
     for i in 0..600u32 {
         let k = conn(100 + i);
@@ -174,14 +176,14 @@ fn fake_peers_that_hang_up_do_not_delay_the_redial_of_a_real_one() {
         });
     }
     // Their redials start and hang; the real peer goes quiet and is lost.
-    let lost = format!("lost {real} ");
+    let lost = |e: &&boss::event::Event| matches!(e, boss::event::Event::PeerLost { addr, .. } if *addr == real);
     let end = c.now + Duration::from_secs(5);
-    while c.now < end && !c.said.iter().any(|l| l.starts_with(&lost)) {
+    while c.now < end && !c.events.iter().any(|e| lost(&e)) {
         c.advance(Duration::from_millis(10));
     }
     let at = c.now;
-    let line = c.said.iter().find(|l| l.starts_with(&lost)).cloned();
-    assert!(line.is_some(), "the real peer was not lost: {:?}", c.said);
+    let line = c.events.iter().find(lost).cloned();
+    assert!(line.is_some(), "the real peer was not lost: {:?}", c.events);
     let fakes = |c: &Core| {
         c.dials
             .iter()

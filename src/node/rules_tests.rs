@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::config::ScriptSpec;
+use crate::event::{Event, LostReason};
 use crate::wire::Msg;
 use std::collections::VecDeque;
 
@@ -48,6 +49,7 @@ fn lines(out: &[Output]) -> Vec<String> {
     out.iter()
         .filter_map(|o| match o {
             Output::Console(s) => Some(s.clone()),
+            Output::Event(e) => Some(e.to_string()),
             _ => None,
         })
         .collect()
@@ -191,8 +193,18 @@ fn handle_timeout_drops_silent_peers_before_any_other_timer() {
         out[..3],
         [
             Output::Close(conn(1)),
-            Output::Console("lost 10.0.0.1:2 (timed out after 1s)".into()),
-            Output::Console("master changed: none (1 of quorum 2 nodes in view)".into()),
+            Output::Event(Event::PeerLost {
+                addr: "10.0.0.1:2".parse().unwrap(),
+                reason: LostReason::TimedOut {
+                    after: Duration::from_secs(1)
+                },
+            }),
+            Output::Event(Event::MasterChanged {
+                master: None,
+                this_node: false,
+                count: 1,
+                quorum: 2,
+            }),
         ],
         "the silent peer goes first, then the role: {out:?}"
     );
@@ -557,6 +569,7 @@ impl Fifo {
                     }
                 }
                 Output::Console(l) => self.lines[i].push(l),
+                Output::Event(e) => self.lines[i].push(e.to_string()),
                 _ => {}
             }
         }

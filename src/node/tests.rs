@@ -4,6 +4,7 @@
 use super::connections::FLOOD_FRAMES;
 use super::*;
 use crate::config::ScriptSpec;
+use crate::event::Event;
 use crate::wire::{EARLIEST_START, MAGIC, Msg, VERSION, undialable};
 
 fn addr(port: u16) -> SocketAddr {
@@ -243,12 +244,10 @@ impl Net {
     fn console(&self, i: usize) -> Vec<String> {
         self.seen[i]
             .iter()
-            .filter_map(|o| {
-                if let Output::Console(s) = o {
-                    Some(s.clone())
-                } else {
-                    None
-                }
+            .filter_map(|o| match o {
+                Output::Console(s) => Some(s.clone()),
+                Output::Event(e) => Some(e.to_string()),
+                _ => None,
             })
             .collect()
     }
@@ -928,6 +927,7 @@ fn lines(out: &[Output]) -> Vec<String> {
     out.iter()
         .filter_map(|o| match o {
             Output::Console(s) => Some(s.clone()),
+            Output::Event(e) => Some(e.to_string()),
             _ => None,
         })
         .collect()
@@ -1132,9 +1132,10 @@ fn connect_to_this_node_under_another_spelling_says_so_at_once() {
     n.handle(Duration::ZERO, Input::Line("-c 0.0.0.0 1".into()), &mut out);
     assert_eq!(
         out,
-        [Output::Console(
-            "cannot connect to 0.0.0.0:1: that is this node".into()
-        )]
+        [Output::Event(Event::CannotConnect {
+            target: "0.0.0.0:1".into(),
+            error: "that is this node".into(),
+        })]
     );
 }
 
@@ -1467,6 +1468,7 @@ impl Solo {
                     failed.push(a);
                 }
                 Output::Console(l) => self.said.push(l),
+                Output::Event(e) => self.said.push(e.to_string()),
                 _ => {}
             }
         }
@@ -1548,10 +1550,11 @@ fn a_member_list_cannot_make_a_node_dial_without_bound() {
     let at_once = out.iter().filter(|o| matches!(o, Output::Dial(_))).count();
     assert!(at_once <= 24, "{at_once} dials at once");
     assert!(
-        out.contains(&Output::Console(
-            "member list from 10.0.0.9:7000 cut to its first 256 of 1004 addresses (said once)"
-                .into()
-        )),
+        out.contains(&Output::Event(Event::MembersCut {
+            from: "10.0.0.9:7000".parse().unwrap(),
+            kept: 256,
+            of: 1004,
+        })),
         "{out:?}"
     );
     s.carry(out);
@@ -1709,6 +1712,7 @@ mod strangers {
         out.iter()
             .filter_map(|o| match o {
                 Output::Console(s) => Some(s.clone()),
+                Output::Event(e) => Some(e.to_string()),
                 _ => None,
             })
             .collect()
