@@ -31,14 +31,21 @@ fn refused_hellos_from_strangers_are_collapsed() {
     let summary = a
         .wait_after(
             m,
-            |l| l.starts_with("refused ") && l.contains(" connections in the last "),
+            is_event(|e| {
+                matches!(
+                    e,
+                    Event::Collapsed {
+                        kind: Collapsed::Refused,
+                        ..
+                    }
+                )
+            }),
             SETTLE,
         )
         .or_dump(&[&a]);
-    let full = a
-        .lines_since(m)
+    let full = events(&a.lines_since(m))
         .iter()
-        .filter(|l| l.starts_with("refused 127.0.0.1:9: "))
+        .filter(|e| matches!(e, Event::Refused { addr, .. } if *addr == claimed))
         .count();
     check(
         full <= 5,
@@ -46,12 +53,16 @@ fn refused_hellos_from_strangers_are_collapsed() {
         &[&a],
     );
     check(
-        summary.starts_with(&format!("refused {} connections", 50 - full)),
+        matches!(event(&summary), Some(Event::Collapsed { count, .. }) if count == 50 - full as u64),
         &format!("the summary counts the rest: {summary:?}"),
         &[&a],
     );
-    a.ask("-t", |l| l.starts_with("started "), SOON)
-        .or_dump(&[&a]);
+    a.ask(
+        "-t",
+        |l| l.starts_with("started ") && l.contains(", up "),
+        SOON,
+    )
+    .or_dump(&[&a]);
 }
 
 /// A node core driven by hand (its public API, as the shell drives it): dials
@@ -210,8 +221,7 @@ fn a_peer_flooding_texts_is_shown_up_to_a_rate_and_the_rest_counted() {
     let fake: SocketAddr = "127.0.0.1:9".parse().expect("address");
     let m = a.mark();
     let mut s = hello_with_rule(a.addr(), fake, Rule::Oldest);
-    a.wait_after(m, |l| l == "connected 127.0.0.1:9", SOON)
-        .or_dump(&[&a]);
+    a.wait_after(m, peer_up(fake), SOON).or_dump(&[&a]);
     let sent = 2000u64;
     let mut buf = Vec::new();
     for _ in 0..sent {
@@ -219,16 +229,18 @@ fn a_peer_flooding_texts_is_shown_up_to_a_rate_and_the_rest_counted() {
     }
     s.write_all(&buf).expect("send the texts");
     let counted = |lines: &[String]| -> u64 {
-        lines
+        events(lines)
             .iter()
-            .filter_map(|l| l.strip_suffix(" peer messages not shown (over 16 KiB/s)"))
-            .filter_map(|n| n.parse::<u64>().ok())
+            .filter_map(|e| match e {
+                Event::MessagesNotShown { count } => Some(*count),
+                _ => None,
+            })
             .sum()
     };
     let shown = |lines: &[String]| {
-        lines
+        events(lines)
             .iter()
-            .filter(|l| l.starts_with("message from 127.0.0.1:9: "))
+            .filter(|e| matches!(e, Event::PeerMessage { from, .. } if *from == fake))
             .count() as u64
     };
     let deadline = now() + SETTLE;
@@ -242,7 +254,7 @@ fn a_peer_flooding_texts_is_shown_up_to_a_rate_and_the_rest_counted() {
     let lines = a.lines_since(m);
     let bytes: usize = lines
         .iter()
-        .filter(|l| l.starts_with("message from "))
+        .filter(|l| matches!(event(l), Some(Event::PeerMessage { .. })))
         .map(String::len)
         .sum();
     check(
@@ -281,24 +293,31 @@ fn peers_that_dial_in_and_hang_up_are_collapsed() {
         let mut b = [0u8; 1];
         let _ = std::io::Read::read(&mut s, &mut b);
     }
-    let sum = |lines: &[String], head: &str| -> u64 {
-        lines
+    // Counted: the summaries of one kind; said: the lines in full about the
+    // claimed addresses (ports from 20000).
+    let sum = |lines: &[String], which: Collapsed| -> u64 {
+        events(lines)
             .iter()
-            .filter_map(|l| l.strip_prefix(head))
-            .filter_map(|l| l.split(' ').next())
-            .filter_map(|n| n.parse::<u64>().ok())
+            .filter_map(|e| match e {
+                Event::Collapsed { kind, count, .. } if *kind == which => Some(*count),
+                _ => None,
+            })
             .sum()
     };
-    let said = |lines: &[String], head: &str| {
-        lines
+    let said = |lines: &[String], which: Collapsed| {
+        events(lines)
             .iter()
-            .filter(|l| l.starts_with(head) && l.contains("127.0.0.1:2"))
+            .filter(|e| match (e, which) {
+                (Event::PeerUp { addr }, Collapsed::PeerIn)
+                | (Event::PeerLost { addr, .. }, Collapsed::PeerInLost) => addr.port() >= 20000,
+                _ => false,
+            })
             .count() as u64
     };
+    let (up, lost) = (Collapsed::PeerIn, Collapsed::PeerInLost);
     let deadline = now() + SETTLE + SETTLE;
     let done = |lines: &[String]| {
-        said(lines, "connected ") + sum(lines, "connected ") >= tries
-            && said(lines, "lost ") + sum(lines, "lost ") >= tries
+        said(lines, up) + sum(lines, up) >= tries && said(lines, lost) + sum(lines, lost) >= tries
     };
     while !done(&a.lines_since(m)) && now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -306,11 +325,11 @@ fn peers_that_dial_in_and_hang_up_are_collapsed() {
     let lines = a.lines_since(m);
     check(done(&lines), "every connection is said or counted", &[&a]);
     check(
-        said(&lines, "connected ") <= 256 && said(&lines, "lost ") <= 256,
+        said(&lines, up) <= 256 && said(&lines, lost) <= 256,
         &format!(
             "{} connected and {} lost lines said in full",
-            said(&lines, "connected "),
-            said(&lines, "lost ")
+            said(&lines, up),
+            said(&lines, lost)
         ),
         &[&a],
     );

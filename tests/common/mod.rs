@@ -225,12 +225,11 @@ impl Boss {
 
     /// Waits for the `started <addr> (…)` line and records the address.
     pub fn wait_started(&self, timeout: Duration) -> Result<SocketAddr, String> {
-        let line = self.wait_line(|l| l.starts_with("started "), timeout)?;
-        let addr = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|w| w.parse::<SocketAddr>().ok())
-            .ok_or_else(|| format!("{}: no address in {line:?}", self.name))?;
+        let started = |l: &str| matches!(event(l), Some(Event::Started { .. }));
+        let line = self.wait_line(started, timeout)?;
+        let Some(Event::Started { addr, .. }) = event(&line) else {
+            return Err(format!("{}: no address in {line:?}", self.name));
+        };
         *self.addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
         Ok(addr)
     }
@@ -617,10 +616,8 @@ pub fn run_to_exit(args: &[&str], timeout: Duration) -> (ExitStatus, Vec<String>
 pub fn connect(a: &Boss, b: &Boss) -> Result<(), String> {
     let (ma, mb) = (a.mark(), b.mark());
     a.cmd(&format!("-c {}", b.ip_port()));
-    let want_b = format!("connected {}", b.addr());
-    let want_a = format!("connected {}", a.addr());
-    a.wait_after(ma, |l| l == want_b, SOON)?;
-    b.wait_after(mb, |l| l == want_a, SOON)?;
+    a.wait_after(ma, peer_up(b.addr()), SOON)?;
+    b.wait_after(mb, peer_up(a.addr()), SOON)?;
     Ok(())
 }
 
@@ -701,9 +698,101 @@ pub fn agree_on(nodes: &[&Boss], master: SocketAddr) -> Result<(), String> {
         .map_err(|e| format!("expected master {master}: {e}"))
 }
 
-/// `master changed: <addr> (` — the console line naming `addr` the new master.
-pub fn master_changed_to(addr: SocketAddr) -> String {
-    format!("master changed: {addr} (")
+// ----- events: stdout lines read back with the shared parser -----
+
+#[allow(unused_imports)]
+pub use boss::event::{ClosedReason, Collapsed, Event, LostReason, RefusedReason};
+#[allow(unused_imports)]
+pub use boss::node::Role;
+
+/// The event a stdout line reports, if it is one ([`boss::event::parse`], the
+/// one parser of console lines).
+pub fn event(line: &str) -> Option<Event> {
+    boss::event::parse(line)
+}
+
+/// A line predicate: the line reports an event satisfying `pred`.
+pub fn is_event(pred: impl Fn(&Event) -> bool) -> impl Fn(&str) -> bool {
+    move |l| event(l).is_some_and(|e| pred(&e))
+}
+
+/// The events among `lines`, in order.
+pub fn events(lines: &[String]) -> Vec<Event> {
+    lines.iter().filter_map(|l| event(l)).collect()
+}
+
+/// `master changed: <addr> (…)`: the line naming `addr` the new master.
+pub fn master_changed_to(addr: SocketAddr) -> impl Fn(&str) -> bool {
+    is_event(move |e| matches!(e, Event::MasterChanged { master: Some(m), .. } if *m == addr))
+}
+
+/// `master changed: …`, whoever it names.
+pub fn master_changed(line: &str) -> bool {
+    matches!(event(line), Some(Event::MasterChanged { .. }))
+}
+
+/// `master changed: none (…)`.
+pub fn no_master_line(line: &str) -> bool {
+    matches!(event(line), Some(Event::MasterChanged { master: None, .. }))
+}
+
+/// `connected <addr>`.
+pub fn peer_up(addr: SocketAddr) -> impl Fn(&str) -> bool {
+    is_event(move |e| *e == Event::PeerUp { addr })
+}
+
+/// `connected …`, whoever it names.
+pub fn any_peer_up(line: &str) -> bool {
+    matches!(event(line), Some(Event::PeerUp { .. }))
+}
+
+/// `lost <addr> (…)`, for any reason.
+pub fn lost(addr: SocketAddr) -> impl Fn(&str) -> bool {
+    lost_because(addr, |_| true)
+}
+
+/// `lost <addr> (why)` with a reason satisfying `pred`.
+pub fn lost_because(addr: SocketAddr, pred: impl Fn(&LostReason) -> bool) -> impl Fn(&str) -> bool {
+    is_event(
+        move |e| matches!(e, Event::PeerLost { addr: a, reason } if *a == addr && pred(reason)),
+    )
+}
+
+/// `lost …`, whoever it names (not the summary of collapsed ones).
+pub fn any_lost(line: &str) -> bool {
+    matches!(event(line), Some(Event::PeerLost { .. }))
+}
+
+/// `message from <from>: <text>` (text as shown: escaped), from the host it claims.
+pub fn message_from(from: SocketAddr, text: &str) -> impl Fn(&str) -> bool + '_ {
+    is_event(
+        move |e| matches!(e, Event::PeerMessage { from: f, via: None, text: t } if *f == from && t == text),
+    )
+}
+
+/// `[role] text` (stdout of the script of `role`).
+pub fn script_said(role: Role, text: &str) -> impl Fn(&str) -> bool + '_ {
+    is_event(move |e| {
+        matches!(e, Event::ScriptLine { role: Some(r), stderr: false, line }
+            if *r == role && line == text)
+    })
+}
+
+/// The text of a `[role] …` line (stdout of the script of `role`), if it is one.
+pub fn script_text(role: Role, line: &str) -> Option<String> {
+    match event(line)? {
+        Event::ScriptLine {
+            role: Some(r),
+            stderr: false,
+            line,
+        } if r == role => Some(line),
+        _ => None,
+    }
+}
+
+/// Any line of the script of `role`, stdout or stderr.
+pub fn any_script_line(role: Role) -> impl Fn(&str) -> bool {
+    is_event(move |e| matches!(e, Event::ScriptLine { role: Some(r), .. } if *r == role))
 }
 
 /// Three nodes started in order A, B, C (A the oldest) with `extra` flags; B joins
