@@ -46,7 +46,7 @@ const MAX_STEPS: u64 = 300_000;
 /// Most instants within one `timeout` at which one node may change its vote or
 /// master flag. Joins, losses and elections give a handful; more is a feedback
 /// loop (a vote that follows a master flag that follows that vote) flooding
-/// the peers with `State` and the console with "master changed".
+/// the peers with `State` and the console with `master changed`.
 const MAX_CHURN: usize = 20;
 /// Steps at one instant (time does not advance) before we call it a livelock:
 /// a timer that stays due without clearing. The 5,000 default worlds take at
