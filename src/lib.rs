@@ -58,7 +58,9 @@
 //! - The **core** ([`Node`]) is a deterministic state machine. It never reads a
 //!   clock, touches a socket, spawns a process or draws a random number: time
 //!   comes in as `now` (a [`Time`], monotonic, from an origin the caller chooses),
-//!   everything it wants done goes out as an [`Output`]. Membership, handshakes,
+//!   everything it wants done goes out as an [`Output`]; what it reports as
+//!   it happens is a typed [`event::Event`] (stable names and fields), which
+//!   the shell prints as one console line. Membership, handshakes,
 //!   heartbeats, failure detection, reconnects, the election, the script role and
 //!   the console commands live here, and so does the timer wheel
 //!   ([`timer::TimerWheel`], a 10 ms tick, deadlines rounded up so nothing fires
@@ -434,6 +436,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod election;
+pub mod event;
 pub mod node;
 pub mod ratelog;
 pub mod rng;

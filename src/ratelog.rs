@@ -1,12 +1,13 @@
 //! Collapsing repeated console lines of one kind: the first few of a burst are
 //! printed as they come, the rest only counted, and while they continue a summary
-//! line says how many there were (`refused 230948 connections in the last 10s`).
+//! line (an [`Event::Collapsed`]) says how many there were (`refused 230948 connections in the last 10s`).
 //! A flood of strangers cannot turn the console into a flood of lines.
 //!
 //! Pure, like the rest of the core: time comes in as `now`, and the owner arms a
 //! timer for [`RateLog::next_due`] (a deadline exists only while something is
 //! being counted, so an idle node stays idle).
 
+use crate::event::{Collapsed, Event};
 use crate::node::Time;
 use std::time::Duration;
 
@@ -49,25 +50,19 @@ impl Kind {
     }
 
     /// The summary of `n` counted lines of this kind over `period`.
-    fn summary(self, n: u64, period: Duration) -> String {
-        let period = crate::text::human(period);
-        match self {
-            Kind::Refused => format!("refused {n} connections in the last {period}"),
-            Kind::NoHandshake => {
-                format!("closed {n} connections with no handshake in the last {period}")
-            }
-            Kind::BadFrame => {
-                format!("closed {n} connections on protocol or socket errors in the last {period}")
-            }
-            Kind::Evicted => {
-                format!("evicted {n} connections without a handshake in the last {period}")
-            }
-            Kind::PeerIn => {
-                format!("connected {n} more peers that dialled this node in the last {period}")
-            }
-            Kind::PeerInLost => {
-                format!("lost {n} more peers that had dialled this node in the last {period}")
-            }
+    fn summary(self, n: u64, period: Duration) -> Event {
+        let kind = match self {
+            Kind::Refused => Collapsed::Refused,
+            Kind::NoHandshake => Collapsed::NoHandshake,
+            Kind::BadFrame => Collapsed::BadFrame,
+            Kind::Evicted => Collapsed::Evicted,
+            Kind::PeerIn => Collapsed::PeerIn,
+            Kind::PeerInLost => Collapsed::PeerInLost,
+        };
+        Event::Collapsed {
+            kind,
+            count: n,
+            period,
         }
     }
 }
@@ -130,7 +125,7 @@ impl RateLog {
     /// The summaries due at `now`, appended to `out`. A kind still counting
     /// starts its next period; one that stayed quiet for a period prints in
     /// full again.
-    pub fn summaries(&mut self, now: Time, out: &mut Vec<String>) {
+    pub fn summaries(&mut self, now: Time, out: &mut Vec<Event>) {
         for kind in Kind::ALL {
             let k = &mut self.kinds[kind as usize];
             let Some(since) = k.since else {
@@ -162,6 +157,10 @@ mod tests {
         Duration::from_secs(n)
     }
 
+    fn lines(out: &[Event]) -> Vec<String> {
+        out.iter().map(ToString::to_string).collect()
+    }
+
     #[test]
     fn a_few_lines_print_and_arm_nothing() {
         let mut r = RateLog::default();
@@ -184,14 +183,14 @@ mod tests {
         r.summaries(s(10), &mut out);
         assert!(out.is_empty(), "not due yet");
         r.summaries(s(11), &mut out);
-        assert_eq!(out, ["refused 995 connections in the last 10s"]);
+        assert_eq!(lines(&out), ["refused 995 connections in the last 10s"]);
         // Still going: every line counted, the next summary a period later.
         assert!(!r.allow(s(12), Kind::Refused));
         assert!(!r.allow(s(13), Kind::Refused));
         assert_eq!(r.next_due(), Some(s(21)));
         out.clear();
         r.summaries(s(21), &mut out);
-        assert_eq!(out, ["refused 2 connections in the last 10s"]);
+        assert_eq!(lines(&out), ["refused 2 connections in the last 10s"]);
         // A quiet period ends the collapse, with no line and no timer after.
         assert_eq!(r.next_due(), Some(s(31)));
         out.clear();
@@ -224,7 +223,7 @@ mod tests {
         let mut out = Vec::new();
         r.summaries(s(10), &mut out);
         assert_eq!(
-            out,
+            lines(&out),
             ["closed 3 connections with no handshake in the last 10s"]
         );
     }
@@ -240,7 +239,7 @@ mod tests {
         let mut out = Vec::new();
         r.summaries(s(15), &mut out);
         assert_eq!(
-            out,
+            lines(&out),
             ["closed 1 connections on protocol or socket errors in the last 10s"]
         );
         assert!(!r.allow(s(16), Kind::BadFrame));

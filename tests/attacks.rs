@@ -31,14 +31,21 @@ fn refused_hellos_from_strangers_are_collapsed() {
     let summary = a
         .wait_after(
             m,
-            |l| l.starts_with("refused ") && l.contains(" connections in the last "),
+            is_event(|e| {
+                matches!(
+                    e,
+                    Event::Collapsed {
+                        kind: Collapsed::Refused,
+                        ..
+                    }
+                )
+            }),
             SETTLE,
         )
         .or_dump(&[&a]);
-    let full = a
-        .lines_since(m)
+    let full = events(&a.lines_since(m))
         .iter()
-        .filter(|l| l.starts_with("refused 127.0.0.1:9: "))
+        .filter(|e| matches!(e, Event::Refused { addr, .. } if *addr == claimed))
         .count();
     check(
         full <= 5,
@@ -46,18 +53,23 @@ fn refused_hellos_from_strangers_are_collapsed() {
         &[&a],
     );
     check(
-        summary.starts_with(&format!("refused {} connections", 50 - full)),
+        matches!(event(&summary), Some(Event::Collapsed { count, .. }) if count == 50 - full as u64),
         &format!("the summary counts the rest: {summary:?}"),
         &[&a],
     );
-    a.ask("-t", |l| l.starts_with("started "), SOON)
-        .or_dump(&[&a]);
+    a.ask(
+        "-t",
+        |l| l.starts_with("started ") && l.contains(", up "),
+        SOON,
+    )
+    .or_dump(&[&a]);
 }
 
 /// A node core driven by hand (its public API, as the shell drives it): dials
 /// stay in flight until their timeout, nothing is answered unless asked.
 mod core {
     use boss::config::Config;
+    use boss::event::Event;
     use boss::node::{CloseReason, ConnId, Input, Node, Output, Time};
     use std::net::SocketAddr;
     use std::time::Duration;
@@ -67,7 +79,8 @@ mod core {
         pub now: Time,
         /// Every dial asked for, with its time.
         pub dials: Vec<(Time, SocketAddr)>,
-        pub said: Vec<String>,
+        /// Every event reported.
+        pub events: Vec<Event>,
     }
 
     pub fn conn(i: u32) -> ConnId {
@@ -83,7 +96,7 @@ mod core {
                 n: Node::new(cfg),
                 now: Duration::from_secs(1),
                 dials: Vec::new(),
-                said: Vec::new(),
+                events: Vec::new(),
             };
             let mut out = Vec::new();
             c.n.start(c.now, &mut out);
@@ -95,7 +108,7 @@ mod core {
             for o in out {
                 match o {
                     Output::Dial(a) => self.dials.push((self.now, a)),
-                    Output::Console(l) => self.said.push(l),
+                    Output::Event(e) => self.events.push(e),
                     _ => {}
                 }
             }
@@ -146,7 +159,7 @@ fn fake_peers_that_hang_up_do_not_delay_the_redial_of_a_real_one() {
     let mut c = Core::new(boss::config::Config::new(me, wall));
     // The real peer, reached by a `-c` of this node.
     c.input(Input::Line(format!("-c {} {}", real.ip(), real.port())));
-    assert!(c.dials.iter().any(|(_, a)| *a == real), "{:?}", c.said);
+    assert!(c.dials.iter().any(|(_, a)| *a == real), "{:?}", c.events);
     c.input(Input::Connected {
         conn: conn(1),
         addr: real,
@@ -155,7 +168,7 @@ fn fake_peers_that_hang_up_do_not_delay_the_redial_of_a_real_one() {
         conn: conn(1),
         msg: hello(real, wall - 1),
     });
-    assert!(c.n.peers().contains(&real), "{:?}", c.said);
+    assert!(c.n.peers().contains(&real), "{:?}", c.events);
     // 600 strangers: handshake, hang up.
     for i in 0..600u32 {
         let k = conn(100 + i);
@@ -174,14 +187,14 @@ fn fake_peers_that_hang_up_do_not_delay_the_redial_of_a_real_one() {
         });
     }
     // Their redials start and hang; the real peer goes quiet and is lost.
-    let lost = format!("lost {real} ");
+    let lost = |e: &&boss::event::Event| matches!(e, boss::event::Event::PeerLost { addr, .. } if *addr == real);
     let end = c.now + Duration::from_secs(5);
-    while c.now < end && !c.said.iter().any(|l| l.starts_with(&lost)) {
+    while c.now < end && !c.events.iter().any(|e| lost(&e)) {
         c.advance(Duration::from_millis(10));
     }
     let at = c.now;
-    let line = c.said.iter().find(|l| l.starts_with(&lost)).cloned();
-    assert!(line.is_some(), "the real peer was not lost: {:?}", c.said);
+    let line = c.events.iter().find(lost).cloned();
+    assert!(line.is_some(), "the real peer was not lost: {:?}", c.events);
     let fakes = |c: &Core| {
         c.dials
             .iter()
@@ -208,8 +221,7 @@ fn a_peer_flooding_texts_is_shown_up_to_a_rate_and_the_rest_counted() {
     let fake: SocketAddr = "127.0.0.1:9".parse().expect("address");
     let m = a.mark();
     let mut s = hello_with_rule(a.addr(), fake, Rule::Oldest);
-    a.wait_after(m, |l| l == "connected 127.0.0.1:9", SOON)
-        .or_dump(&[&a]);
+    a.wait_after(m, peer_up(fake), SOON).or_dump(&[&a]);
     let sent = 2000u64;
     let mut buf = Vec::new();
     for _ in 0..sent {
@@ -217,16 +229,18 @@ fn a_peer_flooding_texts_is_shown_up_to_a_rate_and_the_rest_counted() {
     }
     s.write_all(&buf).expect("send the texts");
     let counted = |lines: &[String]| -> u64 {
-        lines
+        events(lines)
             .iter()
-            .filter_map(|l| l.strip_suffix(" peer messages not shown (over 16 KiB/s)"))
-            .filter_map(|n| n.parse::<u64>().ok())
+            .filter_map(|e| match e {
+                Event::MessagesNotShown { count } => Some(*count),
+                _ => None,
+            })
             .sum()
     };
     let shown = |lines: &[String]| {
-        lines
+        events(lines)
             .iter()
-            .filter(|l| l.starts_with("message from 127.0.0.1:9: "))
+            .filter(|e| matches!(e, Event::PeerMessage { from, .. } if *from == fake))
             .count() as u64
     };
     let deadline = now() + SETTLE;
@@ -240,7 +254,7 @@ fn a_peer_flooding_texts_is_shown_up_to_a_rate_and_the_rest_counted() {
     let lines = a.lines_since(m);
     let bytes: usize = lines
         .iter()
-        .filter(|l| l.starts_with("message from "))
+        .filter(|l| matches!(event(l), Some(Event::PeerMessage { .. })))
         .map(String::len)
         .sum();
     check(
@@ -279,24 +293,31 @@ fn peers_that_dial_in_and_hang_up_are_collapsed() {
         let mut b = [0u8; 1];
         let _ = std::io::Read::read(&mut s, &mut b);
     }
-    let sum = |lines: &[String], head: &str| -> u64 {
-        lines
+    // Counted: the summaries of one kind; said: the lines in full about the
+    // claimed addresses (ports from 20000).
+    let sum = |lines: &[String], which: Collapsed| -> u64 {
+        events(lines)
             .iter()
-            .filter_map(|l| l.strip_prefix(head))
-            .filter_map(|l| l.split(' ').next())
-            .filter_map(|n| n.parse::<u64>().ok())
+            .filter_map(|e| match e {
+                Event::Collapsed { kind, count, .. } if *kind == which => Some(*count),
+                _ => None,
+            })
             .sum()
     };
-    let said = |lines: &[String], head: &str| {
-        lines
+    let said = |lines: &[String], which: Collapsed| {
+        events(lines)
             .iter()
-            .filter(|l| l.starts_with(head) && l.contains("127.0.0.1:2"))
+            .filter(|e| match (e, which) {
+                (Event::PeerUp { addr }, Collapsed::PeerIn)
+                | (Event::PeerLost { addr, .. }, Collapsed::PeerInLost) => addr.port() >= 20000,
+                _ => false,
+            })
             .count() as u64
     };
+    let (up, lost) = (Collapsed::PeerIn, Collapsed::PeerInLost);
     let deadline = now() + SETTLE + SETTLE;
     let done = |lines: &[String]| {
-        said(lines, "connected ") + sum(lines, "connected ") >= tries
-            && said(lines, "lost ") + sum(lines, "lost ") >= tries
+        said(lines, up) + sum(lines, up) >= tries && said(lines, lost) + sum(lines, lost) >= tries
     };
     while !done(&a.lines_since(m)) && now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -304,11 +325,11 @@ fn peers_that_dial_in_and_hang_up_are_collapsed() {
     let lines = a.lines_since(m);
     check(done(&lines), "every connection is said or counted", &[&a]);
     check(
-        said(&lines, "connected ") <= 256 && said(&lines, "lost ") <= 256,
+        said(&lines, up) <= 256 && said(&lines, lost) <= 256,
         &format!(
             "{} connected and {} lost lines said in full",
-            said(&lines, "connected "),
-            said(&lines, "lost ")
+            said(&lines, up),
+            said(&lines, lost)
         ),
         &[&a],
     );

@@ -7,12 +7,13 @@ mod common;
 
 use common::*;
 
-/// Every line that ends a `-c`.
+/// Every line that ends a `-c`: an event (`connected`, `cannot connect to`,
+/// `refused`) or the answer `already connected to`.
 fn is_outcome(l: &str) -> bool {
-    l.starts_with("connected ")
-        || l.starts_with("already connected to ")
-        || l.starts_with("cannot connect to ")
-        || l.starts_with("refused ")
+    matches!(
+        event(l),
+        Some(Event::PeerUp { .. } | Event::CannotConnect { .. } | Event::Refused { .. })
+    ) || l.starts_with("already connected to ")
 }
 
 /// The outcome lines printed since `mark`, once the node has answered a command
@@ -106,10 +107,10 @@ fn connect_by_host_name_connects() {
     let b = Boss::start("B", &[]);
     let all = [&a, &b];
     let m = b.mark();
-    let want = format!("connected {}", a.addr());
+    let want = Event::PeerUp { addr: a.addr() }.to_string();
     b.ask(
         &format!("-c localhost:{}", a.addr().port()),
-        |l| l == want,
+        peer_up(a.addr()),
         SOON,
     )
     .or_dump(&all);
@@ -124,12 +125,15 @@ fn a_host_name_that_does_not_resolve_is_said_and_the_node_goes_on() {
     let line = a
         .ask(
             "-c no-such-host.invalid 1",
-            |l| l.starts_with("cannot connect to no-such-host.invalid:1: "),
+            is_event(|e| {
+                matches!(e, Event::CannotConnect { target, .. } if target == "no-such-host.invalid:1")
+            }),
             SOON,
         )
         .or_dump(&[&a]);
     check(
-        line.contains("cannot resolve no-such-host.invalid"),
+        matches!(event(&line), Some(Event::CannotConnect { error, .. })
+            if error.starts_with("cannot resolve no-such-host.invalid")),
         &format!("unexpected reason: {line:?}"),
         &[&a],
     );
@@ -144,8 +148,7 @@ fn join_by_host_name() {
     let join = format!("localhost:{}", a.addr().port());
     let b = Boss::start("B", &["--join", &join]);
     let all = [&a, &b];
-    b.wait_line(|l| l == format!("connected {}", a.addr()), SOON)
-        .or_dump(&all);
+    b.wait_line(peer_up(a.addr()), SOON).or_dump(&all);
     agree_on(&all, a.addr()).or_dump(&all);
 }
 
@@ -159,15 +162,14 @@ fn join_by_host_name_retries_until_the_node_is_there() {
     let join = format!("localhost:{port}");
     let b = Boss::start("B", &["--join", &join]);
     b.wait_line(
-        |l| l.starts_with(&format!("cannot reach {join} yet (")),
+        is_event(|e| matches!(e, Event::CannotReach { target, .. } if *target == join)),
         SOON,
     )
     .or_dump(&[&b]);
     let a = Boss::spawn("A", &["127.0.0.1", &port.to_string()]);
     let all = [&a, &b];
     a.wait_started(SOON).or_dump(&all);
-    b.wait_line(|l| l == format!("connected {}", a.addr()), SETTLE)
-        .or_dump(&all);
+    b.wait_line(peer_up(a.addr()), SETTLE).or_dump(&all);
 }
 
 #[test]

@@ -74,10 +74,9 @@ fn master_holds(nodes: &[&Boss], master: SocketAddr, window: Duration, what: &st
 
 /// The lines of `n` from `mark` on that name `addr` the new master.
 fn named_master(n: &Boss, mark: usize, addr: SocketAddr) -> Vec<String> {
-    let want = master_changed_to(addr);
     n.lines_since(mark)
         .into_iter()
-        .filter(|l| l.starts_with(&want))
+        .filter(|l| master_changed_to(addr)(l))
         .collect()
 }
 
@@ -90,7 +89,7 @@ fn priority_rule_elects_the_highest_priority() {
     let all = [&a, &b, &c];
     for n in all {
         n.wait_line(
-            |l| l.starts_with("started ") && l.contains("rule priority"),
+            is_event(|e| matches!(e, Event::Started { rule, .. } if rule == "priority")),
             SOON,
         )
         .or_dump(&all);
@@ -131,7 +130,7 @@ fn youngest_rule_elects_the_newest_node_and_a_newcomer_takes_over() {
     connect(&d, &a).or_dump(&all);
     full_mesh(&all).or_dump(&all);
     agree_on(&all, d.addr()).or_dump(&all);
-    c.wait_after(mc, |l| l.starts_with(&master_changed_to(d.addr())), SOON)
+    c.wait_after(mc, master_changed_to(d.addr()), SOON)
         .or_dump(&all);
 }
 
@@ -208,7 +207,7 @@ fn a_better_node_takes_over_when_it_joins() {
     agree_on(&all, c.addr()).or_dump(&all);
     // B stepped down for C, and everyone said so.
     for (n, m) in [(&a, ma), (&b, mb), (&c, 0)] {
-        n.wait_after(m, |l| l.starts_with(&master_changed_to(c.addr())), SOON)
+        n.wait_after(m, master_changed_to(c.addr()), SOON)
             .or_dump(&all);
     }
 }
@@ -237,10 +236,8 @@ fn no_preempt_keeps_the_master_until_it_dies() {
     let (ma, mc) = (a.mark(), c.mark());
     b.kill9();
     let want = master_changed_to(c.addr());
-    a.wait_after(ma, |l| l.starts_with(&want), SOON)
-        .or_dump(&all);
-    c.wait_after(mc, |l| l.starts_with(&want), SOON)
-        .or_dump(&all);
+    a.wait_after(ma, &want, SOON).or_dump(&all);
+    c.wait_after(mc, &want, SOON).or_dump(&all);
     agree_on(&[&a, &c], c.addr()).or_dump(&all);
 }
 
@@ -260,11 +257,9 @@ fn a_frozen_master_out_of_the_majority_never_claims_the_role() {
     a.cmd("-m");
 
     // The majority, B and C, times A out and elects B (the oldest of the two).
-    let timed_out = format!("lost {} (timed out", a.addr());
-    b.wait_after(mb, |l| l.starts_with(&timed_out), SOON)
-        .or_dump(&all);
-    c.wait_after(mc, |l| l.starts_with(&timed_out), SOON)
-        .or_dump(&all);
+    let timed_out = lost_because(a.addr(), |r| matches!(r, LostReason::TimedOut { .. }));
+    b.wait_after(mb, &timed_out, SOON).or_dump(&all);
+    c.wait_after(mc, &timed_out, SOON).or_dump(&all);
     agree_on(&[&b, &c], b.addr()).or_dump(&all);
 
     // A stays frozen at least a second (several timeouts, so its own timers have
@@ -295,20 +290,18 @@ fn a_frozen_master_out_of_the_majority_never_claims_the_role() {
     let lines = a.lines_since(ma);
     let rejoined = lines
         .iter()
-        .position(|l| l.starts_with("connected "))
+        .position(|l| any_peer_up(l))
         .unwrap_or(lines.len());
     let apart = &lines[..rejoined];
     check(
         !apart
             .iter()
-            .any(|l| l.starts_with(&master_changed_to(a.addr())) || l.starts_with("master: yes")),
+            .any(|l| master_changed_to(a.addr())(l) || l.starts_with("master: yes")),
         &format!("A named itself master while out of the majority: {apart:?}"),
         &all,
     );
     check(
-        apart
-            .iter()
-            .any(|l| l.starts_with("master changed: none (")),
+        apart.iter().any(|l| no_master_line(l)),
         &format!("A did not say it lost the master role before it rejoined: {apart:?}"),
         &all,
     );
@@ -328,7 +321,7 @@ fn quorum_1_warns_and_a_lone_node_is_master() {
     let a = Boss::start("A", &["--quorum", "1"]);
     let all = [&a];
     let warning = a
-        .wait_line(|l| l.starts_with("warning: quorum 1 "), SOON)
+        .wait_line(is_event(|e| *e == Event::QuorumWarning), SOON)
         .or_dump(&all);
     check(
         warning.contains("partition"),
@@ -342,10 +335,8 @@ fn quorum_1_warns_and_a_lone_node_is_master() {
     let lines = a.lines();
     let warned = lines
         .iter()
-        .position(|l| l.starts_with("warning: quorum 1 "));
-    let named = lines
-        .iter()
-        .position(|l| l.starts_with(&master_changed_to(a.addr())));
+        .position(|l| event(l) == Some(Event::QuorumWarning));
+    let named = lines.iter().position(|l| master_changed_to(a.addr())(l));
     check(
         matches!((warned, named), (Some(w), Some(n)) if w < n),
         "the warning did not come before the first `master changed`",
@@ -362,7 +353,7 @@ fn quorum_1_warns_and_a_lone_node_is_master() {
     let mb = b.mark();
     connect(&b, &a).or_dump(&all);
     agree_on(&all, a.addr()).or_dump(&all);
-    b.wait_after(mb, |l| l.starts_with(&master_changed_to(a.addr())), SOON)
+    b.wait_after(mb, master_changed_to(a.addr()), SOON)
         .or_dump(&all);
 
     // The default quorum gives no warning.
@@ -371,7 +362,9 @@ fn quorum_1_warns_and_a_lone_node_is_master() {
     c.ask("-m", |l| l.starts_with(NO_MASTER), SOON)
         .or_dump(&all);
     check(
-        !c.lines().iter().any(|l| l.starts_with("warning: ")),
+        !c.lines()
+            .iter()
+            .any(|l| event(l) == Some(Event::QuorumWarning)),
         "a warning with the default quorum",
         &all,
     );
@@ -395,17 +388,16 @@ fn quorum_3_loses_its_master(victim: usize) {
     dead.kill9();
     let none = "master: no, no master (2 of quorum 3 nodes in view)";
     for (n, m) in survivors.iter().zip(&marks) {
-        n.wait_after(*m, |l| l.starts_with("master changed: none ("), SOON)
-            .or_dump(&all);
+        n.wait_after(*m, no_master_line, SOON).or_dump(&all);
         n.eventually("-m", "master: ", |l| l == none, SOON)
             .or_dump(&all);
     }
     // Nobody takes the role with two nodes of three.
     for (n, m) in survivors.iter().zip(&marks) {
         let lines = n.lines_since(*m);
-        let took = lines.iter().filter(|l| {
-            l.starts_with("master changed: ") && !l.starts_with("master changed: none (")
-        });
+        let took = lines
+            .iter()
+            .filter(|l| master_changed(l) && !no_master_line(l));
         let took: Vec<&String> = took.collect();
         check(
             took.is_empty(),
@@ -431,8 +423,7 @@ fn quorum_3_regained_elects_again() {
     let all = [&a, &b, &c];
     let ma = a.mark();
     c.kill9();
-    a.wait_after(ma, |l| l.starts_with("master changed: none ("), SOON)
-        .or_dump(&all);
+    a.wait_after(ma, no_master_line, SOON).or_dump(&all);
     // A third node joins (through B, not the old master): quorum again, and the
     // oldest, A, is master with all three votes.
     let d = Boss::start("D", &["--quorum", "3"]);
@@ -449,17 +440,25 @@ fn quorum_3_regained_elects_again() {
 // ----- mismatched settings are refused -----
 
 /// A and B differ in `fa` / `fb`; B dials A. Both refuse, with the given reasons
-/// (the text after `refused <other>: `), and neither counts the other.
-fn refused_both_ways(fa: &[&str], fb: &[&str], a_says: &str, b_says: &str) {
+/// (of `refused <other>: `), and neither counts the other.
+fn refused_both_ways(fa: &[&str], fb: &[&str], a_says: RefusedReason, b_says: RefusedReason) {
     let a = Boss::start("A", fa);
     let b = Boss::start("B", fb);
     let all = [&a, &b];
     let (ma, mb) = (a.mark(), b.mark());
     b.cmd(&format!("-c {}", a.ip_port()));
-    let want_a = format!("refused {}: {a_says}", b.addr());
-    let want_b = format!("refused {}: {b_says}", a.addr());
-    a.wait_after(ma, |l| l == want_a, SOON).or_dump(&all);
-    b.wait_after(mb, |l| l == want_b, SOON).or_dump(&all);
+    let want_a = Event::Refused {
+        addr: b.addr(),
+        reason: a_says,
+    };
+    let want_b = Event::Refused {
+        addr: a.addr(),
+        reason: b_says,
+    };
+    a.wait_after(ma, is_event(|e| *e == want_a), SOON)
+        .or_dump(&all);
+    b.wait_after(mb, is_event(|e| *e == want_b), SOON)
+        .or_dump(&all);
     for n in all {
         n.ask("-cn", |l| l.starts_with("connections: "), SOON)
             .and_then(|l| {
@@ -483,7 +482,7 @@ fn refused_both_ways(fa: &[&str], fb: &[&str], a_says: &str, b_says: &str) {
         let connected: Vec<String> = n
             .lines_since(m)
             .into_iter()
-            .filter(|l| l.starts_with("connected "))
+            .filter(|l| any_peer_up(l))
             .collect();
         check(
             connected.is_empty(),
@@ -498,8 +497,14 @@ fn mismatched_rules_are_refused_on_both_sides() {
     refused_both_ways(
         &["--rule", "oldest"],
         &["--rule", "youngest"],
-        "it uses rule youngest, this node uses rule oldest",
-        "it uses rule oldest, this node uses rule youngest",
+        RefusedReason::Rule {
+            theirs: "youngest".into(),
+            ours: "oldest".into(),
+        },
+        RefusedReason::Rule {
+            theirs: "oldest".into(),
+            ours: "youngest".into(),
+        },
     );
 }
 
@@ -508,7 +513,7 @@ fn mismatched_quorums_are_refused_on_both_sides() {
     refused_both_ways(
         &[],
         &["--quorum", "3"],
-        "it uses quorum 3, this node uses quorum 2",
-        "it uses quorum 2, this node uses quorum 3",
+        RefusedReason::Quorum { theirs: 3, ours: 2 },
+        RefusedReason::Quorum { theirs: 2, ours: 3 },
     );
 }

@@ -55,8 +55,7 @@ fn join_via_master_and_via_a_non_master() {
         })
         .or_dump(&all);
     // C learned of A from B, without being told.
-    c.wait_line(|l| l == format!("connected {}", a.addr()), SOON)
-        .or_dump(&all);
+    c.wait_line(peer_up(a.addr()), SOON).or_dump(&all);
 }
 
 /// The seed's walkthrough: server 3 leaves (Ctrl-C) without touching the master,
@@ -73,13 +72,11 @@ fn a_node_that_left_rejoins_through_a_non_master() {
         &format!("C exited with {status} on SIGINT"),
         &all,
     );
-    let left = format!("lost {} (left)", c.addr());
-    a.wait_after(ma, |l| l == left, SOON).or_dump(&all);
+    let left = lost_because(c.addr(), |r| *r == LostReason::Left);
+    a.wait_after(ma, left, SOON).or_dump(&all);
     agree_on(&[&a, &b], a.addr()).or_dump(&all);
     check(
-        !a.lines_since(ma)
-            .iter()
-            .any(|l| l.starts_with("master changed: ")),
+        !a.lines_since(ma).iter().any(|l| master_changed(l)),
         "the master changed when a non-master left",
         &all,
     );
@@ -112,19 +109,14 @@ fn kill_9_of_the_master_elects_the_oldest_survivor() {
     let t0 = now();
     a.kill9();
     let want = master_changed_to(b.addr());
-    let lb = b
-        .wait_line_at(mb, |l| l.starts_with(&want), SOON)
-        .or_dump(&all);
-    let lc = c
-        .wait_line_at(mc, |l| l.starts_with(&want), SOON)
-        .or_dump(&all);
+    let lb = b.wait_line_at(mb, &want, SOON).or_dump(&all);
+    let lc = c.wait_line_at(mc, &want, SOON).or_dump(&all);
     println!(
         "kill -9 of the master: B named itself after {:.1} ms, C named B after {:.1} ms",
         ms_since(t0, lb.at),
         ms_since(t0, lc.at)
     );
-    b.wait_after(mb, |l| l.starts_with(&format!("lost {} (", a.addr())), SOON)
-        .or_dump(&all);
+    b.wait_after(mb, lost(a.addr()), SOON).or_dump(&all);
     agree_on(&[&b, &c], b.addr()).or_dump(&all);
 }
 
@@ -136,18 +128,12 @@ fn a_frozen_master_is_replaced_and_drops_its_status_when_thawed() {
     let t0 = now();
     a.stop();
     // The survivors hear nothing from A: they time it out and elect B.
-    let timed_out = format!("lost {} (timed out", a.addr());
-    b.wait_after(mb, |l| l.starts_with(&timed_out), SOON)
-        .or_dump(&all);
-    c.wait_after(mc, |l| l.starts_with(&timed_out), SOON)
-        .or_dump(&all);
+    let timed_out = lost_because(a.addr(), |r| matches!(r, LostReason::TimedOut { .. }));
+    b.wait_after(mb, &timed_out, SOON).or_dump(&all);
+    c.wait_after(mc, &timed_out, SOON).or_dump(&all);
     let want = master_changed_to(b.addr());
-    let lb = b
-        .wait_line_at(mb, |l| l.starts_with(&want), SOON)
-        .or_dump(&all);
-    let lc = c
-        .wait_line_at(mc, |l| l.starts_with(&want), SOON)
-        .or_dump(&all);
+    let lb = b.wait_line_at(mb, &want, SOON).or_dump(&all);
+    let lc = c.wait_line_at(mc, &want, SOON).or_dump(&all);
     println!(
         "SIGSTOP of the master (timeout 300ms): B named itself after {:.1} ms, C named B after {:.1} ms",
         ms_since(t0, lb.at),
@@ -171,7 +157,15 @@ fn a_frozen_master_is_replaced_and_drops_its_status_when_thawed() {
     );
     a.wait_after(
         ma,
-        |l| l.starts_with("master changed: ") && !l.contains("(this node"),
+        is_event(|e| {
+            matches!(
+                e,
+                Event::MasterChanged {
+                    this_node: false,
+                    ..
+                }
+            )
+        }),
         SOON,
     )
     .or_dump(&all);
@@ -194,8 +188,7 @@ fn a_master_left_alone_drops_its_status() {
     agree_on(&all, a.addr()).or_dump(&all);
     let ma = a.mark();
     b.kill9();
-    a.wait_after(ma, |l| l.starts_with("master changed: none ("), SOON)
-        .or_dump(&all);
+    a.wait_after(ma, no_master_line, SOON).or_dump(&all);
     a.says_no_master(SOON).or_dump(&all);
 }
 
@@ -208,9 +201,9 @@ fn msg_reaches_every_peer_with_control_characters_escaped() {
     let (ma, mc) = (a.mark(), c.mark());
     b.ask("-msg hello world", |l| l == "sent to 2 peers", SOON)
         .or_dump(&all);
-    let want = format!("message from {}: hello world", b.addr());
-    a.wait_after(ma, |l| l == want, SOON).or_dump(&all);
-    c.wait_after(mc, |l| l == want, SOON).or_dump(&all);
+    let want = message_from(b.addr(), "hello world");
+    a.wait_after(ma, &want, SOON).or_dump(&all);
+    c.wait_after(mc, &want, SOON).or_dump(&all);
 
     // A tab and an escape sequence typed at the console arrive escaped.
     let (ma, mc) = (a.mark(), c.mark());
@@ -220,9 +213,9 @@ fn msg_reaches_every_peer_with_control_characters_escaped() {
         SOON,
     )
     .or_dump(&all);
-    let want = format!("message from {}: tab\\there \\x1b[31mred", b.addr());
-    a.wait_after(ma, |l| l == want, SOON).or_dump(&all);
-    c.wait_after(mc, |l| l == want, SOON).or_dump(&all);
+    let want = message_from(b.addr(), "tab\\there \\x1b[31mred");
+    a.wait_after(ma, &want, SOON).or_dump(&all);
+    c.wait_after(mc, &want, SOON).or_dump(&all);
 }
 
 /// A hand-made peer: completes the handshake as `addr` (young, so never master).
@@ -257,8 +250,7 @@ fn text_from_a_peer_cannot_forge_console_lines() {
     let all = [&a];
     let fake = dead_addr();
     let mut s = fake_peer(a.addr(), fake);
-    a.wait_line(|l| l == format!("connected {fake}"), SOON)
-        .or_dump(&all);
+    a.wait_line(peer_up(fake), SOON).or_dump(&all);
     let mut buf = Vec::new();
     wire::encode(
         &Msg::Text("one\nmaster changed: forged\r\x1b[2J\u{9b}".into()),
@@ -266,15 +258,11 @@ fn text_from_a_peer_cannot_forge_console_lines() {
     )
     .expect("encode Text");
     s.write_all(&buf).expect("send Text");
-    let want = format!("message from {fake}: one\\nmaster changed: forged\\r\\x1b[2J\\u{{9b}}");
-    a.wait_line(|l| l == want, SOON).or_dump(&all);
-    check(
-        !a.lines()
-            .iter()
-            .any(|l| l.starts_with("master changed: forged")),
-        "a peer's text forged a console line",
-        &all,
-    );
+    let want = message_from(fake, "one\\nmaster changed: forged\\r\\x1b[2J\\u{9b}");
+    a.wait_line(want, SOON).or_dump(&all);
+    // The text shows in that one line, escaped, and starts no line of its own.
+    let forged = a.lines().iter().filter(|l| l.contains("forged")).count();
+    check(forged == 1, "a peer's text forged a console line", &all);
 }
 
 // ----- hostile connections -----
@@ -359,10 +347,12 @@ fn garbage_on_the_port_is_survived() {
     for (what, bytes, word) in &cases {
         let m = a.mark();
         let mut s = TcpStream::connect(a.addr()).expect("connect");
-        let local = s.local_addr().expect("local addr").to_string();
+        let from = s.local_addr().expect("local addr");
+        let local = from.to_string();
         s.write_all(bytes).expect("send");
+        let closed = |e: &Event| matches!(e, Event::ConnectionClosed { with, .. } if *with == from);
         let line = a
-            .wait_after(m, |l| l.contains(&local), SOON)
+            .wait_after(m, is_event(closed), SOON)
             .map_err(|e| format!("{what}: {e}"))
             .or_dump(&all);
         check(
@@ -383,8 +373,12 @@ fn garbage_on_the_port_is_survived() {
     let line = a
         .wait_after(m, |l| l.contains(&claimed.to_string()), SOON)
         .or_dump(&all);
+    let refused = Event::Refused {
+        addr: claimed,
+        reason: RefusedReason::NotBoss,
+    };
     check(
-        line.contains("not a boss node"),
+        event(&line) == Some(refused),
         &format!("bad magic: {line:?}"),
         &all,
     );
@@ -421,18 +415,16 @@ fn master_leaves(how: &str, leave: impl Fn(&Boss)) {
     let (mb, mc) = (b.mark(), c.mark());
     let t0 = now();
     leave(&a);
-    let left = format!("lost {} (left)", a.addr());
+    let left = lost_because(a.addr(), |r| *r == LostReason::Left);
     let want = master_changed_to(b.addr());
     for n in [&b, &c] {
         let m = if n.name == "B" { mb } else { mc };
-        n.wait_after(m, |l| l == left, SOON).or_dump(&all);
-        let l = n
-            .wait_line_at(m, |l| l.starts_with(&want), SOON)
-            .or_dump(&all);
+        n.wait_after(m, &left, SOON).or_dump(&all);
+        let l = n.wait_line_at(m, &want, SOON).or_dump(&all);
         let ms = ms_since(t0, l.at);
         println!(
-            "{how} of the master: {} printed `{want}…` after {ms:.1} ms",
-            n.name
+            "{how} of the master: {} printed `{}` after {ms:.1} ms",
+            l.text, n.name
         );
         check(
             ms < 5000.0,
@@ -470,7 +462,8 @@ fn sigint_of_the_master_makes_peers_reelect_at_once() {
 #[test]
 fn quit_of_the_master_makes_peers_reelect_at_once() {
     master_leaves("-q", |a| {
-        a.ask("-q", |l| l == "leaving", SOON).or_dump(&[a]);
+        a.ask("-q", is_event(|e| *e == Event::Leaving), SOON)
+            .or_dump(&[a]);
     });
 }
 
@@ -493,7 +486,8 @@ fn a_taken_port_exits_3_with_one_line() {
     );
     assert_eq!(said(&err).len(), 1, "stderr should be one line: {err:?}");
     assert!(
-        !out.iter().any(|l| l.starts_with("started ")),
+        !out.iter()
+            .any(|l| matches!(event(l), Some(Event::Started { .. }))),
         "claimed to start: {out:?}"
     );
 }
@@ -564,14 +558,21 @@ fn console_errors_point_to_help_and_the_node_keeps_working() {
     let me = a.addr();
     a.ask(
         &format!("-c {}", a.ip_port()),
-        |l| l == format!("cannot connect to {me}: that is this node"),
+        is_event(|e| {
+            *e == Event::CannotConnect {
+                target: me.to_string(),
+                error: "that is this node".into(),
+            }
+        }),
         SOON,
     )
     .or_dump(&all);
     let dead = dead_addr();
     a.ask(
         &format!("-c {} {}", dead.ip(), dead.port()),
-        |l| l.starts_with(&format!("cannot connect to {dead}: ")),
+        is_event(
+            |e| matches!(e, Event::CannotConnect { target, .. } if *target == dead.to_string()),
+        ),
         SOON,
     )
     .or_dump(&all);
@@ -632,8 +633,7 @@ fn every_peer_of_a_cluster_booting_at_once_is_said_connected() {
     all.extend(rest.iter());
     full_mesh(&all).or_dump(&all);
     for n in &rest {
-        let line = format!("connected {}", n.addr());
-        first.wait_line(|l| l == line, SOON).or_dump(&all);
+        first.wait_line(peer_up(n.addr()), SOON).or_dump(&all);
     }
 }
 
@@ -681,12 +681,12 @@ fn the_harness_reads_the_lines_nodes_print() {
     };
     a_said(&|l| started_addr(l) == Some(a.addr()), "started");
     a_said(&|l| connected_peer(l) == Some(b.addr()), "connected B");
-    a_said(&|l| master_changed(l) == Some(Some(a.addr())), "master A");
+    a_said(&|l| master_named(l) == Some(Some(a.addr())), "master A");
     a_said(
-        &|l| script_output(l) == Some(("master", "MASTER-RUN")),
+        &|l| script_output(l) == Some((Role::Master, "MASTER-RUN".to_string())),
         "script line",
     );
-    b.wait_line(|l| script_not_run(l) == Some("default"), SOON)
+    b.wait_line(|l| script_not_run(l) == Some(Role::Default), SOON)
         .or_dump(&all);
     let silent = TcpStream::connect(a.addr())
         .map_err(|e| e.to_string())
@@ -694,8 +694,9 @@ fn the_harness_reads_the_lines_nodes_print() {
     let from = silent.local_addr().map_err(|e| e.to_string()).or_dump(&all);
     a_said(
         &|l| {
-            closed_connection(l)
-                .is_some_and(|(p, why)| p == from && why.starts_with("no handshake within"))
+            closed_connection(l).is_some_and(|(p, why)| {
+                p == from && matches!(why, ClosedReason::NoHandshake { .. })
+            })
         },
         "no handshake",
     );
@@ -708,7 +709,11 @@ fn the_harness_reads_the_lines_nodes_print() {
             SOON,
         )
         .or_dump(&all);
-    check(lost_peer(&lost) == Some((b.addr(), "closed")), &lost, &all);
-    a.wait_after(ma, |l| master_changed(l) == Some(None), SOON)
+    check(
+        lost_peer(&lost) == Some((b.addr(), LostReason::Closed)),
+        &lost,
+        &all,
+    );
+    a.wait_after(ma, |l| master_named(l) == Some(None), SOON)
         .or_dump(&all);
 }

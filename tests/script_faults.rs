@@ -55,15 +55,18 @@ fn a_new_default_script_replaces_a_long_running_one_at_once_and_clearing_stops_i
     );
     let all = [&a];
     let old = pid_of(
-        &a.wait_line(|l| l.starts_with("[default] pid "), SOON)
-            .or_dump(&all),
+        &a.wait_line(
+            |l| script_text(Role::Default, l).is_some_and(|t| t.starts_with("pid ")),
+            SOON,
+        )
+        .or_dump(&all),
     );
     // Quoted as in a shell, and it takes over now, not "at the next run".
     let m = a.mark();
     let t0 = now();
     a.cmd(r#"-ds sh -c 'echo hello world; echo "pid $$"; exec sleep 1000'"#);
     let hello = a
-        .wait_line_at(m, |l| l == "[default] hello world", SOON)
+        .wait_line_at(m, script_said(Role::Default, "hello world"), SOON)
         .or_dump(&all);
     println!(
         "new script's first line {:.1} ms after -ds",
@@ -71,27 +74,42 @@ fn a_new_default_script_replaces_a_long_running_one_at_once_and_clearing_stops_i
     );
     a.wait_after(
         m,
-        |l| {
-            l == r#"default script set: sh -c 'echo hello world; echo "pid $$"; exec sleep 1000' (stopping the running one)"#
-        },
+        is_event(|e| {
+            *e == Event::ScriptSet {
+                role: Role::Default,
+                script: r#"sh -c 'echo hello world; echo "pid $$"; exec sleep 1000'"#.into(),
+                stopping: true,
+            }
+        }),
         SOON,
     )
     .or_dump(&all);
     wait_gone(old, SOON, &all);
     let new = pid_of(
-        &a.wait_after(m, |l| l.starts_with("[default] pid "), SOON)
-            .or_dump(&all),
+        &a.wait_after(
+            m,
+            |l| script_text(Role::Default, l).is_some_and(|t| t.starts_with("pid ")),
+            SOON,
+        )
+        .or_dump(&all),
     );
     check(new != old && alive(new), "the new script runs", &all);
     check(
-        !a.lines_since(m).iter().any(|l| l.contains("ended with")),
+        !a.lines_since(m)
+            .iter()
+            .any(|l| matches!(event(l), Some(Event::ScriptEnded { .. }))),
         "a replaced script's end is not a failure",
         &all,
     );
     // Clearing stops it, and nothing runs after.
     a.ask(
         "-ds",
-        |l| l == "default script cleared (stopping the running one)",
+        is_event(|e| {
+            *e == Event::ScriptCleared {
+                role: Role::Default,
+                stopping: true,
+            }
+        }),
         SOON,
     )
     .or_dump(&all);
@@ -100,7 +118,9 @@ fn a_new_default_script_replaces_a_long_running_one_at_once_and_clearing_stops_i
     a.ask("-m", |l| l.starts_with("master: "), SOON)
         .or_dump(&all);
     check(
-        !a.lines_since(m).iter().any(|l| l.starts_with("[default]")),
+        !a.lines_since(m)
+            .iter()
+            .any(|l| any_script_line(Role::Default)(l)),
         "a cleared script ran again",
         &all,
     );
@@ -117,7 +137,7 @@ fn a_long_script_flag_is_quoted_as_in_a_shell() {
             "sh -c 'echo hello world; exec sleep 1000'",
         ],
     );
-    a.wait_line(|l| l == "[master] hello world", SOON)
+    a.wait_line(script_said(Role::Master, "hello world"), SOON)
         .or_dump(&[&a]);
 }
 
@@ -129,18 +149,25 @@ fn a_script_failing_at_once_with_no_pause_is_run_ever_more_slowly() {
     );
     let all = [&a];
     let first = a
-        .wait_line_at(0, |l| l == "[default] run", SOON)
+        .wait_line_at(0, script_said(Role::Default, "run"), SOON)
         .or_dump(&all);
     // A measuring window, not a hope: count the runs over 3 s.
     thread::sleep(Duration::from_secs(3));
-    let runs = a.lines().iter().filter(|l| *l == "[default] run").count();
+    let runs = a
+        .lines()
+        .iter()
+        .filter(|l| script_said(Role::Default, "run")(l))
+        .count();
     println!("{runs} runs in {:.0} ms", ms_since(first.at, common::now()));
     // 0, 0, 0.2, 0.6, 1.4, 3.0 s, … : a handful, where it was hundreds.
     check(runs < 20, &format!("{runs} runs in 3 s"), &all);
     a.wait_line(
-        |l| {
-            l.starts_with("default script failed 3 times in a row, each within 1s; waiting 200ms before the next run")
-        },
+        is_event(|e| {
+            *e == Event::ScriptBackoff {
+                role: Role::Default,
+                pause: Duration::from_millis(200),
+            }
+        }),
         SOON,
     )
     .or_dump(&all);
@@ -160,7 +187,8 @@ fn a_script_printing_without_pause_is_relayed_up_to_a_rate() {
     let t0 = now();
     let a = Boss::start("a", &["-ds", "yes"]);
     let all = [&a];
-    a.wait_line(|l| l == "[default] y", SOON).or_dump(&all);
+    a.wait_line(script_said(Role::Default, "y"), SOON)
+        .or_dump(&all);
     // The node still answers at once.
     for _ in 0..5 {
         let t = now();
@@ -175,7 +203,11 @@ fn a_script_printing_without_pause_is_relayed_up_to_a_rate() {
         check(took < 2000.0, &format!("-m took {took:.0} ms"), &all);
     }
     // What was shown stays within the rate: a burst of 200, then 200 a second.
-    let shown = a.lines().iter().filter(|l| *l == "[default] y").count();
+    let shown = a
+        .lines()
+        .iter()
+        .filter(|l| script_said(Role::Default, "y")(l))
+        .count();
     let secs = ms_since(t0, now()) / 1000.0;
     println!("{shown} lines shown in {secs:.1} s");
     check(
@@ -184,7 +216,15 @@ fn a_script_printing_without_pause_is_relayed_up_to_a_rate() {
         &all,
     );
     a.wait_line(
-        |l| l.starts_with("default script: ") && l.ends_with(" lines not shown (over 200 lines/s)"),
+        is_event(|e| {
+            matches!(
+                e,
+                Event::ScriptLinesNotShown {
+                    role: Role::Default,
+                    ..
+                }
+            )
+        }),
         SOON,
     )
     .or_dump(&all);
@@ -193,7 +233,15 @@ fn a_script_printing_without_pause_is_relayed_up_to_a_rate() {
     a.cmd("-ds");
     a.wait_after(
         m,
-        |l| l.starts_with("default script: ") && l.ends_with(" lines not shown (over 200 lines/s)"),
+        is_event(|e| {
+            matches!(
+                e,
+                Event::ScriptLinesNotShown {
+                    role: Role::Default,
+                    ..
+                }
+            )
+        }),
         SOON,
     )
     .or_dump(&all);

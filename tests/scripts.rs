@@ -135,10 +135,13 @@ fn pid_of(line: &str) -> i32 {
 
 /// Waits for the next `[<role>] pid <n>` line after `mark` and returns the pid.
 fn script_pid(node: &Boss, mark: usize, role: &str, nodes: &[&Boss]) -> i32 {
-    let prefix = format!("[{role}] pid ");
-    let line = node
-        .wait_after(mark, |l| l.starts_with(&prefix), SOON)
-        .or_dump(nodes);
+    let role = if role == "master" {
+        Role::Master
+    } else {
+        Role::Default
+    };
+    let pid_line = |l: &str| script_text(role, l).is_some_and(|t| t.starts_with("pid "));
+    let line = node.wait_after(mark, pid_line, SOON).or_dump(nodes);
     pid_of(&line)
 }
 
@@ -159,22 +162,24 @@ fn the_master_runs_the_master_script_and_the_others_the_default_script() {
     let all = [&a, &b, &c];
     let master = a.addr();
     // Twice each after the agreement: the role holds from run to run.
-    let want_a = format!("[master] master {master} {master}");
+    let text_a = format!("master {master} {master}");
+    let want_a = script_said(Role::Master, &text_a);
     let ma = a.mark();
     for _ in 0..2 {
-        a.wait_after(a.mark(), |l| l == want_a, SOON).or_dump(&all);
+        a.wait_after(a.mark(), &want_a, SOON).or_dump(&all);
     }
     for n in [&b, &c] {
-        let want = format!("[default] default {} {master}", n.addr());
+        let text = format!("default {} {master}", n.addr());
         for _ in 0..2 {
-            n.wait_after(n.mark(), |l| l == want, SOON).or_dump(&all);
+            n.wait_after(n.mark(), script_said(Role::Default, &text), SOON)
+                .or_dump(&all);
         }
     }
     // Nobody else ever ran the master script, and the master no longer runs the
     // default one.
     for n in [&b, &c] {
         check(
-            !n.lines().iter().any(|l| l.starts_with("[master]")),
+            !n.lines().iter().any(|l| any_script_line(Role::Master)(l)),
             &format!("{} ran the master script", n.name),
             &all,
         );
@@ -182,8 +187,8 @@ fn the_master_runs_the_master_script_and_the_others_the_default_script() {
     check(
         !a.lines_since(ma)
             .iter()
-            .skip_while(|l| **l != want_a)
-            .any(|l| l.starts_with("[default]")),
+            .skip_while(|l| !want_a(l))
+            .any(|l| any_script_line(Role::Default)(l)),
         "A ran the default script after it ran the master script",
         &all,
     );
@@ -209,8 +214,9 @@ fn after_kill_9_of_the_master_the_new_master_runs_its_script_at_once() {
     let mb = b.mark();
     let t0 = now();
     a.kill9();
-    let want = format!("[master] master {}", b.addr());
-    let line = b.wait_line_at(mb, |l| l == want, SOON).or_dump(&all);
+    let text = format!("master {}", b.addr());
+    let want = script_said(Role::Master, &text);
+    let line = b.wait_line_at(mb, &want, SOON).or_dump(&all);
     let ms = ms_since(t0, line.at);
     println!("kill -9 of the master: B's first master-script line after {ms:.1} ms");
     check(
@@ -223,8 +229,8 @@ fn after_kill_9_of_the_master_the_new_master_runs_its_script_at_once() {
     check(
         !b.lines_since(mb)
             .iter()
-            .skip_while(|l| **l != want)
-            .any(|l| l.starts_with("[default]")),
+            .skip_while(|l| !want(l))
+            .any(|l| any_script_line(Role::Default)(l)),
         "B's default script spoke after its master script ran",
         &all,
     );
@@ -262,23 +268,23 @@ fn a_script_that_ignores_sigterm_is_killed_after_the_grace() {
     let all = [&a, &b];
     let ma = a.mark();
     connect(&b, &a).or_dump(&all);
-    a.wait_after(ma, |l| l.starts_with(&master_changed_to(a.addr())), SOON)
+    a.wait_after(ma, master_changed_to(a.addr()), SOON)
         .or_dump(&all);
     let term = a
-        .wait_line_at(ma, |l| l == "[default] got TERM", SOON)
+        .wait_line_at(ma, script_said(Role::Default, "got TERM"), SOON)
         .or_dump(&all);
     let since = a.lines_since(ma);
     let at = since
         .iter()
-        .position(|l| l == "[default] got TERM")
+        .position(|l| script_said(Role::Default, "got TERM")(l))
         .unwrap_or(0);
-    a.wait_after(ma + at, |l| l == "[default] tick", SOON)
+    a.wait_after(ma + at, script_said(Role::Default, "tick"), SOON)
         .map_err(|e| format!("no tick after SIGTERM: it died of it? {e}"))
         .or_dump(&all);
     // SIGKILL after the grace ends it, and only then does the master script run.
     let gone = wait_gone(pid, grace + SOON).or_dump(&all);
     let first = a
-        .wait_line_at(ma, |l| l == "[master] master", SOON)
+        .wait_line_at(ma, script_said(Role::Master, "master"), SOON)
         .or_dump(&all);
     println!(
         "SIGTERM ignored (grace {grace:?}): gone {:.1} ms and master script {:.1} ms after `got TERM`",
@@ -289,8 +295,8 @@ fn a_script_that_ignores_sigterm_is_killed_after_the_grace() {
     check(
         !after
             .iter()
-            .skip_while(|l| *l != "[master] master")
-            .any(|l| l.starts_with("[default]")),
+            .skip_while(|l| !script_said(Role::Master, "master")(l))
+            .any(|l| any_script_line(Role::Default)(l)),
         "the default script spoke after the master script ran",
         &all,
     );
@@ -333,8 +339,9 @@ fn leaves_with_its_script(how: &str, leave: impl Fn(&Boss)) {
     let pid = script_pid(&a, 0, "default", &all);
     let ma = a.mark();
     leave(&a);
-    a.wait_after(ma, |l| l == "leaving", SOON).or_dump(&all);
-    a.wait_after(ma, |l| l == "[default] bye", SOON)
+    a.wait_after(ma, is_event(|e| *e == Event::Leaving), SOON)
+        .or_dump(&all);
+    a.wait_after(ma, script_said(Role::Default, "bye"), SOON)
         .map_err(|e| format!("{how}: the script did not say bye: {e}"))
         .or_dump(&all);
     let status = a.wait_exit(SOON).or_dump(&all);
@@ -344,8 +351,10 @@ fn leaves_with_its_script(how: &str, leave: impl Fn(&Boss)) {
         &all,
     );
     let lines = a.lines_since(ma);
-    let leaving = lines.iter().position(|l| l == "leaving");
-    let bye = lines.iter().position(|l| l == "[default] bye");
+    let leaving = lines.iter().position(|l| event(l) == Some(Event::Leaving));
+    let bye = lines
+        .iter()
+        .position(|l| script_said(Role::Default, "bye")(l));
     check(
         leaving < bye,
         &format!("{how}: the script said bye before the node was leaving"),
@@ -384,7 +393,8 @@ fn counter(dir: &Dir) -> String {
 
 /// Run number and start time (s) of a `[default] run <n> <uptime>` line.
 fn run_of(line: &str) -> Option<(u32, f64)> {
-    let mut w = line.strip_prefix("[default] run ")?.split(' ');
+    let text = script_text(Role::Default, line)?;
+    let mut w = text.strip_prefix("run ")?.split(' ');
     Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?))
 }
 
@@ -399,12 +409,18 @@ fn runs(lines: &[String]) -> Vec<u32> {
 
 /// Expects nothing from the default script for `window` after `mark`.
 fn quiet(node: &Boss, mark: usize, window: Duration, what: &str, nodes: &[&Boss]) {
-    if let Ok(l) = node.wait_after(mark, |l| l.starts_with("[default]"), window) {
+    if let Ok(l) = node.wait_after(mark, any_script_line(Role::Default), window) {
         panic!("{what}: the script ran again: {l:?}{}", dump(nodes));
     }
 }
 
-const CLEARED: &str = "default script cleared after its run (-loop 0)";
+/// `default script cleared after its run (-loop 0)`.
+fn cleared(line: &str) -> bool {
+    event(line)
+        == Some(Event::ScriptClearedAfterRun {
+            role: Role::Default,
+        })
+}
 
 #[test]
 fn loop_0_runs_the_script_once_then_clears_it() {
@@ -415,8 +431,7 @@ fn loop_0_runs_the_script_once_then_clears_it() {
     a.ask("-loop 0", |l| l.starts_with("script loop off"), SOON)
         .or_dump(&all);
     let ma = a.mark();
-    a.ask(&format!("-ds {count}"), |l| l == CLEARED, SOON)
-        .or_dump(&all);
+    a.ask(&format!("-ds {count}"), cleared, SOON).or_dump(&all);
     // Twenty sleep intervals: it would have run again many times by now.
     quiet(&a, a.mark(), Duration::from_secs(1), "-loop 0", &all);
     let got = runs(&a.lines_since(ma));
@@ -426,11 +441,7 @@ fn loop_0_runs_the_script_once_then_clears_it() {
         &all,
     );
     check(
-        a.lines_since(ma)
-            .iter()
-            .filter(|l| l.as_str() == CLEARED)
-            .count()
-            == 1,
+        a.lines_since(ma).iter().filter(|l| cleared(l)).count() == 1,
         "the cleared line is not there exactly once",
         &all,
     );
@@ -443,8 +454,7 @@ fn loop_0_runs_the_script_once_then_clears_it() {
 
     // The seed: "Bei Bedarf können wir das Skript ... wieder starten: -ds …".
     let ma = a.mark();
-    a.ask(&format!("-ds {count}"), |l| l == CLEARED, SOON)
-        .or_dump(&all);
+    a.ask(&format!("-ds {count}"), cleared, SOON).or_dump(&all);
     quiet(&a, a.mark(), Duration::from_millis(500), "-ds again", &all);
     let got = runs(&a.lines_since(ma));
     check(
@@ -465,14 +475,14 @@ fn loop_0_typed_while_looping_ends_the_loop_after_the_current_run() {
     let ma = a.mark();
     a.ask("-loop 0", |l| l.starts_with("script loop off"), SOON)
         .or_dump(&all);
-    a.wait_after(ma, |l| l == CLEARED, SOON).or_dump(&all);
+    a.wait_after(ma, cleared, SOON).or_dump(&all);
     let mc = a.mark();
     quiet(&a, mc, Duration::from_secs(1), "-loop 0", &all);
     // Between the command and the cleared line: the run under way, or the one
     // the sleep had scheduled; at most one.
     let lines = a.lines_since(ma);
-    let cleared = lines.iter().position(|l| l == CLEARED).unwrap_or(0);
-    let before = runs(&lines[..cleared]);
+    let at = lines.iter().position(|l| cleared(l)).unwrap_or(0);
+    let before = runs(&lines[..at]);
     check(
         before.len() <= 1,
         &format!("-loop 0: runs {before:?} before the cleared line, expected at most one"),
@@ -564,17 +574,22 @@ fn a_failing_script_is_reported_once_and_runs_on() {
     let d = dir.script("d.sh", "echo run\nexit 3");
     let a = Boss::start("A", &["--sleep", "0.05", "-ds", &d]);
     let all = [&a];
-    a.wait_line(|l| l == "default script ended with exit status 3", SOON)
-        .or_dump(&all);
+    let ended = |e: &Event| {
+        *e == Event::ScriptEnded {
+            role: Role::Default,
+            status: "exit status 3".into(),
+        }
+    };
+    a.wait_line(is_event(ended), SOON).or_dump(&all);
     // Several more runs, each failing the same way: said once.
     for _ in 0..3 {
-        a.wait_after(a.mark(), |l| l == "[default] run", SOON)
+        a.wait_after(a.mark(), script_said(Role::Default, "run"), SOON)
             .or_dump(&all);
     }
     let said = a
         .lines()
         .iter()
-        .filter(|l| l.starts_with("default script ended with"))
+        .filter(|l| matches!(event(l), Some(Event::ScriptEnded { .. })))
         .count();
     check(
         said == 1,
@@ -588,25 +603,31 @@ fn a_script_that_cannot_run_is_reported_and_the_node_goes_on() {
     let dir = Dir::new("missing");
     let a = Boss::start_in("A", &dir.path, &["-ds", "./nope.sh"]);
     let all = [&a];
-    a.wait_line(
-        |l| l == "cannot run default script ./nope.sh: No such file or directory (os error 2); cleared",
-        SOON,
-    )
-    .or_dump(&all);
+    let cannot_run = |script: &str, error: &str| Event::ScriptCannotRun {
+        role: Role::Default,
+        script: script.into(),
+        error: error.into(),
+        retrying: false,
+    };
+    let want = cannot_run("./nope.sh", "No such file or directory (os error 2)");
+    a.wait_line(is_event(|e| *e == want), SOON).or_dump(&all);
     a.says_no_master(SOON).or_dump(&all);
 
     // Not executable: the OS's reason, the same way.
     let plain = dir.file("plain.txt");
     fs::write(&plain, "echo never\n").unwrap_or_else(|e| panic!("cannot write {plain}: {e}"));
-    let want =
-        format!("cannot run default script {plain}: Permission denied (os error 13); cleared");
-    a.ask(&format!("-ds {plain}"), |l| l == want, SOON)
+    let want = cannot_run(&plain, "Permission denied (os error 13)");
+    a.ask(&format!("-ds {plain}"), is_event(|e| *e == want), SOON)
         .or_dump(&all);
 
     // It still runs a script that exists.
     let ok = dir.script("ok.sh", "echo fine");
-    a.ask(&format!("-ds {ok}"), |l| l == "[default] fine", SOON)
-        .or_dump(&all);
+    a.ask(
+        &format!("-ds {ok}"),
+        script_said(Role::Default, "fine"),
+        SOON,
+    )
+    .or_dump(&all);
     check(
         !a.lines().iter().any(|l| l.contains("never")),
         "the non-executable file ran",
@@ -635,13 +656,13 @@ fn the_original_argv_form_passes_each_script_its_arguments() {
     );
     let all = [&a];
     a.wait_started(SOON).or_dump(&all);
-    a.wait_line(|l| l == "[default] default args: --quiet", SOON)
+    a.wait_line(script_said(Role::Default, "default args: --quiet"), SOON)
         .or_dump(&all);
     // A younger node joins: A becomes master and runs ./m.sh arg1.
     let b = Boss::start("B", &[]);
     let all = [&a, &b];
     connect(&b, &a).or_dump(&all);
-    a.wait_line(|l| l == "[master] master args: arg1", SOON)
+    a.wait_line(script_said(Role::Master, "master args: arg1"), SOON)
         .or_dump(&all);
 }
 
@@ -661,11 +682,11 @@ fn script_output_is_escaped_and_long_lines_are_split() {
     );
     let a = Boss::start("A", &["--no-loop", "-ds", &d]);
     let all = [&a];
-    a.wait_line(|l| l == CLEARED, SOON).or_dump(&all);
+    a.wait_line(cleared, SOON).or_dump(&all);
     let lines = a.lines();
-    let out: Vec<&str> = lines
+    let out: Vec<String> = lines
         .iter()
-        .filter_map(|l| l.strip_prefix("[default] "))
+        .filter_map(|l| script_text(Role::Default, l))
         .collect();
     let x = |n: usize| "x".repeat(n);
     let (x4096, x1808) = (x(4096), x(10000 - 2 * 4096));
@@ -682,15 +703,16 @@ fn script_output_is_escaped_and_long_lines_are_split() {
         &format!("stdout lines {out:?}, expected {want:?}"),
         &all,
     );
-    let err: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.starts_with("[default stderr] "))
+    let err: Vec<Event> = events(&lines)
+        .into_iter()
+        .filter(|e| matches!(e, Event::ScriptLine { stderr: true, .. }))
         .collect();
-    check(
-        err == ["[default stderr] to stderr \\x1b[2J"],
-        &format!("stderr lines {err:?}"),
-        &all,
-    );
+    let want_err = Event::ScriptLine {
+        role: Some(Role::Default),
+        stderr: true,
+        line: "to stderr \\x1b[2J".into(),
+    };
+    check(err == [want_err], &format!("stderr lines {err:?}"), &all);
 }
 
 #[test]
@@ -702,9 +724,11 @@ fn a_finished_run_leaves_no_job_and_loses_no_last_line() {
     let a = Boss::start("A", &["--no-loop", "-ds", &d]);
     let all = [&a];
     let job = script_pid(&a, 0, "default", &all);
-    a.wait_line(|l| l == CLEARED, SOON).or_dump(&all);
+    a.wait_line(cleared, SOON).or_dump(&all);
     check(
-        a.lines().iter().any(|l| l == "[default] no newline"),
+        a.lines()
+            .iter()
+            .any(|l| script_said(Role::Default, "no newline")(l)),
         "the last line was lost",
         &all,
     );
@@ -730,14 +754,19 @@ fn a_chatty_script_is_relayed_up_to_the_rate_and_the_node_keeps_answering() {
     let shown = |a: &Boss| {
         a.lines()
             .iter()
-            .filter(|l| l.starts_with("[default] line ") || *l == "[default] end")
+            .filter(|l| {
+                script_text(Role::Default, l).is_some_and(|t| t.starts_with("line "))
+                    || script_said(Role::Default, "end")(l)
+            })
             .count()
     };
     let counted = |a: &Boss| -> usize {
         a.lines()
             .iter()
-            .filter_map(|l| l.strip_prefix("default script: "))
-            .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
+            .filter_map(|l| match event(l)? {
+                Event::ScriptLinesNotShown { count, .. } => usize::try_from(count).ok(),
+                _ => None,
+            })
             .sum()
     };
     let deadline = now() + SOON;
@@ -752,8 +781,8 @@ fn a_chatty_script_is_relayed_up_to_the_rate_and_the_node_keeps_answering() {
     let got: Vec<u32> = a
         .lines()
         .iter()
-        .filter_map(|l| l.strip_prefix("[default] line "))
-        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .filter_map(|l| script_text(Role::Default, l))
+        .filter_map(|t| t.strip_prefix("line ")?.split(' ').next()?.parse().ok())
         .collect();
     check(
         got.len() >= 200

@@ -49,7 +49,7 @@ impl View {
             if self.peers.remove(&a) {
                 self.peers_at = Some(at);
             }
-        } else if let Some(named) = common::master_changed(text) {
+        } else if let Some(named) = common::master_named(text) {
             self.named = Some(named);
             self.named_at = Some(at);
         }
@@ -312,7 +312,9 @@ impl Cluster {
         let lines: Vec<String> = self.procs.iter().flat_map(|(_, b)| b.lines()).collect();
         let count = |pred: &dyn Fn(&str) -> bool| lines.iter().filter(|l| pred(l)).count();
         let lost = |l: &str, timed_out: bool| {
-            common::lost_peer(l).is_some_and(|(_, why)| why.starts_with("timed out") == timed_out)
+            common::lost_peer(l).is_some_and(|(_, why)| {
+                matches!(why, common::LostReason::TimedOut { .. }) == timed_out
+            })
         };
         format!(
             "{} nodes with {lo}..{hi} peers of {}; {} distinct masters named; console lines: \
@@ -324,7 +326,7 @@ impl Cluster {
             count(&|l| lost(l, true)),
             count(&|l| lost(l, false)),
             count(&|l| common::closed_connection(l)
-                .is_some_and(|(_, why)| why.starts_with("no handshake within"))),
+                .is_some_and(|(_, why)| matches!(why, common::ClosedReason::NoHandshake { .. }))),
         )
     }
 

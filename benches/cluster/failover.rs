@@ -244,9 +244,11 @@ pub fn script_switch(ctx: &Ctx, figures: &mut Vec<Figure>) -> Result<(), String>
 fn first_script_line(c: &Cluster, survivors: &[usize], marks: &[usize]) -> Option<(bool, Instant)> {
     survivors.iter().zip(marks).find_map(|(id, mark)| {
         c.lines_at(*id, *mark).into_iter().find_map(|l| {
-            if common::script_output(&l.text) == Some(("master", "MASTER-RUN")) {
+            if common::script_output(&l.text)
+                == Some((common::Role::Master, "MASTER-RUN".to_string()))
+            {
                 Some((true, l.at))
-            } else if common::script_not_run(&l.text) == Some("master") {
+            } else if common::script_not_run(&l.text) == Some(common::Role::Master) {
                 Some((false, l.at))
             } else {
                 None

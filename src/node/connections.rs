@@ -5,8 +5,9 @@ use super::console::already_connected;
 use super::peers::{Loss, Peer};
 use super::{CloseReason, ConnId, Node, Output, Time, Timer};
 use crate::election;
+use crate::event::{ClosedReason, Event, Family, RefusedReason};
 use crate::ratelog;
-use crate::text::{human, rfc3339};
+use crate::text::rfc3339;
 use crate::timer::TimerId;
 use crate::wire::{
     EARLIEST_START, MAGIC, MAX_CLOCK_AHEAD, Msg, NodeInfo, START_END, VERSION, undialable,
@@ -25,7 +26,7 @@ const MAX_CONNS_PER_PEER: usize = 4;
 pub(super) const MAX_HANDSHAKING_PER_IP: usize = 8;
 /// The window over which a connection's frames are counted against
 /// [`Node::frame_limit`].
-pub(super) const FLOOD_WINDOW: Duration = Duration::from_secs(1);
+pub(crate) const FLOOD_WINDOW: Duration = Duration::from_secs(1);
 /// Frames per [`FLOOD_WINDOW`] any connection may send, on top of what the
 /// heartbeat needs: a correct node sends a few pings and pongs per heartbeat,
 /// a state per change and a text per `-msg`, far fewer.
@@ -132,10 +133,13 @@ impl Node {
         let Some((id, who)) = victim else {
             return false;
         };
-        let line = format!(
-            "closed connection with {who}: evicted for {from} (limit of {} connections, no handshake yet)",
-            self.cfg.max_conns
-        );
+        let line = Event::ConnectionClosed {
+            with: who,
+            reason: ClosedReason::Evicted {
+                for_addr: from,
+                limit: self.cfg.max_conns as u64,
+            },
+        };
         self.stranger_line(now, ratelog::Kind::Evicted, line, out);
         self.drop_handshaking(now, id, out);
         true
@@ -160,10 +164,12 @@ impl Node {
             ConnState::Open { peer, .. } => self.lose_peer(now, peer, Loss::Flooding(limit), out),
             ConnState::Handshaking { .. } => {
                 let who = c.dialed.unwrap_or(c.remote);
-                out.push(Output::Console(format!(
-                    "closed connection with {who}: more than {limit} frames in {}: flooding",
-                    human(FLOOD_WINDOW)
-                )));
+                out.push(Output::Event(Event::ConnectionClosed {
+                    with: who,
+                    reason: ClosedReason::Flooding {
+                        frames: limit.into(),
+                    },
+                }));
                 self.drop_handshaking(now, conn, out);
             }
         }
@@ -184,11 +190,11 @@ impl Node {
         &mut self,
         now: Time,
         kind: ratelog::Kind,
-        line: String,
+        line: Event,
         out: &mut Vec<Output>,
     ) {
         if self.ratelog.allow(now, kind) {
-            out.push(Output::Console(line));
+            out.push(Output::Event(line));
         } else {
             self.arm_summary();
         }
@@ -235,34 +241,32 @@ impl Node {
         node: &NodeInfo,
         rule: u8,
         quorum: u16,
-    ) -> Result<(), String> {
+    ) -> Result<(), RefusedReason> {
         if magic != MAGIC {
-            return Err("not a boss node".into());
+            return Err(RefusedReason::NotBoss);
         }
         if version != VERSION {
-            return Err(format!(
-                "it speaks protocol version {version}, this node speaks {VERSION}"
-            ));
+            return Err(RefusedReason::Version {
+                theirs: version.into(),
+                ours: VERSION.into(),
+            });
         }
         if node.addr == self.me.addr {
-            return Err(format!(
-                "it claims this node's own address {} (two nodes configured with one address, or a connection to itself)",
-                self.me.addr
-            ));
+            return Err(RefusedReason::OwnAddress { addr: self.me.addr });
         }
         if rule != self.cfg.rule.code() {
             let theirs = election::Rule::from_code(rule)
                 .map_or_else(|| format!("#{rule}"), |r| r.name().to_string());
-            return Err(format!(
-                "it uses rule {theirs}, this node uses rule {}",
-                self.cfg.rule
-            ));
+            return Err(RefusedReason::Rule {
+                theirs,
+                ours: self.cfg.rule.to_string(),
+            });
         }
         if quorum != self.cfg.quorum {
-            return Err(format!(
-                "it uses quorum {quorum}, this node uses quorum {}",
-                self.cfg.quorum
-            ));
+            return Err(RefusedReason::Quorum {
+                theirs: quorum.into(),
+                ours: self.cfg.quorum.into(),
+            });
         }
         Ok(())
     }
@@ -272,32 +276,43 @@ impl Node {
     /// connection's family (an IPv4-mapped IPv6 address counts as IPv4), and a
     /// start time some clock can show: from 2000 on, at most a day ahead of
     /// this node's clock (clocks of two machines differ, not by a day).
-    fn check_node(&self, now: Time, remote: SocketAddr, node: &NodeInfo) -> Result<(), String> {
+    fn check_node(
+        &self,
+        now: Time,
+        remote: SocketAddr,
+        node: &NodeInfo,
+    ) -> Result<(), RefusedReason> {
         if let Some(what) = undialable(node.addr) {
-            return Err(format!("it advertises {what}, which no node can dial"));
+            return Err(RefusedReason::Undialable {
+                what: what.to_string(),
+            });
         }
-        let v4 = |a: SocketAddr| a.ip().to_canonical().is_ipv4();
-        if v4(node.addr) != v4(remote) {
-            return Err(format!(
-                "it advertises an {} address but connects over {} (from {remote})",
-                if v4(node.addr) { "IPv4" } else { "IPv6" },
-                if v4(remote) { "IPv4" } else { "IPv6" },
-            ));
+        let family = |a: SocketAddr| {
+            if a.ip().to_canonical().is_ipv4() {
+                Family::Ipv4
+            } else {
+                Family::Ipv6
+            }
+        };
+        if family(node.addr) != family(remote) {
+            return Err(RefusedReason::WrongFamily {
+                advertised: family(node.addr),
+                connection: family(remote),
+                from: remote,
+            });
         }
         if node.started < EARLIEST_START {
-            return Err(format!(
-                "it says it started at {}, before 2000-01-01: its clock is wrong",
-                rfc3339(node.started)
-            ));
+            return Err(RefusedReason::StartedTooEarly {
+                started: rfc3339(node.started),
+            });
         }
         let wall = self.wall_clock(now);
         let ahead = u64::try_from(MAX_CLOCK_AHEAD.as_micros()).unwrap_or(u64::MAX);
         if node.started >= START_END || node.started > wall.saturating_add(ahead) {
-            return Err(format!(
-                "it says it started at {}, more than a day ahead of this node's clock ({}): one of the clocks is wrong",
-                rfc3339(node.started),
-                rfc3339(wall)
-            ));
+            return Err(RefusedReason::StartedTooLate {
+                started: rfc3339(node.started),
+                clock: rfc3339(wall),
+            });
         }
         Ok(())
     }
@@ -320,7 +335,10 @@ impl Node {
                     quorum,
                 } = msg
                 else {
-                    let line = format!("closed connection with {who}: it did not start with Hello");
+                    let line = Event::ConnectionClosed {
+                        with: who,
+                        reason: ClosedReason::NotHello,
+                    };
                     self.stranger_line(now, ratelog::Kind::BadFrame, line, out);
                     self.drop_handshaking(now, conn, out);
                     return;
@@ -330,9 +348,12 @@ impl Node {
                     .check_hello(magic, version, &node, rule, quorum)
                     .and_then(|()| self.check_node(now, remote, &node));
                 if let Err(why) = checked {
-                    let line = format!("refused {}: {why}", node.addr);
+                    let line = Event::Refused {
+                        addr: node.addr,
+                        reason: why,
+                    };
                     if self.conns.get(&conn).is_some_and(|c| c.dialed.is_some()) {
-                        out.push(Output::Console(line));
+                        out.push(Output::Event(line));
                     } else {
                         // A stranger can be refused at will: collapsed.
                         self.stranger_line(now, ratelog::Kind::Refused, line, out);
@@ -431,11 +452,11 @@ impl Node {
                     dialed: dialed.is_some(),
                 },
             );
-            let line = format!("connected {}", node.addr);
+            let line = Event::PeerUp { addr: node.addr };
             if dialed.is_none() && !self.cfg.join.contains(&node.addr) {
                 self.stranger_line(now, ratelog::Kind::PeerIn, line, out);
             } else {
-                out.push(Output::Console(line));
+                out.push(Output::Event(line));
             }
             // That line also answers a `-c` of its own address still in flight.
             if let Some(t) = self.targets.get_mut(&node.addr) {
@@ -565,9 +586,11 @@ impl Node {
         match c.state {
             ConnState::Handshaking { timer } => {
                 self.timers.cancel(timer);
-                if !matches!(reason, CloseReason::Eof) {
-                    let who = c.dialed.unwrap_or(c.remote);
-                    let line = format!("closed connection with {who}: {reason}");
+                if let Some(cause) = reason.broken() {
+                    let line = Event::ConnectionClosed {
+                        with: c.dialed.unwrap_or(c.remote),
+                        reason: ClosedReason::Broken { cause },
+                    };
                     self.stranger_line(now, ratelog::Kind::BadFrame, line, out);
                 }
                 if let Some(addr) = c.dialed {

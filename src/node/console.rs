@@ -6,6 +6,7 @@ use super::scripts::ScriptState;
 use super::{Node, Output, Role, Time};
 use crate::command::{self, Command};
 use crate::config::HostPort;
+use crate::event::Event;
 use crate::text::{human, rfc3339};
 use crate::wire::Msg;
 use std::net::SocketAddr;
@@ -106,7 +107,10 @@ impl Node {
             }
             Command::Connect(addr) => {
                 if self.is_self(addr) {
-                    say(format!("cannot connect to {addr}: that is this node"));
+                    out.push(Output::Event(Event::CannotConnect {
+                        target: addr.to_string(),
+                        error: "that is this node".into(),
+                    }));
                 } else if self.peers.contains_key(&addr) {
                     say(format!("already connected to {addr}"));
                 } else if self.targets.get(&addr).is_some_and(|t| t.dialing) {
@@ -128,14 +132,16 @@ impl Node {
             Command::DefaultScript(spec) | Command::MasterScript(spec) => {
                 let role = cmd_role.unwrap_or(Role::Default);
                 let running = matches!(self.script, ScriptState::Running { role: r } if r == role);
-                let stopping = if running {
-                    " (stopping the running one)"
-                } else {
-                    ""
-                };
-                out.push(Output::Console(match &spec {
-                    Some(spec) => format!("{} script set: {spec}{stopping}", role.name()),
-                    None => format!("{} script cleared{stopping}", role.name()),
+                out.push(Output::Event(match &spec {
+                    Some(spec) => Event::ScriptSet {
+                        role,
+                        script: spec.to_string(),
+                        stopping: running,
+                    },
+                    None => Event::ScriptCleared {
+                        role,
+                        stopping: running,
+                    },
                 }));
                 *self.script_spec(role) = spec;
                 self.script_failure[role as usize] = None;
@@ -230,7 +236,7 @@ impl Node {
         if self.leaving {
             return;
         }
-        out.push(Output::Console("leaving".into()));
+        out.push(Output::Event(Event::Leaving));
         for p in self.peers.values() {
             out.push(Output::Send(p.kept, Msg::Goodbye));
         }

@@ -2,6 +2,7 @@
 //! inputs and outputs of [`Node`].
 
 use crate::config::ScriptSpec;
+use crate::event::{Broken, Event};
 use crate::wire::{Msg, WireError};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -39,19 +40,30 @@ pub enum CloseReason {
     Overflow,
 }
 
+impl CloseReason {
+    /// How the connection broke, for the console; `None` for a plain close.
+    pub fn broken(&self) -> Option<Broken> {
+        match self {
+            CloseReason::Eof => None,
+            CloseReason::Error(e) => Some(Broken::ConnectionError { error: e.clone() }),
+            CloseReason::Malformed(e) => Some(Broken::from_wire(e)),
+            CloseReason::Overflow => Some(Broken::NotReading),
+        }
+    }
+}
+
 impl std::fmt::Display for CloseReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CloseReason::Eof => f.write_str("closed"),
-            CloseReason::Error(e) => write!(f, "connection error: {e}"),
-            CloseReason::Malformed(e) => write!(f, "{e}"),
-            CloseReason::Overflow => f.write_str("not reading: write buffer full"),
+        match self.broken() {
+            None => f.write_str("closed"),
+            Some(b) => b.fmt(f),
         }
     }
 }
 
 /// Which script role a node is in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     Default,
     Master,
@@ -107,8 +119,10 @@ pub enum Input {
 /// before it waits again.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
-    /// Print one line on the console.
+    /// Print one line on the console: an answer to a console command.
     Console(String),
+    /// Print what happened on the console: its line is the event's `Display`.
+    Event(Event),
     /// Open a TCP connection to `addr`; answer with `Connected` or `DialFailed`.
     /// At most one dial per address is in flight.
     Dial(SocketAddr),

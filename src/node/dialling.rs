@@ -2,6 +2,7 @@
 //! retries.
 
 use super::{Node, Output, Time, Timer};
+use crate::event::Event;
 use crate::timer::TimerId;
 use crate::wire::undialable;
 use std::net::SocketAddr;
@@ -191,10 +192,11 @@ impl Node {
     ) {
         if list.len() > MEMBERS_MAX && !self.members_cut_said {
             self.members_cut_said = true;
-            out.push(Output::Console(format!(
-                "member list from {from} cut to its first {MEMBERS_MAX} of {} addresses (said once)",
-                list.len()
-            )));
+            out.push(Output::Event(Event::MembersCut {
+                from,
+                kept: MEMBERS_MAX as u64,
+                of: list.len() as u64,
+            }));
         }
         let mut learnt = self.targets.values().filter(|t| t.learnt).count();
         for a in list.into_iter().take(MEMBERS_MAX) {
@@ -217,9 +219,10 @@ impl Node {
             if learnt >= LEARNT_MAX {
                 if !self.learnt_full_said {
                     self.learnt_full_said = true;
-                    out.push(Output::Console(format!(
-                        "ignored addresses from {from}'s member list: {LEARNT_MAX} learnt addresses wait to be dialled already (said once)"
-                    )));
+                    out.push(Output::Event(Event::MembersIgnored {
+                        from,
+                        waiting: LEARNT_MAX as u64,
+                    }));
                 }
                 return;
             }
@@ -270,24 +273,29 @@ impl Node {
         }
         if t.report {
             t.report = false;
-            out.push(Output::Console(format!(
-                "cannot connect to {addr}: {error}"
-            )));
+            out.push(Output::Event(Event::CannotConnect {
+                target: addr.to_string(),
+                error: error.to_string(),
+            }));
         }
         if t.once {
             self.remove_target(addr);
             return;
         }
         if t.forget_at.is_some_and(|f| now >= f) {
-            out.push(Output::Console(format!("gave up on {addr}: {error}")));
+            out.push(Output::Event(Event::GaveUp {
+                addr,
+                error: error.to_string(),
+            }));
             self.remove_target(addr);
             return;
         }
         if !t.outage_said && t.forget_at.is_none() {
             t.outage_said = true;
-            out.push(Output::Console(format!(
-                "cannot reach {addr} yet ({error}); retrying"
-            )));
+            out.push(Output::Event(Event::CannotReach {
+                target: addr.to_string(),
+                error: error.to_string(),
+            }));
         }
         let wait = t.backoff;
         let most = if quick {

@@ -13,8 +13,8 @@
 
 use crate::command;
 use crate::config::{Config, HostPort};
+use crate::event::{ClosedReason, ConnRefusedReason, Event};
 use crate::ratelog::{self, RateLog};
-use crate::text::human;
 use crate::timer::{TimerId, TimerWheel};
 use crate::wire::NodeInfo;
 use connections::{Conn, ConnState, MAX_HANDSHAKING_PER_IP};
@@ -40,6 +40,14 @@ mod voting;
 
 pub use contract::{CloseReason, ConnId, Input, Output, Role, ScriptSignal, Time};
 pub use names::MAX_LOOKUPS;
+
+/// The fixed limits the console lines state, for [`crate::event`]'s renderer.
+pub(crate) mod limits {
+    pub(crate) use super::connections::FLOOD_WINDOW;
+    pub(crate) use super::scripts::{
+        QUICK_FAILURES, QUICK_PAUSE_MAX, QUICK_RUN, RELAY_RATE, TEXT_RATE,
+    };
+}
 
 /// Every timer of the core. Each fires once; its owner re-arms it if needed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,22 +207,14 @@ impl Node {
     pub fn start(&mut self, now: Time, out: &mut Vec<Output>) {
         self.now = now;
         self.started_at = now;
-        let listen = if self.cfg.bound == self.cfg.addr {
-            format!("listening on {}", self.cfg.bound)
-        } else {
-            format!(
-                "listening on {}, advertised as {}",
-                self.cfg.bound, self.cfg.addr
-            )
-        };
-        out.push(Output::Console(format!(
-            "started {} ({listen}, rule {}, quorum {})",
-            self.me.addr, self.cfg.rule, self.cfg.quorum
-        )));
+        out.push(Output::Event(Event::Started {
+            addr: self.me.addr,
+            bound: self.cfg.bound,
+            rule: self.cfg.rule.to_string(),
+            quorum: self.cfg.quorum as u64,
+        }));
         if self.cfg.quorum <= 1 {
-            out.push(Output::Console(
-                "warning: quorum 1 makes every lone node master; a partition gets a master on each side".into(),
-            ));
+            out.push(Output::Event(Event::QuorumWarning));
         }
         for addr in self.cfg.join.clone() {
             if addr != self.me.addr {
@@ -411,10 +411,12 @@ impl Node {
                         && matches!(c.state, ConnState::Handshaking { timer } if timer == id)
                     {
                         let who = c.dialed.unwrap_or(c.remote);
-                        let line = format!(
-                            "closed connection with {who}: no handshake within {}",
-                            human(self.cfg.handshake_timeout)
-                        );
+                        let line = Event::ConnectionClosed {
+                            with: who,
+                            reason: ClosedReason::NoHandshake {
+                                within: self.cfg.handshake_timeout,
+                            },
+                        };
                         self.stranger_line(now, ratelog::Kind::NoHandshake, line, out);
                         self.drop_handshaking(now, conn, out);
                     }
@@ -464,7 +466,7 @@ impl Node {
                         self.summary_timer = None;
                         let mut lines = Vec::new();
                         self.ratelog.summaries(now, &mut lines);
-                        out.extend(lines.into_iter().map(Output::Console));
+                        out.extend(lines.into_iter().map(Output::Event));
                         self.arm_summary();
                     }
                 }
@@ -490,11 +492,10 @@ impl Node {
                             kill: None,
                             replaced,
                         };
-                        out.push(Output::Console(format!(
-                            "{} script did not stop within {}: killed",
-                            role.name(),
-                            human(self.cfg.kill_grace)
-                        )));
+                        out.push(Output::Event(Event::ScriptKilled {
+                            role,
+                            grace: self.cfg.kill_grace,
+                        }));
                         out.push(Output::SignalScript(ScriptSignal::Kill));
                     }
                 }
@@ -557,18 +558,24 @@ impl Node {
                     .filter(|c| c.is_stranger() && c.remote.ip() == ip)
                     .count();
                 if same_ip >= MAX_HANDSHAKING_PER_IP && self.conns.len() >= self.cfg.max_conns / 2 {
-                    let line = format!(
-                        "refused connection from {from}: {same_ip} connections from {ip} without a handshake already"
-                    );
+                    let line = Event::ConnectionRefused {
+                        from,
+                        reason: ConnRefusedReason::PerAddress {
+                            count: same_ip as u64,
+                            ip,
+                        },
+                    };
                     self.stranger_line(now, ratelog::Kind::Refused, line, out);
                     out.push(Output::Close(conn));
                     return;
                 }
                 if self.conns.len() >= self.cfg.max_conns && !self.evict_stranger(now, from, out) {
-                    let line = format!(
-                        "refused connection from {from}: {} connections already",
-                        self.conns.len()
-                    );
+                    let line = Event::ConnectionRefused {
+                        from,
+                        reason: ConnRefusedReason::Limit {
+                            open: self.conns.len() as u64,
+                        },
+                    };
                     self.stranger_line(now, ratelog::Kind::Refused, line, out);
                     out.push(Output::Close(conn));
                     return;

@@ -3,6 +3,7 @@
 use super::console::already_connected;
 use super::{Node, Output, TICK, Time, Timer};
 use crate::config::HostPort;
+use crate::event::Event;
 use crate::text::human;
 use crate::timer::TimerId;
 use std::net::SocketAddr;
@@ -64,9 +65,10 @@ impl Node {
     /// (see `pump_lookups`). `false` when too many names are wanted already.
     pub(super) fn add_name(&mut self, name: HostPort, join: bool, out: &mut Vec<Output>) -> bool {
         if self.names.len() >= MAX_NAMES {
-            out.push(Output::Console(format!(
-                "cannot connect to {name}: {MAX_NAMES} host names are being looked up or dialled already"
-            )));
+            out.push(Output::Event(Event::CannotConnect {
+                target: name.to_string(),
+                error: format!("{MAX_NAMES} host names are being looked up or dialled already"),
+            }));
             return false;
         }
         let id = self.next_name;
@@ -194,9 +196,10 @@ impl Node {
                 // A name of this node (a --join list shared by every node): no
                 // peer to reach there.
                 if self.names.remove(&id).is_some_and(|n| n.report) {
-                    out.push(Output::Console(format!(
-                        "cannot connect to {name}: that is this node"
-                    )));
+                    out.push(Output::Event(Event::CannotConnect {
+                        target: name.to_string(),
+                        error: "that is this node".into(),
+                    }));
                 }
             }
             Ok(list) => {
@@ -262,10 +265,10 @@ impl Node {
         };
         if n.report {
             n.report = false;
-            out.push(Output::Console(format!(
-                "cannot connect to {}: {why}",
-                n.name
-            )));
+            out.push(Output::Event(Event::CannotConnect {
+                target: n.name.to_string(),
+                error: why.clone(),
+            }));
         }
         if !n.join {
             if let Some(t) = n.timer {
@@ -276,10 +279,10 @@ impl Node {
         }
         if !n.outage_said {
             n.outage_said = true;
-            out.push(Output::Console(format!(
-                "cannot reach {} yet ({why}); retrying",
-                n.name
-            )));
+            out.push(Output::Event(Event::CannotReach {
+                target: n.name.to_string(),
+                error: why,
+            }));
         }
         let wait = n.backoff;
         n.backoff = (n.backoff * 2).min(self.cfg.backoff_max);

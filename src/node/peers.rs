@@ -1,11 +1,11 @@
 //! Peers: their frames, heartbeats, and losing them.
 
-use super::connections::FLOOD_WINDOW;
 use super::dialling::LEARNT_MAX;
 use super::scripts::RELAY_REPORT;
 use super::{CloseReason, ConnId, Node, Output, Time, Timer};
+use crate::event::{ClosedReason, Event, LostReason};
 use crate::ratelog;
-use crate::text::{escape, human};
+use crate::text::escape;
 use crate::timer::TimerId;
 use crate::wire::{Msg, NodeInfo, WireError};
 use std::net::SocketAddr;
@@ -71,7 +71,10 @@ impl Node {
     ) {
         match msg {
             Msg::Hello { .. } => {
-                let line = format!("closed connection with {addr}: a second Hello");
+                let line = Event::ConnectionClosed {
+                    with: addr,
+                    reason: ClosedReason::SecondHello,
+                };
                 self.stranger_line(now, ratelog::Kind::BadFrame, line, out);
                 self.conn_closed(now, conn, CloseReason::Malformed(WireError::Malformed), out);
                 out.push(Output::Close(conn));
@@ -132,10 +135,8 @@ impl Node {
                 // The sender's address is only what it claims: say where the
                 // connection really comes from when that is another host.
                 let via = match self.conns.get(&conn).map(|c| c.remote.ip().to_canonical()) {
-                    Some(ip) if ip != addr.ip().to_canonical() => {
-                        format!(" (connection from {ip})")
-                    }
-                    _ => String::new(),
+                    Some(ip) if ip != addr.ip().to_canonical() => Some(ip),
+                    _ => None,
                 };
                 let text = escape(&t);
                 if !self.texts.take(now, text.len()) {
@@ -146,7 +147,11 @@ impl Node {
                     }
                     return;
                 }
-                out.push(Output::Console(format!("message from {addr}{via}: {text}")));
+                out.push(Output::Event(Event::PeerMessage {
+                    from: addr,
+                    via,
+                    text,
+                }));
             }
             Msg::Goodbye => {
                 if self
@@ -237,18 +242,22 @@ impl Node {
             out.push(Output::Close(*c));
         }
         let reason = match &why {
-            Loss::Closed(r) => r.to_string(),
-            Loss::Flooding(n) => format!(
-                "sent more than {n} frames in {}: flooding",
-                human(FLOOD_WINDOW)
-            ),
-            Loss::TimedOut => format!("timed out after {}", human(self.cfg.timeout)),
-            Loss::Left => "left".into(),
-            Loss::Restarted => "restarted".into(),
+            Loss::Closed(r) => match r.broken() {
+                Some(cause) => LostReason::Broken { cause },
+                None => LostReason::Closed,
+            },
+            Loss::Flooding(n) => LostReason::Flooding {
+                frames: (*n).into(),
+            },
+            Loss::TimedOut => LostReason::TimedOut {
+                after: self.cfg.timeout,
+            },
+            Loss::Left => LostReason::Left,
+            Loss::Restarted => LostReason::Restarted,
         };
-        let line = format!("lost {addr} ({reason})");
+        let line = Event::PeerLost { addr, reason };
         if p.dialed || self.cfg.join.contains(&addr) {
-            out.push(Output::Console(line));
+            out.push(Output::Event(line));
         } else {
             self.stranger_line(now, ratelog::Kind::PeerInLost, line, out);
         }

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::config::ScriptSpec;
+use crate::event::{ClosedReason, Event, LostReason};
 use crate::wire::Msg;
 use std::collections::VecDeque;
 
@@ -44,10 +45,11 @@ fn state(seq: u64, vote: Option<SocketAddr>, ack: u64) -> Msg {
     }
 }
 
-fn lines(out: &[Output]) -> Vec<String> {
+/// The events in `out`.
+fn events(out: &[Output]) -> Vec<Event> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Console(s) => Some(s.clone()),
+            Output::Event(e) => Some(e.clone()),
             _ => None,
         })
         .collect()
@@ -191,8 +193,18 @@ fn handle_timeout_drops_silent_peers_before_any_other_timer() {
         out[..3],
         [
             Output::Close(conn(1)),
-            Output::Console("lost 10.0.0.1:2 (timed out after 1s)".into()),
-            Output::Console("master changed: none (1 of quorum 2 nodes in view)".into()),
+            Output::Event(Event::PeerLost {
+                addr: "10.0.0.1:2".parse().unwrap(),
+                reason: LostReason::TimedOut {
+                    after: Duration::from_secs(1)
+                },
+            }),
+            Output::Event(Event::MasterChanged {
+                master: None,
+                this_node: false,
+                count: 1,
+                quorum: 2,
+            }),
         ],
         "the silent peer goes first, then the role: {out:?}"
     );
@@ -261,9 +273,9 @@ fn a_vote_counts_until_the_ping_send_time_plus_the_timeout() {
             let out = wake(&mut n, expiry);
             assert!(!n.is_master(), "{case}: not master at the expiry");
             assert!(
-                lines(&out)
+                events(&out)
                     .iter()
-                    .any(|l| l.starts_with("master changed: none")),
+                    .any(|e| matches!(e, Event::MasterChanged { master: None, .. })),
                 "{case}: {out:?}"
             );
         }
@@ -391,8 +403,13 @@ fn the_votes_timer_ends_the_role_at_vote_expiry() {
     }
     let w = wakes.iter().find(|w| w.at == expiry).expect("woken then");
     assert_eq!(
-        lines(&w.out),
-        ["master changed: none (2 of quorum 2 nodes in view)"],
+        events(&w.out),
+        [Event::MasterChanged {
+            master: None,
+            this_node: false,
+            count: 2,
+            quorum: 2,
+        }],
         "the role ends while the voter is still in view"
     );
 }
@@ -444,7 +461,7 @@ fn duplicate_connections_keep_the_one_dialled_by_the_smaller_address() {
             assert_eq!(net.nodes[i].connection_count(), 1, "{case}");
             let lost: Vec<_> = net.lines[i]
                 .iter()
-                .filter(|l| l.starts_with("lost"))
+                .filter(|l| matches!(Event::parse(l), Some(Event::PeerLost { .. })))
                 .collect();
             assert!(lost.is_empty(), "{case}: node {}: {lost:?}", i + 1);
         }
@@ -557,6 +574,7 @@ impl Fifo {
                     }
                 }
                 Output::Console(l) => self.lines[i].push(l),
+                Output::Event(e) => self.lines[i].push(e.to_string()),
                 _ => {}
             }
         }
@@ -624,8 +642,13 @@ fn deadlines_round_up_so_no_timer_fires_early() {
         assert_eq!(n.connection_count(), 1);
         let out = wake(&mut n, woken);
         assert_eq!(
-            lines(&out),
-            ["closed connection with 10.0.0.1:9: no handshake within 2s"]
+            events(&out),
+            [Event::ConnectionClosed {
+                with: addr(9),
+                reason: ClosedReason::NoHandshake {
+                    within: Duration::from_secs(2)
+                },
+            }]
         );
         assert_eq!(n.connection_count(), 0);
     }

@@ -3,7 +3,8 @@
 
 use super::{Node, Output, Role, ScriptSignal, Time, Timer};
 use crate::config::ScriptSpec;
-use crate::text::{escape, human};
+use crate::event::{Event, MasterWords};
+use crate::text::escape;
 use crate::timer::TimerId;
 use std::time::Duration;
 
@@ -29,15 +30,15 @@ pub(super) enum ScriptState {
 }
 
 /// A run that fails sooner than this after its start counts as failing at once.
-pub(super) const QUICK_RUN: Duration = Duration::from_secs(1);
+pub(crate) const QUICK_RUN: Duration = Duration::from_secs(1);
 /// After this many runs in a row that failed at once, the pause between runs
 /// grows (see [`Node::run_pause`]).
-const QUICK_FAILURES: u32 = 3;
+pub(crate) const QUICK_FAILURES: u32 = 3;
 /// The base of that backoff when `-sslp` is shorter: the first longer pause is
 /// twice it.
 const QUICK_PAUSE_MIN: Duration = Duration::from_millis(100);
 /// The pause between runs of a failing script doubles up to this.
-const QUICK_PAUSE_MAX: Duration = Duration::from_secs(30);
+pub(crate) const QUICK_PAUSE_MAX: Duration = Duration::from_secs(30);
 /// The first retry of a script the OS could not start for now (out of
 /// descriptors, processes or memory); doubles up to [`SPAWN_RETRY_MAX`].
 const SPAWN_RETRY_MIN: Duration = Duration::from_millis(100);
@@ -45,7 +46,7 @@ const SPAWN_RETRY_MAX: Duration = Duration::from_secs(10);
 /// Script lines relayed to the console: a burst of this many, then
 /// [`RELAY_RATE`] a second; the rest is dropped and counted.
 pub(super) const RELAY_BURST: u32 = 200;
-const RELAY_RATE: u32 = 200;
+pub(crate) const RELAY_RATE: u32 = 200;
 /// While script lines are dropped, their count is said this often (and once
 /// more when the script ends).
 pub(super) const RELAY_REPORT: Duration = Duration::from_secs(2);
@@ -55,7 +56,7 @@ pub(super) const RELAY_REPORT: Duration = Duration::from_secs(2);
 /// [`TEXT_MIN`]; the rest is counted and said every [`RELAY_REPORT`]. Far more
 /// than people type, far less than a peer can send.
 pub(super) const TEXT_BURST: u64 = 64 * 1024;
-const TEXT_RATE: u64 = 16 * 1024;
+pub(crate) const TEXT_RATE: u64 = 16 * 1024;
 const TEXT_MIN: u64 = 256;
 
 /// The rate limit on peers' texts: a token bucket, one token a byte.
@@ -243,12 +244,11 @@ impl Node {
             }
             return;
         }
-        let stream = if stderr { " stderr" } else { "" };
-        out.push(Output::Console(format!(
-            "[{}{stream}] {}",
-            role.map_or("script", Role::name),
-            escape(line)
-        )));
+        out.push(Output::Event(Event::ScriptLine {
+            role,
+            stderr,
+            line: escape(line),
+        }));
     }
 
     /// Says how many peers' texts were dropped since the last report, if any;
@@ -256,11 +256,7 @@ impl Node {
     pub(super) fn text_report(&mut self, out: &mut Vec<Output>) -> bool {
         let n = std::mem::take(&mut self.texts.dropped);
         if n > 0 {
-            out.push(Output::Console(format!(
-                "{n} peer message{} not shown (over {} KiB/s)",
-                if n == 1 { "" } else { "s" },
-                TEXT_RATE / 1024
-            )));
+            out.push(Output::Event(Event::MessagesNotShown { count: n }));
         }
         n > 0
     }
@@ -270,11 +266,10 @@ impl Node {
     pub(super) fn relay_report(&mut self, out: &mut Vec<Output>) -> bool {
         let n = std::mem::take(&mut self.relay.dropped);
         if n > 0 {
-            out.push(Output::Console(format!(
-                "{} script: {n} line{} not shown (over {RELAY_RATE} lines/s)",
-                self.relay.role.name(),
-                if n == 1 { "" } else { "s" }
-            )));
+            out.push(Output::Event(Event::ScriptLinesNotShown {
+                role: self.relay.role,
+                count: n,
+            }));
         }
         n > 0
     }
@@ -328,10 +323,10 @@ impl Node {
         if success {
             *shown = None;
         } else if !stopped && shown.as_deref() != Some(status.as_str()) {
-            out.push(Output::Console(format!(
-                "{} script ended with {status}",
-                role.name()
-            )));
+            out.push(Output::Event(Event::ScriptEnded {
+                role,
+                status: status.clone(),
+            }));
             *shown = Some(status);
         }
         if !stopped {
@@ -342,20 +337,14 @@ impl Node {
                 *quick = 0;
             }
             if *quick == QUICK_FAILURES {
-                out.push(Output::Console(format!(
-                    "{} script failed {QUICK_FAILURES} times in a row, each within {}; waiting {} before the next run, doubling up to {}",
-                    role.name(),
-                    human(QUICK_RUN),
-                    human(self.run_pause(role)),
-                    human(QUICK_PAUSE_MAX)
-                )));
+                out.push(Output::Event(Event::ScriptBackoff {
+                    role,
+                    pause: self.run_pause(role),
+                }));
             }
         }
         if !self.cfg.script_loop && !replaced && self.script_spec(role).take().is_some() {
-            out.push(Output::Console(format!(
-                "{} script cleared after its run (-loop 0)",
-                role.name()
-            )));
+            out.push(Output::Event(Event::ScriptClearedAfterRun { role }));
         }
         self.script_gone(out);
         if !self.leaving && !stopped {
@@ -398,10 +387,12 @@ impl Node {
                 .spawn_retry
                 .map_or(SPAWN_RETRY_MIN, |d| (d * 2).min(SPAWN_RETRY_MAX));
             if self.spawn_retry.is_none() {
-                out.push(Output::Console(format!(
-                    "cannot run {} script {what}: {error}; retrying",
-                    role.name()
-                )));
+                out.push(Output::Event(Event::ScriptCannotRun {
+                    role,
+                    script: what,
+                    error: error.to_string(),
+                    retrying: true,
+                }));
             }
             self.spawn_retry = Some(wait);
             let timer = self.timers.insert(now + wait, Timer::ScriptSleep);
@@ -410,10 +401,12 @@ impl Node {
         }
         self.spawn_retry = None;
         self.script_spec(role).take();
-        out.push(Output::Console(format!(
-            "cannot run {} script {what}: {error}; cleared",
-            role.name()
-        )));
+        out.push(Output::Event(Event::ScriptCannotRun {
+            role,
+            script: what,
+            error: error.to_string(),
+            retrying: false,
+        }));
         self.script_gone(out);
     }
 
@@ -425,26 +418,18 @@ impl Node {
         }
     }
 
+    /// The master this node names, with its votes or the nodes in view:
     /// "127.0.0.1:10000 (this node, 3 of quorum 2 votes)", or "none (…)".
-    pub(super) fn master_words(&self) -> String {
-        match self.master() {
-            Some(m) if m == self.me.addr => {
-                format!(
-                    "{m} (this node, {} of quorum {} votes)",
-                    self.votes_for(m),
-                    self.cfg.quorum
-                )
-            }
-            Some(m) => format!(
-                "{m} ({} of quorum {} votes seen here)",
-                self.votes_for(m),
-                self.cfg.quorum
-            ),
-            None => format!(
-                "none ({} of quorum {} nodes in view)",
-                self.peers.len() + 1,
-                self.cfg.quorum
-            ),
+    pub(super) fn master_words(&self) -> MasterWords {
+        let master = self.master();
+        MasterWords {
+            master,
+            this_node: master == Some(self.me.addr),
+            count: match master {
+                Some(m) => self.votes_for(m) as u64,
+                None => self.peers.len() as u64 + 1,
+            },
+            quorum: self.cfg.quorum as u64,
         }
     }
 }

@@ -4,6 +4,10 @@
 use super::connections::FLOOD_FRAMES;
 use super::*;
 use crate::config::ScriptSpec;
+use crate::event::{
+    ClosedReason, Collapsed, ConnRefusedReason, Event, Family, LostReason, RefusedReason,
+};
+use crate::text::rfc3339;
 use crate::wire::{EARLIEST_START, MAGIC, Msg, VERSION, undialable};
 
 fn addr(port: u16) -> SocketAddr {
@@ -240,15 +244,25 @@ impl Net {
         }
     }
 
+    /// The events node `i` reported.
+    fn events(&self, i: usize) -> Vec<Event> {
+        events(&self.seen[i])
+    }
+
+    /// The last console output of node `i`: an event or an answer.
+    fn last_said(&self, i: usize) -> Option<&Output> {
+        self.seen[i]
+            .iter()
+            .rfind(|o| matches!(o, Output::Event(_) | Output::Console(_)))
+    }
+
     fn console(&self, i: usize) -> Vec<String> {
         self.seen[i]
             .iter()
-            .filter_map(|o| {
-                if let Output::Console(s) = o {
-                    Some(s.clone())
-                } else {
-                    None
-                }
+            .filter_map(|o| match o {
+                Output::Console(s) => Some(s.clone()),
+                Output::Event(e) => Some(e.to_string()),
+                _ => None,
             })
             .collect()
     }
@@ -284,11 +298,11 @@ fn two_nodes_elect_the_older_and_share_one_master() {
     assert!(!net.nodes[1].is_master());
     assert_eq!(net.nodes[1].master(), Some(addr(1)));
     assert!(
-        net.console(1)
+        net.events(1)
             .iter()
-            .any(|l| l.starts_with("master changed: 10.0.0.1:1"))
+            .any(|e| master_changed(e, Some(addr(1))))
     );
-    assert!(net.console(0).iter().any(|l| l == "connected 10.0.0.1:2"));
+    assert!(net.events(0).contains(&Event::PeerUp { addr: addr(2) }));
     net.input(0, Input::Line("-m".into()));
     assert!(
         net.console(0)
@@ -391,7 +405,11 @@ fn scripts_switch_with_the_role() {
         o => panic!("{o:?}"),
     }
     // A stopped script's status is not reported as a failure.
-    assert!(!net.console(0).iter().any(|l| l.contains("ended with")));
+    assert!(
+        !net.events(0)
+            .iter()
+            .any(|e| matches!(e, Event::ScriptEnded { .. }))
+    );
 }
 
 #[test]
@@ -453,11 +471,11 @@ fn scripts_loop_with_the_sleep_and_loop_0_clears_after_one_run() {
             status: "exit status 1".into(),
         },
     );
-    let failures = net
-        .console(0)
-        .iter()
-        .filter(|l| l.contains("ended with exit status 1"))
-        .count();
+    let ended = Event::ScriptEnded {
+        role: Role::Default,
+        status: "exit status 1".into(),
+    };
+    let failures = net.events(0).iter().filter(|e| **e == ended).count();
     assert_eq!(failures, 1, "a repeated failure is shown once");
     net.advance(Duration::from_millis(110));
     assert_eq!(net.take_script(0).len(), 1);
@@ -469,11 +487,9 @@ fn scripts_loop_with_the_sleep_and_loop_0_clears_after_one_run() {
             status: "exit status 0".into(),
         },
     );
-    assert!(
-        net.console(0)
-            .iter()
-            .any(|l| l.contains("cleared after its run"))
-    );
+    assert!(net.events(0).contains(&Event::ScriptClearedAfterRun {
+        role: Role::Default
+    }));
     net.advance(Duration::from_secs(5));
     assert!(net.take_script(0).is_empty(), "no more runs after -loop 0");
 }
@@ -491,11 +507,12 @@ fn a_script_that_cannot_start_is_reported_and_cleared() {
             transient: false,
         },
     );
-    assert!(
-        net.console(0)
-            .iter()
-            .any(|l| l == "cannot run default script ./missing.sh: No such file or directory (os error 2); cleared")
-    );
+    assert!(net.events(0).contains(&Event::ScriptCannotRun {
+        role: Role::Default,
+        script: "./missing.sh".into(),
+        error: "No such file or directory (os error 2)".into(),
+        retrying: false,
+    }));
     net.advance(Duration::from_secs(5));
     assert!(net.take_script(0).is_empty());
     net.input(0, Input::Line("-m".into()));
@@ -556,7 +573,12 @@ fn a_transient_start_failure_is_retried_with_backoff_and_a_permanent_one_clears(
     a.default_script = Some(spec("d"));
     let mut net = Net::new(vec![a]);
     assert_eq!(runs(&mut net, 0), ["d"]);
-    let retrying = "cannot run default script d: Too many open files (os error 24); retrying";
+    let retrying = Event::ScriptCannotRun {
+        role: Role::Default,
+        script: "d".into(),
+        error: "Too many open files (os error 24)".into(),
+        retrying: true,
+    };
     // Retried after 100 ms, 200 ms, 400 ms, … up to 10 s; said once.
     let mut wait = Duration::from_millis(100);
     for _ in 0..10 {
@@ -570,7 +592,7 @@ fn a_transient_start_failure_is_retried_with_backoff_and_a_permanent_one_clears(
         wait = (wait * 2).min(Duration::from_secs(10));
     }
     assert_eq!(wait, Duration::from_secs(10));
-    let said = |net: &Net| net.console(0).iter().filter(|l| *l == retrying).count();
+    let said = |net: &Net| net.events(0).iter().filter(|e| **e == retrying).count();
     assert_eq!(said(&net), 1);
     // A start that works (the script printed, then ended) resets the backoff,
     // and the next shortage is said again.
@@ -591,11 +613,12 @@ fn a_transient_start_failure_is_retried_with_backoff_and_a_permanent_one_clears(
     assert_eq!(runs(&mut net, 0), ["d"]);
     // A permanent failure clears the script: nothing runs again, nothing is due.
     failed(&mut net, 0, false);
-    assert!(
-        net.console(0)
-            .iter()
-            .any(|l| l == "cannot run default script d: Permission denied (os error 13); cleared")
-    );
+    assert!(net.events(0).contains(&Event::ScriptCannotRun {
+        role: Role::Default,
+        script: "d".into(),
+        error: "Permission denied (os error 13)".into(),
+        retrying: false,
+    }));
     assert_eq!(net.nodes[0].poll_timeout(), None);
     net.advance(Duration::from_secs(60));
     assert!(runs(&mut net, 0).is_empty());
@@ -661,16 +684,17 @@ fn a_script_that_keeps_failing_at_once_is_run_ever_more_slowly() {
         net.advance(ms(pause));
         assert_eq!(runs(&mut net, 0), ["d"], "failure {}", n + 1);
     }
-    let said: Vec<String> = net
-        .console(0)
+    let said: Vec<Event> = net
+        .events(0)
         .into_iter()
-        .filter(|l| l.contains("times in a row"))
+        .filter(|e| matches!(e, Event::ScriptBackoff { .. }))
         .collect();
     assert_eq!(
         said,
-        [
-            "default script failed 3 times in a row, each within 1s; waiting 200ms before the next run, doubling up to 30s"
-        ]
+        [Event::ScriptBackoff {
+            role: Role::Default,
+            pause: ms(200),
+        }]
     );
     // A run that lasted resets the pace, even if it failed.
     net.advance(Duration::from_secs(1));
@@ -714,8 +738,12 @@ fn a_new_script_replaces_the_running_one_at_once_and_clearing_stops_it() {
     // Quoted words, stopped at once, the new one started when it is reaped.
     net.input(0, Input::Line("-ds sh -c 'echo hello world'".into()));
     assert_eq!(
-        net.console(0).last().unwrap(),
-        "default script set: sh -c 'echo hello world' (stopping the running one)"
+        net.last_said(0),
+        Some(&Output::Event(Event::ScriptSet {
+            role: Role::Default,
+            script: "sh -c 'echo hello world'".into(),
+            stopping: true,
+        }))
     );
     assert_eq!(
         net.take_script(0),
@@ -723,7 +751,11 @@ fn a_new_script_replaces_the_running_one_at_once_and_clearing_stops_it() {
     );
     killed(&mut net);
     assert_eq!(runs(&mut net, 0), ["sh -c 'echo hello world'"]);
-    assert!(!net.console(0).iter().any(|l| l.contains("ended with")));
+    assert!(
+        !net.events(0)
+            .iter()
+            .any(|e| matches!(e, Event::ScriptEnded { .. }))
+    );
     // With -loop 0 the replaced run does not clear the new script.
     net.input(0, Input::Line("-loop 0".into()));
     net.input(0, Input::Line("-ds d3".into()));
@@ -737,8 +769,11 @@ fn a_new_script_replaces_the_running_one_at_once_and_clearing_stops_it() {
     // Clearing stops it, and nothing runs after.
     net.input(0, Input::Line("-ds".into()));
     assert_eq!(
-        net.console(0).last().unwrap(),
-        "default script cleared (stopping the running one)"
+        net.last_said(0),
+        Some(&Output::Event(Event::ScriptCleared {
+            role: Role::Default,
+            stopping: true,
+        }))
     );
     assert_eq!(
         net.take_script(0),
@@ -750,14 +785,28 @@ fn a_new_script_replaces_the_running_one_at_once_and_clearing_stops_it() {
     assert_eq!(net.nodes[0].poll_timeout(), None, "idle: nothing due");
     // Set while none runs, or while it sleeps between runs: it starts at once.
     net.input(0, Input::Line("-ds d4".into()));
-    assert_eq!(net.console(0).last().unwrap(), "default script set: d4");
+    assert_eq!(
+        net.last_said(0),
+        Some(&Output::Event(Event::ScriptSet {
+            role: Role::Default,
+            script: "d4".into(),
+            stopping: false,
+        }))
+    );
     assert_eq!(runs(&mut net, 0), ["d4"]);
     exited(&mut net, 0, true);
     net.input(0, Input::Line("-ds d5".into()));
     assert_eq!(runs(&mut net, 0), ["d5"]);
     // The other role's script is only set.
     net.input(0, Input::Line("-ms m".into()));
-    assert_eq!(net.console(0).last().unwrap(), "master script set: m");
+    assert_eq!(
+        net.last_said(0),
+        Some(&Output::Event(Event::ScriptSet {
+            role: Role::Master,
+            script: "m".into(),
+            stopping: false,
+        }))
+    );
     assert!(net.take_script(0).is_empty());
     // A bad quote changes nothing.
     net.input(0, Input::Line("-ds sh -c 'echo".into()));
@@ -786,24 +835,36 @@ fn script_output_is_relayed_up_to_a_rate_and_the_rest_counted() {
         )
     };
     let shown = |net: &Net| {
-        net.console(0)
+        net.events(0)
             .iter()
-            .filter(|l| l.starts_with("[default] l"))
+            .filter(|e| matches!(e, Event::ScriptLine { role: Some(Role::Default), line, .. } if line.starts_with('l')))
             .count()
+    };
+    let not_shown = |count: u64| Event::ScriptLinesNotShown {
+        role: Role::Default,
+        count,
     };
     // A burst of 200 is shown, the rest counted.
     for n in 0..1000 {
         line(&mut net, n);
     }
     assert_eq!(shown(&net), 200);
-    assert_eq!(net.console(0).last().unwrap(), "[default] l199");
-    net.advance(Duration::from_millis(1990));
-    assert!(!net.console(0).iter().any(|l| l.contains("not shown")));
-    net.advance(Duration::from_millis(10));
     assert_eq!(
-        net.console(0).last().unwrap(),
-        "default script: 800 lines not shown (over 200 lines/s)"
+        net.last_said(0),
+        Some(&Output::Event(Event::ScriptLine {
+            role: Some(Role::Default),
+            stderr: false,
+            line: "l199".into(),
+        }))
     );
+    net.advance(Duration::from_millis(1990));
+    assert!(
+        !net.events(0)
+            .iter()
+            .any(|e| matches!(e, Event::ScriptLinesNotShown { .. }))
+    );
+    net.advance(Duration::from_millis(10));
+    assert_eq!(net.last_said(0), Some(&Output::Event(not_shown(800))));
     // 200 lines a second pass in full, at any pace.
     let before = shown(&net);
     for n in 0..600 {
@@ -824,18 +885,23 @@ fn script_output_is_relayed_up_to_a_rate_and_the_rest_counted() {
     let got = shown(&net) - before;
     assert!((400..=600).contains(&got), "{got}");
     exited(&mut net, 0, false);
-    let c = net.console(0);
-    assert_eq!(c[c.len() - 1], "default script ended with exit status 1");
-    let dropped: usize = c[c.len() - 2]
-        .strip_prefix("default script: ")
-        .and_then(|l| l.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{:?}", &c[c.len() - 2..]));
-    let reported: usize = c
-        .iter()
-        .filter_map(|l| l.strip_prefix("default script: "))
-        .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
-        .sum();
+    let c = net.events(0);
+    assert_eq!(
+        c[c.len() - 1],
+        Event::ScriptEnded {
+            role: Role::Default,
+            status: "exit status 1".into(),
+        }
+    );
+    let counted = |e: &Event| match e {
+        Event::ScriptLinesNotShown {
+            role: Role::Default,
+            count,
+        } => Some(*count as usize),
+        _ => None,
+    };
+    let dropped = counted(&c[c.len() - 2]).unwrap_or_else(|| panic!("{:?}", &c[c.len() - 2..]));
+    let reported: usize = c.iter().filter_map(counted).sum();
     assert!(dropped > 0);
     assert_eq!(reported, 800 + 800 - got, "every dropped line is counted");
     assert!(net.nodes[0].relay.timer.is_none());
@@ -869,7 +935,10 @@ fn goodbye_makes_peers_reelect_at_once() {
     net.input(2, Input::Line("-c 10.0.0.1:2".into()));
     net.input(0, Input::Shutdown);
     assert!(net.nodes[1].is_master());
-    assert!(net.console(2).iter().any(|l| l == "lost 10.0.0.1:1 (left)"));
+    assert!(net.events(2).contains(&Event::PeerLost {
+        addr: addr(1),
+        reason: LostReason::Left,
+    }));
     // A node that left is not redialled: no dial, no failure, nothing.
     let before = net.console(1).len();
     net.advance(Duration::from_secs(10));
@@ -889,16 +958,14 @@ fn refuses_a_peer_with_another_rule_or_quorum() {
     let mut net = Net::new(vec![cfg(1, 100), b]);
     net.input(1, Input::Line("-c 10.0.0.1:1".into()));
     assert!(net.nodes[0].peers().is_empty());
-    assert!(
-        net.console(0)
-            .iter()
-            .any(|l| l == "refused 10.0.0.1:2: it uses quorum 3, this node uses quorum 2")
-    );
-    assert!(
-        net.console(1)
-            .iter()
-            .any(|l| l == "refused 10.0.0.1:1: it uses quorum 2, this node uses quorum 3")
-    );
+    assert!(net.events(0).contains(&Event::Refused {
+        addr: addr(2),
+        reason: RefusedReason::Quorum { theirs: 3, ours: 2 },
+    }));
+    assert!(net.events(1).contains(&Event::Refused {
+        addr: addr(1),
+        reason: RefusedReason::Quorum { theirs: 2, ours: 3 },
+    }));
 }
 
 // ----- what a peer sends -----
@@ -924,10 +991,34 @@ fn conn(index: u32) -> ConnId {
     }
 }
 
+/// The events in `out`.
+fn events(out: &[Output]) -> Vec<Event> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `master changed` naming `m` (`None`: no master).
+fn master_changed(e: &Event, m: Option<SocketAddr>) -> bool {
+    matches!(e, Event::MasterChanged { master, .. } if *master == m)
+}
+
+/// What `out` prints on the console: its events and answers, in order.
+fn said(out: &[Output]) -> Vec<Output> {
+    out.iter()
+        .filter(|o| matches!(o, Output::Event(_) | Output::Console(_)))
+        .cloned()
+        .collect()
+}
+
 fn lines(out: &[Output]) -> Vec<String> {
     out.iter()
         .filter_map(|o| match o {
             Output::Console(s) => Some(s.clone()),
+            Output::Event(e) => Some(e.to_string()),
             _ => None,
         })
         .collect()
@@ -974,16 +1065,13 @@ fn a_hello_whose_start_time_cannot_be_right_is_refused() {
     // This node's clock at AT.
     let wall = WALL + AT.as_micros() as u64;
     let day = 24 * 3600 * 1_000_000;
-    for (i, (started, says)) in [
-        (u64::MAX, "more than a day ahead of this node's clock"),
-        (u64::MAX / 2, "more than a day ahead of this node's clock"),
-        (
-            crate::wire::START_END,
-            "more than a day ahead of this node's clock",
-        ),
-        (wall + day + 1, "more than a day ahead of this node's clock"),
-        (0, "before 2000-01-01: its clock is wrong"),
-        (EARLIEST_START - 1, "before 2000-01-01: its clock is wrong"),
+    for (i, (started, ahead)) in [
+        (u64::MAX, true),
+        (u64::MAX / 2, true),
+        (crate::wire::START_END, true),
+        (wall + day + 1, true),
+        (0, false),
+        (EARLIEST_START - 1, false),
     ]
     .into_iter()
     .enumerate()
@@ -991,12 +1079,19 @@ fn a_hello_whose_start_time_cannot_be_right_is_refused() {
         let mut n = lone();
         let c = conn(i as u32 + 1);
         let out = greet(&mut n, c, from, hello(fake, started));
-        let said = lines(&out);
-        assert_eq!(said.len(), 1, "{started}: {said:?}");
-        assert!(
-            said[0].starts_with("refused 10.0.0.9:7000: it says it started at ")
-                && said[0].contains(says),
-            "{started}: {said:?}"
+        let shown = rfc3339(started);
+        let reason = if ahead {
+            RefusedReason::StartedTooLate {
+                started: shown,
+                clock: rfc3339(wall),
+            }
+        } else {
+            RefusedReason::StartedTooEarly { started: shown }
+        };
+        assert_eq!(
+            said(&out),
+            [Output::Event(Event::Refused { addr: fake, reason })],
+            "{started}"
         );
         assert!(out.contains(&Output::Close(c)), "{started}: {out:?}");
         assert!(n.peers().is_empty());
@@ -1009,8 +1104,12 @@ fn a_hello_whose_start_time_cannot_be_right_is_refused() {
     // A day of skew either way is a difference between machines, not a lie.
     for started in [wall + day, EARLIEST_START, wall - day] {
         let mut n = lone();
-        let said = lines(&greet(&mut n, conn(1), from, hello(fake, started)));
-        assert_eq!(said, ["connected 10.0.0.9:7000"], "{started}");
+        let out = greet(&mut n, conn(1), from, hello(fake, started));
+        assert_eq!(
+            said(&out),
+            [Output::Event(Event::PeerUp { addr: fake })],
+            "{started}"
+        );
     }
 }
 
@@ -1041,8 +1140,11 @@ fn a_join_name_is_looked_up_its_addresses_tried_in_order_and_retried() {
     let mut out = Vec::new();
     n.handle(t, failed(b), &mut out);
     assert_eq!(
-        lines(&out),
-        ["cannot reach db:7 yet (10.0.0.2:7: refused); retrying"]
+        said(&out),
+        [Output::Event(Event::CannotReach {
+            target: "db:7".into(),
+            error: "10.0.0.2:7: refused".into(),
+        })]
     );
     assert!(!out.iter().any(|o| matches!(o, Output::Dial(_))));
     // The next round looks the name up again, after the backoff.
@@ -1082,8 +1184,11 @@ fn a_connect_name_ends_in_one_line() {
         &mut out,
     );
     assert_eq!(
-        lines(&out),
-        ["cannot connect to nohost:7: cannot resolve nohost: no such host"]
+        said(&out),
+        [Output::Event(Event::CannotConnect {
+            target: "nohost:7".into(),
+            error: "cannot resolve nohost: no such host".into(),
+        })]
     );
     assert_eq!(n.poll_timeout(), None, "a -c name is not retried");
     // A name of this node itself.
@@ -1091,10 +1196,13 @@ fn a_connect_name_ends_in_one_line() {
     n.handle(t, Input::Line("-c me 1".into()), &mut out);
     n.handle(t, resolved("me", 1, Ok(vec![addr(1)])), &mut out);
     assert_eq!(
-        lines(&out),
+        said(&out),
         [
-            "connecting to me:1",
-            "cannot connect to me:1: that is this node"
+            Output::Console("connecting to me:1".into()),
+            Output::Event(Event::CannotConnect {
+                target: "me:1".into(),
+                error: "that is this node".into(),
+            })
         ]
     );
 }
@@ -1132,9 +1240,10 @@ fn connect_to_this_node_under_another_spelling_says_so_at_once() {
     n.handle(Duration::ZERO, Input::Line("-c 0.0.0.0 1".into()), &mut out);
     assert_eq!(
         out,
-        [Output::Console(
-            "cannot connect to 0.0.0.0:1: that is this node".into()
-        )]
+        [Output::Event(Event::CannotConnect {
+            target: "0.0.0.0:1".into(),
+            error: "that is this node".into(),
+        })]
     );
 }
 
@@ -1143,55 +1252,51 @@ fn a_hello_with_an_address_no_node_can_dial_is_refused() {
     let from: SocketAddr = "10.0.0.9:40000".parse().unwrap();
     let from6: SocketAddr = "[fd00::9]:40000".parse().unwrap();
     let started = WALL + 1;
-    for (claimed, from, says) in [
-        (
-            "0.0.0.0:7000",
-            from,
-            "it advertises the unspecified address, which no node can dial",
-        ),
-        (
-            "[::]:7000",
-            from6,
-            "it advertises the unspecified address, which no node can dial",
-        ),
-        (
-            "10.0.0.9:0",
-            from,
-            "it advertises port 0, which no node can dial",
-        ),
-        (
-            "224.0.0.1:7000",
-            from,
-            "it advertises a multicast address, which no node can dial",
-        ),
+    let undialable = |what: &str| RefusedReason::Undialable { what: what.into() };
+    let family = |advertised, connection, from| RefusedReason::WrongFamily {
+        advertised,
+        connection,
+        from,
+    };
+    for (claimed, from, reason) in [
+        ("0.0.0.0:7000", from, undialable("the unspecified address")),
+        ("[::]:7000", from6, undialable("the unspecified address")),
+        ("10.0.0.9:0", from, undialable("port 0")),
+        ("224.0.0.1:7000", from, undialable("a multicast address")),
         (
             "255.255.255.255:7000",
             from,
-            "it advertises the broadcast address, which no node can dial",
+            undialable("the broadcast address"),
         ),
         (
             "[fd00::9]:7000",
             from,
-            "it advertises an IPv6 address but connects over IPv4 (from 10.0.0.9:40000)",
+            family(Family::Ipv6, Family::Ipv4, from),
         ),
         (
             "10.0.0.9:7000",
             from6,
-            "it advertises an IPv4 address but connects over IPv6 (from [fd00::9]:40000)",
+            family(Family::Ipv4, Family::Ipv6, from6),
         ),
     ] {
         let mut n = lone();
         let claimed: SocketAddr = claimed.parse().unwrap();
-        let said = lines(&greet(&mut n, conn(1), from, hello(claimed, started)));
-        assert_eq!(said, [format!("refused {claimed}: {says}")]);
+        let out = greet(&mut n, conn(1), from, hello(claimed, started));
+        assert_eq!(
+            said(&out),
+            [Output::Event(Event::Refused {
+                addr: claimed,
+                reason
+            })]
+        );
         assert!(n.peers().is_empty());
     }
     // An IPv4 peer seen through a dual-stack socket is an IPv4 peer.
     let mut n = lone();
     let mapped: SocketAddr = "[::ffff:10.0.0.9]:40000".parse().unwrap();
     let claimed: SocketAddr = "10.0.0.9:7000".parse().unwrap();
-    let said = lines(&greet(&mut n, conn(1), mapped, hello(claimed, started)));
-    assert_eq!(said, ["connected 10.0.0.9:7000"]);
+    let out = greet(&mut n, conn(1), mapped, hello(claimed, started));
+    assert_eq!(said(&out), [Output::Event(Event::PeerUp { addr: claimed })]);
 }
 
 #[test]
@@ -1209,7 +1314,11 @@ fn console_answers_with_extreme_values_never_panic() {
         n.start(Duration::ZERO, &mut out);
         n.handle(Duration::MAX, Input::Line("-t".into()), &mut out);
         n.handle(Duration::MAX, Input::Line("-cl".into()), &mut out);
-        assert!(lines(&out).iter().any(|l| l.starts_with("started ")));
+        assert!(
+            lines(&out)
+                .iter()
+                .any(|l| l.starts_with("started ") && l.contains(", up "))
+        );
     }
     // A peer whose Pongs echo anything at all.
     let mut n = lone();
@@ -1253,10 +1362,12 @@ fn a_peers_text_is_escaped_and_says_where_it_came_from() {
         &mut out,
     );
     assert_eq!(
-        lines(&out),
-        [
-            "message from 10.0.0.9:7000 (connection from 10.0.0.77): hi\\u{202e}gnp.exe\\u{200b}\\nmaster changed: forged"
-        ]
+        said(&out),
+        [Output::Event(Event::PeerMessage {
+            from: fake,
+            via: Some("10.0.0.77".parse().unwrap()),
+            text: "hi\\u{202e}gnp.exe\\u{200b}\\nmaster changed: forged".into(),
+        })]
     );
     // From the host it claims: no note.
     let mut n = lone();
@@ -1275,7 +1386,14 @@ fn a_peers_text_is_escaped_and_says_where_it_came_from() {
         },
         &mut out,
     );
-    assert_eq!(lines(&out), ["message from 10.0.0.9:7000: hello"]);
+    assert_eq!(
+        said(&out),
+        [Output::Event(Event::PeerMessage {
+            from: fake,
+            via: None,
+            text: "hello".into(),
+        })]
+    );
 }
 
 // ----- heartbeats -----
@@ -1295,20 +1413,20 @@ fn one_way_traffic_keeps_every_link_alive() {
         net.advance(Duration::from_millis(100));
     }
     for i in 0..3 {
-        let lost: Vec<String> = net
-            .console(i)
+        let lost: Vec<Event> = net
+            .events(i)
             .into_iter()
-            .filter(|l| l.starts_with("lost "))
+            .filter(|e| matches!(e, Event::PeerLost { .. }))
             .collect();
         assert!(lost.is_empty(), "node {i}: {lost:?}");
         assert_eq!(net.nodes[i].peers().len(), 2, "node {i}");
     }
-    let got = |i: usize| {
-        net.console(i)
-            .iter()
-            .filter(|l| *l == "message from 10.0.0.1:2: x")
-            .count()
+    let x = Event::PeerMessage {
+        from: addr(2),
+        via: None,
+        text: "x".into(),
     };
+    let got = |i: usize| net.events(i).iter().filter(|e| **e == x).count();
     assert_eq!((got(0), got(2)), (50, 50));
 }
 
@@ -1329,7 +1447,11 @@ fn a_quiet_link_costs_one_ping_per_heartbeat() {
     // 10 s at a 250 ms heartbeat: 40 heartbeats.
     let n = net.pings - before;
     assert!((38..=42).contains(&n), "{n} pings in 10 s");
-    assert!(net.console(0).iter().all(|l| !l.starts_with("lost ")));
+    assert!(
+        !net.events(0)
+            .iter()
+            .any(|e| matches!(e, Event::PeerLost { .. }))
+    );
 }
 
 // ----- joining -----
@@ -1350,9 +1472,9 @@ fn no_master_before_every_join_address_was_tried() {
     for i in 0..3 {
         assert!(!net.nodes[i].is_master(), "node {i}");
         assert!(
-            !net.console(i)
+            !net.events(i)
                 .iter()
-                .any(|l| l.starts_with("master changed: 10.0.0.1:2")),
+                .any(|e| master_changed(e, Some(addr(2)))),
             "node {i}: {:?}",
             net.console(i)
         );
@@ -1364,9 +1486,9 @@ fn no_master_before_every_join_address_was_tried() {
     for i in 1..3 {
         assert_eq!(net.nodes[i].master(), Some(addr(1)), "node {i}");
         assert!(
-            !net.console(i)
+            !net.events(i)
                 .iter()
-                .any(|l| l.starts_with("master changed: 10.0.0.1:2"))
+                .any(|e| master_changed(e, Some(addr(2))))
         );
     }
 }
@@ -1467,6 +1589,7 @@ impl Solo {
                     failed.push(a);
                 }
                 Output::Console(l) => self.said.push(l),
+                Output::Event(e) => self.said.push(e.to_string()),
                 _ => {}
             }
         }
@@ -1548,10 +1671,11 @@ fn a_member_list_cannot_make_a_node_dial_without_bound() {
     let at_once = out.iter().filter(|o| matches!(o, Output::Dial(_))).count();
     assert!(at_once <= 24, "{at_once} dials at once");
     assert!(
-        out.contains(&Output::Console(
-            "member list from 10.0.0.9:7000 cut to its first 256 of 1004 addresses (said once)"
-                .into()
-        )),
+        out.contains(&Output::Event(Event::MembersCut {
+            from: "10.0.0.9:7000".parse().unwrap(),
+            kept: 256,
+            of: 1004,
+        })),
         "{out:?}"
     );
     s.carry(out);
@@ -1602,7 +1726,7 @@ fn a_member_list_cannot_make_a_node_dial_without_bound() {
     assert_eq!(
         s.said
             .iter()
-            .filter(|l| l.starts_with("member list from"))
+            .filter(|l| matches!(Event::parse(l), Some(Event::MembersCut { .. })))
             .count(),
         1,
         "said once"
@@ -1677,9 +1801,10 @@ fn no_master_before_every_join_name_was_tried() {
     );
     assert!(n.is_master(), "{:?}", lines(&out));
     assert!(
-        lines(&out)
-            .iter()
-            .any(|l| l.starts_with("master changed: 10.0.0.1:1 (this node")),
+        events(&out).iter().any(|e| matches!(
+            e,
+            Event::MasterChanged { master: Some(m), this_node: true, .. } if *m == addr(1)
+        )),
         "{:?}",
         lines(&out)
     );
@@ -1709,6 +1834,7 @@ mod strangers {
         out.iter()
             .filter_map(|o| match o {
                 Output::Console(s) => Some(s.clone()),
+                Output::Event(e) => Some(e.to_string()),
                 _ => None,
             })
             .collect()
@@ -1783,10 +1909,14 @@ mod strangers {
         );
         assert_eq!(closed(&out), [id(1)], "{out:?}");
         assert_eq!(
-            lines(&out),
-            [
-                "closed connection with 10.9.0.1:6000: evicted for 10.9.0.4:6000 (limit of 4 connections, no handshake yet)"
-            ]
+            said(&out),
+            [Output::Event(Event::ConnectionClosed {
+                with: from([10, 9, 0, 1], 6000),
+                reason: ClosedReason::Evicted {
+                    for_addr: from([10, 9, 0, 4], 6000),
+                    limit: 4,
+                },
+            })]
         );
         assert_eq!(n.connection_count(), 4);
         assert_eq!(n.peers(), [addr(2)]);
@@ -1813,8 +1943,11 @@ mod strangers {
         );
         assert_eq!(closed(&out), [id(9)]);
         assert_eq!(
-            lines(&out),
-            ["refused connection from 10.9.0.9:6000: 4 connections already"]
+            said(&out),
+            [Output::Event(Event::ConnectionRefused {
+                from: from([10, 9, 0, 9], 6000),
+                reason: ConnRefusedReason::Limit { open: 4 },
+            })]
         );
         assert_eq!(n.peers().len(), 4);
     }
@@ -1899,10 +2032,14 @@ mod strangers {
         );
         assert_eq!(closed(&out), [id(99)]);
         assert_eq!(
-            lines(&out),
-            [
-                "refused connection from 10.6.6.6:999: 8 connections from 10.6.6.6 without a handshake already"
-            ]
+            said(&out),
+            [Output::Event(Event::ConnectionRefused {
+                from: from([10, 6, 6, 6], 999),
+                reason: ConnRefusedReason::PerAddress {
+                    count: 8,
+                    ip: "10.6.6.6".parse().unwrap(),
+                },
+            })]
         );
         // Another address is not affected, nor one whose strangers completed a handshake.
         out.clear();
@@ -1983,15 +2120,18 @@ mod strangers {
         }
         assert!(n.peers().is_empty());
         assert_eq!(closed(&out), [id(0)]);
-        let lost: Vec<String> = lines(&out)
+        let lost: Vec<Event> = events(&out)
             .into_iter()
-            .filter(|l| l.starts_with("lost"))
+            .filter(|e| matches!(e, Event::PeerLost { .. }))
             .collect();
         assert_eq!(
             lost,
-            [format!(
-                "lost 10.0.0.1:2 (sent more than {limit} frames in 1s: flooding)"
-            )]
+            [Event::PeerLost {
+                addr: addr(2),
+                reason: LostReason::Flooding {
+                    frames: limit.into()
+                },
+            }]
         );
         // Not redialled: it would only flood again.
         n.handle(t, Input::Line("-cl".into()), &mut out);
@@ -2016,22 +2156,32 @@ mod strangers {
         out.clear();
         // Every one of them times out its handshake.
         n.handle_timeout(ms(2500), &mut out);
-        let shown: Vec<String> = lines(&out);
+        let shown = said(&out);
         assert_eq!(shown.len(), ratelog::BURST as usize, "{shown:?}");
-        assert!(shown.iter().all(|l| l.ends_with("no handshake within 2s")));
+        assert!(shown.iter().all(|o| matches!(
+            o,
+            Output::Event(Event::ConnectionClosed {
+                reason: ClosedReason::NoHandshake { within },
+                ..
+            }) if *within == Duration::from_secs(2)
+        )));
         assert_eq!(n.connection_count(), 0);
         // The summary comes a period after the first line; then nothing is armed.
         out.clear();
         let due = n.poll_timeout().expect("a summary is due");
         n.handle_timeout(due, &mut out);
         assert_eq!(
-            lines(&out),
-            ["closed 95 connections with no handshake in the last 10s"]
+            said(&out),
+            [Output::Event(Event::Collapsed {
+                kind: Collapsed::NoHandshake,
+                count: 95,
+                period: Duration::from_secs(10),
+            })]
         );
         let quiet = n.poll_timeout().expect("one quiet period follows");
         out.clear();
         n.handle_timeout(quiet, &mut out);
-        assert!(lines(&out).is_empty());
+        assert!(said(&out).is_empty());
         assert_eq!(n.poll_timeout(), None, "idle: no timer left");
     }
 }
@@ -2050,14 +2200,14 @@ fn a_leaving_master_says_nothing_after_leaving() {
     net.input(0, Input::Line("-q".into()));
     // The script ignores SIGTERM; the grace is long; the votes expire meanwhile.
     net.advance(Duration::from_secs(3));
-    let said = net.console(0);
+    let said = net.events(0);
     let leaving = said
         .iter()
-        .position(|l| l == "leaving")
+        .position(|e| *e == Event::Leaving)
         .expect("leaving said");
-    let after: Vec<&String> = said[leaving + 1..]
+    let after: Vec<&Event> = said[leaving + 1..]
         .iter()
-        .filter(|l| l.starts_with("master changed"))
+        .filter(|e| matches!(e, Event::MasterChanged { .. }))
         .collect();
     assert!(after.is_empty(), "{:?}", &said[leaving..]);
 }

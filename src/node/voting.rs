@@ -3,6 +3,7 @@
 
 use super::{Node, Output, Time, Timer};
 use crate::election::{self, Member};
+use crate::event::Event;
 use crate::wire::Msg;
 use std::net::SocketAddr;
 
@@ -109,10 +110,13 @@ impl Node {
         let named = self.master();
         if named != self.named {
             self.named = named;
-            out.push(Output::Console(format!(
-                "master changed: {}",
-                self.master_words()
-            )));
+            let w = self.master_words();
+            out.push(Output::Event(Event::MasterChanged {
+                master: w.master,
+                this_node: w.this_node,
+                count: w.count,
+                quorum: w.quorum,
+            }));
         }
     }
 

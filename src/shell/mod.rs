@@ -425,6 +425,7 @@ impl Shell {
     fn carry_out(&mut self, o: Output) {
         match o {
             Output::Console(line) => self.console.line(&line),
+            Output::Event(event) => self.console.line(&event.to_string()),
             Output::Dial(addr) => self.dial(addr),
             Output::CancelDial(addr) => {
                 if let Some(key) = self.dials.remove(&addr) {

@@ -15,8 +15,8 @@ agree "${ADDR[a]}" 10 a b c >/dev/null || fail "a, b, c do not agree on a"
 declare -A mark=([b]=$(lines b) [c]=$(lines c))
 kill_node a KILL
 for x in b c; do
-    wait_for $x "^lost ${ADDR[a]} \(closed\)\$" 10 "${mark[$x]}" >/dev/null || fail "$x did not see a close"
-    wait_for $x "^master changed: ${ADDR[b]} " 10 "${mark[$x]}" >/dev/null || fail "$x did not name b"
+    wait_event $x 10 "${mark[$x]}" peer_lost "${ADDR[a]}" closed >/dev/null || fail "$x did not see a close"
+    wait_event $x 10 "${mark[$x]}" master_changed "${ADDR[b]}" >/dev/null || fail "$x did not name b"
 done
 agree "${ADDR[b]}" 10 b c >/dev/null || fail "b and c do not agree on b"
 yes=$(one_yes b c) || fail "not exactly one master"

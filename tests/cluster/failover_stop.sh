@@ -21,14 +21,14 @@ declare -A mark=([a]=$(lines a) [b]=$(lines b) [c]=$(lines c))
 t0=$(now_ms)
 kill_node a STOP
 for x in b c; do
-    wait_for $x "^lost ${ADDR[a]} \(timed out" 10 "${mark[$x]}" >/dev/null ||
+    wait_event $x 10 "${mark[$x]}" peer_lost "${ADDR[a]}" timed_out >/dev/null ||
         fail "$x did not time a out"
-    wait_for $x "^master changed: ${ADDR[b]} " 10 "${mark[$x]}" >/dev/null ||
+    wait_event $x 10 "${mark[$x]}" master_changed "${ADDR[b]}" >/dev/null ||
         fail "$x did not elect b"
     # The new master comes after the loss, not before: nobody votes while
     # the frozen master may still count itself master.
-    lost=$(first_match $x "^lost ${ADDR[a]} " "${mark[$x]}")
-    elected=$(first_match $x "^master changed: ${ADDR[b]} " "${mark[$x]}")
+    lost=$(first_match $x "$(event_re peer_lost "${ADDR[a]}")" "${mark[$x]}")
+    elected=$(first_match $x "$(event_re master_changed "${ADDR[b]}")" "${mark[$x]}")
     ((lost < elected)) || fail "$x named b (line $elected) before it lost a (line $lost)"
 done
 t1=$(now_ms)
@@ -42,10 +42,10 @@ yes=$(one_yes b c) || fail "not exactly one master among b and c"
 # own master status.
 mark[a]=$(lines a)
 kill_node a CONT
-line=$(wait_for a '^master changed: ' 10 "${mark[a]}") || fail "a did not notice it lost its master status"
-case $line in
-"master changed: ${ADDR[a]} "*) fail "a went on as master after the thaw: $line" ;;
-esac
+line=$(wait_event a 10 "${mark[a]}" master_changed) || fail "a did not notice it lost its master status"
+if [[ $line =~ $(event_re master_changed "${ADDR[a]}") ]]; then
+    fail "a went on as master after the thaw: $line"
+fi
 say "a after the thaw: $line"
 
 m=$(agree any 10 a b c) || fail "a, b, c do not agree on one master after the thaw"

@@ -11,16 +11,16 @@ start_node b 127.0.0.1 0
 start_node c 127.0.0.1 0
 
 # B dials A, in the original's two-word form.
-ask b "-c 127.0.0.1 ${PORT[a]}" "^connected ${ADDR[a]}\$" 10 >/dev/null ||
+ask b "-c 127.0.0.1 ${PORT[a]}" "$(event_re peer_up "${ADDR[a]}")" 10 >/dev/null ||
     fail "b did not connect to a"
-wait_for b "^master changed: ${ADDR[a]} " 10 >/dev/null || fail "b did not name a as master"
+wait_event b 10 0 master_changed "${ADDR[a]}" >/dev/null || fail "b did not name a as master"
 
 # C dials B only, in the ip:port form; it must end connected to A too.
 n=$(lines c)
 cmd c "-c ${ADDR[b]}"
-wait_for c "^connected ${ADDR[b]}\$" 10 "$n" >/dev/null || fail "c did not connect to b"
-wait_for c "^connected ${ADDR[a]}\$" 10 "$n" >/dev/null || fail "c did not learn of a through b"
-wait_for a "^connected ${ADDR[c]}\$" 10 >/dev/null || fail "a did not see c"
+wait_event c 10 "$n" peer_up "${ADDR[b]}" >/dev/null || fail "c did not connect to b"
+wait_event c 10 "$n" peer_up "${ADDR[a]}" >/dev/null || fail "c did not learn of a through b"
+wait_event a 10 0 peer_up "${ADDR[c]}" >/dev/null || fail "a did not see c"
 
 wait_connections 2 10 a b c || fail "not a full mesh"
 agree "${ADDR[a]}" 10 a b c >/dev/null || fail "the nodes do not all name a"

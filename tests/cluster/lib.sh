@@ -159,12 +159,67 @@ start_node() {
     LOG[$name]=$log
     FIFO[$name]=$fifo
     local line
-    line=$(wait_for "$name" '^started ' 10) || fail "node $name did not start: $(cat "$log")"
+    line=$(wait_event "$name" 10 0 started) || fail "node $name did not start: $(cat "$log")"
     local addr=${line#started }
     addr=${addr%% *}
     ADDR[$name]=$addr
     PORT[$name]=${addr##*:}
     say "started $name at $addr (pid ${PID[$name]})"
+}
+
+# re_quote TEXT: TEXT as an extended regex that matches it literally.
+re_quote() {
+    printf '%s' "$1" | sed 's/[][\\.^$*+?(){}|/]/\\&/g'
+}
+
+# event_re EVENT [ARG...]: the extended regex of one kind of event line (man
+# boss, CONSOLE OUTPUT); the one place these tests spell the console's words.
+#   started                       `started ADDR (…)`
+#   master_changed [ADDR|none]    `master changed: …` (naming ADDR, or none)
+#   peer_up ADDR                  `connected ADDR`
+#   peer_lost ADDR [WHY]          `lost ADDR (…)`; WHY: closed, left, timed_out
+#   script_line ROLE [TEXT]       `[ROLE] TEXT` (stdout); without TEXT any line
+#                                 of ROLE, `[ROLE stderr] …` too
+event_re() {
+    local ev=$1
+    shift
+    case $ev in
+    started) echo '^started [^ ]+ \(' ;;
+    master_changed)
+        case ${1:-} in
+        '') echo '^master changed: ' ;;
+        none) echo '^master changed: none \(' ;;
+        *) echo "^master changed: $(re_quote "$1") \(" ;;
+        esac
+        ;;
+    peer_up) echo "^connected $(re_quote "$1")\$" ;;
+    peer_lost)
+        local why
+        case ${2:-} in
+        '') why='.*' ;;
+        closed | left) why=$2 ;;
+        timed_out) why='timed out after [^)]*' ;;
+        *) echo "event_re: unknown reason $2" >&2; return 1 ;;
+        esac
+        echo "^lost $(re_quote "$1") \($why\)\$"
+        ;;
+    script_line)
+        if (($# > 1)); then
+            echo "^\[$1\] $(re_quote "$2")\$"
+        else
+            echo "^\[$1( stderr)?\] "
+        fi
+        ;;
+    *) echo "event_re: unknown event $ev" >&2; return 1 ;;
+    esac
+}
+
+# wait_event NAME SECS AFTER EVENT [ARG...]: wait_for the line of that event.
+wait_event() {
+    local name=$1 secs=$2 after=$3 re
+    shift 3
+    re=$(event_re "$@") || return 1
+    wait_for "$name" "$re" "$secs" "$after"
 }
 
 # cmd NAME LINE: type LINE at NAME's console.

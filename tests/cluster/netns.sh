@@ -86,12 +86,12 @@ declare -A mark=([a]=$(lines a) [b]=$(lines b) [c]=$(lines c))
 say "cut a's link"
 on a ip link set eth0 down
 for x in b c; do
-    wait_for $x "^lost ${ADDR[a]} \(timed out" 10 "${mark[$x]}" >/dev/null || fail "$x did not time a out"
+    wait_event $x 10 "${mark[$x]}" peer_lost "${ADDR[a]}" timed_out >/dev/null || fail "$x did not time a out"
 done
 agree "${ADDR[b]}" 10 b c >/dev/null || fail "b and c do not agree on b with a cut off"
 yes=$(one_yes b c) || fail "not exactly one master among b and c"
 [[ $yes == b ]] || fail "$yes says master: yes, expected b"
-wait_for a '^master changed: none ' 10 "${mark[a]}" >/dev/null || fail "a, cut off, did not give up being master"
+wait_event a 10 "${mark[a]}" master_changed none >/dev/null || fail "a, cut off, did not give up being master"
 [[ $(master_of a) == none ]] || fail "a, cut off, still names a master"
 say "b and c agree on b; a names none"
 

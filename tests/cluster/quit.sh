@@ -19,9 +19,9 @@ wait_exit a 10 || fail "a did not exit after -q"
 say "a exited with status 0"
 
 for x in b c; do
-    wait_for $x "^lost ${ADDR[a]} \(left\)\$" 10 "${mark[$x]}" >/dev/null ||
+    wait_event $x 10 "${mark[$x]}" peer_lost "${ADDR[a]}" left >/dev/null ||
         fail "$x did not print lost a (left)"
-    wait_for $x "^master changed: ${ADDR[b]} " 10 "${mark[$x]}" >/dev/null ||
+    wait_event $x 10 "${mark[$x]}" master_changed "${ADDR[b]}" >/dev/null ||
         fail "$x did not elect b"
 done
 agree "${ADDR[b]}" 10 b c >/dev/null || fail "b and c do not agree on b"

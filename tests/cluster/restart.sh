@@ -23,7 +23,7 @@ agree "${ADDR[b]}" 10 b c >/dev/null || fail "b and c do not agree on b after a 
 start_node a 127.0.0.1 "${PORT[a]}" --join "${ADDR[b]}"
 [[ ${ADDR[a]} == "$old" ]] || fail "a restarted as ${ADDR[a]}, not $old"
 for x in b c; do
-    wait_for $x "^connected ${ADDR[a]}\$" 10 "${mark[$x]}" >/dev/null || fail "$x did not reconnect to the new a"
+    wait_event $x 10 "${mark[$x]}" peer_up "${ADDR[a]}" >/dev/null || fail "$x did not reconnect to the new a"
 done
 wait_connections 2 10 a b c || fail "no full mesh after a's restart"
 agree "${ADDR[b]}" 10 a b c >/dev/null || fail "a, b, c do not agree on b after a's restart"
@@ -36,7 +36,7 @@ old=${ADDR[c]}
 mark=([a]=$(lines a) [b]=$(lines b))
 kill_node c KILL
 for x in a b; do
-    wait_for $x "^lost ${ADDR[c]} \(closed\)\$" 10 "${mark[$x]}" >/dev/null || fail "$x did not see c close"
+    wait_event $x 10 "${mark[$x]}" peer_lost "${ADDR[c]}" closed >/dev/null || fail "$x did not see c close"
 done
 start_node c 127.0.0.1 "${PORT[c]}"
 [[ ${ADDR[c]} == "$old" ]] || fail "c restarted as ${ADDR[c]}, not $old"

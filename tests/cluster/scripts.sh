@@ -24,30 +24,30 @@ start_node b 127.0.0.1 0 --join "${ADDR[a]}" "${scripts[@]}"
 start_node c 127.0.0.1 0 --join "${ADDR[a]}" "${scripts[@]}"
 
 agree "${ADDR[a]}" 10 a b c >/dev/null || fail "a, b, c do not agree on a"
-wait_for a "^\[master\] master script on ${ADDR[a]}, role master\$" 10 >/dev/null ||
+wait_event a 10 0 script_line master "master script on ${ADDR[a]}, role master" >/dev/null ||
     fail "a, the master, runs no master script"
 declare -A mark=()
 for x in b c; do
     mark[$x]=$(lines $x)
     # a fresh [default] line after the agreement: the default script goes on.
-    wait_for $x "^\[default\] default script on ${ADDR[$x]}, role default, master ${ADDR[a]}\$" 10 "${mark[$x]}" >/dev/null ||
+    wait_event $x 10 "${mark[$x]}" script_line default "default script on ${ADDR[$x]}, role default, master ${ADDR[a]}" >/dev/null ||
         fail "$x does not run the default script"
 done
 for x in b c; do
-    if grep -E '^\[master' "${LOG[$x]}"; then fail "$x, not master, ran the master script"; fi
+    if grep -E "$(event_re script_line master)" "${LOG[$x]}"; then fail "$x, not master, ran the master script"; fi
 done
 
 kill_node a KILL
-wait_for b "^\[master\] master script on ${ADDR[b]}, role master\$" 10 "${mark[b]}" >/dev/null ||
+wait_event b 10 "${mark[b]}" script_line master "master script on ${ADDR[b]}, role master" >/dev/null ||
     fail "b, the new master, runs no master script"
 agree "${ADDR[b]}" 10 b c >/dev/null || fail "b and c do not agree on b"
 mark[c]=$(lines c)
-wait_for c "^\[default\] default script on ${ADDR[c]}, role default, master ${ADDR[b]}\$" 10 "${mark[c]}" >/dev/null ||
+wait_event c 10 "${mark[c]}" script_line default "default script on ${ADDR[c]}, role default, master ${ADDR[b]}" >/dev/null ||
     fail "c does not run the default script under master b"
-if grep -E '^\[master' "${LOG[c]}"; then fail "c, never master, ran the master script"; fi
+if grep -E "$(event_re script_line master)" "${LOG[c]}"; then fail "c, never master, ran the master script"; fi
 # Once b runs the master script, its default script is over.
-mb=$(first_match b '^\[master\]' "${mark[b]}")
-if tail -n "+$((mb + 1))" "${LOG[b]}" | grep -E '^\[default\]'; then
+mb=$(first_match b "$(event_re script_line master)" "${mark[b]}")
+if tail -n "+$((mb + 1))" "${LOG[b]}" | grep -E "$(event_re script_line default)"; then
     fail "b ran the default script after it became master"
 fi
 

@@ -299,9 +299,11 @@ impl Boss {
 
     /// Waits for the `started <addr> (…)` line and records the address.
     pub fn wait_started(&self, timeout: Duration) -> Result<SocketAddr, String> {
-        let line = self.wait_line(|l| l.starts_with("started "), timeout)?;
-        let addr =
-            started_addr(&line).ok_or_else(|| format!("{}: no address in {line:?}", self.name))?;
+        let started = |l: &str| matches!(event(l), Some(Event::Started { .. }));
+        let line = self.wait_line(started, timeout)?;
+        let Some(Event::Started { addr, .. }) = event(&line) else {
+            return Err(format!("{}: no address in {line:?}", self.name));
+        };
         *self.addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
         Ok(addr)
     }
@@ -693,10 +695,8 @@ pub fn run_to_exit(args: &[&str], timeout: Duration) -> (ExitStatus, Vec<String>
 pub fn connect(a: &Boss, b: &Boss) -> Result<(), String> {
     let (ma, mb) = (a.mark(), b.mark());
     a.cmd(&format!("-c {}", b.ip_port()));
-    let want_b = format!("connected {}", b.addr());
-    let want_a = format!("connected {}", a.addr());
-    a.wait_after(ma, |l| l == want_b, SOON)?;
-    b.wait_after(mb, |l| l == want_a, SOON)?;
+    a.wait_after(ma, peer_up(b.addr()), SOON)?;
+    b.wait_after(mb, peer_up(a.addr()), SOON)?;
     Ok(())
 }
 
@@ -777,9 +777,101 @@ pub fn agree_on(nodes: &[&Boss], master: SocketAddr) -> Result<(), String> {
         .map_err(|e| format!("expected master {master}: {e}"))
 }
 
-/// `master changed: <addr> (` — the console line naming `addr` the new master.
-pub fn master_changed_to(addr: SocketAddr) -> String {
-    format!("master changed: {addr} (")
+// ----- events: stdout lines read back with the shared parser -----
+
+#[allow(unused_imports)]
+pub use boss::event::{ClosedReason, Collapsed, Event, LostReason, RefusedReason};
+#[allow(unused_imports)]
+pub use boss::node::Role;
+
+/// The event a stdout line reports, if it is one ([`boss::event::parse`], the
+/// one parser of console lines).
+pub fn event(line: &str) -> Option<Event> {
+    boss::event::parse(line)
+}
+
+/// A line predicate: the line reports an event satisfying `pred`.
+pub fn is_event(pred: impl Fn(&Event) -> bool) -> impl Fn(&str) -> bool {
+    move |l| event(l).is_some_and(|e| pred(&e))
+}
+
+/// The events among `lines`, in order.
+pub fn events(lines: &[String]) -> Vec<Event> {
+    lines.iter().filter_map(|l| event(l)).collect()
+}
+
+/// `master changed: <addr> (…)`: the line naming `addr` the new master.
+pub fn master_changed_to(addr: SocketAddr) -> impl Fn(&str) -> bool {
+    is_event(move |e| matches!(e, Event::MasterChanged { master: Some(m), .. } if *m == addr))
+}
+
+/// `master changed: …`, whoever it names.
+pub fn master_changed(line: &str) -> bool {
+    matches!(event(line), Some(Event::MasterChanged { .. }))
+}
+
+/// `master changed: none (…)`.
+pub fn no_master_line(line: &str) -> bool {
+    matches!(event(line), Some(Event::MasterChanged { master: None, .. }))
+}
+
+/// `connected <addr>`.
+pub fn peer_up(addr: SocketAddr) -> impl Fn(&str) -> bool {
+    is_event(move |e| *e == Event::PeerUp { addr })
+}
+
+/// `connected …`, whoever it names.
+pub fn any_peer_up(line: &str) -> bool {
+    matches!(event(line), Some(Event::PeerUp { .. }))
+}
+
+/// `lost <addr> (…)`, for any reason.
+pub fn lost(addr: SocketAddr) -> impl Fn(&str) -> bool {
+    lost_because(addr, |_| true)
+}
+
+/// `lost <addr> (why)` with a reason satisfying `pred`.
+pub fn lost_because(addr: SocketAddr, pred: impl Fn(&LostReason) -> bool) -> impl Fn(&str) -> bool {
+    is_event(
+        move |e| matches!(e, Event::PeerLost { addr: a, reason } if *a == addr && pred(reason)),
+    )
+}
+
+/// `lost …`, whoever it names (not the summary of collapsed ones).
+pub fn any_lost(line: &str) -> bool {
+    matches!(event(line), Some(Event::PeerLost { .. }))
+}
+
+/// `message from <from>: <text>` (text as shown: escaped), from the host it claims.
+pub fn message_from(from: SocketAddr, text: &str) -> impl Fn(&str) -> bool + '_ {
+    is_event(
+        move |e| matches!(e, Event::PeerMessage { from: f, via: None, text: t } if *f == from && t == text),
+    )
+}
+
+/// `[role] text` (stdout of the script of `role`).
+pub fn script_said(role: Role, text: &str) -> impl Fn(&str) -> bool + '_ {
+    is_event(move |e| {
+        matches!(e, Event::ScriptLine { role: Some(r), stderr: false, line }
+            if *r == role && line == text)
+    })
+}
+
+/// The text of a `[role] …` line (stdout of the script of `role`), if it is one.
+pub fn script_text(role: Role, line: &str) -> Option<String> {
+    match event(line)? {
+        Event::ScriptLine {
+            role: Some(r),
+            stderr: false,
+            line,
+        } if r == role => Some(line),
+        _ => None,
+    }
+}
+
+/// Any line of the script of `role`, stdout or stderr.
+pub fn any_script_line(role: Role) -> impl Fn(&str) -> bool {
+    is_event(move |e| matches!(e, Event::ScriptLine { role: Some(r), .. } if *r == role))
 }
 
 /// Three nodes started in order A, B, C (A the oldest) with `extra` flags; B joins
@@ -899,51 +991,64 @@ fn first_addr(s: &str) -> Option<SocketAddr> {
     s.split_whitespace().next()?.parse().ok()
 }
 
-/// The node's address from its `started <addr> (…)` line.
+/// The address of a `started <addr> (…)` line.
 pub fn started_addr(line: &str) -> Option<SocketAddr> {
-    first_addr(line.strip_prefix("started ")?)
+    match event(line)? {
+        Event::Started { addr, .. } => Some(addr),
+        _ => None,
+    }
 }
 
 /// The peer of a `connected <addr>` line.
 pub fn connected_peer(line: &str) -> Option<SocketAddr> {
-    first_addr(line.strip_prefix("connected ")?)
+    match event(line)? {
+        Event::PeerUp { addr } => Some(addr),
+        _ => None,
+    }
 }
 
 /// The peer of a `lost <addr> (<why>)` line, and why.
-pub fn lost_peer(line: &str) -> Option<(SocketAddr, &str)> {
-    let (addr, why) = line.strip_prefix("lost ")?.split_once(' ')?;
-    let why = why.strip_prefix('(')?.strip_suffix(')')?;
-    Some((addr.parse().ok()?, why))
+pub fn lost_peer(line: &str) -> Option<(SocketAddr, LostReason)> {
+    match event(line)? {
+        Event::PeerLost { addr, reason } => Some((addr, reason)),
+        _ => None,
+    }
 }
 
 /// What a `master changed: …` line says: `Some(Some(addr))` for a new master,
 /// `Some(None)` for `master changed: none (…)`.
-pub fn master_changed(line: &str) -> Option<Option<SocketAddr>> {
-    let rest = line.strip_prefix("master changed: ")?;
-    if rest.starts_with("none (") {
-        Some(None)
-    } else {
-        first_addr(rest).map(Some)
+pub fn master_named(line: &str) -> Option<Option<SocketAddr>> {
+    match event(line)? {
+        Event::MasterChanged { master, .. } => Some(master),
+        _ => None,
     }
 }
 
 /// The peer and the reason of a `closed connection with <addr>: <why>` line.
-pub fn closed_connection(line: &str) -> Option<(SocketAddr, &str)> {
-    let (addr, why) = line
-        .strip_prefix("closed connection with ")?
-        .split_once(": ")?;
-    Some((addr.parse().ok()?, why))
+pub fn closed_connection(line: &str) -> Option<(SocketAddr, ClosedReason)> {
+    match event(line)? {
+        Event::ConnectionClosed { with, reason } => Some((with, reason)),
+        _ => None,
+    }
 }
 
-/// The role (`default`, `master`) and the text of a line a script printed
+/// The role and the text (as shown) of a line a script printed
 /// (`[<role>] <text>`).
-pub fn script_output(line: &str) -> Option<(&str, &str)> {
-    let (role, text) = line.strip_prefix('[')?.split_once("] ")?;
-    matches!(role, "default" | "master").then_some((role, text))
+pub fn script_output(line: &str) -> Option<(Role, String)> {
+    match event(line)? {
+        Event::ScriptLine {
+            role: Some(role),
+            line,
+            ..
+        } => Some((role, line)),
+        _ => None,
+    }
 }
 
-/// The role (`default`, `master`) of a `cannot run <role> script …` line.
-pub fn script_not_run(line: &str) -> Option<&str> {
-    let (role, _) = line.strip_prefix("cannot run ")?.split_once(" script ")?;
-    matches!(role, "default" | "master").then_some(role)
+/// The role of a `cannot run <role> script …` line.
+pub fn script_not_run(line: &str) -> Option<Role> {
+    match event(line)? {
+        Event::ScriptCannotRun { role, .. } => Some(role),
+        _ => None,
+    }
 }

@@ -12,7 +12,7 @@ use boss::wire::{self, Msg};
 /// Most instants within one `timeout` at which one node may change its vote or
 /// master flag. Joins, losses and elections give a handful; more is a feedback
 /// loop (a vote that follows a master flag that follows that vote) flooding
-/// the peers with `State` and the console with "master changed".
+/// the peers with `State` and the console with `master changed`.
 const MAX_CHURN: usize = 20;
 
 /// How a starting node finds the cluster.
@@ -198,6 +198,11 @@ impl World {
             }
             match o {
                 Output::Console(line) => {
+                    self.trace_line(Some(s), || format!(": {line}"));
+                    self.slots[s].console.push((self.now, line));
+                }
+                Output::Event(e) => {
+                    let line = e.to_string();
                     self.trace_line(Some(s), || format!(": {line}"));
                     self.slots[s].console.push((self.now, line));
                 }

@@ -8,6 +8,7 @@ use crate::nodes::Join;
 use crate::params::Params;
 use crate::trace::fmt_time;
 use crate::world::{MS, World, addr_of};
+use boss::event::{Event, LostReason};
 use std::time::Duration;
 
 fn ok<T>(w: &World, r: Result<T, Failure>) -> T {
@@ -60,10 +61,12 @@ fn three_nodes_joining_via_a_non_master_form_a_mesh_under_the_oldest() {
         want.sort();
         assert_eq!(w.node(s).peers(), want, "n{}: peers", s + 1);
         assert!(names(&w, s, 0), "n{} names {:?}", s + 1, w.node(s).master());
-        let line = format!("master changed: {}", addr_of(0));
         assert!(
-            w.console_has(s, &line),
-            "n{} console lacks {line:?}: {:?}",
+            w.event_seen(
+                s,
+                |e| matches!(e, Event::MasterChanged { master: Some(m), .. } if *m == addr_of(0))
+            ),
+            "n{} console lacks the master change to n1: {:?}",
             s + 1,
             w.slots[s].console
         );
@@ -83,8 +86,13 @@ fn crash_of_the_master_elects_the_oldest_survivor_within_milliseconds() {
     });
     let at = ok(&w, r).unwrap_or_else(|| panic!("no new master\n{}", w.tail(TRACE_TAIL)));
     assert!(at - t0 <= 10 * MS, "new master after {:?}", at - t0);
-    let lost = format!("lost {} (closed)", addr_of(0));
-    assert!(w.console_has(1, &lost) && w.console_has(2, &lost));
+    let lost = |e: &Event| {
+        *e == Event::PeerLost {
+            addr: addr_of(0),
+            reason: LostReason::Closed,
+        }
+    };
+    assert!(w.event_seen(1, lost) && w.event_seen(2, lost));
 }
 
 #[test]
@@ -133,7 +141,10 @@ fn a_lone_master_whose_peer_crashed_steps_down() {
     assert!(!w.node(0).is_master());
     assert_eq!(w.node(0).master(), None);
     assert!(
-        w.console_has(0, "master changed: none"),
+        w.event_seen(0, |e| matches!(
+            e,
+            Event::MasterChanged { master: None, .. }
+        )),
         "{:?}",
         w.slots[0].console
     );
@@ -146,14 +157,19 @@ fn quit_of_the_master_re_elects_at_once() {
     let r = w.line(0, "-q");
     ok(&w, r);
     assert!(w.slots[0].node.is_none(), "the node exits");
-    assert!(w.console_has(0, "leaving"));
+    assert!(w.event_seen(0, |e| *e == Event::Leaving));
     let r = w.run_until_cond(t0 + Duration::from_secs(1), |w| {
         w.node(1).is_master() && names(w, 1, 1) && names(w, 2, 1)
     });
     let at = ok(&w, r).unwrap_or_else(|| panic!("no new master\n{}", w.tail(TRACE_TAIL)));
     assert!(at - t0 <= 10 * MS, "new master after {:?}", at - t0);
-    let left = format!("lost {} (left)", addr_of(0));
-    assert!(w.console_has(1, &left) && w.console_has(2, &left));
+    let left = |e: &Event| {
+        *e == Event::PeerLost {
+            addr: addr_of(0),
+            reason: LostReason::Left,
+        }
+    };
+    assert!(w.event_seen(1, left) && w.event_seen(2, left));
 }
 
 #[test]

@@ -290,11 +290,14 @@ impl World {
         self.slots[s].node.as_ref().expect("node is up")
     }
 
-    pub fn console_has(&self, s: usize, prefix: &str) -> bool {
+    /// Whether node `s` reported an event satisfying `pred` (read back from its
+    /// console lines with the shared parser).
+    pub fn event_seen(&self, s: usize, pred: impl Fn(&boss::event::Event) -> bool) -> bool {
         self.slots[s]
             .console
             .iter()
-            .any(|(_, l)| l.starts_with(prefix))
+            .filter_map(|(_, l)| boss::event::parse(l))
+            .any(|e| pred(&e))
     }
 
     /// Runs every event up to and including `t`; `now` ends at `t`.

@@ -1,0 +1,707 @@
+//! What the core reports as it happens, as typed values: one [`Event`] per kind
+//! of console line, one renderer ([`Event`]'s `Display`, the exact line the
+//! man page documents under CONSOLE OUTPUT) and one parser of rendered lines
+//! ([`parse`], for tests, benchmarks and tools). The core pushes
+//! [`Output::Event`](crate::Output::Event); the shell prints it; nothing else
+//! formats or parses these sentences.
+//!
+//! Answers to console commands (`-h`, `-m`, `-cl`, `connecting to …`, errors of
+//! a mistyped command) are not events: they stay plain
+//! [`Output::Console`](crate::Output::Console) lines.
+//!
+//! # Schema
+//!
+//! Events derive `serde::Serialize`, internally tagged: every event is an
+//! object whose `"event"` field is its stable name ([`Event::name`]), the other
+//! fields as listed below. Reasons are objects tagged by `"kind"`. Addresses
+//! are strings (`"127.0.0.1:9000"`, `"[::1]:9000"`), durations whole
+//! milliseconds in fields ending `_ms`, roles `"default"` or `"master"`. Text
+//! that came from a peer or a script (`text`, `line`) is as shown on the
+//! console: control and invisible characters escaped. Names and fields are
+//! kept once released; new ones may be added.
+//!
+//! | `event` | fields | line |
+//! |---|---|---|
+//! | `started` | `addr`, `bound`, `rule`, `quorum` | `started ADDR (listening on BOUND[, advertised as ADDR], rule R, quorum N)` |
+//! | `quorum_warning` | | `warning: quorum 1 makes every lone node master; …` |
+//! | `leaving` | | `leaving` |
+//! | `peer_up` | `addr` | `connected ADDR` |
+//! | `peer_lost` | `addr`, `reason` ([`LostReason`]) | `lost ADDR (WHY)` |
+//! | `refused` | `addr`, `reason` ([`RefusedReason`]) | `refused ADDR: WHY` |
+//! | `connection_refused` | `from`, `reason` ([`ConnRefusedReason`]) | `refused connection from ADDR: WHY` |
+//! | `connection_closed` | `with`, `reason` ([`ClosedReason`]) | `closed connection with ADDR: WHY` |
+//! | `collapsed` | `kind` ([`Collapsed`]), `count`, `period_ms` | `refused N connections in the last 10s`, … |
+//! | `cannot_connect` | `target`, `error` | `cannot connect to TARGET: ERROR` |
+//! | `cannot_reach` | `target`, `error` | `cannot reach TARGET yet (ERROR); retrying` |
+//! | `gave_up` | `addr`, `error` | `gave up on ADDR: ERROR` |
+//! | `members_cut` | `from`, `kept`, `of` | `member list from ADDR cut to its first K of N addresses (said once)` |
+//! | `members_ignored` | `from`, `waiting` | `ignored addresses from ADDR's member list: …` |
+//! | `peer_message` | `from`, `via`, `text` | `message from ADDR[ (connection from IP)]: TEXT` |
+//! | `messages_not_shown` | `count` | `N peer messages not shown (over 16 KiB/s)` |
+//! | `master_changed` | `master`, `this_node`, `count`, `quorum` | `master changed: …` |
+//! | `script_line` | `role`, `stderr`, `line` | `[ROLE] LINE`, `[ROLE stderr] LINE`, `[script] LINE` |
+//! | `script_ended` | `role`, `status` | `ROLE script ended with STATUS` |
+//! | `script_cannot_run` | `role`, `script`, `error`, `retrying` | `cannot run ROLE script S: ERROR; cleared` (or `retrying`) |
+//! | `script_backoff` | `role`, `pause_ms` | `ROLE script failed 3 times in a row, …` |
+//! | `script_lines_not_shown` | `role`, `count` | `ROLE script: N lines not shown (over 200 lines/s)` |
+//! | `script_killed` | `role`, `grace_ms` | `ROLE script did not stop within DUR: killed` |
+//! | `script_set` | `role`, `script`, `stopping` | `ROLE script set: S[ (stopping the running one)]` |
+//! | `script_cleared` | `role`, `stopping` | `ROLE script cleared[ (stopping the running one)]` |
+//! | `script_cleared_after_run` | `role` | `ROLE script cleared after its run (-loop 0)` |
+//!
+//! `master_changed`: `master` is `null` when there is none; `count` is then the
+//! nodes in view (this one included), else the votes for the master seen here
+//! (`this_node`: the master is this node, and they are its own votes).
+//! `peer_message`: `via` is the IP the connection comes from when that is not
+//! the host `from` claims, else `null`. `cannot_connect` and `cannot_reach`:
+//! `target` is an address or a `name:port`.
+
+use crate::node::Role;
+use crate::node::limits::{
+    FLOOD_WINDOW, QUICK_FAILURES, QUICK_PAUSE_MAX, QUICK_RUN, RELAY_RATE, TEXT_RATE,
+};
+use crate::text::human;
+use crate::wire::WireError;
+use serde::{Serialize, Serializer};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+mod parse;
+
+pub use parse::parse;
+
+/// Something the core reports as it happens; `Display` renders its console line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The first line: this node's address, where it listens, its rule and quorum.
+    Started {
+        addr: SocketAddr,
+        bound: SocketAddr,
+        rule: String,
+        quorum: u64,
+    },
+    /// Quorum 1: a partition gets a master on each side.
+    QuorumWarning,
+    /// The node is leaving (`-q`, SIGINT, SIGTERM).
+    Leaving,
+    /// A peer completed its handshake.
+    PeerUp { addr: SocketAddr },
+    /// A peer was lost.
+    PeerLost {
+        addr: SocketAddr,
+        reason: LostReason,
+    },
+    /// A peer's `Hello` was refused.
+    Refused {
+        addr: SocketAddr,
+        reason: RefusedReason,
+    },
+    /// An inbound connection was refused before its `Hello`.
+    ConnectionRefused {
+        from: SocketAddr,
+        reason: ConnRefusedReason,
+    },
+    /// A connection without a completed handshake was closed.
+    ConnectionClosed {
+        with: SocketAddr,
+        reason: ClosedReason,
+    },
+    /// `count` lines of one kind a stranger can cause were not shown in the
+    /// last `period`.
+    Collapsed {
+        kind: Collapsed,
+        count: u64,
+        #[serde(rename = "period_ms", serialize_with = "ms")]
+        period: Duration,
+    },
+    /// A dial or lookup failed; the outcome of a `-c`.
+    CannotConnect { target: String, error: String },
+    /// A `--join` address or name did not answer; retried.
+    CannotReach { target: String, error: String },
+    /// A lost peer was not reached again within `--forget`.
+    GaveUp { addr: SocketAddr, error: String },
+    /// A peer's member list was cut to its first `kept` of `of` addresses.
+    MembersCut {
+        from: SocketAddr,
+        kept: u64,
+        of: u64,
+    },
+    /// Addresses of a peer's member list were ignored: `waiting` learnt
+    /// addresses wait to be dialled already.
+    MembersIgnored { from: SocketAddr, waiting: u64 },
+    /// A `-msg` from a peer.
+    PeerMessage {
+        from: SocketAddr,
+        via: Option<IpAddr>,
+        text: String,
+    },
+    /// `count` peers' messages were dropped over the rate limit.
+    MessagesNotShown { count: u64 },
+    /// The master this node names changed.
+    MasterChanged {
+        master: Option<SocketAddr>,
+        this_node: bool,
+        count: u64,
+        quorum: u64,
+    },
+    /// A line the script printed; `role` is `None` for a script the node is
+    /// already done with.
+    ScriptLine {
+        role: Option<Role>,
+        stderr: bool,
+        line: String,
+    },
+    /// The script exited unsuccessfully; `status` in words.
+    ScriptEnded { role: Role, status: String },
+    /// The script could not be started, in the system's words; `retrying` when
+    /// the start is retried, else it was cleared.
+    ScriptCannotRun {
+        role: Role,
+        script: String,
+        error: String,
+        retrying: bool,
+    },
+    /// The script failed at once too often: the pause before its next run.
+    ScriptBackoff {
+        role: Role,
+        #[serde(rename = "pause_ms", serialize_with = "ms")]
+        pause: Duration,
+    },
+    /// `count` script lines were dropped over the rate limit.
+    ScriptLinesNotShown { role: Role, count: u64 },
+    /// The script did not stop within the kill grace and got SIGKILL.
+    ScriptKilled {
+        role: Role,
+        #[serde(rename = "grace_ms", serialize_with = "ms")]
+        grace: Duration,
+    },
+    /// A new script for `role` (`-ds`, `-ms`); `stopping` when a running one is
+    /// being stopped for it.
+    ScriptSet {
+        role: Role,
+        script: String,
+        stopping: bool,
+    },
+    /// The script of `role` cleared (`-ds` alone); `stopping` as for `ScriptSet`.
+    ScriptCleared { role: Role, stopping: bool },
+    /// The script ended with the loop off and was cleared.
+    ScriptClearedAfterRun { role: Role },
+}
+
+/// Why a peer was lost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LostReason {
+    /// It closed the connection (or crashed).
+    Closed,
+    /// Nothing heard from it for `--timeout`.
+    TimedOut {
+        #[serde(rename = "after_ms", serialize_with = "ms")]
+        after: Duration,
+    },
+    /// It said goodbye.
+    Left,
+    /// A new process with its address joined.
+    Restarted,
+    /// It sent more than `frames` frames in a second.
+    Flooding { frames: u64 },
+    /// The connection broke.
+    Broken { cause: Broken },
+}
+
+/// How a connection broke: a socket error or a frame that is not ours.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Broken {
+    /// A socket error, in the OS's words.
+    ConnectionError { error: String },
+    /// The peer stopped reading and the write buffer filled up.
+    NotReading,
+    /// A frame that does not decode.
+    MalformedFrame,
+    /// A frame longer than the limit.
+    FrameTooLong { bytes: u64 },
+    /// A first frame longer than a `Hello`'s limit.
+    HelloTooLong { bytes: u64 },
+    /// A message too large to send.
+    Oversized,
+}
+
+/// Why a peer's `Hello` was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RefusedReason {
+    NotBoss,
+    Version {
+        theirs: u64,
+        ours: u64,
+    },
+    /// It claims this node's own address.
+    OwnAddress {
+        addr: SocketAddr,
+    },
+    /// `theirs` is a rule name, or `#N` for a code this node does not know.
+    Rule {
+        theirs: String,
+        ours: String,
+    },
+    Quorum {
+        theirs: u64,
+        ours: u64,
+    },
+    /// It advertises an address no node can dial (`what`: "the unspecified
+    /// address 0.0.0.0", …).
+    Undialable {
+        what: String,
+    },
+    /// It advertises an address of another family than its connection's.
+    WrongFamily {
+        advertised: Family,
+        connection: Family,
+        from: SocketAddr,
+    },
+    /// Its start time (RFC 3339) is before 2000.
+    StartedTooEarly {
+        started: String,
+    },
+    /// Its start time is more than a day ahead of this node's `clock`.
+    StartedTooLate {
+        started: String,
+        clock: String,
+    },
+}
+
+/// An address family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+/// Why an inbound connection was refused before its `Hello`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ConnRefusedReason {
+    /// At the connection limit with none to evict.
+    Limit { open: u64 },
+    /// `count` connections from `ip` without a handshake already.
+    PerAddress { count: u64, ip: IpAddr },
+}
+
+/// Why a connection without a completed handshake was closed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ClosedReason {
+    NoHandshake {
+        #[serde(rename = "within_ms", serialize_with = "ms")]
+        within: Duration,
+    },
+    /// Its first frame was not a `Hello`.
+    NotHello,
+    /// A peer sent a second `Hello`.
+    SecondHello,
+    /// Closed to make room for a connection from `for_addr` at the limit.
+    Evicted { for_addr: SocketAddr, limit: u64 },
+    /// More than `frames` frames in a second.
+    Flooding { frames: u64 },
+    /// The connection broke.
+    Broken { cause: Broken },
+}
+
+/// The kinds of line collapsed into a count (see [`crate::ratelog`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Collapsed {
+    Refused,
+    NoHandshake,
+    BadFrame,
+    Evicted,
+    PeerIn,
+    PeerInLost,
+}
+
+fn ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Event {
+    /// The event's stable name, as in the schema.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Started { .. } => "started",
+            Event::QuorumWarning => "quorum_warning",
+            Event::Leaving => "leaving",
+            Event::PeerUp { .. } => "peer_up",
+            Event::PeerLost { .. } => "peer_lost",
+            Event::Refused { .. } => "refused",
+            Event::ConnectionRefused { .. } => "connection_refused",
+            Event::ConnectionClosed { .. } => "connection_closed",
+            Event::Collapsed { .. } => "collapsed",
+            Event::CannotConnect { .. } => "cannot_connect",
+            Event::CannotReach { .. } => "cannot_reach",
+            Event::GaveUp { .. } => "gave_up",
+            Event::MembersCut { .. } => "members_cut",
+            Event::MembersIgnored { .. } => "members_ignored",
+            Event::PeerMessage { .. } => "peer_message",
+            Event::MessagesNotShown { .. } => "messages_not_shown",
+            Event::MasterChanged { .. } => "master_changed",
+            Event::ScriptLine { .. } => "script_line",
+            Event::ScriptEnded { .. } => "script_ended",
+            Event::ScriptCannotRun { .. } => "script_cannot_run",
+            Event::ScriptBackoff { .. } => "script_backoff",
+            Event::ScriptLinesNotShown { .. } => "script_lines_not_shown",
+            Event::ScriptKilled { .. } => "script_killed",
+            Event::ScriptSet { .. } => "script_set",
+            Event::ScriptCleared { .. } => "script_cleared",
+            Event::ScriptClearedAfterRun { .. } => "script_cleared_after_run",
+        }
+    }
+}
+
+/// The words after `master changed: ` and in the answer to `-m`:
+/// `ADDR (this node, N of quorum Q votes)`, `ADDR (N of quorum Q votes seen
+/// here)` or `none (N of quorum Q nodes in view)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MasterWords {
+    pub master: Option<SocketAddr>,
+    pub this_node: bool,
+    pub count: u64,
+    pub quorum: u64,
+}
+
+impl fmt::Display for MasterWords {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (n, q) = (self.count, self.quorum);
+        match self.master {
+            Some(m) if self.this_node => write!(f, "{m} (this node, {n} of quorum {q} votes)"),
+            Some(m) => write!(f, "{m} ({n} of quorum {q} votes seen here)"),
+            None => write!(f, "none ({n} of quorum {q} nodes in view)"),
+        }
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn family(f: Family) -> &'static str {
+    match f {
+        Family::Ipv4 => "IPv4",
+        Family::Ipv6 => "IPv6",
+    }
+}
+
+const STOPPING: &str = " (stopping the running one)";
+
+impl Broken {
+    /// A frame error in the wire's words.
+    pub fn from_wire(e: &WireError) -> Broken {
+        match *e {
+            WireError::TooLong(n) => Broken::FrameTooLong { bytes: n as u64 },
+            WireError::Malformed => Broken::MalformedFrame,
+            WireError::Oversized => Broken::Oversized,
+            WireError::FirstTooLong(n) => Broken::HelloTooLong { bytes: n as u64 },
+        }
+    }
+}
+
+impl fmt::Display for Broken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        match self {
+            Broken::ConnectionError { error } => write!(f, "connection error: {error}"),
+            Broken::NotReading => f.write_str("not reading: write buffer full"),
+            Broken::MalformedFrame => WireError::Malformed.fmt(f),
+            Broken::FrameTooLong { bytes: n } => WireError::TooLong(bytes(*n)).fmt(f),
+            Broken::HelloTooLong { bytes: n } => WireError::FirstTooLong(bytes(*n)).fmt(f),
+            Broken::Oversized => WireError::Oversized.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for LostReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LostReason::Closed => f.write_str("closed"),
+            LostReason::TimedOut { after } => write!(f, "timed out after {}", human(*after)),
+            LostReason::Left => f.write_str("left"),
+            LostReason::Restarted => f.write_str("restarted"),
+            LostReason::Flooding { frames } => write!(
+                f,
+                "sent more than {frames} frames in {}: flooding",
+                human(FLOOD_WINDOW)
+            ),
+            LostReason::Broken { cause } => cause.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for RefusedReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefusedReason::NotBoss => f.write_str("not a boss node"),
+            RefusedReason::Version { theirs, ours } => {
+                write!(
+                    f,
+                    "it speaks protocol version {theirs}, this node speaks {ours}"
+                )
+            }
+            RefusedReason::OwnAddress { addr } => write!(
+                f,
+                "it claims this node's own address {addr} (two nodes configured with one address, or a connection to itself)"
+            ),
+            RefusedReason::Rule { theirs, ours } => {
+                write!(f, "it uses rule {theirs}, this node uses rule {ours}")
+            }
+            RefusedReason::Quorum { theirs, ours } => {
+                write!(f, "it uses quorum {theirs}, this node uses quorum {ours}")
+            }
+            RefusedReason::Undialable { what } => {
+                write!(f, "it advertises {what}, which no node can dial")
+            }
+            RefusedReason::WrongFamily {
+                advertised,
+                connection,
+                from,
+            } => write!(
+                f,
+                "it advertises an {} address but connects over {} (from {from})",
+                family(*advertised),
+                family(*connection)
+            ),
+            RefusedReason::StartedTooEarly { started } => write!(
+                f,
+                "it says it started at {started}, before 2000-01-01: its clock is wrong"
+            ),
+            RefusedReason::StartedTooLate { started, clock } => write!(
+                f,
+                "it says it started at {started}, more than a day ahead of this node's clock ({clock}): one of the clocks is wrong"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for ConnRefusedReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnRefusedReason::Limit { open } => write!(f, "{open} connections already"),
+            ConnRefusedReason::PerAddress { count, ip } => {
+                write!(
+                    f,
+                    "{count} connections from {ip} without a handshake already"
+                )
+            }
+        }
+    }
+}
+
+impl fmt::Display for ClosedReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClosedReason::NoHandshake { within } => {
+                write!(f, "no handshake within {}", human(*within))
+            }
+            ClosedReason::NotHello => f.write_str("it did not start with Hello"),
+            ClosedReason::SecondHello => f.write_str("a second Hello"),
+            ClosedReason::Evicted { for_addr, limit } => write!(
+                f,
+                "evicted for {for_addr} (limit of {limit} connections, no handshake yet)"
+            ),
+            ClosedReason::Flooding { frames } => write!(
+                f,
+                "more than {frames} frames in {}: flooding",
+                human(FLOOD_WINDOW)
+            ),
+            ClosedReason::Broken { cause } => cause.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for Collapsed {
+    /// The summary line's words after the count, up to `in the last`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Collapsed::Refused => "connections",
+            Collapsed::NoHandshake => "connections with no handshake",
+            Collapsed::BadFrame => "connections on protocol or socket errors",
+            Collapsed::Evicted => "connections without a handshake",
+            Collapsed::PeerIn => "more peers that dialled this node",
+            Collapsed::PeerInLost => "more peers that had dialled this node",
+        })
+    }
+}
+
+impl Collapsed {
+    const ALL: [Collapsed; 6] = [
+        Collapsed::Refused,
+        Collapsed::NoHandshake,
+        Collapsed::BadFrame,
+        Collapsed::Evicted,
+        Collapsed::PeerIn,
+        Collapsed::PeerInLost,
+    ];
+
+    /// The summary line's first word.
+    fn verb(self) -> &'static str {
+        match self {
+            Collapsed::Refused => "refused",
+            Collapsed::NoHandshake | Collapsed::BadFrame => "closed",
+            Collapsed::Evicted => "evicted",
+            Collapsed::PeerIn => "connected",
+            Collapsed::PeerInLost => "lost",
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    /// The console line, exactly as the man page documents it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Started {
+                addr,
+                bound,
+                rule,
+                quorum,
+            } => {
+                let advertised = if bound == addr {
+                    String::new()
+                } else {
+                    format!(", advertised as {addr}")
+                };
+                write!(
+                    f,
+                    "started {addr} (listening on {bound}{advertised}, rule {rule}, quorum {quorum})"
+                )
+            }
+            Event::QuorumWarning => f.write_str(
+                "warning: quorum 1 makes every lone node master; a partition gets a master on each side",
+            ),
+            Event::Leaving => f.write_str("leaving"),
+            Event::PeerUp { addr } => write!(f, "connected {addr}"),
+            Event::PeerLost { addr, reason } => write!(f, "lost {addr} ({reason})"),
+            Event::Refused { addr, reason } => write!(f, "refused {addr}: {reason}"),
+            Event::ConnectionRefused { from, reason } => {
+                write!(f, "refused connection from {from}: {reason}")
+            }
+            Event::ConnectionClosed { with, reason } => {
+                write!(f, "closed connection with {with}: {reason}")
+            }
+            Event::Collapsed {
+                kind,
+                count,
+                period,
+            } => write!(
+                f,
+                "{} {count} {kind} in the last {}",
+                kind.verb(),
+                human(*period)
+            ),
+            Event::CannotConnect { target, error } => {
+                write!(f, "cannot connect to {target}: {error}")
+            }
+            Event::CannotReach { target, error } => {
+                write!(f, "cannot reach {target} yet ({error}); retrying")
+            }
+            Event::GaveUp { addr, error } => write!(f, "gave up on {addr}: {error}"),
+            Event::MembersCut { from, kept, of } => write!(
+                f,
+                "member list from {from} cut to its first {kept} of {of} addresses (said once)"
+            ),
+            Event::MembersIgnored { from, waiting } => write!(
+                f,
+                "ignored addresses from {from}'s member list: {waiting} learnt addresses wait to be dialled already (said once)"
+            ),
+            Event::PeerMessage { from, via, text } => {
+                write!(f, "message from {from}")?;
+                if let Some(ip) = via {
+                    write!(f, " (connection from {ip})")?;
+                }
+                write!(f, ": {text}")
+            }
+            Event::MessagesNotShown { count } => write!(
+                f,
+                "{count} peer message{} not shown (over {} KiB/s)",
+                plural(*count),
+                TEXT_RATE / 1024
+            ),
+            Event::MasterChanged {
+                master,
+                this_node,
+                count,
+                quorum,
+            } => {
+                let words = MasterWords {
+                    master: *master,
+                    this_node: *this_node,
+                    count: *count,
+                    quorum: *quorum,
+                };
+                write!(f, "master changed: {words}")
+            }
+            Event::ScriptLine { role, stderr, line } => {
+                let role = role.map_or("script", Role::name);
+                let stream = if *stderr { " stderr" } else { "" };
+                write!(f, "[{role}{stream}] {line}")
+            }
+            Event::ScriptEnded { role, status } => {
+                write!(f, "{} script ended with {status}", role.name())
+            }
+            Event::ScriptCannotRun {
+                role,
+                script,
+                error,
+                retrying,
+            } => write!(
+                f,
+                "cannot run {} script {script}: {error}; {}",
+                role.name(),
+                if *retrying { "retrying" } else { "cleared" }
+            ),
+            Event::ScriptBackoff { role, pause } => write!(
+                f,
+                "{} script failed {QUICK_FAILURES} times in a row, each within {}; waiting {} before the next run, doubling up to {}",
+                role.name(),
+                human(QUICK_RUN),
+                human(*pause),
+                human(QUICK_PAUSE_MAX)
+            ),
+            Event::ScriptLinesNotShown { role, count } => write!(
+                f,
+                "{} script: {count} line{} not shown (over {RELAY_RATE} lines/s)",
+                role.name(),
+                plural(*count)
+            ),
+            Event::ScriptKilled { role, grace } => write!(
+                f,
+                "{} script did not stop within {}: killed",
+                role.name(),
+                human(*grace)
+            ),
+            Event::ScriptSet {
+                role,
+                script,
+                stopping,
+            } => write!(
+                f,
+                "{} script set: {script}{}",
+                role.name(),
+                if *stopping { STOPPING } else { "" }
+            ),
+            Event::ScriptCleared { role, stopping } => write!(
+                f,
+                "{} script cleared{}",
+                role.name(),
+                if *stopping { STOPPING } else { "" }
+            ),
+            Event::ScriptClearedAfterRun { role } => {
+                write!(f, "{} script cleared after its run (-loop 0)", role.name())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
