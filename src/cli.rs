@@ -30,7 +30,8 @@ Signals: SIGINT and SIGTERM leave cleanly; SIGUSR1 prints a status dump
 (-m, -t, -cl); SIGHUP and SIGUSR2 are ignored.
 
 Exit status: 0 clean exit (-q, SIGINT, SIGTERM), 1 runtime failure,
-2 usage error (or a system clock that cannot be right), 3 cannot listen.";
+2 usage error (or a system clock that cannot be right, or a --secret-file
+that cannot be used), 3 cannot listen.";
 
 /// The command line, as clap sees it (the `-ds`/`-ms` tail is split off first).
 /// The defaults written here must equal `Config::new`'s: a test checks them.
@@ -103,10 +104,34 @@ pub struct Cli {
     /// SCRIPT ARGS... at the end)
     #[arg(long, value_name = "\"PROGRAM ARGS\"")]
     pub master_script: Option<String>,
+    /// The cluster's name: nodes of another cluster are refused (1-64 of
+    /// A-Z a-z 0-9 . _ -)
+    #[arg(long, value_name = "NAME", default_value = crate::config::DEFAULT_CLUSTER,
+          value_parser = cluster_name)]
+    pub cluster: String,
+    /// The cluster's shared secret, read from this file at start (at least 16
+    /// bytes, readable by its owner only; see SECURITY in the man page): only
+    /// nodes with the same secret join, and every frame is authenticated and
+    /// encrypted
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<std::path::PathBuf>,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (durations look like 250ms, 1s, 2m)"))
+}
+
+/// `--cluster`: a name [`crate::wire::is_cluster_name`] accepts.
+fn cluster_name(s: &str) -> Result<String, String> {
+    if crate::wire::is_cluster_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{}' is not a cluster name: 1 to {} of A-Z a-z 0-9 . _ -",
+            crate::text::escape(s),
+            crate::wire::MAX_CLUSTER
+        ))
+    }
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
@@ -283,6 +308,7 @@ pub fn config(
     c.script_loop = !cli.no_loop;
     c.kill_grace = cli.kill_grace;
     c.max_conns = cli.max_connections as usize;
+    c.cluster = cli.cluster.clone();
     Ok(c)
 }
 

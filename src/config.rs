@@ -2,6 +2,7 @@
 //! [the crate docs](crate#defaults).
 //! Plain data; the command line is parsed into it by [`cli`](crate::cli).
 
+use crate::auth::Secret;
 use crate::election::Rule;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -124,6 +125,9 @@ pub fn is_host_name(s: &str) -> bool {
         })
 }
 
+/// The cluster name when `--cluster` is not given.
+pub const DEFAULT_CLUSTER: &str = "boss";
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The advertised address: the node's identity, the address peers dial.
@@ -164,6 +168,25 @@ pub struct Config {
     pub kill_grace: Duration,
     /// Most connections (handshaking or open) at once; more are refused.
     pub max_conns: usize,
+    /// The cluster's name (`--cluster`, valid by [`crate::wire::is_cluster_name`]):
+    /// nodes of two clusters refuse each other.
+    pub cluster: String,
+    /// The cluster secret (`--secret-file`): with it, every connection proves
+    /// both ends know it and seals every frame (see [`crate::auth#protocol`]).
+    pub secret: Option<Secret>,
+    /// The seed of this node's handshake nonces ([`crate::auth::NonceSource`]):
+    /// from the OS in a real run, from the world's seed in the simulator.
+    pub nonce_seed: NonceSeed,
+}
+
+/// The 32-byte seed of a node's handshake nonces; `Debug` does not show it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct NonceSeed(pub [u8; 32]);
+
+impl std::fmt::Debug for NonceSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonceSeed(..)")
+    }
 }
 
 impl Config {
@@ -191,6 +214,9 @@ impl Config {
             script_loop: true,
             kill_grace: Duration::from_secs(2),
             max_conns: 1024,
+            cluster: DEFAULT_CLUSTER.to_string(),
+            secret: None,
+            nonce_seed: NonceSeed::default(),
         }
     }
 }

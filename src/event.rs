@@ -24,6 +24,7 @@
 //! |---|---|---|
 //! | `started` | `addr`, `bound`, `rule`, `quorum` | `started ADDR (listening on BOUND[, advertised as ADDR], rule R, quorum N)` |
 //! | `quorum_warning` | | `warning: quorum 1 makes every lone node master; …` |
+//! | `no_secret_warning` | `bound` | `warning: no --secret-file: anyone who can reach BOUND can join and take the master role` |
 //! | `leaving` | | `leaving` |
 //! | `peer_up` | `addr` | `connected ADDR` |
 //! | `peer_lost` | `addr`, `reason` ([`LostReason`]) | `lost ADDR (WHY)` |
@@ -85,6 +86,8 @@ pub enum Event {
     },
     /// Quorum 1: a partition gets a master on each side.
     QuorumWarning,
+    /// No `--secret-file` while listening on `bound`, not a loopback address.
+    NoSecretWarning { bound: SocketAddr },
     /// The node is leaving (`-q`, SIGINT, SIGTERM).
     Leaving,
     /// A peer completed its handshake.
@@ -201,6 +204,7 @@ impl Event {
         match self {
             Event::Started { .. } => "started",
             Event::QuorumWarning => "quorum_warning",
+            Event::NoSecretWarning { .. } => "no_secret_warning",
             Event::Leaving => "leaving",
             Event::PeerUp { .. } => "peer_up",
             Event::PeerLost { .. } => "peer_lost",
@@ -279,6 +283,10 @@ impl fmt::Display for Event {
             }
             Event::QuorumWarning => f.write_str(
                 "warning: quorum 1 makes every lone node master; a partition gets a master on each side",
+            ),
+            Event::NoSecretWarning { bound } => write!(
+                f,
+                "warning: no --secret-file: anyone who can reach {bound} can join and take the master role"
             ),
             Event::Leaving => f.write_str("leaving"),
             Event::PeerUp { addr } => write!(f, "connected {addr}"),

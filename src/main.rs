@@ -19,10 +19,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 enum Exit {
     /// 0: a clean exit: `-q` at the console, SIGINT or SIGTERM (also `--help`).
     Clean = 0,
-    /// 1: a runtime failure after the start (the poll loop failed).
+    /// 1: a runtime failure (the poll loop failed, or the OS gave no random
+    /// bytes at start).
     Failure = 1,
     /// 2: a usage error: an unknown flag, a bad value (clap's code for errors);
-    /// also a system clock that cannot be right (before 2000, past year 9999).
+    /// also a system clock that cannot be right (before 2000, past year 9999),
+    /// and a `--secret-file` that cannot be used (missing, open to others,
+    /// too short).
     Usage = 2,
     /// 3: cannot listen: the address is in use or not available, no permission,
     /// a host name that does not resolve, or a wildcard address without
@@ -172,6 +175,25 @@ fn run(args: Vec<OsString>) -> Exit {
             return Exit::Usage;
         }
     };
+    // Before anything is bound: a node that cannot have its secret must not
+    // start without it.
+    let secret = match &cli.secret_file {
+        Some(path) => match shell::secret::load_secret_file(path) {
+            Ok(s) => Some(s),
+            Err(msg) => {
+                error_line(&msg);
+                return Exit::Usage;
+            }
+        },
+        None => None,
+    };
+    let nonce_seed = match shell::secret::os_seed() {
+        Ok(seed) => boss::config::NonceSeed(seed),
+        Err(msg) => {
+            error_line(&msg);
+            return Exit::Failure;
+        }
+    };
     let (listener, bound, addr) = match listen(&cli) {
         Ok(l) => l,
         Err(msg) => {
@@ -184,6 +206,8 @@ fn run(args: Vec<OsString>) -> Exit {
         Err(msg) => return clap_exit(&cli::usage_error(msg)),
     };
     config.bound = bound;
+    config.secret = secret;
+    config.nonce_seed = nonce_seed;
     if let Some(limit) = raise_open_files()
         && let Some(capped) = cap_connections(config.max_conns, limit)
     {

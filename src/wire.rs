@@ -1,6 +1,8 @@
 //! The wire protocol: [`Msg`] and its framing (4-byte big-endian length, then a
 //! postcard body). Pure: encodes into and decodes from caller-owned buffers, never
-//! touches a socket.
+//! touches a socket. On an authenticated connection the shell seals each body
+//! after the `Hello`s (see [`crate::auth#protocol`]); this module knows only the
+//! plain body and leaves room for the seal ([`MAX_BODY`]).
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -8,10 +10,16 @@ use std::time::Duration;
 
 /// First field of every `Hello`: "BOSS".
 pub const MAGIC: u32 = 0x424f_5353;
-/// Protocol version; a peer with another version is refused.
-pub const VERSION: u16 = 1;
-/// Largest frame body accepted or sent.
+/// Protocol version; a peer with another version is refused. Version 2 added
+/// the cluster name, the handshake nonce, the secret flag and `Proof`.
+pub const VERSION: u16 = 2;
+/// Largest frame body accepted (the length prefix's limit), sealed or not.
 pub const MAX_FRAME: usize = 64 * 1024;
+/// Largest message body encoded: a sealed body is [`crate::auth::TAG`] bytes
+/// longer, and must still fit in [`MAX_FRAME`].
+pub const MAX_BODY: usize = MAX_FRAME - crate::auth::TAG;
+/// Most bytes of a cluster name (`--cluster`).
+pub const MAX_CLUSTER: usize = 64;
 /// Length prefix size.
 pub const HEADER: usize = 4;
 /// Largest first frame accepted on a connection: the first frame must be a
@@ -85,11 +93,22 @@ pub fn undialable(addr: SocketAddr) -> Option<&'static str> {
     }
 }
 
+/// Whether `name` can be a cluster name (`--cluster`): 1 to [`MAX_CLUSTER`]
+/// bytes of ASCII letters, digits, `.`, `_` and `-`. So a name can be shown on
+/// the console as it is and never holds anything to escape.
+pub fn is_cluster_name(name: &str) -> bool {
+    (1..=MAX_CLUSTER).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// One message between two nodes.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Msg {
-    /// Sent first by both sides. Must stay variant 0 with `magic` and `version`
-    /// first, so any later version can still be recognised and refused clearly.
+    /// Sent first by both sides. Must stay variant 0 with `magic`, `version`
+    /// and `node` first, so any other version can still be recognised and
+    /// refused clearly (see [`decode`]).
     Hello {
         magic: u32,
         version: u16,
@@ -98,6 +117,13 @@ pub enum Msg {
         rule: u8,
         /// The quorum: both sides must agree.
         quorum: u16,
+        /// The cluster name (`--cluster`): both sides must agree. Checked by
+        /// [`is_cluster_name`] before it is shown.
+        cluster: String,
+        /// A fresh nonce for this connection (see [`crate::auth#protocol`]).
+        nonce: [u8; crate::auth::NONCE],
+        /// Whether the sender has a cluster secret: both sides must agree.
+        auth: bool,
     },
     /// Every peer the sender is connected to; the receiver dials the ones it lacks.
     Members(Vec<SocketAddr>),
@@ -118,6 +144,10 @@ pub enum Msg {
     Text(String),
     /// Clean shutdown: drop the sender at once and do not reconnect.
     Goodbye,
+    /// The sender's proof that it knows the cluster secret and saw this
+    /// connection's handshake: its first frame after the `Hello`s when both
+    /// sides have a secret (see [`crate::auth#protocol`]).
+    Proof([u8; crate::auth::PROOF]),
 }
 
 /// Why a frame could not be read or written.
@@ -125,9 +155,9 @@ pub enum Msg {
 pub enum WireError {
     /// The length prefix exceeds [`MAX_FRAME`].
     TooLong(usize),
-    /// The body is not a valid `Msg`.
+    /// The body is not a valid `Msg` (or a `Hello` not in its one encoding).
     Malformed,
-    /// A message too large to encode within [`MAX_FRAME`].
+    /// A message too large to encode within [`MAX_BODY`].
     Oversized,
     /// The first frame of a connection (the `Hello`) exceeds [`MAX_HELLO`].
     FirstTooLong(usize),
@@ -160,7 +190,7 @@ pub fn encode(msg: &Msg, out: &mut Vec<u8>) -> Result<(), WireError> {
         Ok(buf) => {
             *out = buf;
             let len = out.len() - start - HEADER;
-            if len > MAX_FRAME {
+            if len > MAX_BODY {
                 out.truncate(start);
                 return Err(WireError::Oversized);
             }
@@ -169,6 +199,65 @@ pub fn encode(msg: &Msg, out: &mut Vec<u8>) -> Result<(), WireError> {
         }
         Err(_) => Err(WireError::Oversized),
     }
+}
+
+/// The body of a frame holding `msg` (no length prefix): what is sealed, and
+/// for a `Hello` what the handshake transcript hashes.
+pub fn body(msg: &Msg) -> Result<Vec<u8>, WireError> {
+    let body = postcard::to_allocvec(msg).map_err(|_| WireError::Oversized)?;
+    if body.len() > MAX_BODY {
+        return Err(WireError::Oversized);
+    }
+    Ok(body)
+}
+
+/// What every `Hello` of every version starts with (after its variant tag).
+#[derive(Deserialize)]
+struct HelloHead {
+    magic: u32,
+    version: u16,
+    node: NodeInfo,
+}
+
+/// The message in a whole frame body. A `Hello` of this version must name a
+/// valid cluster ([`is_cluster_name`]) and be the one encoding of its value (decoded, encoded again and compared), so both
+/// ends of a connection hash the same bytes for it by encoding it again (see
+/// [`crate::auth#protocol`]). A `Hello` of another version (its magic,
+/// version and node read, the rest not) comes back with the other fields
+/// empty: it is refused for its version before anything else is read.
+pub fn decode_body(body: &[u8]) -> Result<Msg, WireError> {
+    match postcard::take_from_bytes::<Msg>(body) {
+        // Trailing bytes inside a frame are as wrong as missing ones.
+        Ok((msg @ Msg::Hello { .. }, [])) => {
+            let named = matches!(&msg, Msg::Hello { cluster, .. } if is_cluster_name(cluster));
+            if named && postcard::to_allocvec(&msg).ok().as_deref() == Some(body) {
+                Ok(msg)
+            } else {
+                Err(WireError::Malformed)
+            }
+        }
+        Ok((msg, [])) => Ok(msg),
+        _ => other_version(body).ok_or(WireError::Malformed),
+    }
+}
+
+/// A `Hello` of another protocol version, as far as every version agrees.
+fn other_version(body: &[u8]) -> Option<Msg> {
+    let (&tag, rest) = body.split_first()?;
+    if tag != 0 {
+        return None;
+    }
+    let (head, _) = postcard::take_from_bytes::<HelloHead>(rest).ok()?;
+    (head.magic != MAGIC || head.version != VERSION).then_some(Msg::Hello {
+        magic: head.magic,
+        version: head.version,
+        node: head.node,
+        rule: 0,
+        quorum: 0,
+        cluster: String::new(),
+        nonce: [0; crate::auth::NONCE],
+        auth: false,
+    })
 }
 
 /// The length a frame at the start of `buf` announces, once its prefix is there.
@@ -191,12 +280,8 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Msg, usize)>, WireError> {
     if buf.len() < HEADER + len {
         return Ok(None);
     }
-    let body = &buf[HEADER..HEADER + len];
-    match postcard::take_from_bytes::<Msg>(body) {
-        // Trailing bytes inside a frame are as wrong as missing ones.
-        Ok((msg, [])) => Ok(Some((msg, HEADER + len))),
-        _ => Err(WireError::Malformed),
-    }
+    let msg = decode_body(&buf[HEADER..HEADER + len])?;
+    Ok(Some((msg, HEADER + len)))
 }
 
 #[cfg(test)]
@@ -219,6 +304,9 @@ mod tests {
                 node: info(1),
                 rule: 0,
                 quorum: 2,
+                cluster: "boss".into(),
+                nonce: [7; 32],
+                auth: false,
             },
             Msg::Hello {
                 magic: MAGIC,
@@ -230,6 +318,9 @@ mod tests {
                 },
                 rule: 3,
                 quorum: 9,
+                cluster: "x".repeat(MAX_CLUSTER),
+                nonce: [0xff; 32],
+                auth: true,
             },
             Msg::Members(vec![
                 info(1).addr,
@@ -254,6 +345,7 @@ mod tests {
             Msg::Text(String::new()),
             Msg::Text("héllo\n\x1b[31m".into()),
             Msg::Goodbye,
+            Msg::Proof([0xa5; 32]),
         ]
     }
 
@@ -329,7 +421,9 @@ mod tests {
             if let Msg::Hello { .. } = m {
                 let mut buf = Vec::new();
                 encode(&m, &mut buf).unwrap();
-                assert!(buf.len() - HEADER <= MAX_HELLO / 8, "{} bytes", buf.len());
+                // The longest (an IPv6 address, every number at its widest, the
+                // longest cluster name) leaves the limit plenty of room.
+                assert!(buf.len() - HEADER <= MAX_HELLO / 4, "{} bytes", buf.len());
                 assert_eq!(announced_len(&buf), Some(buf.len() - HEADER));
             }
         }
@@ -358,24 +452,36 @@ mod tests {
     #[test]
     fn a_frame_of_exactly_the_limit_goes_through_and_one_byte_more_does_not() {
         // The body of a `Text` is its tag, its length and its bytes: find the text
-        // length whose body is exactly MAX_FRAME bytes.
+        // length whose body is exactly MAX_BODY bytes.
         let body_len = |text_len: usize| {
             let mut buf = Vec::new();
             encode(&Msg::Text("x".repeat(text_len)), &mut buf).unwrap();
             buf.len() - HEADER
         };
         let overhead = body_len(MAX_FRAME / 2) - MAX_FRAME / 2;
-        let at_limit = Msg::Text("x".repeat(MAX_FRAME - overhead));
+        let at_limit = Msg::Text("x".repeat(MAX_BODY - overhead));
         let mut buf = Vec::new();
         encode(&at_limit, &mut buf).unwrap();
-        assert_eq!(buf.len(), HEADER + MAX_FRAME);
-        assert_eq!(announced_len(&buf), Some(MAX_FRAME));
-        assert_eq!(decode(&buf), Ok(Some((at_limit, HEADER + MAX_FRAME))));
+        assert_eq!(buf.len(), HEADER + MAX_BODY);
+        assert_eq!(announced_len(&buf), Some(MAX_BODY));
+        assert_eq!(
+            decode(&buf),
+            Ok(Some((at_limit.clone(), HEADER + MAX_BODY)))
+        );
+        assert_eq!(body(&at_limit).map(|b| b.len()), Ok(MAX_BODY));
+        // Sealed, it is a frame of exactly MAX_FRAME: room was left for the tag.
+        assert_eq!(MAX_BODY + crate::auth::TAG, MAX_FRAME);
 
         let mut buf = Vec::new();
-        let over = Msg::Text("x".repeat(MAX_FRAME - overhead + 1));
+        let over = Msg::Text("x".repeat(MAX_BODY - overhead + 1));
         assert_eq!(encode(&over, &mut buf), Err(WireError::Oversized));
+        assert_eq!(body(&over), Err(WireError::Oversized));
         assert!(buf.is_empty());
+        // A plain frame up to MAX_FRAME is still read (the limit is the prefix's).
+        let long = Msg::Text("x".repeat(MAX_FRAME - overhead));
+        let mut f = (MAX_FRAME as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(&postcard::to_allocvec(&long).unwrap());
+        assert_eq!(decode(&f), Ok(Some((long, HEADER + MAX_FRAME))));
         // A frame that announces one byte more is refused before its body arrives.
         let mut f = (MAX_FRAME as u32 + 1).to_be_bytes().to_vec();
         f.extend_from_slice(&[0; 16]);
@@ -414,7 +520,7 @@ mod tests {
     fn oversized_message_is_not_encoded() {
         let mut buf = vec![1, 2, 3];
         assert_eq!(
-            encode(&Msg::Text("x".repeat(MAX_FRAME + 1)), &mut buf),
+            encode(&Msg::Text("x".repeat(MAX_BODY + 1)), &mut buf),
             Err(WireError::Oversized)
         );
         assert_eq!(buf, vec![1, 2, 3]);
@@ -443,6 +549,117 @@ mod tests {
         }
     }
 
+    fn hello() -> Msg {
+        all_msgs().swap_remove(0)
+    }
+
+    #[test]
+    fn a_hello_is_accepted_only_in_its_one_encoding() {
+        let body = body(&hello()).unwrap();
+        assert_eq!(decode_body(&body), Ok(hello()));
+        // The same value with an over-long varint (the version, 2, as 0x82
+        // 0x00): it may read as the same value, but it is not the bytes the
+        // sender hashed.
+        assert_eq!(VERSION, 2);
+        let at = body.iter().position(|&b| b == 2).unwrap();
+        let mut long = body[..at].to_vec();
+        long.extend_from_slice(&[0x82, 0x00]);
+        long.extend_from_slice(&body[at + 1..]);
+        assert_eq!(decode_body(&long), Err(WireError::Malformed));
+        // A trailing byte.
+        let mut more = body.clone();
+        more.push(0);
+        assert_eq!(decode_body(&more), Err(WireError::Malformed));
+        // A cluster name that is not one.
+        let Msg::Hello {
+            magic,
+            version,
+            node,
+            rule,
+            quorum,
+            nonce,
+            auth,
+            ..
+        } = hello()
+        else {
+            unreachable!()
+        };
+        for cluster in ["", "a b", "\u{1b}[31m"] {
+            let bad = Msg::Hello {
+                magic,
+                version,
+                node,
+                rule,
+                quorum,
+                cluster: cluster.into(),
+                nonce,
+                auth,
+            };
+            let bytes = postcard::to_allocvec(&bad).unwrap();
+            assert_eq!(
+                decode_body(&bytes),
+                Err(WireError::Malformed),
+                "{cluster:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_hello_of_version_1_is_read_for_its_refusal() {
+        // Version 1's Hello: magic, version, node, rule, quorum, nothing more.
+        #[derive(Serialize)]
+        enum V1 {
+            Hello {
+                magic: u32,
+                version: u16,
+                node: NodeInfo,
+                rule: u8,
+                quorum: u16,
+            },
+        }
+        let v1 = postcard::to_allocvec(&V1::Hello {
+            magic: MAGIC,
+            version: 1,
+            node: info(5),
+            rule: 0,
+            quorum: 2,
+        })
+        .unwrap();
+        let Ok(Msg::Hello {
+            magic,
+            version,
+            node,
+            ..
+        }) = decode_body(&v1)
+        else {
+            panic!("a version-1 Hello is read as a Hello");
+        };
+        assert_eq!((magic, version, node), (MAGIC, 1, info(5)));
+        // A Hello of this version that does not decode is malformed, not
+        // another version.
+        let mut cut = body(&hello()).unwrap();
+        cut.pop();
+        assert_eq!(decode_body(&cut), Err(WireError::Malformed));
+    }
+
+    #[test]
+    fn cluster_names() {
+        for good in ["boss", "a", "prod-db.2_x", &"z".repeat(MAX_CLUSTER)] {
+            assert!(is_cluster_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            " ",
+            "a b",
+            "a/b",
+            "é",
+            "a\n",
+            &"z".repeat(MAX_CLUSTER + 1),
+        ] {
+            assert!(!is_cluster_name(bad), "{bad:?}");
+        }
+    }
+
     #[test]
     fn seeded_random_bytes_never_panic() {
         // A fixed seed, so a failure replays.
@@ -453,7 +670,7 @@ mod tests {
             let len = (next() % 40) as usize;
             let mut body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             if next() % 2 == 0 && !body.is_empty() {
-                body[0] %= 7; // a valid tag more often
+                body[0] %= 8; // a valid tag more often
             }
             let mut f = (len as u32).to_be_bytes().to_vec();
             f.extend_from_slice(&body);

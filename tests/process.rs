@@ -231,6 +231,9 @@ fn fake_peer(node: SocketAddr, addr: SocketAddr) -> TcpStream {
         },
         rule: Rule::Oldest.code(),
         quorum: 2,
+        cluster: "boss".into(),
+        nonce: [0; 32],
+        auth: false,
     };
     let mut buf = Vec::new();
     wire::encode(&hello, &mut buf).expect("encode Hello");
@@ -318,6 +321,9 @@ fn garbage_on_the_port_is_survived() {
             },
             rule: Rule::Oldest.code(),
             quorum: 2,
+            cluster: "boss".into(),
+            nonce: [0; 32],
+            auth: false,
         },
         &mut bad_magic,
     )

@@ -71,6 +71,12 @@ fn parse_loose(line: &str) -> Option<Event> {
     if line == Event::QuorumWarning.to_string() {
         return Some(Event::QuorumWarning);
     }
+    if let Some(rest) = line.strip_prefix("warning: no --secret-file: anyone who can reach ") {
+        let bound = rest.strip_suffix(" can join and take the master role")?;
+        return Some(Event::NoSecretWarning {
+            bound: addr(bound)?,
+        });
+    }
     if line == "leaving" {
         return Some(Event::Leaving);
     }
@@ -251,6 +257,7 @@ fn parse_broken(s: &str) -> Option<Broken> {
         "not reading: write buffer full" => Broken::NotReading,
         "malformed frame" => Broken::MalformedFrame,
         "message too large to send" => Broken::Oversized,
+        "a frame failed authentication: altered, replayed or dropped" => Broken::Unauthenticated,
         _ if s.starts_with("first frame of ") => Broken::HelloTooLong {
             bytes: bytes("first frame of ")?,
         },
@@ -328,8 +335,23 @@ fn parse_conn_refused(why: &str) -> Option<ConnRefusedReason> {
 }
 
 fn parse_refused(why: &str) -> Option<RefusedReason> {
-    if why == "not a boss node" {
-        return Some(RefusedReason::NotBoss);
+    for fixed in [
+        RefusedReason::NotBoss,
+        RefusedReason::NoSecret,
+        RefusedReason::HasSecret,
+        RefusedReason::WrongProof,
+        RefusedReason::NoProof,
+    ] {
+        if why == fixed.to_string() {
+            return Some(fixed);
+        }
+    }
+    if let Some(r) = why.strip_prefix("cluster '") {
+        let (theirs, ours) = r.strip_suffix('\'')?.split_once("', this node's is '")?;
+        return Some(RefusedReason::Cluster {
+            theirs: theirs.into(),
+            ours: ours.into(),
+        });
     }
     if let Some(r) = why.strip_prefix("it speaks protocol version ") {
         let (theirs, ours) = r.split_once(", this node speaks ")?;

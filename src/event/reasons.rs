@@ -47,6 +47,8 @@ pub enum Broken {
     HelloTooLong { bytes: u64 },
     /// A message too large to send.
     Oversized,
+    /// A sealed frame that did not open (see [`crate::auth#protocol`]).
+    Unauthenticated,
 }
 
 /// Why a peer's `Hello` was refused.
@@ -91,6 +93,20 @@ pub enum RefusedReason {
         started: String,
         clock: String,
     },
+    /// It belongs to another cluster (`--cluster`); both are valid names.
+    Cluster {
+        theirs: String,
+        ours: String,
+    },
+    /// It has no `--secret-file` and this node has one.
+    NoSecret,
+    /// It has a `--secret-file` and this node has none.
+    HasSecret,
+    /// Its proof of the cluster secret does not check (or its first sealed
+    /// frame does not open): another secret, or a forged handshake.
+    WrongProof,
+    /// Its first frame after the `Hello` was not its proof.
+    NoProof,
 }
 
 /// An address family.
@@ -172,6 +188,9 @@ impl fmt::Display for Broken {
             Broken::FrameTooLong { bytes: n } => WireError::TooLong(bytes(*n)).fmt(f),
             Broken::HelloTooLong { bytes: n } => WireError::FirstTooLong(bytes(*n)).fmt(f),
             Broken::Oversized => WireError::Oversized.fmt(f),
+            Broken::Unauthenticated => {
+                f.write_str("a frame failed authentication: altered, replayed or dropped")
+            }
         }
     }
 }
@@ -234,6 +253,19 @@ impl fmt::Display for RefusedReason {
                 f,
                 "it says it started at {started}, more than a day ahead of this node's clock ({clock}): one of the clocks is wrong"
             ),
+            RefusedReason::Cluster { theirs, ours } => {
+                write!(f, "cluster '{theirs}', this node's is '{ours}'")
+            }
+            RefusedReason::NoSecret => f.write_str("it has no --secret-file and this node has one"),
+            RefusedReason::HasSecret => {
+                f.write_str("it has a --secret-file and this node has none")
+            }
+            RefusedReason::WrongProof => {
+                f.write_str("its proof of the cluster secret is wrong (a different --secret-file?)")
+            }
+            RefusedReason::NoProof => {
+                f.write_str("it sent a frame before its proof of the cluster secret")
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ fn broken() -> Vec<Broken> {
         Broken::FrameTooLong { bytes: 70000 },
         Broken::HelloTooLong { bytes: 2000 },
         Broken::Oversized,
+        Broken::Unauthenticated,
     ]
 }
 
@@ -36,6 +37,9 @@ fn samples() -> Vec<Event> {
             quorum: 1,
         },
         Event::QuorumWarning,
+        Event::NoSecretWarning {
+            bound: a("0.0.0.0:9"),
+        },
         Event::Leaving,
         Event::PeerUp { addr: y },
         Event::CannotConnect {
@@ -169,6 +173,14 @@ fn samples() -> Vec<Event> {
             started: "2100-01-01T00:00:00.000Z".into(),
             clock: "2025-01-01T00:00:00.000Z".into(),
         },
+        RefusedReason::Cluster {
+            theirs: "prod-2.x_y".into(),
+            ours: "boss".into(),
+        },
+        RefusedReason::NoSecret,
+        RefusedReason::HasSecret,
+        RefusedReason::WrongProof,
+        RefusedReason::NoProof,
     ];
     v.extend(
         refused
@@ -253,7 +265,7 @@ fn every_event_parses_back_from_its_line() {
 #[test]
 fn the_sample_covers_every_event() {
     let names: std::collections::BTreeSet<_> = samples().iter().map(Event::name).collect();
-    assert_eq!(names.len(), 26, "{names:?}");
+    assert_eq!(names.len(), 27, "{names:?}");
     for n in names {
         assert!(
             n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
@@ -309,6 +321,52 @@ fn lines_render_as_the_man_page_says() {
         (
             Event::MessagesNotShown { count: 1 },
             "1 peer message not shown (over 16 KiB/s)",
+        ),
+        (
+            Event::NoSecretWarning {
+                bound: a("0.0.0.0:9"),
+            },
+            "warning: no --secret-file: anyone who can reach 0.0.0.0:9 can join and take the master role",
+        ),
+        (
+            Event::Refused {
+                addr: x,
+                reason: RefusedReason::Cluster {
+                    theirs: "b".into(),
+                    ours: "boss".into(),
+                },
+            },
+            "refused 127.0.0.1:9: cluster 'b', this node's is 'boss'",
+        ),
+        (
+            Event::Refused {
+                addr: x,
+                reason: RefusedReason::NoSecret,
+            },
+            "refused 127.0.0.1:9: it has no --secret-file and this node has one",
+        ),
+        (
+            Event::Refused {
+                addr: x,
+                reason: RefusedReason::HasSecret,
+            },
+            "refused 127.0.0.1:9: it has a --secret-file and this node has none",
+        ),
+        (
+            Event::Refused {
+                addr: x,
+                reason: RefusedReason::WrongProof,
+            },
+            "refused 127.0.0.1:9: its proof of the cluster secret is wrong (a different --secret-file?)",
+        ),
+        (
+            Event::PeerLost {
+                addr: x,
+                reason: LostReason::Broken {
+                    cause: Broken::Unauthenticated,
+                },
+            },
+            "lost 127.0.0.1:9 (a frame failed authentication: altered, replayed or dropped)",
         ),
     ];
     for (e, line) in cases {

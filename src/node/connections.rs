@@ -1,6 +1,7 @@
 //! Connections and handshakes: opening, the `Hello` exchange, strangers' limits,
 //! floods, duplicate connections and closing.
 
+use super::auth::{self, ConnAuth};
 use super::console::already_connected;
 use super::peers::{Loss, Peer};
 use super::{CloseReason, ConnId, Node, Output, Time, Timer};
@@ -54,6 +55,8 @@ pub(super) struct Conn {
     /// Start of the current [`FLOOD_WINDOW`] and the frames counted in it.
     window_start: Time,
     window_frames: u32,
+    /// The handshake's nonce and proof (see `super::auth`).
+    pub(super) auth: ConnAuth,
 }
 
 impl Conn {
@@ -82,6 +85,8 @@ impl Node {
         let timer = self
             .timers
             .insert(now + self.cfg.handshake_timeout, Timer::Handshake(conn));
+        let auth = self.conn_auth();
+        let hello = self.hello(auth.nonce());
         self.conns.insert(
             conn,
             Conn {
@@ -92,18 +97,10 @@ impl Node {
                 state: ConnState::Handshaking { timer },
                 window_start: now,
                 window_frames: 0,
+                auth,
             },
         );
-        out.push(Output::Send(
-            conn,
-            Msg::Hello {
-                magic: MAGIC,
-                version: VERSION,
-                node: self.me,
-                rule: self.cfg.rule.code(),
-                quorum: self.cfg.quorum,
-            },
-        ));
+        out.push(Output::Send(conn, hello));
     }
 
     /// At the connection limit, makes room for a connection from `from`: closes
@@ -327,12 +324,22 @@ impl Node {
         match c.state {
             ConnState::Handshaking { timer } => {
                 let who = c.dialed.unwrap_or(c.remote);
+                if self.awaiting_proof(conn) {
+                    // Nothing the peer says counts before its proof.
+                    let Some(node) = self.proof_frame(now, conn, &msg, out) else {
+                        return;
+                    };
+                    return self.open_handshaken(now, conn, timer, node, out);
+                }
                 let Msg::Hello {
                     magic,
                     version,
                     node,
                     rule,
                     quorum,
+                    ref cluster,
+                    auth,
+                    ..
                 } = msg
                 else {
                     let line = Event::ConnectionClosed {
@@ -346,13 +353,18 @@ impl Node {
                 let remote = c.remote;
                 let checked = self
                     .check_hello(magic, version, &node, rule, quorum)
-                    .and_then(|()| self.check_node(now, remote, &node));
+                    .and_then(|()| self.check_node(now, remote, &node))
+                    .and_then(|()| self.check_cluster(cluster, auth));
                 if let Err(why) = checked {
+                    let limited = auth::limited(&why);
                     let line = Event::Refused {
                         addr: node.addr,
                         reason: why,
                     };
-                    if self.conns.get(&conn).is_some_and(|c| c.dialed.is_some()) {
+                    let dialed = self.conns.get(&conn).is_some_and(|c| c.dialed.is_some());
+                    if limited {
+                        self.refusal_line(now, dialed, line, out);
+                    } else if dialed {
                         out.push(Output::Event(line));
                     } else {
                         // A stranger can be refused at will: collapsed.
@@ -366,16 +378,10 @@ impl Node {
                     self.drop_handshaking(now, conn, out);
                     return;
                 }
-                self.timers.cancel(timer);
-                let Some(c) = self.conns.get_mut(&conn) else {
-                    return;
-                };
-                c.state = ConnState::Open {
-                    peer: node.addr,
-                    confirmed: false,
-                };
-                let dialed = c.dialed;
-                self.handshaken(now, conn, node, dialed, out);
+                if self.start_proof(conn, &msg, node, out) {
+                    return; // the handshake ends with the peer's proof
+                }
+                self.open_handshaken(now, conn, timer, node, out);
             }
             ConnState::Open { peer, confirmed } => {
                 let newly_confirmed = !confirmed;
@@ -398,6 +404,27 @@ impl Node {
                 self.peer_msg(now, conn, peer, msg, out);
             }
         }
+    }
+
+    /// The handshake of `conn` is complete: it is open with `node`.
+    fn open_handshaken(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        timer: TimerId,
+        node: NodeInfo,
+        out: &mut Vec<Output>,
+    ) {
+        self.timers.cancel(timer);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.state = ConnState::Open {
+            peer: node.addr,
+            confirmed: false,
+        };
+        let dialed = c.dialed;
+        self.handshaken(now, conn, node, dialed, out);
     }
 
     /// A connection completed its handshake with `node`.
@@ -586,7 +613,9 @@ impl Node {
         match c.state {
             ConnState::Handshaking { timer } => {
                 self.timers.cancel(timer);
-                if let Some(cause) = reason.broken() {
+                if self.unproven_closed(now, &c, &reason, out) {
+                    // Said as a refusal.
+                } else if let Some(cause) = reason.broken() {
                     let line = Event::ConnectionClosed {
                         with: c.dialed.unwrap_or(c.remote),
                         reason: ClosedReason::Broken { cause },

@@ -1,6 +1,7 @@
 //! The core's contract with its callers: time, connection names, roles, and the
 //! inputs and outputs of [`Node`].
 
+use super::auth::SessionKeys;
 use crate::config::ScriptSpec;
 use crate::event::{Broken, Event};
 use crate::wire::{Msg, WireError};
@@ -38,6 +39,9 @@ pub enum CloseReason {
     Malformed(WireError),
     /// The peer stopped reading and our bounded write buffer filled up.
     Overflow,
+    /// A sealed frame did not open: altered, replayed, reordered, dropped, or
+    /// sealed with another secret (see [`crate::auth#protocol`]).
+    Unauthenticated,
 }
 
 impl CloseReason {
@@ -48,6 +52,7 @@ impl CloseReason {
             CloseReason::Error(e) => Some(Broken::ConnectionError { error: e.clone() }),
             CloseReason::Malformed(e) => Some(Broken::from_wire(e)),
             CloseReason::Overflow => Some(Broken::NotReading),
+            CloseReason::Unauthenticated => Some(Broken::Unauthenticated),
         }
     }
 }
@@ -128,6 +133,12 @@ pub enum Output {
     Dial(SocketAddr),
     /// Abandon the dial of `addr` in flight; no input follows for it.
     CancelDial(SocketAddr),
+    /// From now on, seal every frame sent on `conn` and open every frame
+    /// received on it with these keys (see [`crate::auth#protocol`]): the
+    /// frames before this output (the `Hello`s) are plain, every one after it
+    /// sealed. A frame that does not open closes the connection with
+    /// [`CloseReason::Unauthenticated`].
+    Secure { conn: ConnId, keys: SessionKeys },
     /// Queue a frame on the connection.
     Send(ConnId, Msg),
     /// Flush what is queued (best effort, without blocking) and close; no input

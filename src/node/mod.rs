@@ -29,6 +29,7 @@ use std::time::Duration;
 #[cfg(doc)]
 use scripts::QUICK_RUN;
 
+mod auth;
 mod connections;
 mod console;
 mod contract;
@@ -38,6 +39,7 @@ mod peers;
 mod scripts;
 mod voting;
 
+pub use auth::{REFUSAL_EVERY, SessionKeys};
 pub use contract::{CloseReason, ConnId, Input, Output, Role, ScriptSignal, Time};
 pub use names::MAX_LOOKUPS;
 
@@ -144,10 +146,13 @@ pub struct Node {
     ratelog: RateLog,
     /// Armed while the rate log counts lines: its next summary.
     summary_timer: Option<TimerId>,
+    /// Handshake nonces and the refusals said per address (see `auth`).
+    auth: auth::AuthState,
 }
 
 impl Node {
     pub fn new(cfg: Config) -> Node {
+        let cfg_seed = cfg.nonce_seed.0;
         let me = NodeInfo {
             addr: cfg.addr,
             started: cfg.started,
@@ -200,6 +205,7 @@ impl Node {
             join_unreached: Default::default(),
             ratelog: RateLog::default(),
             summary_timer: None,
+            auth: auth::AuthState::new(cfg_seed),
         }
     }
 
@@ -215,6 +221,11 @@ impl Node {
         }));
         if self.cfg.quorum <= 1 {
             out.push(Output::Event(Event::QuorumWarning));
+        }
+        if self.cfg.secret.is_none() && !self.cfg.bound.ip().to_canonical().is_loopback() {
+            out.push(Output::Event(Event::NoSecretWarning {
+                bound: self.cfg.bound,
+            }));
         }
         for addr in self.cfg.join.clone() {
             if addr != self.me.addr {

@@ -80,6 +80,8 @@ impl Node {
                 out.push(Output::Close(conn));
             }
             Msg::Members(list) => self.learn(now, addr, list, out),
+            // A proof after the handshake proves nothing more.
+            Msg::Proof(_) => {}
             Msg::State {
                 seq,
                 vote,

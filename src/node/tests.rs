@@ -981,6 +981,9 @@ pub(super) fn hello(node: SocketAddr, started: u64) -> Msg {
         },
         rule: crate::election::Rule::Oldest.code(),
         quorum: 2,
+        cluster: "boss".into(),
+        nonce: [0; 32],
+        auth: false,
     }
 }
 

@@ -2,8 +2,9 @@
 //! dialling, accepting, reading within each turn's budget and feeding the frames,
 //! writing within the write limits, and the ways a connection ends.
 
+use super::codec::Codec;
 use super::{CONN_BASE, KEEP_CAPACITY, READ_CHUNK, Shell};
-use crate::node::{CloseReason, ConnId, Input};
+use crate::node::{CloseReason, ConnId, Input, SessionKeys};
 use crate::wire::{self, HEADER, MAX_FRAME, MAX_HELLO};
 use mio::event::Event;
 use mio::net::TcpStream;
@@ -65,6 +66,8 @@ pub(super) struct Conn {
     /// The peer ended the connection (EOF, error) while frames it sent before
     /// were still waiting for a turn's budget: closed once they are fed.
     pub(super) ended: Option<CloseReason>,
+    /// Plain frames, or sealed ones once the core handed the keys.
+    pub(super) codec: Codec,
 }
 
 impl Conn {
@@ -150,6 +153,7 @@ impl Shell {
             served: 0,
             later: false,
             ended: None,
+            codec: Codec::Plain,
         });
         Ok(key)
     }
@@ -216,6 +220,17 @@ impl Shell {
         }
     }
 
+    /// Seals every later frame of a connection with `keys`, and opens every
+    /// later frame read from it. The shell feeds frames one at a time and
+    /// carries out every output of a frame before it decodes the next, so the
+    /// frames after the peer's `Hello` are the first opened, and the frames
+    /// after this output the first sealed.
+    pub(super) fn secure(&mut self, id: ConnId, keys: &SessionKeys) {
+        if let Some(key) = self.open_key(id) {
+            self.conns[key].codec.secure(keys);
+        }
+    }
+
     /// Queues a frame; it is written when the outputs of this input are done.
     pub(super) fn send(&mut self, id: ConnId, msg: &wire::Msg) {
         let Some(key) = self.open_key(id) else {
@@ -223,7 +238,7 @@ impl Shell {
         };
         let c = &mut self.conns[key];
         let before = c.write_buf.len();
-        if let Err(e) = wire::encode(msg, &mut c.write_buf) {
+        if let Err(e) = c.codec.encode(msg, &mut c.write_buf) {
             let to = c.stream.peer_addr();
             let to = to.map_or_else(|_| id.to_string(), |a| a.to_string());
             self.console.line(&format!("not sent to {to}: {e}"));
@@ -558,9 +573,9 @@ impl Shell {
             } else {
                 match wire::announced_len(rest) {
                     Some(n) if !c.first_done && n > MAX_HELLO => {
-                        Err(wire::WireError::FirstTooLong(n))
+                        Err(CloseReason::Malformed(wire::WireError::FirstTooLong(n)))
                     }
-                    _ => wire::decode(rest),
+                    _ => c.codec.decode(rest),
                 }
             };
             match step {
@@ -587,8 +602,8 @@ impl Shell {
                         Delivered::NeedMore
                     };
                 }
-                Err(e) => {
-                    self.fail_now(key, CloseReason::Malformed(e));
+                Err(reason) => {
+                    self.fail_now(key, reason);
                     return Delivered::Gone;
                 }
             }

@@ -26,6 +26,7 @@
 //! `conns`; the script child and its pipes in `pipes`; stdin and stdout in
 //! `console`; the host-name lookups in [`resolve`].
 
+mod codec;
 mod conns;
 mod console;
 mod pipes;
@@ -432,6 +433,7 @@ impl Shell {
                     self.remove(key);
                 }
             }
+            Output::Secure { conn, keys } => self.secure(conn, &keys),
             Output::Send(id, msg) => self.send(id, &msg),
             Output::Close(id) => self.close(id),
             Output::RunScript { spec, env, .. } => self.run_script(&spec, &env),

@@ -35,6 +35,9 @@ fn hello() -> Vec<u8> {
         },
         rule: crate::election::Rule::Oldest.code(),
         quorum: 2,
+        cluster: "boss".into(),
+        nonce: [0; 32],
+        auth: false,
     };
     wire::encode(&msg, &mut buf).unwrap();
     buf

@@ -971,6 +971,9 @@ pub fn hello_msg(addr: SocketAddr, started: u64, rule: boss::election::Rule) -> 
         },
         rule: rule.code(),
         quorum: 2,
+        cluster: "boss".into(),
+        nonce: [0; 32],
+        auth: false,
     }
 }
 

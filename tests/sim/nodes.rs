@@ -240,6 +240,11 @@ impl World {
                         self.close_end(l, 0)?;
                     }
                 }
+                Output::Secure { conn, .. } => {
+                    // The simulated network carries messages, not bytes: no
+                    // frame is sealed. The core still checks every proof.
+                    self.trace_line(Some(s), || format!("-> secure {conn}"));
+                }
                 Output::Send(conn, msg) => {
                     if self.trace.is_some() {
                         self.trace_line(Some(s), || format!("-> {conn} {}", describe_msg(&msg)));
