@@ -780,7 +780,7 @@ pub fn agree_on(nodes: &[&Boss], master: SocketAddr) -> Result<(), String> {
 // ----- events: stdout lines read back with the shared parser -----
 
 #[allow(unused_imports)]
-pub use boss::event::{ClosedReason, Collapsed, Event, LostReason, RefusedReason};
+pub use boss::event::{Broken, ClosedReason, Collapsed, Event, LostReason, RefusedReason};
 #[allow(unused_imports)]
 pub use boss::node::Role;
 
@@ -843,6 +843,17 @@ pub fn refused_because(
     pred: impl Fn(&RefusedReason) -> bool,
 ) -> impl Fn(&str) -> bool {
     is_event(move |e| matches!(e, Event::Refused { addr: a, reason } if *a == addr && pred(reason)))
+}
+
+/// The reason of `lost ADDR (a frame failed authentication: …)`: a frame
+/// after the handshake was altered, replayed or dropped on the way.
+pub fn is_auth_failure(reason: &LostReason) -> bool {
+    matches!(
+        reason,
+        LostReason::Broken {
+            cause: Broken::Unauthenticated
+        }
+    )
 }
 
 /// `lost …`, whoever it names (not the summary of collapsed ones).
