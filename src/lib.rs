@@ -161,19 +161,22 @@
 //!
 //! **Messages**:
 //!
-//! - `Hello { magic, version, node, rule, quorum }`: `magic` is "BOSS", `version`
-//!   the protocol version ([`wire::VERSION`], 1); it stays variant 0 with those two
-//!   fields first, so a later version is recognised and refused clearly. `node`
+//! - `Hello { magic, version, node, rule, quorum, cluster, nonce, auth }`:
+//!   `magic` is "BOSS", `version` the protocol version ([`wire::VERSION`], 2);
+//!   it stays variant 0 with `magic`, `version` and `node` first, so a `Hello`
+//!   of another version (version 1's has no `cluster`, `nonce`, `auth`) is read
+//!   that far and refused clearly. `node`
 //!   is a [`wire::NodeInfo`]: `addr`, the advertised listen address and the node's
 //!   identity; `started`, its start time (wall clock, µs since the Unix epoch);
 //!   `priority`. A `Hello` is **refused** with one line (`refused ADDR: why`) and
 //!   the connection closed when the magic or version differ, when it
-//!   claims this node's own address, when the rule or quorum differ from this
-//!   node's, when its address is one no node can dial (unspecified, port 0,
+//!   claims this node's own address, when the rule, quorum, cluster name or
+//!   secret flag differ from this node's, when its address is one no node can dial (unspecified, port 0,
 //!   multicast, broadcast) or of another family than the connection, or when its
 //!   start time is before 2000, past year 9999 or more than a day ahead of this
 //!   node's clock. Every field is checked before anything it claims is shown or
-//!   used. A refused dial is not retried: the operator must fix it.
+//!   used. A refused dial is not retried: the operator must fix it (a wrong
+//!   proof aside, see below).
 //! - `Members(addrs)`: sent right after the handshake on every new connection:
 //!   every peer the sender is connected to. The receiver dials the ones it lacks,
 //!   so any connected graph becomes a full mesh within one round trip, whichever
@@ -202,6 +205,40 @@
 //!   bytes; the rest is counted and said every 2 s.
 //! - `Goodbye`: clean shutdown. Peers drop the sender at once and do not redial
 //!   it, not even a `--join` address (when it starts again, it dials them).
+//!
+//! - `Proof(p)`: with a cluster secret, each side's first frame after the
+//!   `Hello`s (see below).
+//!
+//! **Authenticated handshake** (`--cluster`, `--secret-file`; the protocol and
+//! its cryptography in [`auth`](crate::auth#protocol)). Version 2's `Hello`
+//! also carries the cluster name (`--cluster`, default `boss`; checked by
+//! [`wire::is_cluster_name`]), a fresh 32-byte nonce per connection (from
+//! [`auth::NonceSource`], seeded by the shell from the OS, by the simulator
+//! from its seed: the core stays pure) and whether the sender has a secret. A
+//! `Hello` of another cluster, or with a secret where this node has none (or
+//! the reverse), is refused with one line that says which. With a secret on
+//! both sides, each end derives the connection's keys from the secret, the
+//! cluster name and both `Hello`s as encoded (the decoder accepts a `Hello`
+//! only in its one encoding, so both ends hash the same bytes by encoding the
+//! values again), hands the frame keys to the shell
+//! ([`Output::Secure`]) and sends its `Proof`. The
+//! connection stays in its handshake until the peer's `Proof` checks: any
+//! other frame first is refused, nothing the peer said (`Members`, `State`,
+//! `Text`) is applied before, and only then is the peer up. From the shell's
+//! `Secure` on, every frame it writes on that connection is sealed and every
+//! frame it reads is opened before it is decoded (`src/shell/codec.rs`); the
+//! shell feeds one frame at a time and carries out each frame's outputs before
+//! decoding the next, so the switch falls exactly after the `Hello`s, whatever
+//! the per-turn budgets. A frame that does not open closes the connection: the
+//! first (the peer's proof) reads as a wrong secret (`refused ADDR: its proof
+//! of the cluster secret is wrong (a different --secret-file?)`), a later one
+//! as `lost ADDR (a frame failed authentication: altered, replayed or
+//! dropped)`. The refusals of this paragraph are said at most once a minute
+//! per address ([`node::REFUSAL_EVERY`]); a peer refused for its proof is
+//! redialled like an unreachable one, so a cluster heals by itself once every
+//! node has the same secret. A message body is at most [`wire::MAX_BODY`], so
+//! that sealed (16 bytes longer) it still fits [`wire::MAX_FRAME`]. Without a
+//! secret the connection stays plain, as in version 1.
 //!
 //! A second `Hello` closes the connection as a bad frame. **Flood limit**: a
 //! connection may send 5,000 frames a second plus four per heartbeat, a rate a
@@ -385,8 +422,13 @@
 //!    never outlives its node: a leaving node stops it before it exits, and a
 //!    killed node takes it along (`PR_SET_PDEATHSIG`; the process tests).
 //!
-//! Not yet: authentication of peers, a control socket for other programs, and
-//! master epochs for fencing are planned, not built.
+//! With a cluster secret, the intruder worlds of the simulator check one more
+//! (`Intruder`): a machine without the secret never completes a handshake, so
+//! never holds or casts a counted vote and is never named master, and no
+//! honest node dials an address only it announced.
+//!
+//! Not yet: a control socket for other programs and master epochs for fencing
+//! are planned, not built.
 //!
 //! # Defaults
 //!
@@ -405,13 +447,16 @@
 //! | script sleep / loop | `--sleep`, `--no-loop`, `-sslp`, `-loop` | 1 s / on |
 //! | script kill grace | `--kill-grace` | 2 s |
 //! | connections at once | `--max-connections` | 1024 (capped to the open-files limit less 32) |
+//! | cluster name | `--cluster` | boss |
+//! | cluster secret | `--secret-file` | none (a warning when listening beyond loopback) |
 //!
 //! Fixed limits:
 //!
 //! | what | value |
 //! | --- | --- |
 //! | reconnect backoff (a setting without a flag) | 100 ms doubling to 5 s |
-//! | frame body / first frame | 64 KiB / 1 KiB |
+//! | frame body / first frame | 64 KiB (a message 64 KiB less 16, room for the seal) / 1 KiB |
+//! | a refusal for the cluster, the secret or the proof | once a minute per address |
 //! | timer tick | 10 ms |
 //! | vote lease | heartbeat + 30 ms |
 //! | `--join` retry until first reached | at most every 500 ms |

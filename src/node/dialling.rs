@@ -254,6 +254,13 @@ impl Node {
         error: &str,
         out: &mut Vec<Output>,
     ) {
+        if self.targets.get(&addr).is_some_and(|t| t.dialing) {
+            // An older connection to it failed its handshake while a newer
+            // dial (a second `-c`) is in flight: that dial answers for the
+            // target. Taking this failure for it would drop a target whose
+            // dial is in flight, and the next `-c` would dial it twice.
+            return;
+        }
         self.names_dial_failed(now, addr, error, out);
         if self.join_untried.remove(&addr) && self.join_untried.is_empty() {
             // Every --join address was tried: this node may vote for itself.

@@ -644,3 +644,6 @@ mod tests;
 
 #[cfg(test)]
 mod rules_tests;
+
+#[cfg(test)]
+mod auth_tests;

@@ -2214,3 +2214,53 @@ fn a_leaving_master_says_nothing_after_leaving() {
         .collect();
     assert!(after.is_empty(), "{:?}", &said[leaving..]);
 }
+
+#[test]
+fn a_handshake_that_times_out_does_not_end_a_newer_dial_of_its_address() {
+    // `-c X`, connected, no Hello; `-c X` again dials a second time; the
+    // first connection's handshake times out. The second dial is still in
+    // flight: a third `-c X` must not dial X a third time (two in flight).
+    let x = addr(2);
+    let mut n = lone();
+    let t = Duration::from_secs(1);
+    let mut out = Vec::new();
+    n.handle(
+        t,
+        Input::Line(format!("-c {} {}", x.ip(), x.port())),
+        &mut out,
+    );
+    assert!(out.contains(&Output::Dial(x)), "{out:?}");
+    out.clear();
+    n.handle(
+        t,
+        Input::Connected {
+            conn: conn(1),
+            addr: x,
+        },
+        &mut out,
+    );
+    out.clear();
+    // The second dial, well before the first connection's handshake times out.
+    let second = t + Duration::from_millis(1500);
+    n.handle(
+        second,
+        Input::Line(format!("-c {} {}", x.ip(), x.port())),
+        &mut out,
+    );
+    assert!(out.contains(&Output::Dial(x)), "{out:?}");
+    out.clear();
+    let later = t + Config::new(x, WALL).handshake_timeout + Duration::from_millis(20);
+    n.handle_timeout(later, &mut out);
+    assert!(out.contains(&Output::Close(conn(1))), "{out:?}");
+    assert!(!out.iter().any(|o| matches!(o, Output::Dial(_))), "{out:?}");
+    out.clear();
+    n.handle(
+        later,
+        Input::Line(format!("-c {} {}", x.ip(), x.port())),
+        &mut out,
+    );
+    assert_eq!(
+        said(&out),
+        [Output::Console(format!("already connecting to {x}"))]
+    );
+}

@@ -8,13 +8,14 @@
 //! then stays quiet until the agreement bound.
 
 use crate::children::PROGRAMS;
+use crate::intruder::{AuthWorld, Intruder};
 use crate::invariants::Failure;
 use crate::network::Item;
 use crate::nodes::Join;
 use crate::params::Params;
 use crate::trace::fmt_time;
 use crate::watchdog::Progress;
-use crate::world::{MS, PORT, World};
+use crate::world::{MS, PORT, Slot, World};
 use boss::node::{Input, Node};
 use boss::rng::Rng;
 use std::time::Duration;
@@ -41,15 +42,29 @@ pub(crate) enum Sched {
     Heal(u64),
     Quiet,
     End,
+    /// The intruder of an authenticated world tries again (`intruder`).
+    Intrude,
 }
 
 impl World {
     /// A world drawn from `seed`: parameters, start times, a fault phase, then
     /// quiet until the agreement bound.
     pub fn random(seed: u64, trace: bool) -> World {
+        World::random_with(seed, trace, None)
+    }
+
+    /// [`World::random`], with an intruder in the slot after the honest
+    /// nodes if `intruder` says which (see `intruder`).
+    pub(crate) fn random_with(seed: u64, trace: bool, intruder: Option<Intruder>) -> World {
         let mut rng = Rng::new(seed ^ 0x005e_ed0f_b055);
         let p = Params::random(&mut rng);
         let mut w = World::new(seed, p, trace);
+        if let Some(kind) = intruder {
+            let slot = Slot::new(&w.p, &mut w.rng);
+            w.slots.push(slot);
+            w.seen.push(None);
+            w.auth = Some(AuthWorld::new(kind, w.p.n));
+        }
         w.progress = Progress::watch(format!(
             "seed {seed} (replay: BOSS_SIM_SEED={seed} BOSS_SIM_RUNS=1 cargo test --test sim random_worlds -- --nocapture)"
         ));
@@ -82,6 +97,7 @@ impl World {
             }
         }
         w.schedule(fault_end, Sched::Quiet);
+        w.fault_end = fault_end;
         let head = format!(
             "world seed {seed}: {:?}, faults until {}",
             w.p,
@@ -238,6 +254,7 @@ impl World {
             }
             Sched::Quiet => self.quiet()?,
             Sched::End => self.end()?,
+            Sched::Intrude => self.intrude()?,
         }
         Ok(())
     }
@@ -271,8 +288,7 @@ impl World {
         }
         let from = self.stats.quiet_from.unwrap_or_default();
         self.stats.agreed_after = self.agreed_since.map(|t| t.saturating_sub(from));
-        let live: Vec<&Node> = self
-            .slots
+        let live: Vec<&Node> = self.slots[..self.p.n]
             .iter()
             .filter_map(|s| s.node.as_ref())
             .filter(|n| !n.is_leaving())

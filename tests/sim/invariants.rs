@@ -237,6 +237,9 @@ impl World {
     }
 
     pub(crate) fn after_step(&mut self) -> Result<bool, Failure> {
+        if self.auth.is_some() {
+            self.check_intruder()?;
+        }
         if 2 * self.p.quorum > self.p.n {
             self.safety()?;
         }
@@ -261,8 +264,7 @@ impl World {
                     if self.agreed_since.is_none() {
                         self.agreed_since = Some(self.now);
                     }
-                    let live: Vec<&Node> = self
-                        .slots
+                    let live: Vec<&Node> = self.slots[..self.p.n]
                         .iter()
                         .filter_map(|s| s.node.as_ref())
                         .filter(|n| !n.is_leaving())

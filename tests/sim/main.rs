@@ -58,7 +58,15 @@
 //!   (`BOSS_SIM_ALL=1` runs them all, to count). Prints a summary with `--nocapture`. A failure
 //!   prints the seed, the invariant, the last trace lines and the command that
 //!   replays it: `BOSS_SIM_SEED=1234 BOSS_SIM_RUNS=1 cargo test --test sim random_worlds -- --nocapture`.
-//! - `dump_trace` (ignored, a tool): the whole trace of `BOSS_SIM_SEED`.
+//! - `intruder_worlds`: `BOSS_SIM_INTRUDER_RUNS` seeds (default 2000) of the
+//!   same random worlds with a cluster secret on every node and an intruder
+//!   without it (none, a wrong one, or injecting recorded frames, claiming the
+//!   oldest start and handing out `Members`), checked by the same invariants
+//!   and `Intruder` (see `intruder`): it never completes a handshake, so never
+//!   holds or casts a counted vote; no honest node votes for it or names it
+//!   master; no honest node dials an address only it announced.
+//! - `dump_trace` (ignored, a tool): the whole trace of `BOSS_SIM_SEED`
+//!   (`dump_intruder_trace`: of its intruder world).
 //! - `one_seed_replays_the_same_trace`: determinism.
 //! - scenario tests with fixed schedules, asserting what a user sees, and
 //!   regressions for core bugs the random worlds found (`scenarios`).
@@ -71,6 +79,7 @@
 //! - `network`: links, delays, dials and delivery;
 //! - `children`: the simulated script children;
 //! - `faults`: the faults, the random schedule and `World::random`;
+//! - `intruder`: authenticated worlds with an intruder (`World::intruded`);
 //! - `invariants`: the checks named above and the rule oracle;
 //! - `trace`: the trace lines;
 //! - `watchdog`: the bound on one core call;
@@ -79,6 +88,7 @@
 
 mod children;
 mod faults;
+mod intruder;
 mod invariants;
 mod network;
 mod nodes;
@@ -98,6 +108,7 @@ use world::{Stats, World};
 
 const DEFAULT_SEED: u64 = 1;
 const DEFAULT_RUNS: u64 = 5000;
+const DEFAULT_INTRUDER_RUNS: u64 = 2000;
 /// After this many failed seeds no new seed starts (a bug that breaks most
 /// worlds fails the sweep in seconds), unless `BOSS_SIM_ALL=1`.
 const MAX_FAILED: u64 = 10;
@@ -111,9 +122,32 @@ fn env_u64(name: &str) -> Option<u64> {
     }
 }
 
-fn replay_command(seed: u64) -> String {
+/// A family of worlds drawn from seeds: how one is made, and its test.
+#[derive(Clone, Copy)]
+struct Worlds {
+    build: fn(u64, bool) -> World,
+    test: &'static str,
+}
+
+const RANDOM: Worlds = Worlds {
+    build: World::random,
+    test: "random_worlds",
+};
+
+const INTRUDED: Worlds = Worlds {
+    build: World::intruded,
+    test: "intruder_worlds",
+};
+
+fn replay_command(worlds: Worlds, seed: u64) -> String {
+    let test = worlds.test;
+    let dump = if test == RANDOM.test {
+        "dump_trace"
+    } else {
+        "dump_intruder_trace"
+    };
     format!(
-        "BOSS_SIM_SEED={seed} BOSS_SIM_RUNS=1 cargo test --test sim random_worlds -- --nocapture\nfull trace: BOSS_SIM_SEED={seed} cargo test --test sim dump_trace -- --ignored --nocapture"
+        "BOSS_SIM_SEED={seed} BOSS_SIM_RUNS=1 cargo test --test sim {test} -- --nocapture\nfull trace: BOSS_SIM_SEED={seed} cargo test --test sim {dump} -- --ignored --nocapture"
     )
 }
 
@@ -129,7 +163,12 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs one random world; a panic of the core is a failure like any other.
 fn run_seed(seed: u64, trace: bool) -> (World, Result<(), Failure>) {
-    let mut w = World::random(seed, trace);
+    run_world(RANDOM, seed, trace)
+}
+
+/// Runs one world of `worlds`; a panic of the core is a failure like any other.
+fn run_world(worlds: Worlds, seed: u64, trace: bool) -> (World, Result<(), Failure>) {
+    let mut w = (worlds.build)(seed, trace);
     let r = catch_unwind(AssertUnwindSafe(|| w.run()));
     let r = match r {
         Ok(r) => r,
@@ -145,6 +184,8 @@ struct Outcome {
     majority: bool,
     preempt: bool,
     failure: Option<Failure>,
+    /// In an intruder world: its attempts, and the honest nodes' refusals.
+    intrusions: (u64, u64),
 }
 
 #[test]
@@ -155,15 +196,46 @@ fn random_worlds() {
     // Wall time for the summary only: nothing simulated reads it.
     #[allow(clippy::disallowed_methods)]
     let wall = Instant::now();
-    let outcomes = run_seeds(start, runs);
+    let outcomes = run_seeds(RANDOM, start, runs);
     let elapsed = wall.elapsed();
     summarize(&outcomes, elapsed);
-    report_failures(&outcomes, runs);
+    report_failures(RANDOM, &outcomes, runs);
+}
+
+/// Seeds of authenticated worlds with an intruder (see `intruder`):
+/// `BOSS_SIM_INTRUDER_RUNS` (default 2000) from `BOSS_SIM_SEED` (default 1).
+#[test]
+fn intruder_worlds() {
+    let start = env_u64("BOSS_SIM_SEED");
+    let runs = env_u64("BOSS_SIM_RUNS")
+        .filter(|_| start.is_some())
+        .or_else(|| env_u64("BOSS_SIM_INTRUDER_RUNS"))
+        .unwrap_or(if start.is_some() {
+            1
+        } else {
+            DEFAULT_INTRUDER_RUNS
+        });
+    let start = start.unwrap_or(DEFAULT_SEED);
+    #[allow(clippy::disallowed_methods)]
+    let wall = Instant::now();
+    let outcomes = run_seeds(INTRUDED, start, runs);
+    let elapsed = wall.elapsed();
+    summarize(&outcomes, elapsed);
+    let attempts: u64 = outcomes.iter().map(|o| o.intrusions.0).sum();
+    let refusals: u64 = outcomes.iter().map(|o| o.intrusions.1).sum();
+    println!(
+        "intruders: {attempts} attempts to join, {refusals} refusals said by honest nodes, none let in"
+    );
+    assert!(
+        outcomes.is_empty() || refusals > 0,
+        "the intruders were never refused: did they try?"
+    );
+    report_failures(INTRUDED, &outcomes, runs);
 }
 
 /// Runs `runs` seeds from `start` on up to 8 threads (no new seed after
 /// `MAX_FAILED` failures, unless `BOSS_SIM_ALL=1`).
-fn run_seeds(start: u64, runs: u64) -> Vec<Outcome> {
+fn run_seeds(worlds: Worlds, start: u64, runs: u64) -> Vec<Outcome> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8)
@@ -186,7 +258,7 @@ fn run_seeds(start: u64, runs: u64) -> Vec<Outcome> {
                             return done;
                         }
                         let seed = start + i;
-                        let (w, r) = run_seed(seed, false);
+                        let (w, r) = run_world(worlds, seed, false);
                         if r.is_err() {
                             failures.fetch_add(1, Ordering::Relaxed);
                         }
@@ -197,6 +269,10 @@ fn run_seeds(start: u64, runs: u64) -> Vec<Outcome> {
                             preempt: w.p.preempt,
                             stats: w.stats.clone(),
                             failure: r.err(),
+                            intrusions: (
+                                w.auth.as_ref().map_or(0, |a| a.attempts),
+                                if w.auth.is_some() { w.refusals() } else { 0 },
+                            ),
                         });
                     }
                 })
@@ -212,7 +288,7 @@ fn run_seeds(start: u64, runs: u64) -> Vec<Outcome> {
 /// Replays the first failing seed of each invariant with the trace on, prints
 /// it and how to replay it, and fails the test with the list; nothing if no
 /// seed failed.
-fn report_failures(outcomes: &[Outcome], runs: u64) {
+fn report_failures(worlds: Worlds, outcomes: &[Outcome], runs: u64) {
     let mut failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
     failed.sort_by_key(|o| o.seed);
     if failed.is_empty() {
@@ -226,7 +302,7 @@ fn report_failures(outcomes: &[Outcome], runs: u64) {
     // Replay the first failure of each invariant with the trace on.
     for seeds in by_name.values() {
         let seed = seeds[0];
-        let (w, r) = run_seed(seed, true);
+        let (w, r) = run_world(worlds, seed, true);
         let f = r.expect_err("a failing seed fails again on replay");
         eprintln!(
             "\n=== seed {seed}: invariant {} violated at {}s\n{}\nparams: {:?}\nlast {TRACE_TAIL} trace lines:\n{}replay: {}",
@@ -235,7 +311,7 @@ fn report_failures(outcomes: &[Outcome], runs: u64) {
             f.detail,
             w.p,
             w.tail(TRACE_TAIL),
-            replay_command(seed)
+            replay_command(worlds, seed)
         );
     }
     let list: Vec<String> = by_name
@@ -465,6 +541,18 @@ fn dump_trace() {
     let (w, r) = run_seed(seed, true);
     let from = env_u64("BOSS_SIM_FROM").unwrap_or(0) as usize;
     for l in &w.trace.as_ref().expect("traced")[from..] {
+        println!("{l}");
+    }
+    println!("{:?}", r.map_err(|f| (f.name, f.detail)));
+}
+
+/// Prints the whole trace of the intruder world `BOSS_SIM_SEED`.
+#[test]
+#[ignore = "a tool: prints one intruder world's trace"]
+fn dump_intruder_trace() {
+    let seed = env_u64("BOSS_SIM_SEED").expect("BOSS_SIM_SEED");
+    let (w, r) = run_world(INTRUDED, seed, true);
+    for l in w.trace.as_ref().expect("traced") {
         println!("{l}");
     }
     println!("{:?}", r.map_err(|f| (f.name, f.detail)));

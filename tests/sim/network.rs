@@ -205,7 +205,9 @@ impl World {
                 if msg == Msg::Goodbye {
                     // A peer that said goodbye is not redialled.
                     let from = link.ends[1 - i].slot;
-                    self.slots[s].knows[from] = false;
+                    if let Some(k) = self.slots[s].knows.get_mut(from) {
+                        *k = false;
+                    }
                 }
                 Input::Frame { conn, msg }
             }

@@ -45,6 +45,13 @@ impl World {
         slot.frozen = false;
         slot.knows.fill(false);
         let mut cfg = self.p.config(s, started, slot.priority);
+        // A seed of its own per node and start: the nonces never repeat.
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&started.to_be_bytes());
+        seed[8..16].copy_from_slice(&(s as u64).to_be_bytes());
+        seed[16..20].copy_from_slice(&slot.inc.to_be_bytes());
+        cfg.nonce_seed = boss::config::NonceSeed(seed);
+        crate::intruder::auth_config(self.auth.as_ref(), self.p.n, s, &mut cfg);
         if let Join::Config(t) = join {
             cfg.join = vec![addr_of(t)];
             slot.knows[t] = true;
@@ -190,6 +197,7 @@ impl World {
         let mut failed = false;
         let mut started: Option<Role> = None;
         for o in out.drain(..) {
+            self.auth_output(s, &o)?;
             if exit {
                 return Err(self.fail(
                     "OutputProtocol",
@@ -266,7 +274,11 @@ impl World {
                             format!("n{} sends on {conn}, which is not open", s + 1),
                         ));
                     };
+                    let hello = matches!(msg, Msg::Hello { .. });
                     self.push(l, 1 - side, Item::Frame(msg))?;
+                    if hello {
+                        self.inject(s, l, 1 - side)?;
+                    }
                 }
                 Output::Close(conn) => {
                     self.trace_line(Some(s), || format!("-> close {conn}"));

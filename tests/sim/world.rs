@@ -10,6 +10,7 @@
 
 use crate::children::Child;
 use crate::faults::{FAULTS, Sched};
+use crate::intruder::AuthWorld;
 use crate::invariants::Failure;
 use crate::network::{Attempt, IdAlloc, Item, Link, Stage};
 use crate::params::Params;
@@ -141,7 +142,7 @@ pub struct Slot {
 
 impl Slot {
     /// A machine with no node up yet: its clock offsets and priority drawn.
-    fn new(p: &Params, rng: &mut Rng) -> Slot {
+    pub(crate) fn new(p: &Params, rng: &mut Rng) -> Slot {
         Slot {
             node: None,
             inc: 0,
@@ -231,6 +232,11 @@ pub struct World {
     pub(crate) last_reset: Option<Time>,
     /// What the watchdog sees: a core call that never returns ends the run.
     pub(crate) progress: Arc<Progress>,
+    /// An authenticated world with an intruder (`intruder`), in the slot
+    /// after the honest nodes.
+    pub auth: Option<AuthWorld>,
+    /// When the fault phase of a random world ends.
+    pub(crate) fault_end: Time,
 }
 
 impl World {
@@ -265,6 +271,8 @@ impl World {
                 "scenario world (seed {seed}, test {})",
                 std::thread::current().name().unwrap_or("?")
             )),
+            auth: None,
+            fault_end: Duration::ZERO,
         }
     }
 
