@@ -6,7 +6,8 @@
 //! missing, stops the node at start (exit status 2, one line). Between two
 //! nodes of one cluster, a proxy ([`proxy`]) flips a bit of a frame, replays
 //! one or drops one: the receiver says so and closes the connection, the nodes
-//! connect again, and the cluster has one master again.
+//! connect again, and the cluster has one master again; a proof altered on the
+//! way is refused as a wrong proof.
 
 mod common;
 #[path = "auth/proxy.rs"]
@@ -344,6 +345,37 @@ fn a_replayed_frame_is_detected_and_the_cluster_recovers() {
 #[test]
 fn a_dropped_frame_is_detected_and_the_cluster_recovers() {
     tampered_frames_are_detected(Fault::Drop);
+}
+
+/// A proof altered on the way is a wrong proof: its receiver refuses the
+/// connection with `refused ADDR: its proof of the cluster secret is wrong
+/// (…)`. The link is dialled again (B, told to `--join` A, redials it with
+/// backoff; A, if it had taken B's proof, redials B as a lost peer), and the
+/// next handshake, untouched, forms the cluster.
+#[test]
+fn a_proof_altered_on_the_way_is_refused_and_the_join_is_retried() {
+    let secret = SecretFile::random();
+    let flags = auth_flags(Some(&secret), None);
+    let tamper = Arc::new(Tamper::default());
+    let (a, _pa) = behind_proxy("A", &tamper, &flags);
+    let ticket = tamper.arm(Fault::FlipProof);
+    let join = a.addr().to_string();
+    let mut b_flags = flags.clone();
+    b_flags.extend(["--join", join.as_str()]);
+    let b = Boss::start("B", &b_flags);
+    let all = [&a, &b];
+    let applied = tamper.wait_applied(ticket, SOON).or_dump(&all);
+    // Only A is behind a proxy: to A is from B, and back.
+    let (rx, tx) = if applied.to_target {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    let wrong_proof = |r: &RefusedReason| matches!(r, RefusedReason::WrongProof);
+    rx.wait_line(refused_because(tx.addr(), wrong_proof), SOON)
+        .or_dump(&all);
+    full_mesh(&all).or_dump(&all);
+    agree_on(&all, a.addr()).or_dump(&all);
 }
 
 /// The proxy alone changes nothing: two nodes without a secret, each behind a

@@ -1,13 +1,14 @@
 //! A TCP proxy between real nodes that can, on command, tamper with one frame
-//! after the handshake: flip one bit of its body, send it twice (a replay), or
-//! drop it. It cuts the byte stream into whole frames by their length prefix
+//! after the handshake (past [`UNTOUCHED_FRAMES`]): flip one bit of its body,
+//! send the frame before it again after it (a replay), or drop it; or flip one
+//! bit of a proof of the handshake ([`PROOF_FRAME`]). It cuts the byte stream into whole frames by their length prefix
 //! (4 bytes, big-endian, see `boss::wire`), so it acts on one frame exactly.
 //!
 //! Each [`Proxy`] listens on a port of its own and forwards every connection to
 //! one node; a node started with `--advertise` set to its proxy's address is
 //! reached through it by every other node, dials and redials alike. Proxies
-//! made with one [`Tamper`] share its one armed fault: the first frame after
-//! the handshake on any of their connections takes it.
+//! made with one [`Tamper`] share its one armed fault: the first frame on any
+//! of their connections that it fits takes it.
 //!
 //! Plain std threads, two per connection (one per direction) and one per
 //! listener. Dropping a proxy stops them all: it shuts every socket down and
@@ -26,6 +27,9 @@ use std::time::Duration;
 /// being resolved (those carry a few frames and are closed).
 pub const UNTOUCHED_FRAMES: u64 = 2 + 4;
 
+/// The index of the proof among a direction's frames (after the `Hello`).
+pub const PROOF_FRAME: u64 = 1;
+
 /// Longest frame the proxy forwards (more than any node sends): a longer
 /// length prefix ends the connection, as it would at a node.
 const MAX_BODY: usize = 1 << 20;
@@ -39,6 +43,9 @@ pub enum Fault {
     Replay,
     /// Do not forward it.
     Drop,
+    /// Flip one bit in the middle of the proof ([`PROOF_FRAME`]) of the next
+    /// connection, in either direction.
+    FlipProof,
 }
 
 /// Where a fault was applied: the proxy's target node received the frame
@@ -139,16 +146,17 @@ impl Tamper {
         self.changed.notify_all();
     }
 
-    /// If a fault is armed and can be applied to this frame, takes it.
-    fn take(&self, can_replay: bool) -> Option<Fault> {
+    /// If a fault is armed and can be applied to frame `index` of a direction
+    /// (`len` bytes long, with a frame before it to replay or not), takes it.
+    fn take(&self, index: u64, len: usize, can_replay: bool) -> Option<Fault> {
         let mut st = self.lock();
-        match st.armed {
-            Some(Fault::Replay) if !can_replay => None,
-            f => {
-                st.armed = None;
-                f
-            }
-        }
+        let fits = match st.armed? {
+            Fault::FlipProof => index == PROOF_FRAME && len > 0,
+            Fault::Flip => index >= UNTOUCHED_FRAMES && len > 0,
+            Fault::Replay => index >= UNTOUCHED_FRAMES && can_replay,
+            Fault::Drop => index >= UNTOUCHED_FRAMES,
+        };
+        if fits { st.armed.take() } else { None }
     }
 
     fn record(&self, a: Applied) {
@@ -350,21 +358,21 @@ fn pump(
             break;
         }
         let mut send = vec![frame.clone()];
-        if index >= UNTOUCHED_FRAMES && len > 0 {
-            let fault = shared.tamper.take(previous.is_some());
-            match fault {
-                Some(Fault::Flip) => send[0][4 + len / 2] ^= 0x01,
-                Some(Fault::Replay) => send.extend(previous.clone()),
-                Some(Fault::Drop) => send.clear(),
-                None => {}
-            }
-            if let Some(fault) = fault {
-                shared.tamper.record(Applied {
-                    fault,
-                    to_target,
-                    proxy: shared.addr,
-                });
-            }
+        let fault = shared.tamper.take(index, len, previous.is_some());
+        match fault {
+            Some(Fault::Flip | Fault::FlipProof) => send[0][4 + len / 2] ^= 0x01,
+            Some(Fault::Replay) => send.extend(previous.take()),
+            Some(Fault::Drop) => send.clear(),
+            None => {}
+        }
+        if let Some(fault) = fault {
+            shared.tamper.record(Applied {
+                fault,
+                to_target,
+                proxy: shared.addr,
+            });
+        }
+        if index >= UNTOUCHED_FRAMES {
             previous = Some(frame);
         }
         index += 1;
