@@ -235,3 +235,126 @@ fn handle_timeout_runs_before_the_io_events_of_a_turn() {
     assert!(lost.is_some() && lost < answer, "{text}");
     drop(write);
 }
+
+/// With a secret, the frames after the peer's `Hello` are opened and those
+/// after the node's `Hello` sealed, exactly: here the peer's `Hello`, its
+/// sealed proof and 200 sealed pings arrive in one write, so the per-turn
+/// frame budget cuts them into several turns, and the switch still falls
+/// right after the `Hello`.
+#[test]
+fn with_a_secret_every_frame_after_the_hellos_is_sealed_whatever_the_budget() {
+    use super::codec::Codec;
+    use crate::auth::{Keys, Role as End, Secret};
+    use std::io::Read;
+    let secret = || Secret::from_bytes(b"0123456789abcdef0123456789abcdef").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut cfg = Config::new(addr, 1_700_000_000_000_000);
+    cfg.secret = Some(secret());
+    cfg.nonce_seed = crate::config::NonceSeed([3; 32]);
+    let mut shell = Shell::setup(cfg, listener, false).expect("the shell sets up");
+    shell.node.start(shell.now, &mut shell.out);
+    shell.drain();
+    let mut events = Events::with_capacity(EVENTS);
+    let mut client = StdStream::connect(addr).unwrap();
+    client.set_read_timeout(Some(ms(5000))).unwrap();
+    turns_until(&mut shell, &mut events, |s| s.node.connection_count() == 1);
+    // The node's Hello comes plain.
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let theirs = loop {
+        if let Ok(Some((m, used))) = wire::decode(&got) {
+            got.drain(..used);
+            break m;
+        }
+        let n = client.read(&mut chunk).unwrap();
+        assert!(n > 0, "the node closed");
+        got.extend_from_slice(&chunk[..n]);
+    };
+    assert!(
+        matches!(theirs, Msg::Hello { auth: true, .. }),
+        "{theirs:?}"
+    );
+    // Ours, then everything sealed, in one write.
+    let ours = Msg::Hello {
+        magic: MAGIC,
+        version: VERSION,
+        node: NodeInfo {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            started: 1_700_000_000_000_001,
+            priority: 0,
+        },
+        rule: crate::election::Rule::Oldest.code(),
+        quorum: 2,
+        cluster: "boss".into(),
+        nonce: [9; 32],
+        auth: true,
+    };
+    let keys = Keys::derive(
+        &secret(),
+        "boss",
+        &wire::body(&ours).unwrap(),
+        &wire::body(&theirs).unwrap(),
+        End::Dialler,
+    );
+    let proof = keys.proof();
+    let keys = crate::node::SessionKeys::from(keys);
+    let mut codec = Codec::default();
+    let mut bytes = Vec::new();
+    codec.encode(&ours, &mut bytes).unwrap();
+    codec.secure(&keys);
+    codec.encode(&Msg::Proof(proof), &mut bytes).unwrap();
+    let pings = 200u64;
+    for i in 0..pings {
+        codec.encode(&Msg::Ping(i), &mut bytes).unwrap();
+    }
+    client.write_all(&bytes).unwrap();
+    turns_until(&mut shell, &mut events, |s| s.node.peers().len() == 1);
+    assert_eq!(
+        TURN_FRAMES - shell.turn_frames,
+        CONN_TURN_FRAMES,
+        "the Hello, the proof and 62 pings in the first turn"
+    );
+    let mut turns = 0;
+    while !shell.later.is_empty() {
+        shell.turn(&mut events).unwrap();
+        turns += 1;
+        assert!(turns < 100, "never done");
+    }
+    assert!(turns >= 2, "the budget cut the pings into turns");
+    assert_eq!(shell.node.peers().len(), 1, "no frame failed to open");
+    // Everything the node sent after its Hello opens in order: its proof
+    // first, then Members, State and a Pong for every Ping.
+    let mut pongs = 0;
+    let mut first = None;
+    while pongs < pings {
+        match codec.decode(&got) {
+            Ok(Some((m, used))) => {
+                got.drain(..used);
+                first.get_or_insert_with(|| m.clone());
+                if let Msg::Pong(i) = m {
+                    assert_eq!(i, pongs, "in order");
+                    pongs += 1;
+                }
+            }
+            Ok(None) => {
+                shell.turn(&mut events).unwrap();
+                let n = client.read(&mut chunk).unwrap();
+                assert!(n > 0, "the node closed");
+                got.extend_from_slice(&chunk[..n]);
+            }
+            Err(e) => panic!("a frame from the node does not open: {e:?}"),
+        }
+    }
+    let Some(Msg::Proof(p)) = first else {
+        panic!("the node's first sealed frame is {first:?}, not its proof");
+    };
+    let check = Keys::derive(
+        &secret(),
+        "boss",
+        &wire::body(&ours).unwrap(),
+        &wire::body(&theirs).unwrap(),
+        End::Dialler,
+    );
+    assert!(check.check_proof(&p), "the node's proof checks");
+}
