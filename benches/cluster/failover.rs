@@ -4,7 +4,7 @@
 use crate::cluster::Cluster;
 use crate::common::{self, ms_since, now};
 use crate::figures::{Figure, Report, Stat, fmt_num, summary, target_text};
-use crate::{Ctx, SOON, form_deadline};
+use crate::{Ctx, SOON, form_deadline, with_secret};
 use nix::sys::signal::Signal;
 use std::net::SocketAddr;
 use std::thread;
@@ -137,29 +137,41 @@ impl Failovers {
     }
 }
 
+/// The name of the crash failover figure at `n` nodes, with or without a
+/// secret (the ratio of the two is a figure of its own).
+pub fn crash_name(n: usize, secret: bool) -> String {
+    format!("crash failover (kill -9), {n} nodes{}", with_secret(secret))
+}
+
 pub fn crash_and_graceful(ctx: &Ctx, fault: Fault, report: &mut Report) {
     let plan = &ctx.plan;
     for &n in &plan.failover_sizes {
-        let what = match fault {
-            Fault::Crash => "crash failover (kill -9)",
-            _ => "graceful failover (-q)",
+        let secrets: &[bool] = match fault {
+            Fault::Crash if plan.secret_failover_sizes.contains(&n) => &[false, true],
+            _ => &[false],
         };
-        let name = format!("{what}, {n} nodes");
-        let target = match (fault, n) {
-            (Fault::Crash, 3) => Some((Stat::P50, 5.0)),
-            (Fault::Crash, 50) => Some((Stat::P50, 50.0)),
-            _ => None,
-        };
-        eprintln!("  {name}, {} repetitions", plan.failover_reps);
-        report.attempt(&name, &target_text(target, "ms"), |figures| {
-            let r = failovers(n, plan.failover_reps, &[], fault, SOON, None)?;
-            figures.push(r.figure(
-                name.clone(),
-                target,
-                "fault → last survivor's `master changed: <new>`",
-            ));
-            Ok(())
-        });
+        for &secret in secrets {
+            let name = match fault {
+                Fault::Crash => crash_name(n, secret),
+                _ => format!("graceful failover (-q), {n} nodes"),
+            };
+            let target = match (fault, n) {
+                (Fault::Crash, 3) => Some((Stat::P50, 5.0)),
+                (Fault::Crash, 50) => Some((Stat::P50, 50.0)),
+                _ => None,
+            };
+            eprintln!("  {name}, {} repetitions", plan.failover_reps);
+            report.attempt(&name, &target_text(target, "ms"), |figures| {
+                let flags = ctx.flags(&[], secret);
+                let r = failovers(n, plan.failover_reps, &flags, fault, SOON, None)?;
+                figures.push(r.figure(
+                    name.clone(),
+                    target,
+                    "fault → last survivor's `master changed: <new>`",
+                ));
+                Ok(())
+            });
+        }
     }
 }
 

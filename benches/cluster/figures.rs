@@ -227,3 +227,62 @@ impl Report {
         eprintln!("     ({name}: {:.1} s)", t.elapsed().as_secs_f64());
     }
 }
+
+/// The ratio of the medians of two figures of `report` (with a secret over
+/// without): a row named `name`, or one saying why it could not be had.
+fn ratio(report: &Report, name: String, without: &str, with: &str, bound: Option<f64>) -> Figure {
+    let p50 = |name: &str| {
+        report
+            .figures
+            .iter()
+            .find(|f| f.name == name)
+            .and_then(|f| summary(&f.samples))
+            .map(|s| s.p50)
+    };
+    let target = bound.map_or_else(|| "—".to_string(), |b| format!("max ≤ {} ×", fmt_num(b)));
+    match (p50(with), p50(without)) {
+        (Some(w), Some(wo)) if wo > 0.0 => Figure::per_node(
+            name,
+            "×",
+            vec![w / wo],
+            bound,
+            format!(
+                "p50 with a secret {} ms / p50 without {} ms",
+                fmt_num(w),
+                fmt_num(wo)
+            ),
+        ),
+        _ => Figure::not_available(name, "a figure of the pair was not taken", &target),
+    }
+}
+
+/// What a cluster secret costs: for each join and crash failover measured with
+/// and without one, the ratio of their medians. The join target is ≤ 1.2×;
+/// a failover should show no measurable change (no target: at a few
+/// milliseconds, the ratio is mostly noise).
+pub fn secret_ratios(ctx: &crate::Ctx, report: &mut Report) {
+    let plan = &ctx.plan;
+    let mut rows = Vec::new();
+    for &(n, _, flags, secret) in &plan.join {
+        if secret {
+            let (without, with) = (
+                crate::join::join_name(n, flags, false),
+                crate::join::join_name(n, flags, true),
+            );
+            let name = format!("join, {n} nodes: with a secret / without (p50)");
+            rows.push(ratio(report, name, &without, &with, Some(1.2)));
+        }
+    }
+    for &n in &plan.secret_failover_sizes {
+        let (without, with) = (
+            crate::failover::crash_name(n, false),
+            crate::failover::crash_name(n, true),
+        );
+        let name = format!("crash failover, {n} nodes: with a secret / without (p50)");
+        rows.push(ratio(report, name, &without, &with, None));
+    }
+    for r in &rows {
+        eprintln!("  {}: {}", r.name, r.value);
+    }
+    report.figures.extend(rows);
+}

@@ -1,10 +1,10 @@
 //! What an idle node costs: memory, CPU and wake-ups of a settled cluster and of
 //! a lone node over an idle window, read from /proc; and the size of the binary.
 
-use crate::Ctx;
 use crate::cluster::Cluster;
 use crate::common::now;
 use crate::figures::{Figure, fmt_num};
+use crate::{Ctx, with_secret};
 use nix::unistd::Pid;
 use std::path::Path;
 use std::process::Command;
@@ -86,22 +86,32 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-pub fn footprint(ctx: &Ctx, figures: &mut Vec<Figure>) -> Result<(), String> {
+/// The idle cluster's figures, and the lone node's and the binary's; with
+/// `secret`, every node runs with the run's `--secret-file` and only the
+/// cluster's figures are given (named so).
+pub fn footprint(ctx: &Ctx, figures: &mut Vec<Figure>, secret: bool) -> Result<(), String> {
     let plan = &ctx.plan;
     let n = plan.footprint_size;
+    let label = with_secret(secret);
     eprintln!(
-        "  footprint: {n}-node cluster and a lone node, idle for {:?}",
+        "  footprint: {n}-node cluster and a lone node{label}, idle for {:?}",
         plan.footprint_window
     );
-    let mut c = Cluster::new(&[]);
+    let flags = ctx.flags(&[], secret);
+    let mut c = Cluster::new(&flags);
     c.form(n)?;
-    let mut lone = Cluster::new(&[]);
+    let mut lone = Cluster::new(&flags);
     let lone_id = lone.start(None)?;
     thread::sleep(plan.footprint_quiet);
-    let idle = Idle::watch(&c, lone.pid(lone_id)?, plan.footprint_window)?;
+    let mut idle = Idle::watch(&c, lone.pid(lone_id)?, plan.footprint_window)?;
+    idle.label = label;
     figures.push(idle.memory());
-    figures.extend(idle.cpu());
-    figures.push(binary_size(&ctx.bin)?);
+    let [cpu, wakeups, lone_wakeups] = idle.cpu();
+    figures.extend([cpu, wakeups]);
+    if !secret {
+        figures.push(lone_wakeups);
+        figures.push(binary_size(&ctx.bin)?);
+    }
     Ok(())
 }
 
@@ -119,6 +129,8 @@ struct Idle {
     after: Vec<ProcSample>,
     /// Console lines the cluster printed during the window.
     printed: usize,
+    /// Added to the names of the cluster's figures (`, with a secret`).
+    label: &'static str,
 }
 
 impl Idle {
@@ -155,6 +167,7 @@ impl Idle {
             before,
             after,
             printed,
+            label: "",
         })
     }
 
@@ -182,7 +195,7 @@ impl Idle {
             .then(|| kib(|p| p.pss_kib.unwrap_or(0)))
             .map_or_else(String::new, |p| format!("; mean PSS {} MiB", fmt_num(p)));
         Figure::per_node(
-            format!("idle RSS per node ({n}-node cluster)"),
+            format!("idle RSS per node ({n}-node cluster{})", self.label),
             "MiB",
             rss[..n].to_vec(),
             Some(2.0),
@@ -223,7 +236,7 @@ impl Idle {
         let peers = (n - 1) as f64;
         [
             Figure::per_node(
-                format!("idle CPU per node ({n}-node cluster)"),
+                format!("idle CPU per node ({n}-node cluster{})", self.label),
                 "%",
                 cpu[..n].to_vec(),
                 Some(0.1),
@@ -233,7 +246,7 @@ impl Idle {
                 ),
             ),
             Figure::per_node(
-                format!("idle wake-ups per node ({n}-node cluster)"),
+                format!("idle wake-ups per node ({n}-node cluster{})", self.label),
                 "/s",
                 wakeups[..n].to_vec(),
                 Some(2.0 * peers / heartbeat),

@@ -4,7 +4,7 @@
 use crate::cluster::Cluster;
 use crate::common::{ms_since, now};
 use crate::figures::{Figure, Report, Stat, fmt_num, summary, target_text};
-use crate::{Ctx, SOON, form_deadline};
+use crate::{Ctx, SOON, form_deadline, with_secret};
 
 /// Starts a first node, then `n - 1` more joining it as fast as they can be
 /// spawned; returns the cluster and the times from the last spawn to full mesh,
@@ -31,21 +31,31 @@ fn join_once(n: usize, flags: &[&str]) -> Result<(Cluster, [f64; 4]), String> {
     Ok((c, r))
 }
 
+/// The name of the join figure of `n` nodes with `flags` (shown) and with or
+/// without a secret (the ratio of the two is a figure of its own).
+pub fn join_name(n: usize, flags: &[&str], secret: bool) -> String {
+    let with = if flags.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", flags.join(" "))
+    };
+    format!(
+        "join: {n} nodes joined and agreed{with}{}",
+        with_secret(secret)
+    )
+}
+
 pub fn join(ctx: &Ctx, report: &mut Report) {
     let plan = &ctx.plan;
-    for &(n, reps, flags) in &plan.join {
-        let with = if flags.is_empty() {
-            String::new()
-        } else {
-            format!(", {}", flags.join(" "))
-        };
-        let name = format!("join: {n} nodes joined and agreed{with}");
-        let keep = n == plan.one_more_base && flags.is_empty();
+    for &(n, reps, flags, secret) in &plan.join {
+        let name = join_name(n, flags, secret);
+        let keep = n == plan.one_more_base && flags.is_empty() && !secret;
         let target = (n == 100 && flags.is_empty()).then_some((Stat::Max, 2000.0));
-        eprintln!("  join, {n} nodes{with}, {reps} repetitions");
+        eprintln!("  {name}, {reps} repetitions");
         let mut kept = None;
         report.attempt(&name, &target_text(target, "ms"), |figures| {
-            let (f, c) = joins(&name, n, reps, flags, target)?;
+            let flags = ctx.flags(flags, secret);
+            let (f, c) = joins(&name, n, reps, &flags, target)?;
             figures.push(f);
             kept = c.filter(|_| keep);
             Ok(())

@@ -15,6 +15,11 @@
 //! panic), and dies with the benchmark if the benchmark itself is killed
 //! (`PR_SET_PDEATHSIG`).
 //!
+//! With a secret: the crash failovers at 3 and 50 nodes (3 in quick mode), the
+//! join of 100 nodes (10) and the idle cluster run a second time with
+//! `--secret-file` (one random secret for the run, mode 0600, removed at the
+//! end), and the last rows give the ratios with/without of the medians.
+//!
 //! Output: a table on stdout (figure, value, target) and the same as JSON in
 //! `target/bench-cluster.json`; progress on stderr. `BOSS_BENCH_QUICK=1` runs the
 //! smallest sizes with 3 repetitions (CI runs it so the benchmark cannot rot).
@@ -24,7 +29,7 @@
 //!
 //! The files: `cluster` (a cluster of nodes and what their consoles say),
 //! `failover`, `join` and `footprint` (the measurements), `figures` (statistics,
-//! rows and the report), `output` (the table and the JSON).
+//! rows, ratios and the report), `output` (the table and the JSON).
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -56,6 +61,8 @@ struct Plan {
     quick: bool,
     /// Cluster sizes for the crash and graceful failovers.
     failover_sizes: Vec<usize>,
+    /// Sizes (among `failover_sizes`) whose crash failover runs with a secret too.
+    secret_failover_sizes: Vec<usize>,
     failover_reps: usize,
     /// Cluster size for the silent failovers.
     silent_size: usize,
@@ -63,8 +70,9 @@ struct Plan {
     silent_slow_reps: usize,
     /// Repetitions with `--heartbeat 50ms --timeout 200ms`.
     silent_fast_reps: usize,
-    /// (cluster size, repetitions, extra flags) for the join figures.
-    join: Vec<(usize, usize, &'static [&'static str])>,
+    /// (cluster size, repetitions, extra flags, with a secret) for the join
+    /// figures.
+    join: Vec<(usize, usize, &'static [&'static str], bool)>,
     /// Size of the cluster one more node joins (one of the `join` sizes).
     one_more_base: usize,
     one_more_reps: usize,
@@ -85,11 +93,12 @@ impl Plan {
         Plan {
             quick: true,
             failover_sizes: vec![3],
+            secret_failover_sizes: vec![3],
             failover_reps: 3,
             silent_size: 3,
             silent_slow_reps: 3,
             silent_fast_reps: 3,
-            join: vec![(10, 3, &[])],
+            join: vec![(10, 3, &[], false), (10, 3, &[], true)],
             one_more_base: 10,
             one_more_reps: 3,
             footprint_size: 10,
@@ -103,19 +112,21 @@ impl Plan {
         Plan {
             quick: false,
             failover_sizes: vec![3, 10, 50],
+            secret_failover_sizes: vec![3, 50],
             failover_reps: 20,
             silent_size: 10,
             silent_slow_reps: 5,
             silent_fast_reps: 20,
             join: vec![
-                (10, 5, &[]),
-                (50, 5, &[]),
-                (100, 3, &[]),
-                (200, 3, &[]),
+                (10, 5, &[], false),
+                (50, 5, &[], false),
+                (100, 3, &[], false),
+                (100, 3, &[], true),
+                (200, 3, &[], false),
                 // The same with a 4× slower heartbeat: tells the cost of
                 // joining from the cost of heartbeats, which grows with
                 // the number of links (n²/2).
-                (200, 2, &["--heartbeat", "1s", "--timeout", "4s"]),
+                (200, 2, &["--heartbeat", "1s", "--timeout", "4s"], false),
             ],
             one_more_base: 100,
             one_more_reps: 5,
@@ -131,16 +142,34 @@ impl Plan {
     }
 }
 
-/// What every measurement is given: the binary and the plan.
+/// What every measurement is given: the binary, the plan and the run's
+/// cluster secret.
 struct Ctx {
     bin: PathBuf,
     plan: Plan,
+    secret: common::SecretFile,
+}
+
+impl Ctx {
+    /// `flags`, and `--secret-file` with the run's secret when `secret`.
+    fn flags<'a>(&'a self, flags: &[&'a str], secret: bool) -> Vec<&'a str> {
+        let mut all = flags.to_vec();
+        if secret {
+            all.extend(["--secret-file", self.secret.path()]);
+        }
+        all
+    }
+}
+
+/// What a figure's name says of the secret.
+fn with_secret(secret: bool) -> &'static str {
+    if secret { ", with a secret" } else { "" }
 }
 
 type Scenario = fn(&Ctx, &mut Report);
 
 /// The measurements, in the order of the table.
-const SCENARIOS: [(&str, Scenario); 6] = [
+const SCENARIOS: [(&str, Scenario); 7] = [
     ("crash failover", |c, r| {
         failover::crash_and_graceful(c, failover::Fault::Crash, r)
     }),
@@ -150,11 +179,14 @@ const SCENARIOS: [(&str, Scenario); 6] = [
     ("silent failover", failover::silent),
     ("join", join::join),
     ("footprint", |c, r| {
-        r.attempt("footprint", "—", |f| footprint::footprint(c, f))
+        r.attempt("footprint", "—", |f| footprint::footprint(c, f, false));
+        let name = "footprint, with a secret";
+        r.attempt(name, "—", |f| footprint::footprint(c, f, true));
     }),
     ("script switch", |c, r| {
         r.attempt("script switch", "—", |f| failover::script_switch(c, f))
     }),
+    ("the cost of a secret", figures::secret_ratios),
 ];
 
 fn main() -> ExitCode {
@@ -163,6 +195,7 @@ fn main() -> ExitCode {
     let ctx = Ctx {
         bin: PathBuf::from(common::BIN),
         plan: Plan::new(quick),
+        secret: common::SecretFile::random(),
     };
     eprintln!(
         "cluster bench ({} mode) with {}",

@@ -180,6 +180,8 @@ re_quote() {
 #   peer_lost ADDR [WHY]          `lost ADDR (…)`; WHY: closed, left, timed_out
 #   script_line ROLE [TEXT]       `[ROLE] TEXT` (stdout); without TEXT any line
 #                                 of ROLE, `[ROLE stderr] …` too
+#   refused ADDR [WHY [THEIRS OURS]]  `refused ADDR: …`; WHY: cluster (with the
+#                                 two cluster names, or any), wrong_proof
 event_re() {
     local ev=$1
     shift
@@ -209,6 +211,22 @@ event_re() {
         else
             echo "^\[$1( stderr)?\] "
         fi
+        ;;
+    refused)
+        local why
+        case ${2:-} in
+        '') why='.*' ;;
+        cluster)
+            if (($# > 2)); then
+                why="cluster '$(re_quote "$3")', this node's is '$(re_quote "$4")'"
+            else
+                why="cluster '[^']*', this node's is '[^']*'"
+            fi
+            ;;
+        wrong_proof) why='its proof of the cluster secret is wrong .*' ;;
+        *) echo "event_re: unknown reason $2" >&2; return 1 ;;
+        esac
+        echo "^refused $(re_quote "$1"): $why\$"
         ;;
     *) echo "event_re: unknown event $ev" >&2; return 1 ;;
     esac
@@ -404,4 +422,15 @@ first_match() {
     n=$(set +o pipefail; tail -n "+$((after + 1))" "${LOG[$name]}" | grep -n -E -m1 -- "$re" | cut -d: -f1)
     [[ -n $n ]] && echo $((n + after))
     return 0
+}
+
+# new_secret: make a cluster secret file for --secret-file in $TMP (removed
+# with it): 32 random bytes as 64 hex digits, readable by its owner only
+# (boss refuses a file the group or others may read); print its path.
+new_secret() {
+    local f
+    f=$(mktemp "$TMP/secret.XXXXXX")
+    chmod 600 "$f"
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$f"
+    echo "$f"
 }

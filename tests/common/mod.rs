@@ -780,7 +780,7 @@ pub fn agree_on(nodes: &[&Boss], master: SocketAddr) -> Result<(), String> {
 // ----- events: stdout lines read back with the shared parser -----
 
 #[allow(unused_imports)]
-pub use boss::event::{ClosedReason, Collapsed, Event, LostReason, RefusedReason};
+pub use boss::event::{Broken, ClosedReason, Collapsed, Event, LostReason, RefusedReason};
 #[allow(unused_imports)]
 pub use boss::node::Role;
 
@@ -834,6 +834,25 @@ pub fn lost(addr: SocketAddr) -> impl Fn(&str) -> bool {
 pub fn lost_because(addr: SocketAddr, pred: impl Fn(&LostReason) -> bool) -> impl Fn(&str) -> bool {
     is_event(
         move |e| matches!(e, Event::PeerLost { addr: a, reason } if *a == addr && pred(reason)),
+    )
+}
+
+/// `refused <addr>: <why>` with a reason satisfying `pred`.
+pub fn refused_because(
+    addr: SocketAddr,
+    pred: impl Fn(&RefusedReason) -> bool,
+) -> impl Fn(&str) -> bool {
+    is_event(move |e| matches!(e, Event::Refused { addr: a, reason } if *a == addr && pred(reason)))
+}
+
+/// The reason of `lost ADDR (a frame failed authentication: …)`: a frame
+/// after the handshake was altered, replayed or dropped on the way.
+pub fn is_auth_failure(reason: &LostReason) -> bool {
+    matches!(
+        reason,
+        LostReason::Broken {
+            cause: Broken::Unauthenticated
+        }
     )
 }
 
@@ -1053,5 +1072,72 @@ pub fn script_not_run(line: &str) -> Option<Role> {
     match event(line)? {
         Event::ScriptCannotRun { role, .. } => Some(role),
         _ => None,
+    }
+}
+
+/// The address a node listens on, from its `started … (listening on BOUND…)`
+/// line (the same as its address unless it advertises another).
+pub fn started_bound(line: &str) -> Option<SocketAddr> {
+    match event(line)? {
+        Event::Started { bound, .. } => Some(bound),
+        _ => None,
+    }
+}
+
+// ----- cluster secrets -----
+
+/// A file for `--secret-file`, in the temporary directory, removed when
+/// dropped. Its mode is exactly the one asked for, whatever the umask.
+pub struct SecretFile {
+    path: std::path::PathBuf,
+}
+
+impl SecretFile {
+    /// A file holding `bytes` with permissions `mode` (e.g. `0o600`).
+    pub fn new(bytes: &[u8], mode: u32) -> SecretFile {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("boss-test-secret-{}-{n}", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_file(&path);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        f.write_all(bytes)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", path.display()));
+        SecretFile { path }
+    }
+
+    /// A fresh random secret (32 bytes from /dev/urandom as 64 hex digits and a
+    /// newline, as `head -c 32 /dev/urandom | xxd -p -c 64` would make it),
+    /// readable by its owner only.
+    pub fn random() -> SecretFile {
+        let mut raw = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut raw))
+            .unwrap_or_else(|e| panic!("cannot read /dev/urandom: {e}"));
+        let mut hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        hex.push('\n');
+        SecretFile::new(hex.as_bytes(), 0o600)
+    }
+
+    /// The path, as `--secret-file` takes it.
+    pub fn path(&self) -> &str {
+        self.path
+            .to_str()
+            .expect("the temporary directory is UTF-8")
+    }
+}
+
+impl Drop for SecretFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
