@@ -448,3 +448,46 @@ fn two_nodes_with_one_secret_elect_a_master_and_another_secret_never_joins() {
         }
     }
 }
+
+#[test]
+fn a_dial_whose_proof_does_not_open_is_said_a_wrong_secret_not_tampering() {
+    let mut n = node(Some(SECRET), "boss");
+    let mut out = Vec::new();
+    n.handle(AT, Input::Line(format!("-c {}", addr(2))), &mut out);
+    assert!(out.contains(&Output::Dial(addr(2))), "{out:?}");
+    n.handle(
+        AT,
+        Input::Connected {
+            conn: conn(1),
+            addr: addr(2),
+        },
+        &mut out,
+    );
+    let mut theirs = hello("boss", true, 1);
+    if let Msg::Hello { node, .. } = &mut theirs {
+        node.addr = addr(2);
+    }
+    frame(&mut n, conn(1), theirs);
+    out.clear();
+    n.handle(
+        AT,
+        Input::Closed {
+            conn: conn(1),
+            reason: CloseReason::Unauthenticated,
+        },
+        &mut out,
+    );
+    let lines: Vec<String> = events(&out).iter().map(|e| e.to_string()).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("proof of the cluster secret is wrong")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("altered, replayed or dropped")),
+        "a wrong secret is not tampering: {lines:?}"
+    );
+}

@@ -613,9 +613,8 @@ impl Node {
         match c.state {
             ConnState::Handshaking { timer } => {
                 self.timers.cancel(timer);
-                if self.unproven_closed(now, &c, &reason, out) {
-                    // Said as a refusal.
-                } else if let Some(cause) = reason.broken() {
+                let wrong_proof = self.unproven_closed(now, &c, &reason, out);
+                if !wrong_proof && let Some(cause) = reason.broken() {
                     let line = Event::ConnectionClosed {
                         with: c.dialed.unwrap_or(c.remote),
                         reason: ClosedReason::Broken { cause },
@@ -623,7 +622,13 @@ impl Node {
                     self.stranger_line(now, ratelog::Kind::BadFrame, line, out);
                 }
                 if let Some(addr) = c.dialed {
-                    self.dial_failed(now, addr, &reason.to_string(), out);
+                    // A proof that did not open is another secret, not tampering.
+                    let why = if wrong_proof {
+                        RefusedReason::WrongProof.to_string()
+                    } else {
+                        reason.to_string()
+                    };
+                    self.dial_failed(now, addr, &why, out);
                 }
             }
             ConnState::Open { peer, .. } => {
