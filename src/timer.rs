@@ -33,6 +33,18 @@ pub struct TimerId {
     generation: u64,
 }
 
+/// Whether the timer `id`, just popped, is the one `slot` holds: still current,
+/// not one replaced or stopped since. Empties the slot if so. The guard each
+/// owner of a timer slot runs before acting on its timer.
+pub fn fired(slot: &mut Option<TimerId>, id: TimerId) -> bool {
+    if *slot == Some(id) {
+        *slot = None;
+        true
+    } else {
+        false
+    }
+}
+
 /// One pending timer.
 #[derive(Debug)]
 struct Entry<T> {
@@ -180,6 +192,21 @@ impl<T> TimerWheel<T> {
             generation: entry.seq,
         };
         Some((id, self.remove(index)))
+    }
+
+    /// Re-arms the timer `slot` holds: stops the one it holds, if any, then
+    /// schedules `value` at `deadline` there. The one way a timer kept in an
+    /// owner's slot is armed again, so no re-arm leaves its old entry behind.
+    pub fn rearm(&mut self, slot: &mut Option<TimerId>, deadline: Duration, value: T) {
+        self.stop(slot);
+        *slot = Some(self.insert(deadline, value));
+    }
+
+    /// Stops the timer `slot` holds, if any, and empties the slot.
+    pub fn stop(&mut self, slot: &mut Option<TimerId>) {
+        if let Some(id) = slot.take() {
+            self.cancel(id);
+        }
     }
 
     /// Number of pending timers.

@@ -5,10 +5,10 @@ use super::console::already_connected;
 use super::peers::{Loss, Peer};
 use super::{CloseReason, ConnId, Node, Output, Time, Timer};
 use crate::election;
-use crate::event::{ClosedReason, Event, Family, RefusedReason};
+use crate::event::{ClosedReason, ConnRefusedReason, Event, Family, RefusedReason};
 use crate::ratelog;
 use crate::text::rfc3339;
-use crate::timer::TimerId;
+use crate::timer::{TimerId, fired};
 use crate::wire::{
     EARLIEST_START, MAGIC, MAX_CLOCK_AHEAD, Msg, NodeInfo, START_END, VERSION, undialable,
 };
@@ -65,6 +65,47 @@ impl Conn {
 
 impl Node {
     // ----- connections and handshakes -----
+
+    /// A connection from `from` was accepted: its handshake starts, unless
+    /// its address holds too many handshaking already or no room is left.
+    pub(super) fn accepted(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        from: SocketAddr,
+        out: &mut Vec<Output>,
+    ) {
+        let ip = from.ip();
+        let same_ip = self
+            .conns
+            .values()
+            .filter(|c| c.is_stranger() && c.remote.ip() == ip)
+            .count();
+        if same_ip >= MAX_HANDSHAKING_PER_IP && self.conns.len() >= self.cfg.max_conns / 2 {
+            let line = Event::ConnectionRefused {
+                from,
+                reason: ConnRefusedReason::PerAddress {
+                    count: same_ip as u64,
+                    ip,
+                },
+            };
+            self.stranger_line(now, ratelog::Kind::Refused, line, out);
+            out.push(Output::Close(conn));
+            return;
+        }
+        if self.conns.len() >= self.cfg.max_conns && !self.evict_stranger(now, from, out) {
+            let line = Event::ConnectionRefused {
+                from,
+                reason: ConnRefusedReason::Limit {
+                    open: self.conns.len() as u64,
+                },
+            };
+            self.stranger_line(now, ratelog::Kind::Refused, line, out);
+            out.push(Output::Close(conn));
+            return;
+        }
+        self.open_conn(now, conn, from, None, out);
+    }
 
     pub(super) fn open_conn(
         &mut self,
@@ -205,6 +246,39 @@ impl Node {
             && let Some(at) = self.ratelog.next_due()
         {
             self.summary_timer = Some(self.timers.insert(at, Timer::Summary));
+        }
+    }
+
+    /// The rate log's summary is due: say it, and arm the next while it counts.
+    pub(super) fn summary_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
+        if fired(&mut self.summary_timer, id) {
+            let mut lines = Vec::new();
+            self.ratelog.summaries(now, &mut lines);
+            out.extend(lines.into_iter().map(Output::Event));
+            self.arm_summary();
+        }
+    }
+
+    /// A connection's handshake timer: one still handshaking is closed.
+    pub(super) fn handshake_due(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        id: TimerId,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(c) = self.conns.get(&conn)
+            && matches!(c.state, ConnState::Handshaking { timer } if timer == id)
+        {
+            let who = c.dialed.unwrap_or(c.remote);
+            let line = Event::ConnectionClosed {
+                with: who,
+                reason: ClosedReason::NoHandshake {
+                    within: self.cfg.handshake_timeout,
+                },
+            };
+            self.stranger_line(now, ratelog::Kind::NoHandshake, line, out);
+            self.drop_handshaking(now, conn, out);
         }
     }
 

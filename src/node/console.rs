@@ -215,9 +215,7 @@ impl Node {
                     out.push(Output::Console(format!("connecting to {name}")));
                     n.report = true;
                     n.state = NameState::Queued;
-                    if let Some(t) = n.timer.take() {
-                        self.timers.cancel(t);
-                    }
+                    self.timers.stop(&mut n.timer);
                 }
                 _ => out.push(Output::Console(format!("already connecting to {name}"))),
             },

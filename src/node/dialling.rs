@@ -1,9 +1,9 @@
 //! Dialling: the addresses this node wants a connection to, the dial queue and
 //! retries.
 
-use super::{Node, Output, Time, Timer};
+use super::{ConnId, Node, Output, Time, Timer};
 use crate::event::Event;
-use crate::timer::TimerId;
+use crate::timer::{TimerId, fired};
 use crate::wire::undialable;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -100,15 +100,14 @@ impl Node {
             self.dial(now, addr, out);
         } else if let Some(t) = self.targets.get_mut(&addr) {
             t.next_try = Some(now + delay);
-            t.timer = Some(self.timers.insert(now + delay, Timer::Redial(addr)));
+            self.timers
+                .rearm(&mut t.timer, now + delay, Timer::Redial(addr));
         }
     }
 
     pub(super) fn remove_target(&mut self, addr: SocketAddr) {
-        if let Some(t) = self.targets.remove(&addr)
-            && let Some(id) = t.timer
-        {
-            self.timers.cancel(id);
+        if let Some(mut t) = self.targets.remove(&addr) {
+            self.timers.stop(&mut t.timer);
         }
     }
 
@@ -124,14 +123,97 @@ impl Node {
             return;
         }
         t.next_try = None;
-        if let Some(id) = t.timer.take() {
-            self.timers.cancel(id);
-        }
+        self.timers.stop(&mut t.timer);
         if t.queued.is_none() {
             t.queued = Some(self.dial_seq);
             self.dial_seq += 1;
         }
         self.pump_dials(now, out);
+    }
+
+    /// The shell's dial of `addr` connected: the handshake starts, unless the
+    /// dial was not ours to expect or no room is left.
+    pub(super) fn connected(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        addr: SocketAddr,
+        out: &mut Vec<Output>,
+    ) {
+        let expected = self.targets.get(&addr).is_some_and(|t| t.dialing);
+        if !expected
+            || (self.conns.len() >= self.cfg.max_conns && !self.evict_stranger(now, addr, out))
+        {
+            out.push(Output::Close(conn));
+            return;
+        }
+        if let Some(t) = self.targets.get_mut(&addr) {
+            t.dialing = false;
+            self.timers.stop(&mut t.timer);
+        }
+        self.open_conn(now, conn, addr, Some(addr), out);
+        self.pump_dials(now, out);
+    }
+
+    /// The shell's dial of `addr` failed.
+    pub(super) fn dial_error(
+        &mut self,
+        now: Time,
+        addr: SocketAddr,
+        error: &str,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(t) = self.targets.get_mut(&addr)
+            && t.dialing
+        {
+            t.dialing = false;
+            self.timers.stop(&mut t.timer);
+            self.dial_failed(now, addr, error, out);
+            self.pump_dials(now, out);
+        }
+    }
+
+    /// A target's Redial timer: dial it again.
+    pub(super) fn redial_due(
+        &mut self,
+        now: Time,
+        addr: SocketAddr,
+        id: TimerId,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(t) = self.targets.get_mut(&addr)
+            && fired(&mut t.timer, id)
+        {
+            self.dial(now, addr, out);
+        }
+    }
+
+    /// A target's DialTimeout timer: the dial in flight took as long as a
+    /// handshake may, and counts as failed.
+    pub(super) fn dial_timeout_due(
+        &mut self,
+        now: Time,
+        addr: SocketAddr,
+        id: TimerId,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(t) = self.targets.get_mut(&addr)
+            && t.timer == Some(id)
+            && t.dialing
+        {
+            t.timer = None;
+            t.dialing = false;
+            out.push(Output::CancelDial(addr));
+            self.dial_failed(now, addr, "timed out", out);
+            self.pump_dials(now, out);
+        }
+    }
+
+    /// The DialQueue timer: the rate allows the next learnt dial.
+    pub(super) fn dial_queue_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
+        if fired(&mut self.dial_timer, id) {
+            self.pump_dials(now, out);
+        }
     }
 
     /// Starts the dials waiting their turn while there is room: at most
@@ -171,10 +253,9 @@ impl Node {
             };
             t.queued = None;
             t.dialing = true;
-            t.timer = Some(
-                self.timers
-                    .insert(now + self.cfg.handshake_timeout, Timer::DialTimeout(addr)),
-            );
+            let at = now + self.cfg.handshake_timeout;
+            self.timers
+                .rearm(&mut t.timer, at, Timer::DialTimeout(addr));
             out.push(Output::Dial(addr));
         }
     }
@@ -305,9 +386,7 @@ impl Node {
         };
         t.backoff = (t.backoff * 2).min(most);
         t.next_try = Some(now + wait);
-        if let Some(id) = t.timer.take() {
-            self.timers.cancel(id);
-        }
-        t.timer = Some(self.timers.insert(now + wait, Timer::Redial(addr)));
+        self.timers
+            .rearm(&mut t.timer, now + wait, Timer::Redial(addr));
     }
 }

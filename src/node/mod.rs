@@ -13,15 +13,15 @@
 
 use crate::command;
 use crate::config::{Config, HostPort};
-use crate::event::{ClosedReason, ConnRefusedReason, Event};
-use crate::ratelog::{self, RateLog};
+use crate::event::Event;
+use crate::ratelog::RateLog;
 use crate::timer::{TimerId, TimerWheel};
 use crate::wire::NodeInfo;
-use connections::{Conn, ConnState, MAX_HANDSHAKING_PER_IP};
+use connections::{Conn, ConnState};
 use dialling::Target;
 use names::NameTarget;
-use peers::{Loss, Peer};
-use scripts::{RELAY_BURST, RELAY_REPORT, Relay, ScriptState, TEXT_BURST, TextRelay};
+use peers::Peer;
+use scripts::{RELAY_BURST, Relay, ScriptState, TEXT_BURST, TextRelay};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -379,149 +379,37 @@ impl Node {
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Time, out: &mut Vec<Output>) {
         self.now = self.now.max(now);
-        self.run_timers(now, out);
+        // Peers silent past the timeout go first, whatever the order of the
+        // wheel: a node thawed after a freeze must drop its lost peers (and so
+        // its master status) before any other timer acts, such as the script
+        // sleep starting the master script again. Likewise votes that stopped
+        // counting: a master whose votes expired steps down first.
+        self.lose_silent_peers(now, out);
+        self.step_down_if_votes_expired(now, out);
+        while let Some((id, timer)) = self.timers.pop_expired(now) {
+            self.on_timer(now, id, timer, out);
+        }
         // As in `handle`: the script follows the role once, after every timer.
         self.script_sync(now, out);
     }
 
-    fn run_timers(&mut self, now: Time, out: &mut Vec<Output>) {
-        // Peers silent past the timeout go first, whatever the order of the
-        // wheel: a node thawed after a freeze must drop its lost peers (and so
-        // its master status) before any other timer acts, such as the script
-        // sleep starting the master script again.
-        let silent: Vec<SocketAddr> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| now >= p.last_heard + self.cfg.timeout)
-            .map(|(a, _)| *a)
-            .collect();
-        for addr in silent {
-            self.lose_peer(now, addr, Loss::TimedOut, out);
-        }
-        // Likewise votes that stopped counting: a master whose votes expired
-        // steps down before a script timer could start its master script.
-        if self.master && !self.is_master_at(now) {
-            self.recompute(now, out);
-        }
-        while let Some((id, t)) = self.timers.pop_expired(now) {
-            match t {
-                Timer::Peer(addr) => self.peer_timer(now, addr, id, out),
-                Timer::Handshake(conn) => {
-                    if let Some(c) = self.conns.get(&conn)
-                        && matches!(c.state, ConnState::Handshaking { timer } if timer == id)
-                    {
-                        let who = c.dialed.unwrap_or(c.remote);
-                        let line = Event::ConnectionClosed {
-                            with: who,
-                            reason: ClosedReason::NoHandshake {
-                                within: self.cfg.handshake_timeout,
-                            },
-                        };
-                        self.stranger_line(now, ratelog::Kind::NoHandshake, line, out);
-                        self.drop_handshaking(now, conn, out);
-                    }
-                }
-                Timer::Redial(addr) => {
-                    if let Some(t) = self.targets.get_mut(&addr)
-                        && t.timer == Some(id)
-                    {
-                        t.timer = None;
-                        self.dial(now, addr, out);
-                    }
-                }
-                Timer::DialTimeout(addr) => {
-                    if let Some(t) = self.targets.get_mut(&addr)
-                        && t.timer == Some(id)
-                        && t.dialing
-                    {
-                        t.timer = None;
-                        t.dialing = false;
-                        out.push(Output::CancelDial(addr));
-                        self.dial_failed(now, addr, "timed out", out);
-                        self.pump_dials(now, out);
-                    }
-                }
-                Timer::DialQueue => {
-                    if self.dial_timer == Some(id) {
-                        self.dial_timer = None;
-                        self.pump_dials(now, out);
-                    }
-                }
-                Timer::Name(n) => self.name_timer(now, n, id, out),
-                Timer::Lease => {
-                    if self.lease_timer == Some(id) {
-                        self.lease_timer = None;
-                        self.lease_until = None;
-                        self.recompute(now, out);
-                    }
-                }
-                Timer::Votes => {
-                    if self.votes_timer == Some(id) {
-                        self.votes_timer = None;
-                        self.recompute(now, out);
-                    }
-                }
-                Timer::Summary => {
-                    if self.summary_timer == Some(id) {
-                        self.summary_timer = None;
-                        let mut lines = Vec::new();
-                        self.ratelog.summaries(now, &mut lines);
-                        out.extend(lines.into_iter().map(Output::Event));
-                        self.arm_summary();
-                    }
-                }
-                Timer::ScriptSleep => {
-                    if let ScriptState::Sleeping { timer, .. } = self.script
-                        && timer == id
-                    {
-                        // The run starts at the end of this batch, under the
-                        // role the other timers leave.
-                        self.script = ScriptState::Idle;
-                    }
-                }
-                Timer::ScriptKill => {
-                    if let ScriptState::Stopping {
-                        role,
-                        kill: Some(timer),
-                        replaced,
-                    } = self.script
-                        && timer == id
-                    {
-                        self.script = ScriptState::Stopping {
-                            role,
-                            kill: None,
-                            replaced,
-                        };
-                        out.push(Output::Event(Event::ScriptKilled {
-                            role,
-                            grace: self.cfg.kill_grace,
-                        }));
-                        out.push(Output::SignalScript(ScriptSignal::Kill));
-                    }
-                }
-                Timer::TextRelay => {
-                    if self.texts.timer == Some(id) {
-                        self.texts.timer = None;
-                        // As for script lines: a report with nothing new
-                        // means the flood is over.
-                        if self.text_report(out) {
-                            self.texts.timer =
-                                Some(self.timers.insert(now + RELAY_REPORT, Timer::TextRelay));
-                        }
-                    }
-                }
-                Timer::ScriptRelay => {
-                    if self.relay.timer == Some(id) {
-                        self.relay.timer = None;
-                        // Still dropping: say so, and look again later. A
-                        // report with nothing new means the flood is over.
-                        if self.relay_report(out) {
-                            self.relay.timer =
-                                Some(self.timers.insert(now + RELAY_REPORT, Timer::ScriptRelay));
-                        }
-                    }
-                }
-            }
+    /// Hands a timer that fired to its owner, which checks that `id` is still
+    /// its current timer before it acts.
+    fn on_timer(&mut self, now: Time, id: TimerId, timer: Timer, out: &mut Vec<Output>) {
+        match timer {
+            Timer::Peer(addr) => self.peer_due(now, addr, id, out),
+            Timer::Handshake(conn) => self.handshake_due(now, conn, id, out),
+            Timer::Summary => self.summary_due(now, id, out),
+            Timer::Redial(addr) => self.redial_due(now, addr, id, out),
+            Timer::DialTimeout(addr) => self.dial_timeout_due(now, addr, id, out),
+            Timer::DialQueue => self.dial_queue_due(now, id, out),
+            Timer::Name(n) => self.name_due(now, n, id, out),
+            Timer::Lease => self.lease_due(now, id, out),
+            Timer::Votes => self.votes_due(now, id, out),
+            Timer::ScriptSleep => self.script_sleep_due(id),
+            Timer::ScriptKill => self.script_kill_due(id, out),
+            Timer::ScriptRelay => self.script_relay_due(now, id, out),
+            Timer::TextRelay => self.text_relay_due(now, id, out),
         }
     }
 
@@ -550,68 +438,9 @@ impl Node {
             _ => {}
         }
         match input {
-            Input::Accepted { conn, from } => {
-                let ip = from.ip();
-                let same_ip = self
-                    .conns
-                    .values()
-                    .filter(|c| c.is_stranger() && c.remote.ip() == ip)
-                    .count();
-                if same_ip >= MAX_HANDSHAKING_PER_IP && self.conns.len() >= self.cfg.max_conns / 2 {
-                    let line = Event::ConnectionRefused {
-                        from,
-                        reason: ConnRefusedReason::PerAddress {
-                            count: same_ip as u64,
-                            ip,
-                        },
-                    };
-                    self.stranger_line(now, ratelog::Kind::Refused, line, out);
-                    out.push(Output::Close(conn));
-                    return;
-                }
-                if self.conns.len() >= self.cfg.max_conns && !self.evict_stranger(now, from, out) {
-                    let line = Event::ConnectionRefused {
-                        from,
-                        reason: ConnRefusedReason::Limit {
-                            open: self.conns.len() as u64,
-                        },
-                    };
-                    self.stranger_line(now, ratelog::Kind::Refused, line, out);
-                    out.push(Output::Close(conn));
-                    return;
-                }
-                self.open_conn(now, conn, from, None, out);
-            }
-            Input::Connected { conn, addr } => {
-                let expected = self.targets.get(&addr).is_some_and(|t| t.dialing);
-                if !expected
-                    || (self.conns.len() >= self.cfg.max_conns
-                        && !self.evict_stranger(now, addr, out))
-                {
-                    out.push(Output::Close(conn));
-                    return;
-                }
-                if let Some(t) = self.targets.get_mut(&addr) {
-                    t.dialing = false;
-                    if let Some(id) = t.timer.take() {
-                        self.timers.cancel(id);
-                    }
-                }
-                self.open_conn(now, conn, addr, Some(addr), out);
-                self.pump_dials(now, out);
-            }
-            Input::DialFailed { addr, error } => {
-                if let Some(t) = self.targets.get_mut(&addr)
-                    && t.dialing
-                {
-                    t.dialing = false;
-                    if let Some(id) = t.timer.take() {
-                        self.timers.cancel(id);
-                    }
-                    self.dial_failed(now, addr, &error, out);
-                    self.pump_dials(now, out);
-                }
-            }
+            Input::Accepted { conn, from } => self.accepted(now, conn, from, out),
+            Input::Connected { conn, addr } => self.connected(now, conn, addr, out),
+            Input::DialFailed { addr, error } => self.dial_error(now, addr, &error, out),
             Input::Frame { conn, msg } => self.frame(now, conn, msg, out),
             Input::Closed { conn, reason } => self.conn_closed(now, conn, reason, out),
             Input::Line(line) => match command::parse(&line) {

@@ -5,7 +5,7 @@ use super::{Node, Output, TICK, Time, Timer};
 use crate::config::HostPort;
 use crate::event::Event;
 use crate::text::human;
-use crate::timer::TimerId;
+use crate::timer::{TimerId, fired};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -110,10 +110,8 @@ impl Node {
             busy += 1;
             n.state = NameState::Resolving;
             n.next_try = None;
-            if let Some(t) = n.timer.take() {
-                self.timers.cancel(t);
-            }
-            n.timer = Some(self.timers.insert(now + LOOKUP_TIMEOUT, Timer::Name(id)));
+            self.timers
+                .rearm(&mut n.timer, now + LOOKUP_TIMEOUT, Timer::Name(id));
             out.push(Output::Resolve {
                 name: n.name.host.clone(),
                 port: n.name.port,
@@ -121,14 +119,15 @@ impl Node {
         }
     }
 
-    pub(super) fn name_timer(&mut self, now: Time, id: u32, timer: TimerId, out: &mut Vec<Output>) {
+    /// A name's timer: its lookup took too long, its next round is due, or
+    /// the address it dials did not answer.
+    pub(super) fn name_due(&mut self, now: Time, id: u32, timer: TimerId, out: &mut Vec<Output>) {
         let Some(n) = self.names.get_mut(&id) else {
             return;
         };
-        if n.timer != Some(timer) {
+        if !fired(&mut n.timer, timer) {
             return;
         }
-        n.timer = None;
         match n.state {
             NameState::Resolving => {
                 out.push(Output::CancelResolve {
@@ -151,10 +150,10 @@ impl Node {
     /// Arms (or, with `None`, clears) the one timer of a name.
     fn set_name_timer(&mut self, id: u32, at: Option<Time>) {
         if let Some(n) = self.names.get_mut(&id) {
-            if let Some(t) = n.timer.take() {
-                self.timers.cancel(t);
+            match at {
+                Some(at) => self.timers.rearm(&mut n.timer, at, Timer::Name(id)),
+                None => self.timers.stop(&mut n.timer),
             }
-            n.timer = at.map(|at| self.timers.insert(at, Timer::Name(id)));
         }
     }
 
@@ -172,9 +171,7 @@ impl Node {
         else {
             return; // cancelled meanwhile
         };
-        if let Some(t) = n.timer.take() {
-            self.timers.cancel(t);
-        }
+        self.timers.stop(&mut n.timer);
         let mut addrs = match result {
             Ok(a) if a.is_empty() => Err("it has no address".to_string()),
             other => other,
@@ -271,9 +268,7 @@ impl Node {
             }));
         }
         if !n.join {
-            if let Some(t) = n.timer {
-                self.timers.cancel(t);
-            }
+            self.timers.stop(&mut n.timer);
             self.names.remove(&id);
             return;
         }
@@ -308,9 +303,7 @@ impl Node {
         }
         n.report = false;
         if !n.join {
-            if let Some(t) = n.timer {
-                self.timers.cancel(t);
-            }
+            self.timers.stop(&mut n.timer);
             self.names.remove(&id);
             return;
         }
@@ -371,8 +364,8 @@ impl Node {
         let timers = &mut self.timers;
         self.names.retain(|_, n| {
             let keep = n.state != NameState::Dialing(addr);
-            if let (false, Some(t)) = (keep, n.timer) {
-                timers.cancel(t);
+            if !keep {
+                timers.stop(&mut n.timer);
             }
             keep
         });

@@ -1,7 +1,6 @@
 //! Peers: their frames, heartbeats, and losing them.
 
 use super::dialling::LEARNT_MAX;
-use super::scripts::RELAY_REPORT;
 use super::{CloseReason, ConnId, Node, Output, Time, Timer};
 use crate::event::{ClosedReason, Event, LostReason};
 use crate::ratelog;
@@ -10,11 +9,6 @@ use crate::timer::TimerId;
 use crate::wire::{Msg, NodeInfo, WireError};
 use std::net::SocketAddr;
 use std::time::Duration;
-
-/// Slack added to the vote lease for timer rounding and delivery delay. The
-/// lease is a second guard: the old master already stops counting our vote a
-/// timeout after its last Ping we answered (see `vote_held`), whatever the delay.
-const LEASE_MARGIN: Duration = Duration::from_millis(30);
 
 #[derive(Debug)]
 pub(super) struct Peer {
@@ -140,11 +134,7 @@ impl Node {
                 };
                 let text = escape(&t);
                 if !self.texts.take(now, text.len()) {
-                    self.texts.dropped += 1;
-                    if self.texts.timer.is_none() {
-                        self.texts.timer =
-                            Some(self.timers.insert(now + RELAY_REPORT, Timer::TextRelay));
-                    }
+                    self.text_dropped(now);
                     return;
                 }
                 out.push(Output::Event(Event::PeerMessage {
@@ -171,7 +161,22 @@ impl Node {
         }
     }
 
-    pub(super) fn peer_timer(
+    /// Loses every peer silent past the timeout, whatever the order of the wheel.
+    pub(super) fn lose_silent_peers(&mut self, now: Time, out: &mut Vec<Output>) {
+        let silent: Vec<SocketAddr> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| now >= p.last_heard + self.cfg.timeout)
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in silent {
+            self.lose_peer(now, addr, Loss::TimedOut, out);
+        }
+    }
+
+    /// A peer's timer: loses it if silent past the timeout, else pings it when
+    /// due and re-arms for its next Ping or timeout.
+    pub(super) fn peer_due(
         &mut self,
         now: Time,
         addr: SocketAddr,
@@ -264,14 +269,7 @@ impl Node {
         if matches!(why, Loss::TimedOut)
             && (self.vote == Some(addr) || self.release.is_some_and(|(x, _)| x == addr))
         {
-            // It may still be alive and counting our vote until it times us out
-            // too: hold every new vote until it surely has.
-            let until = now + self.cfg.heartbeat + LEASE_MARGIN;
-            if let Some(id) = self.lease_timer.take() {
-                self.timers.cancel(id);
-            }
-            self.lease_until = Some(until);
-            self.lease_timer = Some(self.timers.insert(until, Timer::Lease));
+            self.start_lease(now);
         }
         if !matches!(why, Loss::Left | Loss::Restarted | Loss::Flooding(_)) {
             let join = self.cfg.join.contains(&addr);

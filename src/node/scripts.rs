@@ -5,7 +5,7 @@ use super::{Node, Output, Role, ScriptSignal, Time, Timer};
 use crate::config::ScriptSpec;
 use crate::event::{Event, MasterWords};
 use crate::text::escape;
-use crate::timer::TimerId;
+use crate::timer::{TimerId, fired};
 use std::time::Duration;
 
 /// The one script child, as the core sees it.
@@ -49,7 +49,7 @@ pub(super) const RELAY_BURST: u32 = 200;
 pub(crate) const RELAY_RATE: u32 = 200;
 /// While script lines are dropped, their count is said this often (and once
 /// more when the script ends).
-pub(super) const RELAY_REPORT: Duration = Duration::from_secs(2);
+const RELAY_REPORT: Duration = Duration::from_secs(2);
 
 /// Peers' texts (`-msg`) shown on the console: a burst of this many bytes,
 /// then [`TEXT_RATE`] bytes a second, each text counting at least
@@ -251,6 +251,63 @@ impl Node {
         }));
     }
 
+    /// The ScriptSleep timer: the pause is over. The run starts at the end of
+    /// this batch of timers, under the role the other timers leave.
+    pub(super) fn script_sleep_due(&mut self, id: TimerId) {
+        if let ScriptState::Sleeping { timer, .. } = self.script
+            && timer == id
+        {
+            self.script = ScriptState::Idle;
+        }
+    }
+
+    /// The ScriptKill timer: the kill grace is over, SIGKILL.
+    pub(super) fn script_kill_due(&mut self, id: TimerId, out: &mut Vec<Output>) {
+        if let ScriptState::Stopping {
+            role,
+            kill: Some(timer),
+            replaced,
+        } = self.script
+            && timer == id
+        {
+            self.script = ScriptState::Stopping {
+                role,
+                kill: None,
+                replaced,
+            };
+            out.push(Output::Event(Event::ScriptKilled {
+                role,
+                grace: self.cfg.kill_grace,
+            }));
+            out.push(Output::SignalScript(ScriptSignal::Kill));
+        }
+    }
+
+    /// The ScriptRelay timer: still dropping lines, say so and look again
+    /// later. A report with nothing new means the flood is over.
+    pub(super) fn script_relay_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
+        if fired(&mut self.relay.timer, id) && self.relay_report(out) {
+            self.relay.timer = Some(self.timers.insert(now + RELAY_REPORT, Timer::ScriptRelay));
+        }
+    }
+
+    /// A peer's text was dropped by the text rate: counted, and said at the
+    /// next report.
+    pub(super) fn text_dropped(&mut self, now: Time) {
+        self.texts.dropped += 1;
+        if self.texts.timer.is_none() {
+            self.texts.timer = Some(self.timers.insert(now + RELAY_REPORT, Timer::TextRelay));
+        }
+    }
+
+    /// The TextRelay timer: as for script lines, a report with nothing new
+    /// means the flood is over.
+    pub(super) fn text_relay_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
+        if fired(&mut self.texts.timer, id) && self.text_report(out) {
+            self.texts.timer = Some(self.timers.insert(now + RELAY_REPORT, Timer::TextRelay));
+        }
+    }
+
     /// Says how many peers' texts were dropped since the last report, if any;
     /// whether there were.
     pub(super) fn text_report(&mut self, out: &mut Vec<Output>) -> bool {
@@ -315,9 +372,7 @@ impl Node {
         };
         // The count of what the relay dropped goes before the end.
         self.relay_report(out);
-        if let Some(t) = self.relay.timer.take() {
-            self.timers.cancel(t);
-        }
+        self.timers.stop(&mut self.relay.timer);
         self.spawn_retry = None;
         let shown = &mut self.script_failure[role as usize];
         if success {

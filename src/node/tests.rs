@@ -1,12 +1,13 @@
 //! Unit tests of the core driven by hand: two or three nodes wired together by
 //! an instant in-memory network, time advanced explicitly.
 
-use super::connections::FLOOD_FRAMES;
+use super::connections::{FLOOD_FRAMES, MAX_HANDSHAKING_PER_IP};
 use super::*;
 use crate::config::ScriptSpec;
 use crate::event::{
     ClosedReason, Collapsed, ConnRefusedReason, Event, Family, LostReason, RefusedReason,
 };
+use crate::ratelog;
 use crate::text::rfc3339;
 use crate::wire::{EARLIEST_START, MAGIC, Msg, VERSION, undialable};
 

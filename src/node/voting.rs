@@ -4,8 +4,15 @@
 use super::{Node, Output, Time, Timer};
 use crate::election::{self, Member};
 use crate::event::Event;
+use crate::timer::{TimerId, fired};
 use crate::wire::Msg;
 use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Slack added to the vote lease for timer rounding and delivery delay. The
+/// lease is a second guard: the old master already stops counting our vote a
+/// timeout after its last Ping we answered (see `vote_held`), whatever the delay.
+const LEASE_MARGIN: Duration = Duration::from_millis(30);
 
 impl Node {
     // ----- election -----
@@ -120,6 +127,41 @@ impl Node {
         }
     }
 
+    /// The node we voted for, or whose release we await, was timed out: it may
+    /// still be alive and counting our vote until it times us out too, so hold
+    /// every new vote until it surely has (the lease, see the crate docs,
+    /// #election).
+    pub(super) fn start_lease(&mut self, now: Time) {
+        let until = now + self.cfg.heartbeat + LEASE_MARGIN;
+        self.lease_until = Some(until);
+        self.timers
+            .rearm(&mut self.lease_timer, until, Timer::Lease);
+    }
+
+    /// The lease is over: this node may vote again.
+    pub(super) fn lease_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
+        if fired(&mut self.lease_timer, id) {
+            self.lease_until = None;
+            self.recompute(now, out);
+        }
+    }
+
+    /// A master whose confirmed votes fell below the quorum steps down, before
+    /// any other timer acts (such as the script sleep starting its master
+    /// script again).
+    pub(super) fn step_down_if_votes_expired(&mut self, now: Time, out: &mut Vec<Output>) {
+        if self.master && !self.is_master_at(now) {
+            self.recompute(now, out);
+        }
+    }
+
+    /// The Votes timer: enough of the votes counted stopped being confirmed.
+    pub(super) fn votes_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
+        if fired(&mut self.votes_timer, id) {
+            self.recompute(now, out);
+        }
+    }
+
     /// While master, wakes the node when its confirmed votes would fall below
     /// the quorum, so it gives up the role on time even when nothing arrives.
     fn arm_votes_timer(&mut self) {
@@ -141,11 +183,9 @@ impl Node {
             .checked_sub(2)
             .and_then(|i| expiries.get(usize::from(i)))
             .copied();
-        if let Some(id) = self.votes_timer.take() {
-            self.timers.cancel(id);
-        }
-        if let Some(at) = at {
-            self.votes_timer = Some(self.timers.insert(at, Timer::Votes));
+        match at {
+            Some(at) => self.timers.rearm(&mut self.votes_timer, at, Timer::Votes),
+            None => self.timers.stop(&mut self.votes_timer),
         }
     }
 }

@@ -308,3 +308,29 @@ fn randomized_small_wheel() {
     // Few slots: lots of entries per slot and many rotations.
     run_against_model(0x5EED_B055_2024_0002, 7, 3, 5_000);
 }
+
+/// `rearm` replaces the timer a slot holds (the old entry is gone, not left
+/// to fire), `stop` empties it, and `fired` accepts only the slot's current id.
+#[test]
+fn rearm_stop_and_fired_keep_one_timer_per_slot() {
+    let mut w = TimerWheel::new(ms(10), 8);
+    let mut slot = None;
+    w.rearm(&mut slot, ms(50), "first");
+    let first = slot.expect("armed");
+    w.rearm(&mut slot, ms(20), "second");
+    assert_eq!(w.len(), 1, "the first entry was stopped");
+    assert_ne!(slot, Some(first));
+    let (id, v) = w.pop_expired(ms(20)).expect("the second fires");
+    assert_eq!(v, "second");
+    let mut stale = Some(first);
+    assert!(!fired(&mut stale, id), "a stale id is not current");
+    assert_eq!(stale, Some(first), "and its slot is left alone");
+    assert!(fired(&mut slot, id));
+    assert_eq!(slot, None, "a current timer that fired empties its slot");
+    assert!(!fired(&mut slot, id), "and fires once");
+    w.rearm(&mut slot, ms(90), "third");
+    w.stop(&mut slot);
+    assert_eq!((slot, w.len()), (None, 0));
+    w.stop(&mut slot);
+    assert_eq!(w.pop_expired(ms(1000)), None);
+}
