@@ -1,6 +1,5 @@
 //! Console commands, and leaving.
 
-use super::connections::ConnState;
 use super::names::NameState;
 use super::scripts::ScriptState;
 use super::{Node, Output, Role, Time};
@@ -163,10 +162,7 @@ impl Node {
                             replaced: true,
                         };
                     }
-                    ScriptState::Sleeping { role: r, timer } if r == role => {
-                        self.timers.cancel(timer);
-                        self.script = ScriptState::Idle;
-                    }
+                    ScriptState::Sleeping { role: r, .. } if r == role => self.cancel_sleep(),
                     _ => {}
                 }
                 self.script_sync(now, out);
@@ -229,11 +225,14 @@ impl Node {
         self.pump_lookups(now, out);
     }
 
-    /// Says goodbye to every peer, closes everything and asks to exit.
+    /// Says goodbye to every peer, closes everything, stops every timer and
+    /// asks to exit once the script is gone.
     pub(super) fn leave(&mut self, now: Time, out: &mut Vec<Output>) {
         if self.leaving {
             return;
         }
+        // The count of the texts the rate dropped goes before the leave.
+        self.text_report(out);
         out.push(Output::Event(Event::Leaving));
         for p in self.peers.values() {
             out.push(Output::Send(p.kept, Msg::Goodbye));
@@ -241,60 +240,23 @@ impl Node {
         for c in self.conns.keys() {
             out.push(Output::Close(*c));
         }
-        for addr in self.targets.keys() {
-            if self.targets.get(addr).is_some_and(|t| t.dialing) {
+        for (addr, t) in &self.targets {
+            if t.dialing {
                 out.push(Output::CancelDial(*addr));
             }
         }
-        for c in std::mem::take(&mut self.conns).into_values() {
-            if let ConnState::Handshaking { timer } = c.state {
-                self.timers.cancel(timer);
-            }
-        }
-        for p in std::mem::take(&mut self.peers).into_values() {
-            self.timers.cancel(p.timer);
-        }
-        for t in std::mem::take(&mut self.targets).into_values() {
-            if let Some(id) = t.timer {
-                self.timers.cancel(id);
-            }
-        }
-        for n in std::mem::take(&mut self.names).into_values() {
-            if let Some(id) = n.timer {
-                self.timers.cancel(id);
-            }
+        for n in self.names.values() {
             if n.state == NameState::Resolving {
                 out.push(Output::CancelResolve {
-                    name: n.name.host,
+                    name: n.name.host.clone(),
                     port: n.name.port,
                 });
             }
         }
-        if let Some(id) = self.lease_timer.take() {
-            self.timers.cancel(id);
-        }
-        if let Some(id) = self.dial_timer.take() {
-            self.timers.cancel(id);
-        }
-        if let Some(id) = self.summary_timer.take() {
-            self.timers.cancel(id);
-        }
-        if let Some(id) = self.votes_timer.take() {
-            self.timers.cancel(id);
-        }
+        self.stop_timers();
         self.master = false;
         self.vote = None;
         self.leaving = true;
-        // The script goes with the node: stop it, and exit once it is reaped.
-        match self.script {
-            ScriptState::Running { role } => self.script_stop(now, role, false, out),
-            ScriptState::Stopping { .. } => {}
-            ScriptState::Sleeping { timer, .. } => {
-                self.timers.cancel(timer);
-                self.script = ScriptState::Idle;
-                out.push(Output::Exit);
-            }
-            ScriptState::Idle => out.push(Output::Exit),
-        }
+        self.script_leave(now, out);
     }
 }

@@ -341,27 +341,60 @@ impl Node {
 
     /// The timers this node's state holds a handle to: one per peer and per
     /// handshaking connection, the targets' and names', the script's, and the
-    /// lease, votes, dial queue, summary and relay timers. Equal to
+    /// lease, votes, dial queue, summary and text report timers. Equal to
     /// [`Node::timer_count`] unless a timer was left armed (or dropped).
     pub fn timer_owners(&self) -> usize {
         let handshaking = |c: &&Conn| matches!(c.state, ConnState::Handshaking { .. });
-        let script = match self.script {
-            ScriptState::Sleeping { .. } | ScriptState::Stopping { kill: Some(_), .. } => 1,
-            _ => 0,
-        };
         let single = [
             self.lease_timer,
             self.votes_timer,
             self.dial_timer,
             self.summary_timer,
-            self.relay.timer,
+            self.texts.timer,
         ];
         self.peers.len()
             + self.conns.values().filter(handshaking).count()
             + self.targets.values().filter(|t| t.timer.is_some()).count()
             + self.names.values().filter(|n| n.timer.is_some()).count()
             + single.iter().flatten().count()
-            + script
+            + self.script_timers()
+    }
+
+    /// Stops every timer of every owner but the script's, and forgets the
+    /// connections, peers, targets and names that held them: the node leaves.
+    /// The script outlives the leave until it is reaped (its kill grace, its
+    /// lines' report). The one place that stops them all, beside
+    /// [`Node::timer_owners`] which counts them: a timer added to one must be
+    /// added to the other, or the simulator's `TimerAccounting` fails.
+    fn stop_timers(&mut self) {
+        for c in std::mem::take(&mut self.conns).into_values() {
+            if let ConnState::Handshaking { timer } = c.state {
+                self.timers.cancel(timer);
+            }
+        }
+        for p in std::mem::take(&mut self.peers).into_values() {
+            self.timers.cancel(p.timer);
+        }
+        for mut t in std::mem::take(&mut self.targets).into_values() {
+            self.timers.stop(&mut t.timer);
+        }
+        for mut n in std::mem::take(&mut self.names).into_values() {
+            self.timers.stop(&mut n.timer);
+        }
+        for slot in [
+            &mut self.lease_timer,
+            &mut self.votes_timer,
+            &mut self.dial_timer,
+            &mut self.summary_timer,
+            &mut self.texts.timer,
+        ] {
+            self.timers.stop(slot);
+        }
+        debug_assert_eq!(
+            self.timers.len(),
+            self.script_timers(),
+            "a timer outlived the leave"
+        );
     }
 
     /// Whether this node has asked to exit.

@@ -170,9 +170,8 @@ impl Node {
             ScriptState::Running { role } if role != want => {
                 self.script_stop(now, role, false, out);
             }
-            ScriptState::Sleeping { role, timer } if role != want => {
-                self.timers.cancel(timer);
-                self.script = ScriptState::Idle;
+            ScriptState::Sleeping { role, .. } if role != want => {
+                self.cancel_sleep();
                 self.script_start(now, want, out);
             }
             _ => {}
@@ -463,6 +462,38 @@ impl Node {
             retrying: false,
         }));
         self.script_gone(out);
+    }
+
+    /// The timers the script holds: its sleep or its kill grace, and the
+    /// report of its dropped lines.
+    pub(super) fn script_timers(&self) -> usize {
+        let state = match self.script {
+            ScriptState::Sleeping { .. } | ScriptState::Stopping { kill: Some(_), .. } => 1,
+            _ => 0,
+        };
+        state + usize::from(self.relay.timer.is_some())
+    }
+
+    /// The script goes with the node: stop it, and exit once it is reaped.
+    pub(super) fn script_leave(&mut self, now: Time, out: &mut Vec<Output>) {
+        match self.script {
+            ScriptState::Running { role } => self.script_stop(now, role, false, out),
+            ScriptState::Stopping { .. } => {}
+            ScriptState::Sleeping { .. } => {
+                self.cancel_sleep();
+                out.push(Output::Exit);
+            }
+            ScriptState::Idle => out.push(Output::Exit),
+        }
+    }
+
+    /// A sleeping script's next run is called off: its timer stops and no
+    /// script is scheduled.
+    pub(super) fn cancel_sleep(&mut self) {
+        if let ScriptState::Sleeping { timer, .. } = self.script {
+            self.timers.cancel(timer);
+            self.script = ScriptState::Idle;
+        }
     }
 
     /// No child any more: a leaving node may exit now.
