@@ -300,7 +300,8 @@
 //!   vote could be counted by its old and its new holder at once.
 //! - **Confirmed votes and the Votes timer.** A node counts a peer's vote for
 //!   itself only while it is confirmed: the peer answered a Ping of ours sent less
-//!   than a timeout ago (the end rounded down to the wheel's tick, less one tick).
+//!   than a timeout ago (the end rounded down to the wheel's tick, less the
+//!   wheel's rounding: one tick, [`timer::TimerWheel::rounding`]).
 //!   Votes present but not yet confirmed are pinged at once. While master, a
 //!   `Votes` timer fires when the confirmed votes would fall below the quorum, and
 //!   every `handle_timeout` checks it first too, so a master behind a slow or
@@ -311,8 +312,9 @@
 //!   safety check uses it.
 //! - **The lease** (a second guard): when a node times out the peer it voted for,
 //!   or whose release it awaits (no EOF, no `Goodbye`), it votes for nobody for
-//!   one heartbeat plus 30 ms: the old master may count its vote until it times
-//!   this node out too. On EOF or `Goodbye` it votes again at
+//!   one heartbeat plus 30 ms (the wheel's rounding, one tick, plus 20 ms of
+//!   delivery delay): the old master may count its vote until it times this
+//!   node out too. On EOF or `Goodbye` it votes again at
 //!   once: a crashed master is replaced within milliseconds.
 //!
 //! A node re-evaluates after every change of its view or of a peer's state; a
@@ -413,7 +415,7 @@
 //! | reconnect backoff (a setting without a flag) | 100 ms doubling to 5 s |
 //! | frame body / first frame | 64 KiB / 1 KiB |
 //! | timer tick | 10 ms |
-//! | vote lease | heartbeat + 30 ms |
+//! | vote lease | heartbeat + 30 ms (a tick + 20 ms) |
 //! | `--join` retry until first reached | at most every 500 ms |
 //! | member list taken / learnt addresses wanted | 256 / 256 |
 //! | dials in flight (learnt) / learnt dial rate | 32 (24) / 50 per s after a burst of 256 |

@@ -209,6 +209,20 @@ impl<T> TimerWheel<T> {
         }
     }
 
+    /// The wheel's rounding: a timer fires up to this long after its deadline
+    /// (the deadline rounded up to a whole tick, never down). One tick. Margins
+    /// that must cover a timer firing late are derived from it, so a change of
+    /// the tick moves them with it.
+    pub fn rounding(&self) -> Duration {
+        self.tick_to_duration(1)
+    }
+
+    /// `t` brought down to a whole tick: the latest instant at or before `t`
+    /// at which a timer fires with no rounding at all.
+    pub fn round_down(&self, t: Duration) -> Duration {
+        self.tick_to_duration(self.floor_tick(t))
+    }
+
     /// Number of pending timers.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -299,22 +299,21 @@ impl Node {
     }
 
     /// Whether a peer's vote for us is surely still held at `self.now`: it
-    /// answered a Ping we sent less than a timeout ago (less two ticks of timer
-    /// rounding). So a master that stops hearing its voters (a slow or one-way
-    /// link) gives up the role before any of them may vote for another node,
-    /// whatever the delays.
+    /// answered a Ping we sent less than a timeout ago (less the wheel's
+    /// rounding, see `vote_expiry`). So a master that stops hearing its voters
+    /// (a slow or one-way link) gives up the role before any of them may vote
+    /// for another node, whatever the delays.
     fn vote_held(&self, p: &Peer) -> bool {
         p.echoed.is_some_and(|t| self.now < self.vote_expiry(t))
     }
 
     /// When a vote confirmed by a Pong to our Ping sent at `t` stops counting:
-    /// a timeout after `t`, brought down to a whole tick (so the timer that
-    /// ends it fires exactly then, not rounded up past it), less one tick.
+    /// a timeout after `t`, brought down to a whole tick (so the Votes timer
+    /// that ends it fires exactly then, not rounded up past it), less the
+    /// wheel's rounding (see the crate docs, #election).
     fn vote_expiry(&self, t: Time) -> Time {
-        let end = (t + self.cfg.timeout).as_nanos();
-        let tick = TICK.as_nanos();
-        let floored = Duration::from_nanos(((end / tick) * tick).min(u64::MAX as u128) as u64);
-        floored.saturating_sub(TICK)
+        let end = self.timers.round_down(t + self.cfg.timeout);
+        end.saturating_sub(self.timers.rounding())
     }
 
     /// Number of connections the core tracks (handshaking and open).

@@ -1,7 +1,7 @@
 //! Host names: lookups, and dialling a name's addresses one round at a time.
 
 use super::console::already_connected;
-use super::{Node, Output, TICK, Time, Timer};
+use super::{Node, Output, Time, Timer};
 use crate::config::HostPort;
 use crate::event::Event;
 use crate::text::human;
@@ -227,9 +227,10 @@ impl Node {
             return self.name_reached(id, addr, false, out);
         }
         n.state = NameState::Dialing(addr);
-        // The dial and the handshake each end within the handshake timeout;
-        // should neither say how it went, the name does not wait for ever.
-        let at = now + self.cfg.handshake_timeout * 2 + TICK;
+        // The dial and the handshake each end within the handshake timeout
+        // (their timers rounded up); should neither say how it went, the name
+        // does not wait for ever.
+        let at = now + self.cfg.handshake_timeout * 2 + self.timers.rounding();
         self.set_name_timer(id, Some(at));
         if let Some(t) = self.targets.get(&addr) {
             // Wanted already (a lost peer, a --join address): try it now, and

@@ -686,3 +686,35 @@ fn dropped_texts_are_accounted_and_said_before_leaving() {
     assert_eq!(n.timer_owners(), n.timer_count());
     assert_eq!(n.poll_timeout(), None, "no timer is left");
 }
+
+/// The margins the vote arithmetic keeps for the timer wheel's rounding (a
+/// timer fires up to a tick late) are at least that rounding, whatever the
+/// tick: a confirmed vote stops counting a rounding or more before the voter
+/// may time this node out (a timeout after the Ping it answered), at an
+/// instant the Votes timer fires exactly at; the lease outlasts a heartbeat by
+/// a rounding or more.
+#[test]
+fn the_vote_margins_cover_the_wheels_rounding() {
+    let n = node(cfg(1, 100));
+    let rounding = n.timers.rounding();
+    assert_eq!(rounding, TICK);
+    for micros in [0, 1, 9_999, 10_000, 10_001, 1_003_456, 7_777_777] {
+        let t = Duration::from_micros(micros);
+        let end = t + n.config().timeout;
+        let expiry = n.vote_expiry(t);
+        assert!(
+            expiry + rounding <= end,
+            "Ping at {t:?}: counts until {expiry:?}"
+        );
+        assert!(
+            end < expiry + 2 * rounding,
+            "Ping at {t:?}: no more than needed"
+        );
+        assert_eq!(
+            n.timers.round_down(expiry),
+            expiry,
+            "on a tick: fires exactly"
+        );
+    }
+    assert!(n.lease_margin() >= rounding);
+}

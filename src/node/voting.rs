@@ -9,10 +9,9 @@ use crate::wire::Msg;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Slack added to the vote lease for timer rounding and delivery delay. The
-/// lease is a second guard: the old master already stops counting our vote a
-/// timeout after its last Ping we answered (see `vote_held`), whatever the delay.
-const LEASE_MARGIN: Duration = Duration::from_millis(30);
+/// The delivery delay the vote lease allows for, on top of the wheel's
+/// rounding (see [`Node::lease_margin`]).
+const LEASE_DELAY: Duration = Duration::from_millis(20);
 
 impl Node {
     // ----- election -----
@@ -132,10 +131,19 @@ impl Node {
     /// every new vote until it surely has (the lease, see the crate docs,
     /// #election).
     pub(super) fn start_lease(&mut self, now: Time) {
-        let until = now + self.cfg.heartbeat + LEASE_MARGIN;
+        let until = now + self.cfg.heartbeat + self.lease_margin();
         self.lease_until = Some(until);
         self.timers
             .rearm(&mut self.lease_timer, until, Timer::Lease);
+    }
+
+    /// Slack added to the vote lease for timer rounding and delivery delay:
+    /// the wheel's rounding plus [`LEASE_DELAY`] (30 ms at a 10 ms tick). The
+    /// lease is a second guard: the old master already stops counting our vote
+    /// a timeout after its last Ping we answered (see `vote_held`), whatever
+    /// the delay.
+    pub(super) fn lease_margin(&self) -> Duration {
+        self.timers.rounding() + LEASE_DELAY
     }
 
     /// The lease is over: this node may vote again.

@@ -334,3 +334,18 @@ fn rearm_stop_and_fired_keep_one_timer_per_slot() {
     w.stop(&mut slot);
     assert_eq!(w.pop_expired(ms(1000)), None);
 }
+
+/// The rounding is one tick; `round_down` gives the instant at or before a
+/// time at which a timer fires exactly (inserted there, it is due then).
+#[test]
+fn rounding_is_a_tick_and_round_down_fires_exactly() {
+    let mut w = TimerWheel::new(ms(10), 8);
+    assert_eq!(w.rounding(), ms(10));
+    assert_eq!(w.round_down(ms(1003)), ms(1000));
+    assert_eq!(w.round_down(ms(1000)), ms(1000));
+    assert_eq!(w.round_down(Duration::from_nanos(9_999_999)), ms(0));
+    w.insert(w.round_down(ms(1009)), "exact");
+    assert_eq!(w.next_deadline(), Some(ms(1000)));
+    assert_eq!(w.pop_expired(ms(1000)).map(|p| p.1), Some("exact"));
+    assert_eq!(TimerWheel::<()>::new(ms(7), 8).rounding(), ms(7));
+}
