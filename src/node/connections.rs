@@ -490,7 +490,7 @@ impl Node {
             self.join_untried.remove(&addr);
             self.join_unreached.remove(&addr);
             if let Some(t) = self.targets.get(&addr)
-                && !t.dialing
+                && !t.is_dialing()
             {
                 self.remove_target(addr);
             }
@@ -512,12 +512,12 @@ impl Node {
                 Peer {
                     info: node,
                     conns: vec![conn],
-                    kept: conn,
+                    send_conn: conn,
                     seq: 0,
                     acked: 0,
                     last_ping: now,
                     ping_out: false,
-                    echoed: None,
+                    answered_ping: None,
                     vote: None,
                     master: false,
                     last_heard: now,
@@ -565,7 +565,7 @@ impl Node {
         if !is_new {
             self.resolve_duplicates(node.addr, out);
         }
-        self.recompute(now, out);
+        self.run_election(now, out);
     }
 
     /// With two or more open connections to one peer, keep one, once it is
@@ -615,7 +615,7 @@ impl Node {
         if !confirmed {
             return;
         }
-        let old_kept = p.kept;
+        let old_send_conn = p.send_conn;
         if self.me.addr > addr {
             // Only the node with the smaller address closes duplicates: each
             // end's view of which connection came first may differ, and two
@@ -624,9 +624,9 @@ impl Node {
             // best guess and sees the others closed by the peer.
             let state = self.state_msg(addr);
             if let Some(p) = self.peers.get_mut(&addr)
-                && old_kept != best
+                && old_send_conn != best
             {
-                p.kept = best;
+                p.send_conn = best;
                 out.push(Output::Send(best, state));
             }
             return;
@@ -639,8 +639,8 @@ impl Node {
         let state = self.state_msg(addr);
         if let Some(p) = self.peers.get_mut(&addr) {
             p.conns = vec![best];
-            p.kept = best;
-            if old_kept != best {
+            p.send_conn = best;
+            if old_send_conn != best {
                 // Frames queued on the closed one may be lost: repeat our state.
                 out.push(Output::Send(best, state));
             }
@@ -678,8 +678,8 @@ impl Node {
                 p.conns.retain(|x| *x != conn);
                 if let Some(&next) = p.conns.first() {
                     // A duplicate went away; the pair stays connected.
-                    if p.kept == conn {
-                        p.kept = next;
+                    if p.send_conn == conn {
+                        p.send_conn = next;
                         out.push(Output::Send(next, self.state_msg(peer)));
                     }
                     return;

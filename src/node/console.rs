@@ -74,7 +74,7 @@ impl Node {
                 }
                 for (a, t) in &self.targets {
                     let state = match t.next_try {
-                        _ if t.dialing => "connecting".to_string(),
+                        _ if t.is_dialing() => "connecting".to_string(),
                         Some(at) => format!("retry in {}", human(at.saturating_sub(now))),
                         None => "waiting".to_string(),
                     };
@@ -112,7 +112,7 @@ impl Node {
                     }));
                 } else if self.peers.contains_key(&addr) {
                     say(format!("already connected to {addr}"));
-                } else if self.targets.get(&addr).is_some_and(|t| t.dialing) {
+                } else if self.targets.get(&addr).is_some_and(|t| t.is_dialing()) {
                     say(format!("already connecting to {addr}"));
                 } else {
                     say(format!("connecting to {addr}"));
@@ -235,13 +235,13 @@ impl Node {
         self.text_report(out);
         out.push(Output::Event(Event::Leaving));
         for p in self.peers.values() {
-            out.push(Output::Send(p.kept, Msg::Goodbye));
+            out.push(Output::Send(p.send_conn, Msg::Goodbye));
         }
         for c in self.conns.keys() {
             out.push(Output::Close(*c));
         }
         for (addr, t) in &self.targets {
-            if t.dialing {
+            if t.is_dialing() {
                 out.push(Output::CancelDial(*addr));
             }
         }

@@ -33,27 +33,89 @@ const JOIN_BACKOFF_MAX: Duration = Duration::from_millis(500);
 /// An address we want a connection to.
 #[derive(Debug)]
 pub(super) struct Target {
+    /// Why it is wanted, which decides its retries.
+    wanted: Wanted,
+    /// Where its dial stands.
+    dial: DialState,
     /// The next wait between attempts.
     backoff: Duration,
     /// Give up after this; `None` means never (a `--join` address).
     forget_at: Option<Time>,
-    /// Dialled by `-c` only: do not retry after a failure.
-    once: bool,
     /// A `-c` waits for this dial: report its failure on the console.
     pub(super) report: bool,
-    /// A dial is in flight.
-    pub(super) dialing: bool,
     /// Redial or dial-timeout timer.
     pub(super) timer: Option<TimerId>,
     /// This outage was said on the console already (once, not on every retry).
     outage_said: bool,
+    /// When the Redial timer dials it again (for `-cl`).
     pub(super) next_try: Option<Time>,
-    /// Learnt from a peer's `Members` (not a `--join` address, a lost peer or `-c`).
-    pub(super) learnt: bool,
     /// Failed attempts so far.
     failures: u32,
+}
+
+/// Why a target is wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    /// A `--join` address or a lost peer (or a `-c` of one): retried with
+    /// backoff until reached, or forgotten after its `forget_at`.
+    Retried,
+    /// Dialled by `-c` only: not retried after a failure.
+    Once,
+    /// Learnt from a peer's `Members`: retried like a lost peer, within the
+    /// room, share and rate of learnt addresses.
+    Learnt,
+}
+
+/// Where a target's dial stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DialState {
+    /// No dial in flight or waiting: between attempts (its Redial timer
+    /// armed), or its connection is handshaking.
+    Idle,
     /// Waiting for a dial slot: its place in the queue (smaller goes first).
-    queued: Option<u64>,
+    Queued(u64),
+    /// A dial is in flight (its DialTimeout timer armed).
+    Dialing,
+}
+
+impl Target {
+    fn new(wanted: Wanted, backoff: Duration, forget_at: Option<Time>) -> Target {
+        Target {
+            wanted,
+            dial: DialState::Idle,
+            backoff,
+            forget_at,
+            report: wanted == Wanted::Once,
+            timer: None,
+            outage_said: false,
+            next_try: None,
+            failures: 0,
+        }
+    }
+
+    /// A dial of it is in flight.
+    pub(super) fn is_dialing(&self) -> bool {
+        self.dial == DialState::Dialing
+    }
+
+    /// Learnt from a peer's `Members` (not a `--join` address, a lost peer or `-c`).
+    pub(super) fn is_learnt(&self) -> bool {
+        self.wanted == Wanted::Learnt
+    }
+
+    /// Marks it learnt: a lost peer only ever heard from inbound.
+    pub(super) fn set_learnt(&mut self) {
+        self.wanted = Wanted::Learnt;
+    }
+
+    /// Wanted also with retries (learnt from `Members`, or a lost peer), until
+    /// `forget_at`: a `-c` dial in flight must not swallow it.
+    fn keep_retrying(&mut self, forget_at: Option<Time>) {
+        if self.wanted == Wanted::Once {
+            self.wanted = Wanted::Retried;
+            self.forget_at = forget_at;
+        }
+    }
 }
 
 impl Node {
@@ -71,31 +133,17 @@ impl Node {
         if let Some(t) = self.targets.get_mut(&addr) {
             // Already wanted. A `-c` dial in flight must not swallow an address
             // that also needs retries (learnt from Members, or a lost peer).
-            if t.once && !once {
-                t.once = false;
-                t.forget_at = forget_at;
+            if !once {
+                t.keep_retrying(forget_at);
             }
             return;
         }
-        if self.targets.values().filter(|t| !t.learnt).count() >= self.cfg.max_conns {
+        if self.targets.values().filter(|t| !t.is_learnt()).count() >= self.cfg.max_conns {
             return;
         }
-        self.targets.insert(
-            addr,
-            Target {
-                backoff: self.cfg.backoff_min,
-                forget_at,
-                once,
-                dialing: false,
-                timer: None,
-                outage_said: false,
-                report: once,
-                next_try: None,
-                learnt: false,
-                failures: 0,
-                queued: None,
-            },
-        );
+        let wanted = if once { Wanted::Once } else { Wanted::Retried };
+        let target = Target::new(wanted, self.cfg.backoff_min, forget_at);
+        self.targets.insert(addr, target);
         if delay.is_zero() {
             self.dial(now, addr, out);
         } else if let Some(t) = self.targets.get_mut(&addr) {
@@ -115,7 +163,7 @@ impl Node {
         let Some(t) = self.targets.get_mut(&addr) else {
             return;
         };
-        if t.dialing {
+        if t.is_dialing() {
             return;
         }
         if self.peers.contains_key(&addr) {
@@ -124,8 +172,8 @@ impl Node {
         }
         t.next_try = None;
         self.timers.stop(&mut t.timer);
-        if t.queued.is_none() {
-            t.queued = Some(self.dial_seq);
+        if t.dial == DialState::Idle {
+            t.dial = DialState::Queued(self.dial_seq);
             self.dial_seq += 1;
         }
         self.pump_dials(now, out);
@@ -140,7 +188,7 @@ impl Node {
         addr: SocketAddr,
         out: &mut Vec<Output>,
     ) {
-        let expected = self.targets.get(&addr).is_some_and(|t| t.dialing);
+        let expected = self.targets.get(&addr).is_some_and(|t| t.is_dialing());
         if !expected
             || (self.conns.len() >= self.cfg.max_conns && !self.evict_stranger(now, addr, out))
         {
@@ -148,7 +196,7 @@ impl Node {
             return;
         }
         if let Some(t) = self.targets.get_mut(&addr) {
-            t.dialing = false;
+            t.dial = DialState::Idle;
             self.timers.stop(&mut t.timer);
         }
         self.open_conn(now, conn, addr, Some(addr), out);
@@ -164,9 +212,9 @@ impl Node {
         out: &mut Vec<Output>,
     ) {
         if let Some(t) = self.targets.get_mut(&addr)
-            && t.dialing
+            && t.is_dialing()
         {
-            t.dialing = false;
+            t.dial = DialState::Idle;
             self.timers.stop(&mut t.timer);
             self.dial_failed(now, addr, error, out);
             self.pump_dials(now, out);
@@ -199,10 +247,10 @@ impl Node {
     ) {
         if let Some(t) = self.targets.get_mut(&addr)
             && t.timer == Some(id)
-            && t.dialing
+            && t.is_dialing()
         {
             t.timer = None;
-            t.dialing = false;
+            t.dial = DialState::Idle;
             out.push(Output::CancelDial(addr));
             self.dial_failed(now, addr, "timed out", out);
             self.pump_dials(now, out);
@@ -222,15 +270,19 @@ impl Node {
     pub(super) fn pump_dials(&mut self, now: Time, out: &mut Vec<Output>) {
         let burst = LEARNT_DIAL_EVERY * (LEARNT_MAX as u32 - 1);
         loop {
-            let flying = self.targets.values().filter(|t| t.dialing);
-            let (all, learnt) = flying.fold((0, 0), |(a, l), t| (a + 1, l + usize::from(t.learnt)));
+            let flying = self.targets.values().filter(|t| t.is_dialing());
+            let (all, learnt) =
+                flying.fold((0, 0), |(a, l), t| (a + 1, l + usize::from(t.is_learnt())));
             if all >= DIALS_MAX {
                 return;
             }
             let next = self
                 .targets
                 .iter()
-                .filter_map(|(a, t)| t.queued.map(|q| ((t.learnt, q), *a)))
+                .filter_map(|(a, t)| match t.dial {
+                    DialState::Queued(q) => Some(((t.is_learnt(), q), *a)),
+                    _ => None,
+                })
                 .min();
             let Some(((is_learnt, _), addr)) = next else {
                 return;
@@ -251,8 +303,7 @@ impl Node {
             let Some(t) = self.targets.get_mut(&addr) else {
                 return;
             };
-            t.queued = None;
-            t.dialing = true;
+            t.dial = DialState::Dialing;
             let at = now + self.cfg.handshake_timeout;
             self.timers
                 .rearm(&mut t.timer, at, Timer::DialTimeout(addr));
@@ -279,7 +330,7 @@ impl Node {
                 of: list.len() as u64,
             }));
         }
-        let mut learnt = self.targets.values().filter(|t| t.learnt).count();
+        let mut learnt = self.targets.values().filter(|t| t.is_learnt()).count();
         for a in list.into_iter().take(MEMBERS_MAX) {
             if a == self.me.addr
                 || a == self.cfg.bound
@@ -291,10 +342,7 @@ impl Node {
             if let Some(t) = self.targets.get_mut(&a) {
                 // Already wanted. A `-c` dial in flight must not swallow an
                 // address that also needs retries.
-                if t.once {
-                    t.once = false;
-                    t.forget_at = Some(now + self.cfg.forget);
-                }
+                t.keep_retrying(Some(now + self.cfg.forget));
                 continue;
             }
             if learnt >= LEARNT_MAX {
@@ -308,22 +356,9 @@ impl Node {
                 return;
             }
             learnt += 1;
-            self.targets.insert(
-                a,
-                Target {
-                    backoff: self.cfg.backoff_min,
-                    forget_at: Some(now + self.cfg.forget),
-                    once: false,
-                    dialing: false,
-                    timer: None,
-                    outage_said: false,
-                    report: false,
-                    next_try: None,
-                    learnt: true,
-                    failures: 0,
-                    queued: None,
-                },
-            );
+            let forget_at = Some(now + self.cfg.forget);
+            let target = Target::new(Wanted::Learnt, self.cfg.backoff_min, forget_at);
+            self.targets.insert(a, target);
             self.dial(now, a, out);
         }
     }
@@ -338,15 +373,15 @@ impl Node {
         self.names_dial_failed(now, addr, error, out);
         if self.join_untried.remove(&addr) && self.join_untried.is_empty() {
             // Every --join address was tried: this node may vote for itself.
-            self.recompute(now, out);
+            self.run_election(now, out);
         }
-        let crowded = self.targets.values().filter(|t| t.learnt).count() > LEARNT_PATIENT;
+        let crowded = self.targets.values().filter(|t| t.is_learnt()).count() > LEARNT_PATIENT;
         let quick = self.join_unreached.contains(&addr);
         let Some(t) = self.targets.get_mut(&addr) else {
             return;
         };
         t.failures = t.failures.saturating_add(1);
-        if t.learnt && crowded && t.failures >= 2 {
+        if t.is_learnt() && crowded && t.failures >= 2 {
             // One of many learnt addresses that does not answer: dropped
             // without a line (a peer could make this node say thousands).
             self.remove_target(addr);
@@ -359,7 +394,7 @@ impl Node {
                 error: error.to_string(),
             }));
         }
-        if t.once {
+        if t.wanted == Wanted::Once {
             self.remove_target(addr);
             return;
         }

@@ -25,6 +25,7 @@ use scripts::{RELAY_BURST, Relay, ScriptState, TEXT_BURST, TextRelay};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
+use voting::Withdrawal;
 
 #[cfg(doc)]
 use scripts::QUICK_RUN;
@@ -101,15 +102,15 @@ pub struct Node {
     seq: u64,
     lease_until: Option<Time>,
     lease_timer: Option<TimerId>,
-    /// We withdrew our vote from this peer at this `seq` of ours; we vote for
-    /// nobody until it acknowledges that `seq` or is gone.
-    release: Option<(SocketAddr, u64)>,
+    /// Our vote withdrawn from a live peer and not yet acknowledged: we vote
+    /// for nobody until it is (see the crate docs, #election: vote release).
+    withdrawal: Option<Withdrawal>,
     /// The latest `now` handed in (for observers that count valid votes).
     now: Time,
     /// While master: fires when the confirmed votes fall below the quorum.
     votes_timer: Option<TimerId>,
-    /// Who this node last named as master on the console.
-    named: Option<SocketAddr>,
+    /// The master this node last named on the console (`master changed`).
+    master_said: Option<SocketAddr>,
     leaving: bool,
     script: ScriptState,
     /// The last failure status shown per role (index `Role as usize`), so a
@@ -168,10 +169,10 @@ impl Node {
             seq: 0,
             lease_until: None,
             lease_timer: None,
-            release: None,
+            withdrawal: None,
             now: Duration::ZERO,
             votes_timer: None,
-            named: None,
+            master_said: None,
             leaving: false,
             script: ScriptState::Idle,
             script_failure: [None, None],
@@ -227,7 +228,7 @@ impl Node {
             self.add_name(name, true, out);
         }
         self.pump_lookups(now, out);
-        self.recompute(now, out);
+        self.run_election(now, out);
         self.script_sync(now, out);
     }
 
@@ -259,7 +260,7 @@ impl Node {
                 .peers
                 .values()
                 .filter(|p| p.vote == Some(self.me.addr))
-                .filter(|p| p.echoed.is_some_and(|t| now < self.vote_expiry(t)))
+                .filter(|p| p.answered_ping.is_some_and(|t| now < self.vote_expiry(t)))
                 .count()
                 >= usize::from(self.cfg.quorum)
     }
@@ -304,7 +305,8 @@ impl Node {
     /// (a slow or one-way link) gives up the role before any of them may vote
     /// for another node, whatever the delays.
     fn vote_held(&self, p: &Peer) -> bool {
-        p.echoed.is_some_and(|t| self.now < self.vote_expiry(t))
+        p.answered_ping
+            .is_some_and(|t| self.now < self.vote_expiry(t))
     }
 
     /// When a vote confirmed by a Pong to our Ping sent at `t` stops counting:
@@ -333,7 +335,7 @@ impl Node {
         self.peers
             .iter()
             .filter(move |(_, p)| {
-                p.vote == Some(me) && p.echoed.is_some_and(|t| now < self.vote_expiry(t))
+                p.vote == Some(me) && p.answered_ping.is_some_and(|t| now < self.vote_expiry(t))
             })
             .map(|(a, _)| *a)
     }

@@ -235,7 +235,7 @@ impl Node {
         if let Some(t) = self.targets.get(&addr) {
             // Wanted already (a lost peer, a --join address): try it now, and
             // hear how that dial ends.
-            if !t.dialing {
+            if !t.is_dialing() {
                 self.dial(now, addr, out);
             }
         } else {
@@ -289,7 +289,7 @@ impl Node {
         self.set_name_timer(id, Some(now + wait));
         if first {
             // Its first round is over: this node may be a candidate now.
-            self.recompute(now, out);
+            self.run_election(now, out);
         }
     }
 

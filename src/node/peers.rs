@@ -13,9 +13,12 @@ use std::time::Duration;
 #[derive(Debug)]
 pub(super) struct Peer {
     pub(super) info: NodeInfo,
-    /// Open connections to this peer; `kept` is the one we send on.
+    /// Open connections to this peer (more than one while duplicates are
+    /// resolved).
     pub(super) conns: Vec<ConnId>,
-    pub(super) kept: ConnId,
+    /// The one of `conns` we send on: of duplicates, the one kept (or, on the
+    /// side that leaves closing them to the peer, its best guess of it).
+    pub(super) send_conn: ConnId,
     /// Newest `State` applied (by its `seq`).
     pub(super) seq: u64,
     /// Newest of our own `seq`s this peer says it has applied.
@@ -24,11 +27,12 @@ pub(super) struct Peer {
     pub(super) last_ping: Time,
     /// A `Ping` of ours is unanswered.
     pub(super) ping_out: bool,
-    /// Send time (our clock) of the newest `Ping` it answered: it had heard
+    /// Send time (our clock) of the newest `Ping` it answered (its `Pong`
+    /// echoes that time), which confirms its vote for us: it had heard
     /// from us by then, so it keeps any vote for us until at least this plus
     /// the timeout (it re-votes only after timing us out, or after we applied
     /// its withdrawal).
-    pub(super) echoed: Option<Time>,
+    pub(super) answered_ping: Option<Time>,
     pub(super) vote: Option<SocketAddr>,
     pub(super) master: bool,
     pub(super) last_heard: Time,
@@ -87,7 +91,7 @@ impl Node {
                 if seq <= p.seq {
                     // Stale (it came on a connection since replaced); the ack
                     // above still counts.
-                    self.recompute(now, out);
+                    self.run_election(now, out);
                     return;
                 }
                 // A peer voting for nobody may be waiting for our ack of a
@@ -103,7 +107,7 @@ impl Node {
                 p.vote = vote;
                 p.master = master;
                 let before = self.seq;
-                self.recompute(now, out);
+                self.run_election(now, out);
                 if withdrawn && self.seq == before {
                     // It waits to vote again until we have applied this: say so
                     // even when our own state did not change.
@@ -119,9 +123,9 @@ impl Node {
                 {
                     p.rtt = Some(now - sent);
                     p.ping_out = false;
-                    p.echoed = p.echoed.max(Some(sent));
+                    p.answered_ping = p.answered_ping.max(Some(sent));
                     if p.vote == Some(self.me.addr) {
-                        self.recompute(now, out);
+                        self.run_election(now, out);
                     }
                 }
             }
@@ -157,7 +161,7 @@ impl Node {
 
     pub(super) fn send(&mut self, addr: SocketAddr, msg: Msg, out: &mut Vec<Output>) {
         if let Some(p) = self.peers.get(&addr) {
-            out.push(Output::Send(p.kept, msg));
+            out.push(Output::Send(p.send_conn, msg));
         }
     }
 
@@ -267,7 +271,7 @@ impl Node {
             self.stranger_line(now, ratelog::Kind::PeerInLost, line, out);
         }
         if matches!(why, Loss::TimedOut)
-            && (self.vote == Some(addr) || self.release.is_some_and(|(x, _)| x == addr))
+            && (self.vote == Some(addr) || self.withdrawal.is_some_and(|w| w.from == addr))
         {
             self.start_lease(now);
         }
@@ -281,15 +285,15 @@ impl Node {
             let delay = self.cfg.backoff_min;
             // Never reached by a dial of ours: a learnt address (see `Peer::dialed`).
             let learnt = !join && !p.dialed && !self.targets.contains_key(&addr);
-            let room = self.targets.values().filter(|t| t.learnt).count() < LEARNT_MAX;
+            let room = self.targets.values().filter(|t| t.is_learnt()).count() < LEARNT_MAX;
             if !learnt || room {
                 self.add_target(now, addr, forget, false, delay, out);
             }
             if learnt && let Some(t) = self.targets.get_mut(&addr) {
-                t.learnt = true;
+                t.set_learnt();
             }
             self.names_lost(now, addr);
         }
-        self.recompute(now, out);
+        self.run_election(now, out);
     }
 }

@@ -13,6 +13,16 @@ use std::time::Duration;
 /// rounding (see [`Node::lease_margin`]).
 const LEASE_DELAY: Duration = Duration::from_millis(20);
 
+/// Our vote withdrawn from a live peer, waiting for its acknowledgement.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Withdrawal {
+    /// The peer the vote was withdrawn from.
+    pub(super) from: SocketAddr,
+    /// Our `seq` that withdrew it: the peer applied the withdrawal once it
+    /// acknowledges this `seq`.
+    pub(super) seq: u64,
+}
+
 impl Node {
     // ----- election -----
 
@@ -33,9 +43,11 @@ impl Node {
         self.join_untried.is_empty() && self.names.values().all(|n| !n.join || n.tried)
     }
 
-    /// Re-evaluates vote and master status; announces any change to every peer
-    /// and on the console.
-    pub(super) fn recompute(&mut self, now: Time, out: &mut Vec<Output>) {
+    /// Runs the election in this node's view: re-evaluates its vote and
+    /// whether it is master (see the crate docs, #election); announces any
+    /// change to every peer, and a change of the master it names on the
+    /// console. Called after every change of the view or of a peer's state.
+    pub(super) fn run_election(&mut self, now: Time, out: &mut Vec<Output>) {
         for _ in 0..4 {
             let me = Member {
                 info: self.me,
@@ -53,12 +65,13 @@ impl Node {
             // applied the withdrawal (or is gone): else the holder could still
             // count it while the new one counts it too, and with a majority
             // quorum two masters would need exactly such a vote counted twice.
-            if let Some((x, at)) = self.release
-                && self.peers.get(&x).is_none_or(|p| p.acked >= at)
+            if let Some(w) = self.withdrawal
+                && self.peers.get(&w.from).is_none_or(|p| p.acked >= w.seq)
             {
-                self.release = None;
+                self.withdrawal = None;
             }
-            let mut vote = if self.lease_until.is_some_and(|u| now < u) || self.release.is_some() {
+            let mut vote = if self.lease_until.is_some_and(|u| now < u) || self.withdrawal.is_some()
+            {
                 None
             } else {
                 election::vote(self.cfg.rule, me, &peers, self.cfg.quorum, self.cfg.preempt)
@@ -104,7 +117,10 @@ impl Node {
             self.master = master;
             self.seq += 1;
             if let Some(x) = withdraw {
-                self.release = Some((x, self.seq));
+                self.withdrawal = Some(Withdrawal {
+                    from: x,
+                    seq: self.seq,
+                });
             }
             let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
             for a in addrs {
@@ -114,8 +130,8 @@ impl Node {
         }
         self.arm_votes_timer();
         let named = self.master();
-        if named != self.named {
-            self.named = named;
+        if named != self.master_said {
+            self.master_said = named;
             let w = self.master_words();
             out.push(Output::Event(Event::MasterChanged {
                 master: w.master,
@@ -150,7 +166,7 @@ impl Node {
     pub(super) fn lease_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
         if fired(&mut self.lease_timer, id) {
             self.lease_until = None;
-            self.recompute(now, out);
+            self.run_election(now, out);
         }
     }
 
@@ -159,14 +175,14 @@ impl Node {
     /// script again).
     pub(super) fn step_down_if_votes_expired(&mut self, now: Time, out: &mut Vec<Output>) {
         if self.master && !self.is_master_at(now) {
-            self.recompute(now, out);
+            self.run_election(now, out);
         }
     }
 
     /// The Votes timer: enough of the votes counted stopped being confirmed.
     pub(super) fn votes_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
         if fired(&mut self.votes_timer, id) {
-            self.recompute(now, out);
+            self.run_election(now, out);
         }
     }
 
@@ -177,7 +193,7 @@ impl Node {
             self.peers
                 .values()
                 .filter(|p| p.vote == Some(self.me.addr) && self.vote_held(p))
-                .filter_map(|p| p.echoed.map(|t| self.vote_expiry(t)))
+                .filter_map(|p| p.answered_ping.map(|t| self.vote_expiry(t)))
                 .collect()
         } else {
             Vec::new()
