@@ -2,7 +2,7 @@
 //! floods, duplicate connections and closing.
 
 use super::console::already_connected;
-use super::peers::{Loss, Peer};
+use super::peers::Loss;
 use super::{CloseReason, ConnId, Node, Output, Time, Timer};
 use crate::election;
 use crate::event::{ClosedReason, ConnRefusedReason, Event, Family, RefusedReason};
@@ -503,29 +503,7 @@ impl Node {
         }
         let is_new = !self.peers.contains_key(&node.addr);
         if is_new {
-            let timer = self.timers.insert(
-                now + self.cfg.heartbeat.min(self.cfg.timeout),
-                Timer::Peer(node.addr),
-            );
-            self.peers.insert(
-                node.addr,
-                Peer {
-                    info: node,
-                    conns: vec![conn],
-                    send_conn: conn,
-                    seq: 0,
-                    acked: 0,
-                    last_ping: now,
-                    ping_out: false,
-                    answered_ping: None,
-                    vote: None,
-                    master: false,
-                    last_heard: now,
-                    rtt: None,
-                    timer,
-                    dialed: dialed.is_some(),
-                },
-            );
+            self.add_peer(now, node, conn, dialed.is_some());
             let line = Event::PeerUp { addr: node.addr };
             if dialed.is_none() && !self.cfg.join.contains(&node.addr) {
                 self.stranger_line(now, ratelog::Kind::PeerIn, line, out);

@@ -353,7 +353,7 @@ impl Node {
             self.summary_timer,
             self.texts.timer,
         ];
-        self.peers.len()
+        self.peers.values().filter(|p| p.timer.is_some()).count()
             + self.conns.values().filter(handshaking).count()
             + self.targets.values().filter(|t| t.timer.is_some()).count()
             + self.names.values().filter(|n| n.timer.is_some()).count()
@@ -373,8 +373,8 @@ impl Node {
                 self.timers.cancel(timer);
             }
         }
-        for p in std::mem::take(&mut self.peers).into_values() {
-            self.timers.cancel(p.timer);
+        for mut p in std::mem::take(&mut self.peers).into_values() {
+            self.timers.stop(&mut p.timer);
         }
         for mut t in std::mem::take(&mut self.targets).into_values() {
             self.timers.stop(&mut t.timer);

@@ -5,7 +5,7 @@ use super::{CloseReason, ConnId, Node, Output, Time, Timer};
 use crate::event::{ClosedReason, Event, LostReason};
 use crate::ratelog;
 use crate::text::escape;
-use crate::timer::TimerId;
+use crate::timer::{TimerId, fired};
 use crate::wire::{Msg, NodeInfo, WireError};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -37,7 +37,8 @@ pub(super) struct Peer {
     pub(super) master: bool,
     pub(super) last_heard: Time,
     pub(super) rtt: Option<Duration>,
-    pub(super) timer: TimerId,
+    /// Its heartbeat timer, armed while it is a peer (see `Node::peer_wake`).
+    pub(super) timer: Option<TimerId>,
     /// This node reached it by a dial of its own at least once. One only ever
     /// heard from inbound is redialled, once lost, as a learnt address (in
     /// their room, share and rate): any stranger can claim an address in its
@@ -187,26 +188,60 @@ impl Node {
         id: TimerId,
         out: &mut Vec<Output>,
     ) {
-        let Some(p) = self.peers.get(&addr) else {
+        let Some(p) = self.peers.get_mut(&addr) else {
             return;
         };
-        if p.timer != id {
+        if !fired(&mut p.timer, id) {
             return;
         }
         if now >= p.last_heard + self.cfg.timeout {
             self.lose_peer(now, addr, Loss::TimedOut, out);
             return;
         }
-        if now >= self.ping_due(p) {
+        if self
+            .peers
+            .get(&addr)
+            .is_some_and(|p| now >= self.ping_due(p))
+        {
             self.ping(now, addr, out);
         }
         if let Some(p) = self.peers.get(&addr) {
-            let next = self.ping_due(p).min(p.last_heard + self.cfg.timeout);
-            let timer = self.timers.insert(next, Timer::Peer(addr));
+            let at = self.peer_wake(p);
             if let Some(p) = self.peers.get_mut(&addr) {
-                p.timer = timer;
+                self.timers.rearm(&mut p.timer, at, Timer::Peer(addr));
             }
         }
+    }
+
+    /// A connection completed the first handshake with `node`: a new peer,
+    /// heard from and pinged (its Hello is both) now, its timer armed.
+    pub(super) fn add_peer(&mut self, now: Time, node: NodeInfo, conn: ConnId, dialed: bool) {
+        let mut peer = Peer {
+            info: node,
+            conns: vec![conn],
+            send_conn: conn,
+            seq: 0,
+            acked: 0,
+            last_ping: now,
+            ping_out: false,
+            answered_ping: None,
+            vote: None,
+            master: false,
+            last_heard: now,
+            rtt: None,
+            timer: None,
+            dialed,
+        };
+        let at = self.peer_wake(&peer);
+        self.timers
+            .rearm(&mut peer.timer, at, Timer::Peer(node.addr));
+        self.peers.insert(node.addr, peer);
+    }
+
+    /// When a peer's timer wakes: its next Ping, or the end of its timeout if
+    /// that comes first.
+    fn peer_wake(&self, p: &Peer) -> Time {
+        self.ping_due(p).min(p.last_heard + self.cfg.timeout)
     }
 
     /// The heartbeat rule, the one place it is written: when the next Ping to
@@ -242,10 +277,10 @@ impl Node {
         why: Loss,
         out: &mut Vec<Output>,
     ) {
-        let Some(p) = self.peers.remove(&addr) else {
+        let Some(mut p) = self.peers.remove(&addr) else {
             return;
         };
-        self.timers.cancel(p.timer);
+        self.timers.stop(&mut p.timer);
         for c in &p.conns {
             self.conns.remove(c);
             out.push(Output::Close(*c));

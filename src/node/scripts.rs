@@ -357,16 +357,7 @@ impl Node {
     ) {
         let (role, stopped, replaced) = match self.script {
             ScriptState::Running { role } => (role, false, false),
-            ScriptState::Stopping {
-                role,
-                kill,
-                replaced,
-            } => {
-                if let Some(t) = kill {
-                    self.timers.cancel(t);
-                }
-                (role, true, replaced)
-            }
+            ScriptState::Stopping { role, replaced, .. } => (role, true, replaced),
             _ => return,
         };
         // The count of what the relay dropped goes before the end.
@@ -421,12 +412,7 @@ impl Node {
         let role = match self.script {
             ScriptState::Running { role } => role,
             // Asked to stop (the node leaves) before the failure came back.
-            ScriptState::Stopping { kill, .. } => {
-                if let Some(t) = kill {
-                    self.timers.cancel(t);
-                }
-                return self.script_gone(out);
-            }
+            ScriptState::Stopping { .. } => return self.script_gone(out),
             _ => return,
         };
         let what = self
@@ -496,8 +482,15 @@ impl Node {
         }
     }
 
-    /// No child any more: a leaving node may exit now.
+    /// No child any more: the kill grace of a stopped one ends, and a leaving
+    /// node may exit now.
     fn script_gone(&mut self, out: &mut Vec<Output>) {
+        if let ScriptState::Stopping {
+            kill: Some(timer), ..
+        } = self.script
+        {
+            self.timers.cancel(timer);
+        }
         self.script = ScriptState::Idle;
         if self.leaving {
             out.push(Output::Exit);
