@@ -64,7 +64,10 @@
 //!   heartbeats, failure detection, reconnects, the election, the script role and
 //!   the console commands live here, and so does the timer wheel
 //!   ([`timer::TimerWheel`], a 10 ms tick, deadlines rounded up so nothing fires
-//!   early): every timer is policy. clippy.toml forbids `Instant::now`; the
+//!   early): every timer is policy. Each timer has one owner among the core's
+//!   files, which arms, re-arms, stops and handles it; `handle_timeout` only
+//!   hands each timer that fires to its owner, and a leave stops them all in
+//!   one place (but the script's). clippy.toml forbids `Instant::now`; the
 //!   shell's one clock is the single exception.
 //! - The **shell** ([`shell`]) owns the `mio::Poll`, the listen socket, a
 //!   slab of connections (socket, read buffer, write buffer), stdin, stdout, the

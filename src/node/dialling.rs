@@ -1,5 +1,6 @@
-//! Dialling: the addresses this node wants a connection to, the dial queue and
-//! retries.
+//! Dialling: the addresses this node wants a connection to, the shell's
+//! answers to its dials, the dial queue and retries (the Redial, DialTimeout
+//! and DialQueue timers).
 
 use super::{ConnId, Node, Output, Time, Timer};
 use crate::event::Event;
@@ -13,7 +14,7 @@ const MEMBERS_MAX: usize = 256;
 /// Most addresses learnt from peers' `Members` that are wanted at once. They
 /// have room of their own: they never crowd out `--join` addresses, lost peers
 /// or `-c` targets.
-pub(super) const LEARNT_MAX: usize = 256;
+const LEARNT_MAX: usize = 256;
 /// Most dials in flight at once; more wait their turn (`--join` addresses, lost
 /// peers and `-c` first).
 const DIALS_MAX: usize = 32;
@@ -104,7 +105,7 @@ impl Target {
     }
 
     /// Marks it learnt: a lost peer only ever heard from inbound.
-    pub(super) fn set_learnt(&mut self) {
+    fn set_learnt(&mut self) {
         self.wanted = Wanted::Learnt;
     }
 
@@ -150,6 +151,34 @@ impl Node {
             t.next_try = Some(now + delay);
             self.timers
                 .rearm(&mut t.timer, now + delay, Timer::Redial(addr));
+        }
+    }
+
+    /// A peer was lost, not for good (it did not leave, restart or flood):
+    /// dial it again after the shortest backoff. `dialed`: we reached it by a
+    /// dial of our own once; if not, it is redialled as a learnt address (see
+    /// `Peer::dialed`), within their room.
+    pub(super) fn redial_lost(
+        &mut self,
+        now: Time,
+        addr: SocketAddr,
+        dialed: bool,
+        out: &mut Vec<Output>,
+    ) {
+        let join = self.cfg.join.contains(&addr);
+        let forget = if join {
+            None
+        } else {
+            Some(now + self.cfg.forget)
+        };
+        let delay = self.cfg.backoff_min;
+        let learnt = !join && !dialed && !self.targets.contains_key(&addr);
+        let room = self.targets.values().filter(|t| t.is_learnt()).count() < LEARNT_MAX;
+        if !learnt || room {
+            self.add_target(now, addr, forget, false, delay, out);
+        }
+        if learnt && let Some(t) = self.targets.get_mut(&addr) {
+            t.set_learnt();
         }
     }
 
@@ -201,6 +230,21 @@ impl Node {
         }
         self.open_conn(now, conn, addr, Some(addr), out);
         self.pump_dials(now, out);
+    }
+
+    /// A connection completed its handshake with the node at `node`, by a
+    /// dial of `dialed` if we dialled: a dial that reached a node answers that
+    /// target, whatever the node calls itself, and both count as tried.
+    pub(super) fn dial_reached(&mut self, dialed: Option<SocketAddr>, node: SocketAddr) {
+        for addr in [dialed, Some(node)].into_iter().flatten() {
+            self.join_untried.remove(&addr);
+            self.join_unreached.remove(&addr);
+            if let Some(t) = self.targets.get(&addr)
+                && !t.is_dialing()
+            {
+                self.remove_target(addr);
+            }
+        }
     }
 
     /// The shell's dial of `addr` failed.

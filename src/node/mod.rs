@@ -37,6 +37,7 @@ mod dialling;
 mod names;
 mod peers;
 mod scripts;
+mod strangers;
 mod voting;
 
 pub use contract::{CloseReason, ConnId, Input, Output, Role, ScriptSignal, Time};
@@ -51,6 +52,13 @@ pub(crate) mod limits {
 }
 
 /// Every timer of the core. Each fires once; its owner re-arms it if needed.
+/// Each is armed, re-armed ([`TimerWheel::rearm`]), stopped and handled by
+/// one file, its owner: [`Node::handle_timeout`] hands it there, and the
+/// owner checks it is still current ([`crate::timer::fired`]) before it acts.
+/// Owners: `peers.rs` (Peer), `connections.rs` (Handshake), `strangers.rs`
+/// (Summary), `dialling.rs` (Redial, DialTimeout, DialQueue), `names.rs`
+/// (Name), `voting.rs` (Lease, Votes), `scripts.rs` (ScriptSleep,
+/// ScriptKill, ScriptRelay, TextRelay).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timer {
     /// A peer's heartbeat is due, or its silence may have reached the timeout

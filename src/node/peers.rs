@@ -1,6 +1,5 @@
-//! Peers: their frames, heartbeats, and losing them.
+//! Peers: their frames, heartbeats (the Peer timer), and losing them.
 
-use super::dialling::LEARNT_MAX;
 use super::{CloseReason, ConnId, Node, Output, Time, Timer};
 use crate::event::{ClosedReason, Event, LostReason};
 use crate::ratelog;
@@ -79,75 +78,10 @@ impl Node {
                 out.push(Output::Close(conn));
             }
             Msg::Members(list) => self.learn(now, addr, list, out),
-            Msg::State {
-                seq,
-                vote,
-                master,
-                ack,
-            } => {
-                let Some(p) = self.peers.get_mut(&addr) else {
-                    return;
-                };
-                p.acked = p.acked.max(ack);
-                if seq <= p.seq {
-                    // Stale (it came on a connection since replaced); the ack
-                    // above still counts.
-                    self.run_election(now, out);
-                    return;
-                }
-                // A peer voting for nobody may be waiting for our ack of a
-                // withdrawal (whether or not we saw its vote for us first: that
-                // State may have travelled on a connection since closed).
-                let withdrawn =
-                    vote.is_none() || (p.vote == Some(self.me.addr) && vote != Some(self.me.addr));
-                p.seq = seq;
-                // A vote for a node this one does not see is kept as sent: it
-                // is ordinary while a mesh forms or a partition holds, counts
-                // only toward that node in `votes_for`, never toward this
-                // node's role, and is shown by `-cl` as an address (total).
-                p.vote = vote;
-                p.master = master;
-                let before = self.seq;
-                self.run_election(now, out);
-                if withdrawn && self.seq == before {
-                    // It waits to vote again until we have applied this: say so
-                    // even when our own state did not change.
-                    let state = self.state_msg(addr);
-                    self.send(addr, state, out);
-                }
-            }
+            state @ Msg::State { .. } => self.peer_state(now, addr, state, out),
             Msg::Ping(x) => self.send(addr, Msg::Pong(x), out),
-            Msg::Pong(x) => {
-                let sent = Duration::from_micros(x);
-                if let Some(p) = self.peers.get_mut(&addr)
-                    && sent <= now
-                {
-                    p.rtt = Some(now - sent);
-                    p.ping_out = false;
-                    p.answered_ping = p.answered_ping.max(Some(sent));
-                    if p.vote == Some(self.me.addr) {
-                        self.run_election(now, out);
-                    }
-                }
-            }
-            Msg::Text(t) => {
-                // The sender's address is only what it claims: say where the
-                // connection really comes from when that is another host.
-                let via = match self.conns.get(&conn).map(|c| c.remote.ip().to_canonical()) {
-                    Some(ip) if ip != addr.ip().to_canonical() => Some(ip),
-                    _ => None,
-                };
-                let text = escape(&t);
-                if !self.texts.take(now, text.len()) {
-                    self.text_dropped(now);
-                    return;
-                }
-                out.push(Output::Event(Event::PeerMessage {
-                    from: addr,
-                    via,
-                    text,
-                }));
-            }
+            Msg::Pong(x) => self.pong(now, addr, x, out),
+            Msg::Text(t) => self.peer_text(now, conn, addr, &t, out),
             Msg::Goodbye => {
                 if self
                     .peers
@@ -158,6 +92,93 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// A peer's `State`: its vote and master flag, and the newest of our
+    /// `seq`s it applied.
+    fn peer_state(&mut self, now: Time, addr: SocketAddr, state: Msg, out: &mut Vec<Output>) {
+        let Msg::State {
+            seq,
+            vote,
+            master,
+            ack,
+        } = state
+        else {
+            return;
+        };
+        let Some(p) = self.peers.get_mut(&addr) else {
+            return;
+        };
+        p.acked = p.acked.max(ack);
+        if seq <= p.seq {
+            // Stale (it came on a connection since replaced); the ack
+            // above still counts.
+            self.run_election(now, out);
+            return;
+        }
+        // A peer voting for nobody may be waiting for our ack of a
+        // withdrawal (whether or not we saw its vote for us first: that
+        // State may have travelled on a connection since closed).
+        let withdrawn =
+            vote.is_none() || (p.vote == Some(self.me.addr) && vote != Some(self.me.addr));
+        p.seq = seq;
+        // A vote for a node this one does not see is kept as sent: it
+        // is ordinary while a mesh forms or a partition holds, counts
+        // only toward that node in `votes_for`, never toward this
+        // node's role, and is shown by `-cl` as an address (total).
+        p.vote = vote;
+        p.master = master;
+        let before = self.seq;
+        self.run_election(now, out);
+        if withdrawn && self.seq == before {
+            // It waits to vote again until we have applied this: say so
+            // even when our own state did not change.
+            let state = self.state_msg(addr);
+            self.send(addr, state, out);
+        }
+    }
+
+    /// A `Pong` to our `Ping` sent at `x` µs: its round trip, and the vote it
+    /// confirms.
+    fn pong(&mut self, now: Time, addr: SocketAddr, x: u64, out: &mut Vec<Output>) {
+        let sent = Duration::from_micros(x);
+        if let Some(p) = self.peers.get_mut(&addr)
+            && sent <= now
+        {
+            p.rtt = Some(now - sent);
+            p.ping_out = false;
+            p.answered_ping = p.answered_ping.max(Some(sent));
+            if p.vote == Some(self.me.addr) {
+                self.run_election(now, out);
+            }
+        }
+    }
+
+    /// A peer's text (`-msg`), shown within the text rate.
+    fn peer_text(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        addr: SocketAddr,
+        t: &str,
+        out: &mut Vec<Output>,
+    ) {
+        // The sender's address is only what it claims: say where the
+        // connection really comes from when that is another host.
+        let via = match self.conns.get(&conn).map(|c| c.remote.ip().to_canonical()) {
+            Some(ip) if ip != addr.ip().to_canonical() => Some(ip),
+            _ => None,
+        };
+        let text = escape(t);
+        if !self.texts.take(now, text.len()) {
+            self.text_dropped(now);
+            return;
+        }
+        out.push(Output::Event(Event::PeerMessage {
+            from: addr,
+            via,
+            text,
+        }));
     }
 
     pub(super) fn send(&mut self, addr: SocketAddr, msg: Msg, out: &mut Vec<Output>) {
@@ -311,22 +332,7 @@ impl Node {
             self.start_lease(now);
         }
         if !matches!(why, Loss::Left | Loss::Restarted | Loss::Flooding(_)) {
-            let join = self.cfg.join.contains(&addr);
-            let forget = if join {
-                None
-            } else {
-                Some(now + self.cfg.forget)
-            };
-            let delay = self.cfg.backoff_min;
-            // Never reached by a dial of ours: a learnt address (see `Peer::dialed`).
-            let learnt = !join && !p.dialed && !self.targets.contains_key(&addr);
-            let room = self.targets.values().filter(|t| t.is_learnt()).count() < LEARNT_MAX;
-            if !learnt || room {
-                self.add_target(now, addr, forget, false, delay, out);
-            }
-            if learnt && let Some(t) = self.targets.get_mut(&addr) {
-                t.set_learnt();
-            }
+            self.redial_lost(now, addr, p.dialed, out);
             self.names_lost(now, addr);
         }
         self.run_election(now, out);

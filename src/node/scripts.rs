@@ -1,5 +1,6 @@
-//! Scripts: the one child, its role, its restarts, and the rate limits on its
-//! lines and on peers' texts.
+//! Scripts: the one child, its role, `-ds`/`-ms`, its restarts, its part of a
+//! leave, and the rate limits on its lines and on peers' texts (with their
+//! timers: ScriptSleep, ScriptKill, ScriptRelay, TextRelay).
 
 use super::{Node, Output, Role, ScriptSignal, Time, Timer};
 use crate::config::ScriptSpec;
@@ -176,6 +177,52 @@ impl Node {
             }
             _ => {}
         }
+    }
+
+    /// `-ds`/`-ms` (and their clearing forms): sets the script of `role`. The
+    /// new script replaces the old one at once: a long-running script would
+    /// otherwise never make way.
+    pub(super) fn set_script(
+        &mut self,
+        now: Time,
+        role: Role,
+        spec: Option<ScriptSpec>,
+        out: &mut Vec<Output>,
+    ) {
+        let running = matches!(self.script, ScriptState::Running { role: r } if r == role);
+        out.push(Output::Event(match &spec {
+            Some(spec) => Event::ScriptSet {
+                role,
+                script: spec.to_string(),
+                stopping: running,
+            },
+            None => Event::ScriptCleared {
+                role,
+                stopping: running,
+            },
+        }));
+        *self.script_spec(role) = spec;
+        self.script_failure[role as usize] = None;
+        self.quick_failures[role as usize] = 0;
+        match self.script {
+            ScriptState::Running { role: r } if r == role => {
+                self.script_stop(now, role, true, out);
+            }
+            ScriptState::Stopping {
+                role: r,
+                kill,
+                replaced: false,
+            } if r == role => {
+                self.script = ScriptState::Stopping {
+                    role,
+                    kill,
+                    replaced: true,
+                };
+            }
+            ScriptState::Sleeping { role: r, .. } if r == role => self.cancel_sleep(),
+            _ => {}
+        }
+        self.script_sync(now, out);
     }
 
     /// Asks the running script of `role` to stop: SIGTERM now, SIGKILL after

@@ -1,7 +1,8 @@
 //! Unit tests of the core driven by hand: two or three nodes wired together by
 //! an instant in-memory network, time advanced explicitly.
 
-use super::connections::{FLOOD_FRAMES, MAX_HANDSHAKING_PER_IP};
+use super::connections::FLOOD_FRAMES;
+use super::strangers::MAX_HANDSHAKING_PER_IP;
 use super::*;
 use crate::config::ScriptSpec;
 use crate::event::{

@@ -1,5 +1,5 @@
-//! The election: the state sent to peers, and recomputing this node's vote and
-//! mastership.
+//! The election: the state sent to peers, running the election on this
+//! node's view (its vote and mastership), the vote lease and the Votes timer.
 
 use super::{Node, Output, Time, Timer};
 use crate::election::{self, Member};
@@ -49,66 +49,10 @@ impl Node {
     /// console. Called after every change of the view or of a peer's state.
     pub(super) fn run_election(&mut self, now: Time, out: &mut Vec<Output>) {
         for _ in 0..4 {
-            let me = Member {
-                info: self.me,
-                master: self.master,
-            };
-            let peers: Vec<Member> = self
-                .peers
-                .values()
-                .map(|p| Member {
-                    info: p.info,
-                    master: p.master,
-                })
-                .collect();
-            // A withdrawn vote is given again only once its old holder has
-            // applied the withdrawal (or is gone): else the holder could still
-            // count it while the new one counts it too, and with a majority
-            // quorum two masters would need exactly such a vote counted twice.
-            if let Some(w) = self.withdrawal
-                && self.peers.get(&w.from).is_none_or(|p| p.acked >= w.seq)
-            {
-                self.withdrawal = None;
-            }
-            let mut vote = if self.lease_until.is_some_and(|u| now < u) || self.withdrawal.is_some()
-            {
-                None
-            } else {
-                election::vote(self.cfg.rule, me, &peers, self.cfg.quorum, self.cfg.preempt)
-            };
-            if vote == Some(self.me.addr) && !self.joins_tried() {
-                // A --join address not tried yet may be a better node (its
-                // dial in flight, or in backoff): take no role before it was.
-                vote = None;
-            }
-            let mut withdraw = None;
-            if let Some(x) = self.vote
-                && x != self.me.addr
-                && vote != Some(x)
-                && self.peers.contains_key(&x)
-            {
-                vote = None;
-                withdraw = Some(x);
-            }
-            let me_addr = self.me.addr;
-            let votes = usize::from(vote == Some(me_addr))
-                + self
-                    .peers
-                    .values()
-                    .filter(|p| p.vote == Some(me_addr) && self.vote_held(p))
-                    .count();
-            let master = vote == Some(me_addr) && votes >= usize::from(self.cfg.quorum);
-            if vote == Some(me_addr) && !master {
-                // Votes that are there but not yet confirmed by a Pong: ask now.
-                let unconfirmed: Vec<SocketAddr> = self
-                    .peers
-                    .iter()
-                    .filter(|(_, p)| p.vote == Some(me_addr) && !self.vote_held(p) && !p.ping_out)
-                    .map(|(a, _)| *a)
-                    .collect();
-                for a in unconfirmed {
-                    self.ping(now, a, out);
-                }
+            let (vote, withdraw) = self.choose_vote(now);
+            let master = vote == Some(self.me.addr) && self.confirmed_votes() >= self.cfg.quorum;
+            if vote == Some(self.me.addr) && !master {
+                self.confirm_votes(now, out);
             }
             if vote == self.vote && master == self.master {
                 break;
@@ -129,6 +73,82 @@ impl Node {
             }
         }
         self.arm_votes_timer();
+        self.say_master(out);
+    }
+
+    /// The vote this node gives now, and the live peer it withdraws its
+    /// vote from, if any (it then votes for nobody until that is acknowledged).
+    fn choose_vote(&mut self, now: Time) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        let me = Member {
+            info: self.me,
+            master: self.master,
+        };
+        let peers: Vec<Member> = self
+            .peers
+            .values()
+            .map(|p| Member {
+                info: p.info,
+                master: p.master,
+            })
+            .collect();
+        // A withdrawn vote is given again only once its old holder has
+        // applied the withdrawal (or is gone): else the holder could still
+        // count it while the new one counts it too, and with a majority
+        // quorum two masters would need exactly such a vote counted twice.
+        if let Some(w) = self.withdrawal
+            && self.peers.get(&w.from).is_none_or(|p| p.acked >= w.seq)
+        {
+            self.withdrawal = None;
+        }
+        let mut vote = if self.lease_until.is_some_and(|u| now < u) || self.withdrawal.is_some() {
+            None
+        } else {
+            election::vote(self.cfg.rule, me, &peers, self.cfg.quorum, self.cfg.preempt)
+        };
+        if vote == Some(self.me.addr) && !self.joins_tried() {
+            // A --join address not tried yet may be a better node (its
+            // dial in flight, or in backoff): take no role before it was.
+            vote = None;
+        }
+        if let Some(x) = self.vote
+            && x != self.me.addr
+            && vote != Some(x)
+            && self.peers.contains_key(&x)
+        {
+            return (None, Some(x));
+        }
+        (vote, None)
+    }
+
+    /// The votes for this node it counts, its own included (were it to vote
+    /// for itself): the peers' only while confirmed (see `vote_held`).
+    fn confirmed_votes(&self) -> u16 {
+        let me = self.me.addr;
+        let held = self
+            .peers
+            .values()
+            .filter(|p| p.vote == Some(me) && self.vote_held(p))
+            .count();
+        u16::try_from(held).unwrap_or(u16::MAX).saturating_add(1)
+    }
+
+    /// Pings the peers whose votes for this node are there but not yet
+    /// confirmed by a Pong (and not pinged already).
+    fn confirm_votes(&mut self, now: Time, out: &mut Vec<Output>) {
+        let me = self.me.addr;
+        let unconfirmed: Vec<SocketAddr> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.vote == Some(me) && !self.vote_held(p) && !p.ping_out)
+            .map(|(a, _)| *a)
+            .collect();
+        for a in unconfirmed {
+            self.ping(now, a, out);
+        }
+    }
+
+    /// Says `master changed` when the master this node names changed.
+    fn say_master(&mut self, out: &mut Vec<Output>) {
         let named = self.master();
         if named != self.master_said {
             self.master_said = named;
