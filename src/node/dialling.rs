@@ -338,7 +338,8 @@ impl Node {
                 if self.learnt_dial_due > now + burst {
                     if self.dial_timer.is_none() {
                         let at = self.learnt_dial_due - burst;
-                        self.dial_timer = Some(self.timers.insert(at, Timer::DialQueue));
+                        self.timers
+                            .rearm(&mut self.dial_timer, at, Timer::DialQueue);
                     }
                     return;
                 }

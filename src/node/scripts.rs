@@ -286,7 +286,11 @@ impl Node {
             self.relay.dropped += 1;
             self.relay.role = role.unwrap_or(self.relay.role);
             if self.relay.timer.is_none() {
-                self.relay.timer = Some(self.timers.insert(now + RELAY_REPORT, Timer::ScriptRelay));
+                self.timers.rearm(
+                    &mut self.relay.timer,
+                    now + RELAY_REPORT,
+                    Timer::ScriptRelay,
+                );
             }
             return;
         }
@@ -333,7 +337,11 @@ impl Node {
     /// later. A report with nothing new means the flood is over.
     pub(super) fn script_relay_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
         if fired(&mut self.relay.timer, id) && self.relay_report(out) {
-            self.relay.timer = Some(self.timers.insert(now + RELAY_REPORT, Timer::ScriptRelay));
+            self.timers.rearm(
+                &mut self.relay.timer,
+                now + RELAY_REPORT,
+                Timer::ScriptRelay,
+            );
         }
     }
 
@@ -342,7 +350,8 @@ impl Node {
     pub(super) fn text_dropped(&mut self, now: Time) {
         self.texts.dropped += 1;
         if self.texts.timer.is_none() {
-            self.texts.timer = Some(self.timers.insert(now + RELAY_REPORT, Timer::TextRelay));
+            self.timers
+                .rearm(&mut self.texts.timer, now + RELAY_REPORT, Timer::TextRelay);
         }
     }
 
@@ -350,7 +359,8 @@ impl Node {
     /// means the flood is over.
     pub(super) fn text_relay_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
         if fired(&mut self.texts.timer, id) && self.text_report(out) {
-            self.texts.timer = Some(self.timers.insert(now + RELAY_REPORT, Timer::TextRelay));
+            self.timers
+                .rearm(&mut self.texts.timer, now + RELAY_REPORT, Timer::TextRelay);
         }
     }
 

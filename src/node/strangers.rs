@@ -117,7 +117,8 @@ impl Node {
         if self.summary_timer.is_none()
             && let Some(at) = self.ratelog.next_due()
         {
-            self.summary_timer = Some(self.timers.insert(at, Timer::Summary));
+            self.timers
+                .rearm(&mut self.summary_timer, at, Timer::Summary);
         }
     }
 
