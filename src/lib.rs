@@ -64,7 +64,10 @@
 //!   heartbeats, failure detection, reconnects, the election, the script role and
 //!   the console commands live here, and so does the timer wheel
 //!   ([`timer::TimerWheel`], a 10 ms tick, deadlines rounded up so nothing fires
-//!   early): every timer is policy. clippy.toml forbids `Instant::now`; the
+//!   early): every timer is policy. Each timer has one owner among the core's
+//!   files, which arms, re-arms, stops and handles it; `handle_timeout` only
+//!   hands each timer that fires to its owner, and a leave stops them all in
+//!   one place (but the script's). clippy.toml forbids `Instant::now`; the
 //!   shell's one clock is the single exception.
 //! - The **shell** ([`shell`]) owns the `mio::Poll`, the listen socket, a
 //!   slab of connections (socket, read buffer, write buffer), stdin, stdout, the
@@ -337,7 +340,8 @@
 //!   vote could be counted by its old and its new holder at once.
 //! - **Confirmed votes and the Votes timer.** A node counts a peer's vote for
 //!   itself only while it is confirmed: the peer answered a Ping of ours sent less
-//!   than a timeout ago (the end rounded down to the wheel's tick, less one tick).
+//!   than a timeout ago (the end rounded down to the wheel's tick, less the
+//!   wheel's rounding: one tick, [`timer::TimerWheel::rounding`]).
 //!   Votes present but not yet confirmed are pinged at once. While master, a
 //!   `Votes` timer fires when the confirmed votes would fall below the quorum, and
 //!   every `handle_timeout` checks it first too, so a master behind a slow or
@@ -348,8 +352,9 @@
 //!   safety check uses it.
 //! - **The lease** (a second guard): when a node times out the peer it voted for,
 //!   or whose release it awaits (no EOF, no `Goodbye`), it votes for nobody for
-//!   one heartbeat plus 30 ms: the old master may count its vote until it times
-//!   this node out too. On EOF or `Goodbye` it votes again at
+//!   one heartbeat plus 30 ms (the wheel's rounding, one tick, plus 20 ms of
+//!   delivery delay): the old master may count its vote until it times this
+//!   node out too. On EOF or `Goodbye` it votes again at
 //!   once: a crashed master is replaced within milliseconds.
 //!
 //! A node re-evaluates after every change of its view or of a peer's state; a
@@ -458,7 +463,7 @@
 //! | frame body / first frame | 64 KiB (a message 64 KiB less 16, room for the seal) / 1 KiB |
 //! | a refusal for the cluster, the secret or the proof | once a minute per address |
 //! | timer tick | 10 ms |
-//! | vote lease | heartbeat + 30 ms |
+//! | vote lease | heartbeat + 30 ms (a tick + 20 ms) |
 //! | `--join` retry until first reached | at most every 500 ms |
 //! | member list taken / learnt addresses wanted | 256 / 256 |
 //! | dials in flight (learnt) / learnt dial rate | 32 (24) / 50 per s after a burst of 256 |

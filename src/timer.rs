@@ -33,6 +33,18 @@ pub struct TimerId {
     generation: u64,
 }
 
+/// Whether the timer `id`, just popped, is the one `slot` holds: still current,
+/// not one replaced or stopped since. Empties the slot if so. The guard each
+/// owner of a timer slot runs before acting on its timer.
+pub fn fired(slot: &mut Option<TimerId>, id: TimerId) -> bool {
+    if *slot == Some(id) {
+        *slot = None;
+        true
+    } else {
+        false
+    }
+}
+
 /// One pending timer.
 #[derive(Debug)]
 struct Entry<T> {
@@ -180,6 +192,35 @@ impl<T> TimerWheel<T> {
             generation: entry.seq,
         };
         Some((id, self.remove(index)))
+    }
+
+    /// Re-arms the timer `slot` holds: stops the one it holds, if any, then
+    /// schedules `value` at `deadline` there. The one way a timer kept in an
+    /// owner's slot is armed again, so no re-arm leaves its old entry behind.
+    pub fn rearm(&mut self, slot: &mut Option<TimerId>, deadline: Duration, value: T) {
+        self.stop(slot);
+        *slot = Some(self.insert(deadline, value));
+    }
+
+    /// Stops the timer `slot` holds, if any, and empties the slot.
+    pub fn stop(&mut self, slot: &mut Option<TimerId>) {
+        if let Some(id) = slot.take() {
+            self.cancel(id);
+        }
+    }
+
+    /// The wheel's rounding: a timer fires up to this long after its deadline
+    /// (the deadline rounded up to a whole tick, never down). One tick. Margins
+    /// that must cover a timer firing late are derived from it, so a change of
+    /// the tick moves them with it.
+    pub fn rounding(&self) -> Duration {
+        self.tick_to_duration(1)
+    }
+
+    /// `t` brought down to a whole tick: the latest instant at or before `t`
+    /// at which a timer fires with no rounding at all.
+    pub fn round_down(&self, t: Duration) -> Duration {
+        self.tick_to_duration(self.floor_tick(t))
     }
 
     /// Number of pending timers.

@@ -1,9 +1,9 @@
-//! Connections and handshakes: opening, the `Hello` exchange, strangers' limits,
-//! floods, duplicate connections and closing.
+//! Connections and handshakes: opening, the `Hello` exchange, floods,
+//! duplicate connections and closing (strangers' limits are in `strangers.rs`).
 
 use super::auth::{self, ConnAuth};
 use super::console::already_connected;
-use super::peers::{Loss, Peer};
+use super::peers::Loss;
 use super::{CloseReason, ConnId, Node, Output, Time, Timer};
 use crate::election;
 use crate::event::{ClosedReason, Event, Family, RefusedReason};
@@ -13,18 +13,12 @@ use crate::timer::TimerId;
 use crate::wire::{
     EARLIEST_START, MAGIC, MAX_CLOCK_AHEAD, Msg, NodeInfo, START_END, VERSION, undialable,
 };
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Most open connections to one peer (duplicates in the middle of resolution).
 const MAX_CONNS_PER_PEER: usize = 4;
 
-/// Connections from one IP address that have not completed a handshake, at
-/// most, while more than half of the connection limit is in use; more from
-/// that address are refused. (Below that, a burst of joins from one address,
-/// such as a cluster on one host, is not held back.)
-pub(super) const MAX_HANDSHAKING_PER_IP: usize = 8;
 /// The window over which a connection's frames are counted against
 /// [`Node::frame_limit`].
 pub(crate) const FLOOD_WINDOW: Duration = Duration::from_secs(1);
@@ -48,7 +42,8 @@ pub(super) struct Conn {
     pub(super) dialed: Option<SocketAddr>,
     /// The remote socket address, for messages before the handshake.
     pub(super) remote: SocketAddr,
-    opened: Time,
+    /// When it was opened (accepted, or its dial connected).
+    pub(super) opened: Time,
     /// When the first frame after the peer's `Hello` arrived.
     confirmed_at: Option<Time>,
     pub(super) state: ConnState,
@@ -103,45 +98,6 @@ impl Node {
         out.push(Output::Send(conn, hello));
     }
 
-    /// At the connection limit, makes room for a connection from `from`: closes
-    /// a connection that was accepted and has not completed its handshake, from
-    /// the address holding the most such connections, the oldest of them. A
-    /// handshaken peer and a dial of ours are never evicted. Returns whether one
-    /// was.
-    pub(super) fn evict_stranger(
-        &mut self,
-        now: Time,
-        from: SocketAddr,
-        out: &mut Vec<Output>,
-    ) -> bool {
-        let mut per_ip: BTreeMap<std::net::IpAddr, usize> = BTreeMap::new();
-        for c in self.conns.values().filter(|c| c.is_stranger()) {
-            *per_ip.entry(c.remote.ip()).or_default() += 1;
-        }
-        let victim = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.is_stranger())
-            .max_by_key(|(id, c)| {
-                let n = per_ip.get(&c.remote.ip()).copied().unwrap_or(0);
-                (n, std::cmp::Reverse((c.opened, **id)))
-            })
-            .map(|(id, c)| (*id, c.remote));
-        let Some((id, who)) = victim else {
-            return false;
-        };
-        let line = Event::ConnectionClosed {
-            with: who,
-            reason: ClosedReason::Evicted {
-                for_addr: from,
-                limit: self.cfg.max_conns as u64,
-            },
-        };
-        self.stranger_line(now, ratelog::Kind::Evicted, line, out);
-        self.drop_handshaking(now, id, out);
-        true
-    }
-
     /// Counts a frame against its connection's [`Node::frame_limit`]; past it,
     /// drops the connection (and the peer) with one line. Returns whether it did.
     fn flooding(&mut self, now: Time, conn: ConnId, out: &mut Vec<Output>) -> bool {
@@ -181,27 +137,26 @@ impl Node {
         FLOOD_FRAMES.saturating_add(beats.saturating_mul(4))
     }
 
-    /// A console line a stranger can cause: printed, or counted for a summary
-    /// by the rate log (whose timer is armed only while it counts).
-    pub(super) fn stranger_line(
+    /// A connection's handshake timer: one still handshaking is closed.
+    pub(super) fn handshake_due(
         &mut self,
         now: Time,
-        kind: ratelog::Kind,
-        line: Event,
+        conn: ConnId,
+        id: TimerId,
         out: &mut Vec<Output>,
     ) {
-        if self.ratelog.allow(now, kind) {
-            out.push(Output::Event(line));
-        } else {
-            self.arm_summary();
-        }
-    }
-
-    pub(super) fn arm_summary(&mut self) {
-        if self.summary_timer.is_none()
-            && let Some(at) = self.ratelog.next_due()
+        if let Some(c) = self.conns.get(&conn)
+            && matches!(c.state, ConnState::Handshaking { timer } if timer == id)
         {
-            self.summary_timer = Some(self.timers.insert(at, Timer::Summary));
+            let who = c.dialed.unwrap_or(c.remote);
+            let line = Event::ConnectionClosed {
+                with: who,
+                reason: ClosedReason::NoHandshake {
+                    within: self.cfg.handshake_timeout,
+                },
+            };
+            self.stranger_line(now, ratelog::Kind::NoHandshake, line, out);
+            self.drop_handshaking(now, conn, out);
         }
     }
 
@@ -384,24 +339,7 @@ impl Node {
                 self.open_handshaken(now, conn, timer, node, out);
             }
             ConnState::Open { peer, confirmed } => {
-                let newly_confirmed = !confirmed;
-                if let Some(Conn {
-                    state: ConnState::Open { confirmed, .. },
-                    confirmed_at,
-                    ..
-                }) = self.conns.get_mut(&conn)
-                {
-                    *confirmed = true;
-                    confirmed_at.get_or_insert(now);
-                }
-                let Some(p) = self.peers.get_mut(&peer) else {
-                    return;
-                };
-                p.last_heard = now;
-                if newly_confirmed {
-                    self.resolve_duplicates(peer, out);
-                }
-                self.peer_msg(now, conn, peer, msg, out);
+                self.open_frame(now, conn, peer, !confirmed, msg, out);
             }
         }
     }
@@ -427,6 +365,36 @@ impl Node {
         self.handshaken(now, conn, node, dialed, out);
     }
 
+    /// A frame on a handshaken connection to `peer`; the first one after its
+    /// `Hello` (`newly_confirmed`) tells that the peer has it open too.
+    fn open_frame(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        peer: SocketAddr,
+        newly_confirmed: bool,
+        msg: Msg,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(Conn {
+            state: ConnState::Open { confirmed, .. },
+            confirmed_at,
+            ..
+        }) = self.conns.get_mut(&conn)
+        {
+            *confirmed = true;
+            confirmed_at.get_or_insert(now);
+        }
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.last_heard = now;
+        if newly_confirmed {
+            self.resolve_duplicates(peer, out);
+        }
+        self.peer_msg(now, conn, peer, msg, out);
+    }
+
     /// A connection completed its handshake with `node`.
     fn handshaken(
         &mut self,
@@ -438,16 +406,7 @@ impl Node {
     ) {
         // A `-c` waiting for this dial hears how it ended, in one line.
         let report = dialed.filter(|a| self.targets.get(a).is_some_and(|t| t.report));
-        // A dial that reached a node answers that target, whatever it calls itself.
-        for addr in [dialed, Some(node.addr)].into_iter().flatten() {
-            self.join_untried.remove(&addr);
-            self.join_unreached.remove(&addr);
-            if let Some(t) = self.targets.get(&addr)
-                && !t.dialing
-            {
-                self.remove_target(addr);
-            }
-        }
+        self.dial_reached(dialed, node.addr);
         if let Some(p) = self.peers.get(&node.addr)
             && p.info.started != node.started
         {
@@ -456,29 +415,7 @@ impl Node {
         }
         let is_new = !self.peers.contains_key(&node.addr);
         if is_new {
-            let timer = self.timers.insert(
-                now + self.cfg.heartbeat.min(self.cfg.timeout),
-                Timer::Peer(node.addr),
-            );
-            self.peers.insert(
-                node.addr,
-                Peer {
-                    info: node,
-                    conns: vec![conn],
-                    kept: conn,
-                    seq: 0,
-                    acked: 0,
-                    last_ping: now,
-                    ping_out: false,
-                    echoed: None,
-                    vote: None,
-                    master: false,
-                    last_heard: now,
-                    rtt: None,
-                    timer,
-                    dialed: dialed.is_some(),
-                },
-            );
+            self.add_peer(now, node, conn, dialed.is_some());
             let line = Event::PeerUp { addr: node.addr };
             if dialed.is_none() && !self.cfg.join.contains(&node.addr) {
                 self.stranger_line(now, ratelog::Kind::PeerIn, line, out);
@@ -505,20 +442,20 @@ impl Node {
             p.last_heard = now;
             p.dialed |= dialed.is_some();
         }
-        // Members and State go on every new connection: they complete the mesh,
-        // and their arrival tells the peer this side has the connection open.
-        let members: Vec<SocketAddr> = self
-            .peers
-            .keys()
-            .copied()
-            .filter(|a| *a != node.addr)
-            .collect();
-        out.push(Output::Send(conn, Msg::Members(members)));
-        out.push(Output::Send(conn, self.state_msg(node.addr)));
+        self.greet(conn, node.addr, out);
         if !is_new {
             self.resolve_duplicates(node.addr, out);
         }
-        self.recompute(now, out);
+        self.run_election(now, out);
+    }
+
+    /// Members and State go on every new connection to `peer`: they complete
+    /// the mesh, and their arrival tells the peer this side has the
+    /// connection open.
+    fn greet(&self, conn: ConnId, peer: SocketAddr, out: &mut Vec<Output>) {
+        let members: Vec<SocketAddr> = self.peers.keys().copied().filter(|a| *a != peer).collect();
+        out.push(Output::Send(conn, Msg::Members(members)));
+        out.push(Output::Send(conn, self.state_msg(peer)));
     }
 
     /// With two or more open connections to one peer, keep one, once it is
@@ -539,20 +476,7 @@ impl Node {
         if p.conns.len() < 2 {
             return;
         }
-        let opened = |id: &ConnId| self.conns.get(id).map_or(Duration::ZERO, |c| c.opened);
-        let last = p.conns.iter().map(opened).max().unwrap_or_default();
-        let redialled = p
-            .conns
-            .iter()
-            .filter_map(|id| self.conns.get(id).and_then(|c| c.confirmed_at))
-            .any(|t| last > t);
-        let we_dial = self.me.addr < addr;
-        let key = |id: &ConnId| {
-            let c = self.conns.get(id);
-            let by_smaller = redialled || c.is_some_and(|c| c.dialed.is_some() == we_dial);
-            (by_smaller, opened(id), *id)
-        };
-        let Some(best) = p.conns.iter().copied().max_by_key(key) else {
+        let Some(best) = self.best_conn(addr, &p.conns) else {
             return;
         };
         let confirmed = matches!(
@@ -568,7 +492,7 @@ impl Node {
         if !confirmed {
             return;
         }
-        let old_kept = p.kept;
+        let old_send_conn = p.send_conn;
         if self.me.addr > addr {
             // Only the node with the smaller address closes duplicates: each
             // end's view of which connection came first may differ, and two
@@ -577,9 +501,9 @@ impl Node {
             // best guess and sees the others closed by the peer.
             let state = self.state_msg(addr);
             if let Some(p) = self.peers.get_mut(&addr)
-                && old_kept != best
+                && old_send_conn != best
             {
-                p.kept = best;
+                p.send_conn = best;
                 out.push(Output::Send(best, state));
             }
             return;
@@ -592,12 +516,31 @@ impl Node {
         let state = self.state_msg(addr);
         if let Some(p) = self.peers.get_mut(&addr) {
             p.conns = vec![best];
-            p.kept = best;
-            if old_kept != best {
+            p.send_conn = best;
+            if old_send_conn != best {
                 // Frames queued on the closed one may be lost: repeat our state.
                 out.push(Output::Send(best, state));
             }
         }
+    }
+
+    /// Of the open connections `conns` to the peer at `addr`, the one to keep
+    /// (see `resolve_duplicates`): the newest after a redial, else the newest
+    /// dialled by the node with the smaller address.
+    fn best_conn(&self, addr: SocketAddr, conns: &[ConnId]) -> Option<ConnId> {
+        let opened = |id: &ConnId| self.conns.get(id).map_or(Duration::ZERO, |c| c.opened);
+        let last = conns.iter().map(opened).max().unwrap_or_default();
+        let redialled = conns
+            .iter()
+            .filter_map(|id| self.conns.get(id).and_then(|c| c.confirmed_at))
+            .any(|t| last > t);
+        let we_dial = self.me.addr < addr;
+        let key = |id: &ConnId| {
+            let c = self.conns.get(id);
+            let by_smaller = redialled || c.is_some_and(|c| c.dialed.is_some() == we_dial);
+            (by_smaller, opened(id), *id)
+        };
+        conns.iter().copied().max_by_key(key)
     }
 
     pub(super) fn conn_closed(
@@ -638,8 +581,8 @@ impl Node {
                 p.conns.retain(|x| *x != conn);
                 if let Some(&next) = p.conns.first() {
                     // A duplicate went away; the pair stays connected.
-                    if p.kept == conn {
-                        p.kept = next;
+                    if p.send_conn == conn {
+                        p.send_conn = next;
                         out.push(Output::Send(next, self.state_msg(peer)));
                     }
                     return;

@@ -1,8 +1,6 @@
-//! Console commands, and leaving.
+//! Console commands (one function per command), and leaving.
 
-use super::connections::ConnState;
 use super::names::NameState;
-use super::scripts::ScriptState;
 use super::{Node, Output, Role, Time};
 use crate::command::{self, Command};
 use crate::config::HostPort;
@@ -26,165 +24,136 @@ pub(super) fn already_connected(peer: SocketAddr, dialed: impl std::fmt::Display
 impl Node {
     // ----- console -----
 
+    /// Carries out one console command (one function per command that is
+    /// more than a line).
     pub(super) fn command(&mut self, now: Time, cmd: Command, out: &mut Vec<Output>) {
-        let cmd_role = match cmd {
-            Command::MasterScript(_) => Some(Role::Master),
-            Command::DefaultScript(_) => Some(Role::Default),
-            _ => None,
-        };
-        let mut say = |s: String| out.push(Output::Console(s));
+        let say = |out: &mut Vec<Output>, s: String| out.push(Output::Console(s));
         match cmd {
-            Command::Help => say(format!("commands:\n{}", command::help_text())),
-            Command::Master => {
-                let line = match self.master() {
-                    Some(m) if m == self.me.addr => format!("master: yes, {}", self.master_words()),
-                    Some(_) => format!("master: no, master is {}", self.master_words()),
-                    None => format!(
-                        "master: no, no master ({} of quorum {} nodes in view)",
-                        self.peers.len() + 1,
-                        self.cfg.quorum
-                    ),
-                };
-                say(line);
-            }
-            Command::Time => say(format!(
-                "started {}, up {}",
-                rfc3339(self.me.started),
-                human(now.saturating_sub(self.started_at))
-            )),
-            Command::ConnCount => say(format!("connections: {}", self.peers.len())),
-            Command::ConnList => {
-                let names_down = self
-                    .names
-                    .values()
-                    .filter(|n| !matches!(n.state, NameState::Reached(_)));
-                if self.peers.is_empty() && self.targets.is_empty() && names_down.count() == 0 {
-                    say("no connections".into());
-                }
-                for p in self.peers.values() {
-                    let vote = p.vote.map_or_else(|| "none".to_string(), |v| v.to_string());
-                    let rtt = p.rtt.map_or_else(|| "-".to_string(), human);
-                    say(format!(
-                        "peer {} up, started {}, {}vote {}, rtt {}",
-                        p.info.addr,
-                        rfc3339(p.info.started),
-                        if p.master { "master, " } else { "" },
-                        vote,
-                        rtt
-                    ));
-                }
-                for (a, t) in &self.targets {
-                    let state = match t.next_try {
-                        _ if t.dialing => "connecting".to_string(),
-                        Some(at) => format!("retry in {}", human(at.saturating_sub(now))),
-                        None => "waiting".to_string(),
-                    };
-                    say(format!("peer {a} down, {state}"));
-                }
-                for n in self.names.values() {
-                    let state = match n.state {
-                        NameState::Reached(_) => continue,
-                        NameState::Queued | NameState::Resolving => "looking up".to_string(),
-                        NameState::Dialing(a) => format!("connecting to {a}"),
-                        NameState::Waiting => match n.next_try {
-                            Some(at) => format!("retry in {}", human(at.saturating_sub(now))),
-                            None => "waiting".to_string(),
-                        },
-                    };
-                    say(format!("peer {} down, {state}", n.name));
-                }
-            }
-            Command::Message(text) => {
-                let n = self.peers.len();
-                let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
-                for a in addrs {
-                    self.send(a, Msg::Text(text.clone()), out);
-                }
-                out.push(Output::Console(format!(
-                    "sent to {n} peer{}",
-                    if n == 1 { "" } else { "s" }
-                )));
-            }
-            Command::Connect(addr) => {
-                if self.is_self(addr) {
-                    out.push(Output::Event(Event::CannotConnect {
-                        target: addr.to_string(),
-                        error: "that is this node".into(),
-                    }));
-                } else if self.peers.contains_key(&addr) {
-                    say(format!("already connected to {addr}"));
-                } else if self.targets.get(&addr).is_some_and(|t| t.dialing) {
-                    say(format!("already connecting to {addr}"));
-                } else {
-                    say(format!("connecting to {addr}"));
-                    if let Some(t) = self.targets.get_mut(&addr) {
-                        // Already redialled with backoff (a --join address, a
-                        // lost peer): try now, keep its retries.
-                        t.report = true;
-                        self.dial(now, addr, out);
-                    } else {
-                        self.add_target(now, addr, None, true, Duration::ZERO, out);
-                    }
-                }
-            }
+            Command::Help => say(out, format!("commands:\n{}", command::help_text())),
+            Command::Master => say(out, self.master_answer()),
+            Command::Time => say(
+                out,
+                format!(
+                    "started {}, up {}",
+                    rfc3339(self.me.started),
+                    human(now.saturating_sub(self.started_at))
+                ),
+            ),
+            Command::ConnCount => say(out, format!("connections: {}", self.peers.len())),
+            Command::ConnList => self.conn_list(now, out),
+            Command::Message(text) => self.message(text, out),
+            Command::Connect(addr) => self.connect(now, addr, out),
             Command::ConnectName(name) => self.connect_name(now, name, out),
             Command::Quit => self.leave(now, out),
-            Command::DefaultScript(spec) | Command::MasterScript(spec) => {
-                let role = cmd_role.unwrap_or(Role::Default);
-                let running = matches!(self.script, ScriptState::Running { role: r } if r == role);
-                out.push(Output::Event(match &spec {
-                    Some(spec) => Event::ScriptSet {
-                        role,
-                        script: spec.to_string(),
-                        stopping: running,
-                    },
-                    None => Event::ScriptCleared {
-                        role,
-                        stopping: running,
-                    },
-                }));
-                *self.script_spec(role) = spec;
-                self.script_failure[role as usize] = None;
-                self.quick_failures[role as usize] = 0;
-                // The new script replaces the old one at once: a long-running
-                // script would otherwise never make way.
-                match self.script {
-                    ScriptState::Running { role: r } if r == role => {
-                        self.script_stop(now, role, true, out);
-                    }
-                    ScriptState::Stopping {
-                        role: r,
-                        kill,
-                        replaced: false,
-                    } if r == role => {
-                        self.script = ScriptState::Stopping {
-                            role,
-                            kill,
-                            replaced: true,
-                        };
-                    }
-                    ScriptState::Sleeping { role: r, timer } if r == role => {
-                        self.timers.cancel(timer);
-                        self.script = ScriptState::Idle;
-                    }
-                    _ => {}
-                }
-                self.script_sync(now, out);
-            }
+            Command::DefaultScript(spec) => self.set_script(now, Role::Default, spec, out),
+            Command::MasterScript(spec) => self.set_script(now, Role::Master, spec, out),
             Command::Loop(on) => {
                 self.cfg.script_loop = on;
-                say(format!(
-                    "script loop {}",
-                    if on {
-                        "on"
-                    } else {
-                        "off: the script is cleared after its current run"
-                    }
-                ));
+                let how = if on {
+                    "on"
+                } else {
+                    "off: the script is cleared after its current run"
+                };
+                say(out, format!("script loop {how}"));
             }
             Command::Sleep(d) => {
                 self.cfg.script_sleep = d;
-                say(format!("script sleep {}s", d.as_secs_f64()));
+                say(out, format!("script sleep {}s", d.as_secs_f64()));
+            }
+        }
+    }
+
+    /// `-m`: whether this node is master, and who is.
+    fn master_answer(&self) -> String {
+        match self.master() {
+            Some(m) if m == self.me.addr => format!("master: yes, {}", self.master_words()),
+            Some(_) => format!("master: no, master is {}", self.master_words()),
+            None => format!(
+                "master: no, no master ({} of quorum {} nodes in view)",
+                self.peers.len() + 1,
+                self.cfg.quorum
+            ),
+        }
+    }
+
+    /// `-cl`: every peer up, every address and name wanted but down.
+    fn conn_list(&self, now: Time, out: &mut Vec<Output>) {
+        let mut say = |s: String| out.push(Output::Console(s));
+        let names_down = self
+            .names
+            .values()
+            .filter(|n| !matches!(n.state, NameState::Reached(_)));
+        if self.peers.is_empty() && self.targets.is_empty() && names_down.count() == 0 {
+            say("no connections".into());
+        }
+        for p in self.peers.values() {
+            let vote = p.vote.map_or_else(|| "none".to_string(), |v| v.to_string());
+            let rtt = p.rtt.map_or_else(|| "-".to_string(), human);
+            say(format!(
+                "peer {} up, started {}, {}vote {}, rtt {}",
+                p.info.addr,
+                rfc3339(p.info.started),
+                if p.master { "master, " } else { "" },
+                vote,
+                rtt
+            ));
+        }
+        let retry = |next: Option<Time>| match next {
+            Some(at) => format!("retry in {}", human(at.saturating_sub(now))),
+            None => "waiting".to_string(),
+        };
+        for (a, t) in &self.targets {
+            let state = match t.next_try {
+                _ if t.is_dialing() => "connecting".to_string(),
+                next => retry(next),
+            };
+            say(format!("peer {a} down, {state}"));
+        }
+        for n in self.names.values() {
+            let state = match n.state {
+                NameState::Reached(_) => continue,
+                NameState::Queued | NameState::Resolving => "looking up".to_string(),
+                NameState::Dialing(a) => format!("connecting to {a}"),
+                NameState::Waiting => retry(n.next_try),
+            };
+            say(format!("peer {} down, {state}", n.name));
+        }
+    }
+
+    /// `-msg TEXT`: sent to every peer.
+    fn message(&mut self, text: String, out: &mut Vec<Output>) {
+        let n = self.peers.len();
+        let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
+        for a in addrs {
+            self.send(a, Msg::Text(text.clone()), out);
+        }
+        out.push(Output::Console(format!(
+            "sent to {n} peer{}",
+            if n == 1 { "" } else { "s" }
+        )));
+    }
+
+    /// `-c ADDR`: dial it now, and say how it ends.
+    fn connect(&mut self, now: Time, addr: SocketAddr, out: &mut Vec<Output>) {
+        let mut say = |s: String| out.push(Output::Console(s));
+        if self.is_self(addr) {
+            out.push(Output::Event(Event::CannotConnect {
+                target: addr.to_string(),
+                error: "that is this node".into(),
+            }));
+        } else if self.peers.contains_key(&addr) {
+            say(format!("already connected to {addr}"));
+        } else if self.targets.get(&addr).is_some_and(|t| t.is_dialing()) {
+            say(format!("already connecting to {addr}"));
+        } else {
+            say(format!("connecting to {addr}"));
+            if let Some(t) = self.targets.get_mut(&addr) {
+                // Already redialled with backoff (a --join address, a
+                // lost peer): try now, keep its retries.
+                t.report = true;
+                self.dial(now, addr, out);
+            } else {
+                self.add_target(now, addr, None, true, Duration::ZERO, out);
             }
         }
     }
@@ -215,9 +184,7 @@ impl Node {
                     out.push(Output::Console(format!("connecting to {name}")));
                     n.report = true;
                     n.state = NameState::Queued;
-                    if let Some(t) = n.timer.take() {
-                        self.timers.cancel(t);
-                    }
+                    self.timers.stop(&mut n.timer);
                 }
                 _ => out.push(Output::Console(format!("already connecting to {name}"))),
             },
@@ -231,72 +198,38 @@ impl Node {
         self.pump_lookups(now, out);
     }
 
-    /// Says goodbye to every peer, closes everything and asks to exit.
+    /// Says goodbye to every peer, closes everything, stops every timer and
+    /// asks to exit once the script is gone.
     pub(super) fn leave(&mut self, now: Time, out: &mut Vec<Output>) {
         if self.leaving {
             return;
         }
+        // The count of the texts the rate dropped goes before the leave.
+        self.text_report(out);
         out.push(Output::Event(Event::Leaving));
         for p in self.peers.values() {
-            out.push(Output::Send(p.kept, Msg::Goodbye));
+            out.push(Output::Send(p.send_conn, Msg::Goodbye));
         }
         for c in self.conns.keys() {
             out.push(Output::Close(*c));
         }
-        for addr in self.targets.keys() {
-            if self.targets.get(addr).is_some_and(|t| t.dialing) {
+        for (addr, t) in &self.targets {
+            if t.is_dialing() {
                 out.push(Output::CancelDial(*addr));
             }
         }
-        for c in std::mem::take(&mut self.conns).into_values() {
-            if let ConnState::Handshaking { timer } = c.state {
-                self.timers.cancel(timer);
-            }
-        }
-        for p in std::mem::take(&mut self.peers).into_values() {
-            self.timers.cancel(p.timer);
-        }
-        for t in std::mem::take(&mut self.targets).into_values() {
-            if let Some(id) = t.timer {
-                self.timers.cancel(id);
-            }
-        }
-        for n in std::mem::take(&mut self.names).into_values() {
-            if let Some(id) = n.timer {
-                self.timers.cancel(id);
-            }
+        for n in self.names.values() {
             if n.state == NameState::Resolving {
                 out.push(Output::CancelResolve {
-                    name: n.name.host,
+                    name: n.name.host.clone(),
                     port: n.name.port,
                 });
             }
         }
-        if let Some(id) = self.lease_timer.take() {
-            self.timers.cancel(id);
-        }
-        if let Some(id) = self.dial_timer.take() {
-            self.timers.cancel(id);
-        }
-        if let Some(id) = self.summary_timer.take() {
-            self.timers.cancel(id);
-        }
-        if let Some(id) = self.votes_timer.take() {
-            self.timers.cancel(id);
-        }
+        self.stop_timers();
         self.master = false;
         self.vote = None;
         self.leaving = true;
-        // The script goes with the node: stop it, and exit once it is reaped.
-        match self.script {
-            ScriptState::Running { role } => self.script_stop(now, role, false, out),
-            ScriptState::Stopping { .. } => {}
-            ScriptState::Sleeping { timer, .. } => {
-                self.timers.cancel(timer);
-                self.script = ScriptState::Idle;
-                out.push(Output::Exit);
-            }
-            ScriptState::Idle => out.push(Output::Exit),
-        }
+        self.script_leave(now, out);
     }
 }

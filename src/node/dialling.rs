@@ -1,9 +1,10 @@
-//! Dialling: the addresses this node wants a connection to, the dial queue and
-//! retries.
+//! Dialling: the addresses this node wants a connection to, the shell's
+//! answers to its dials, the dial queue and retries (the Redial, DialTimeout
+//! and DialQueue timers).
 
-use super::{Node, Output, Time, Timer};
+use super::{ConnId, Node, Output, Time, Timer};
 use crate::event::Event;
-use crate::timer::TimerId;
+use crate::timer::{TimerId, fired};
 use crate::wire::undialable;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,7 +14,7 @@ const MEMBERS_MAX: usize = 256;
 /// Most addresses learnt from peers' `Members` that are wanted at once. They
 /// have room of their own: they never crowd out `--join` addresses, lost peers
 /// or `-c` targets.
-pub(super) const LEARNT_MAX: usize = 256;
+const LEARNT_MAX: usize = 256;
 /// Most dials in flight at once; more wait their turn (`--join` addresses, lost
 /// peers and `-c` first).
 const DIALS_MAX: usize = 32;
@@ -33,27 +34,89 @@ const JOIN_BACKOFF_MAX: Duration = Duration::from_millis(500);
 /// An address we want a connection to.
 #[derive(Debug)]
 pub(super) struct Target {
+    /// Why it is wanted, which decides its retries.
+    wanted: Wanted,
+    /// Where its dial stands.
+    dial: DialState,
     /// The next wait between attempts.
     backoff: Duration,
     /// Give up after this; `None` means never (a `--join` address).
     forget_at: Option<Time>,
-    /// Dialled by `-c` only: do not retry after a failure.
-    once: bool,
     /// A `-c` waits for this dial: report its failure on the console.
     pub(super) report: bool,
-    /// A dial is in flight.
-    pub(super) dialing: bool,
     /// Redial or dial-timeout timer.
     pub(super) timer: Option<TimerId>,
     /// This outage was said on the console already (once, not on every retry).
     outage_said: bool,
+    /// When the Redial timer dials it again (for `-cl`).
     pub(super) next_try: Option<Time>,
-    /// Learnt from a peer's `Members` (not a `--join` address, a lost peer or `-c`).
-    pub(super) learnt: bool,
     /// Failed attempts so far.
     failures: u32,
+}
+
+/// Why a target is wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    /// A `--join` address or a lost peer (or a `-c` of one): retried with
+    /// backoff until reached, or forgotten after its `forget_at`.
+    Retried,
+    /// Dialled by `-c` only: not retried after a failure.
+    Once,
+    /// Learnt from a peer's `Members`: retried like a lost peer, within the
+    /// room, share and rate of learnt addresses.
+    Learnt,
+}
+
+/// Where a target's dial stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DialState {
+    /// No dial in flight or waiting: between attempts (its Redial timer
+    /// armed), or its connection is handshaking.
+    Idle,
     /// Waiting for a dial slot: its place in the queue (smaller goes first).
-    queued: Option<u64>,
+    Queued(u64),
+    /// A dial is in flight (its DialTimeout timer armed).
+    Dialing,
+}
+
+impl Target {
+    fn new(wanted: Wanted, backoff: Duration, forget_at: Option<Time>) -> Target {
+        Target {
+            wanted,
+            dial: DialState::Idle,
+            backoff,
+            forget_at,
+            report: wanted == Wanted::Once,
+            timer: None,
+            outage_said: false,
+            next_try: None,
+            failures: 0,
+        }
+    }
+
+    /// A dial of it is in flight.
+    pub(super) fn is_dialing(&self) -> bool {
+        self.dial == DialState::Dialing
+    }
+
+    /// Learnt from a peer's `Members` (not a `--join` address, a lost peer or `-c`).
+    pub(super) fn is_learnt(&self) -> bool {
+        self.wanted == Wanted::Learnt
+    }
+
+    /// Marks it learnt: a lost peer only ever heard from inbound.
+    fn set_learnt(&mut self) {
+        self.wanted = Wanted::Learnt;
+    }
+
+    /// Wanted also with retries (learnt from `Members`, or a lost peer), until
+    /// `forget_at`: a `-c` dial in flight must not swallow it.
+    fn keep_retrying(&mut self, forget_at: Option<Time>) {
+        if self.wanted == Wanted::Once {
+            self.wanted = Wanted::Retried;
+            self.forget_at = forget_at;
+        }
+    }
 }
 
 impl Node {
@@ -71,44 +134,57 @@ impl Node {
         if let Some(t) = self.targets.get_mut(&addr) {
             // Already wanted. A `-c` dial in flight must not swallow an address
             // that also needs retries (learnt from Members, or a lost peer).
-            if t.once && !once {
-                t.once = false;
-                t.forget_at = forget_at;
+            if !once {
+                t.keep_retrying(forget_at);
             }
             return;
         }
-        if self.targets.values().filter(|t| !t.learnt).count() >= self.cfg.max_conns {
+        if self.targets.values().filter(|t| !t.is_learnt()).count() >= self.cfg.max_conns {
             return;
         }
-        self.targets.insert(
-            addr,
-            Target {
-                backoff: self.cfg.backoff_min,
-                forget_at,
-                once,
-                dialing: false,
-                timer: None,
-                outage_said: false,
-                report: once,
-                next_try: None,
-                learnt: false,
-                failures: 0,
-                queued: None,
-            },
-        );
+        let wanted = if once { Wanted::Once } else { Wanted::Retried };
+        let target = Target::new(wanted, self.cfg.backoff_min, forget_at);
+        self.targets.insert(addr, target);
         if delay.is_zero() {
             self.dial(now, addr, out);
         } else if let Some(t) = self.targets.get_mut(&addr) {
             t.next_try = Some(now + delay);
-            t.timer = Some(self.timers.insert(now + delay, Timer::Redial(addr)));
+            self.timers
+                .rearm(&mut t.timer, now + delay, Timer::Redial(addr));
+        }
+    }
+
+    /// A peer was lost, not for good (it did not leave, restart or flood):
+    /// dial it again after the shortest backoff. `dialed`: we reached it by a
+    /// dial of our own once; if not, it is redialled as a learnt address (see
+    /// `Peer::dialed`), within their room.
+    pub(super) fn redial_lost(
+        &mut self,
+        now: Time,
+        addr: SocketAddr,
+        dialed: bool,
+        out: &mut Vec<Output>,
+    ) {
+        let join = self.cfg.join.contains(&addr);
+        let forget = if join {
+            None
+        } else {
+            Some(now + self.cfg.forget)
+        };
+        let delay = self.cfg.backoff_min;
+        let learnt = !join && !dialed && !self.targets.contains_key(&addr);
+        let room = self.targets.values().filter(|t| t.is_learnt()).count() < LEARNT_MAX;
+        if !learnt || room {
+            self.add_target(now, addr, forget, false, delay, out);
+        }
+        if learnt && let Some(t) = self.targets.get_mut(&addr) {
+            t.set_learnt();
         }
     }
 
     pub(super) fn remove_target(&mut self, addr: SocketAddr) {
-        if let Some(t) = self.targets.remove(&addr)
-            && let Some(id) = t.timer
-        {
-            self.timers.cancel(id);
+        if let Some(mut t) = self.targets.remove(&addr) {
+            self.timers.stop(&mut t.timer);
         }
     }
 
@@ -116,7 +192,7 @@ impl Node {
         let Some(t) = self.targets.get_mut(&addr) else {
             return;
         };
-        if t.dialing {
+        if t.is_dialing() {
             return;
         }
         if self.peers.contains_key(&addr) {
@@ -124,14 +200,112 @@ impl Node {
             return;
         }
         t.next_try = None;
-        if let Some(id) = t.timer.take() {
-            self.timers.cancel(id);
-        }
-        if t.queued.is_none() {
-            t.queued = Some(self.dial_seq);
+        self.timers.stop(&mut t.timer);
+        if t.dial == DialState::Idle {
+            t.dial = DialState::Queued(self.dial_seq);
             self.dial_seq += 1;
         }
         self.pump_dials(now, out);
+    }
+
+    /// The shell's dial of `addr` connected: the handshake starts, unless the
+    /// dial was not ours to expect or no room is left.
+    pub(super) fn connected(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        addr: SocketAddr,
+        out: &mut Vec<Output>,
+    ) {
+        let expected = self.targets.get(&addr).is_some_and(|t| t.is_dialing());
+        if !expected
+            || (self.conns.len() >= self.cfg.max_conns && !self.evict_stranger(now, addr, out))
+        {
+            out.push(Output::Close(conn));
+            return;
+        }
+        if let Some(t) = self.targets.get_mut(&addr) {
+            t.dial = DialState::Idle;
+            self.timers.stop(&mut t.timer);
+        }
+        self.open_conn(now, conn, addr, Some(addr), out);
+        self.pump_dials(now, out);
+    }
+
+    /// A connection completed its handshake with the node at `node`, by a
+    /// dial of `dialed` if we dialled: a dial that reached a node answers that
+    /// target, whatever the node calls itself, and both count as tried.
+    pub(super) fn dial_reached(&mut self, dialed: Option<SocketAddr>, node: SocketAddr) {
+        for addr in [dialed, Some(node)].into_iter().flatten() {
+            self.join_untried.remove(&addr);
+            self.join_unreached.remove(&addr);
+            if let Some(t) = self.targets.get(&addr)
+                && !t.is_dialing()
+            {
+                self.remove_target(addr);
+            }
+        }
+    }
+
+    /// The shell's dial of `addr` failed.
+    pub(super) fn dial_error(
+        &mut self,
+        now: Time,
+        addr: SocketAddr,
+        error: &str,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(t) = self.targets.get_mut(&addr)
+            && t.is_dialing()
+        {
+            t.dial = DialState::Idle;
+            self.timers.stop(&mut t.timer);
+            self.dial_failed(now, addr, error, out);
+            self.pump_dials(now, out);
+        }
+    }
+
+    /// A target's Redial timer: dial it again.
+    pub(super) fn redial_due(
+        &mut self,
+        now: Time,
+        addr: SocketAddr,
+        id: TimerId,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(t) = self.targets.get_mut(&addr)
+            && fired(&mut t.timer, id)
+        {
+            self.dial(now, addr, out);
+        }
+    }
+
+    /// A target's DialTimeout timer: the dial in flight took as long as a
+    /// handshake may, and counts as failed.
+    pub(super) fn dial_timeout_due(
+        &mut self,
+        now: Time,
+        addr: SocketAddr,
+        id: TimerId,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(t) = self.targets.get_mut(&addr)
+            && t.timer == Some(id)
+            && t.is_dialing()
+        {
+            t.timer = None;
+            t.dial = DialState::Idle;
+            out.push(Output::CancelDial(addr));
+            self.dial_failed(now, addr, "timed out", out);
+            self.pump_dials(now, out);
+        }
+    }
+
+    /// The DialQueue timer: the rate allows the next learnt dial.
+    pub(super) fn dial_queue_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
+        if fired(&mut self.dial_timer, id) {
+            self.pump_dials(now, out);
+        }
     }
 
     /// Starts the dials waiting their turn while there is room: at most
@@ -140,15 +314,19 @@ impl Node {
     pub(super) fn pump_dials(&mut self, now: Time, out: &mut Vec<Output>) {
         let burst = LEARNT_DIAL_EVERY * (LEARNT_MAX as u32 - 1);
         loop {
-            let flying = self.targets.values().filter(|t| t.dialing);
-            let (all, learnt) = flying.fold((0, 0), |(a, l), t| (a + 1, l + usize::from(t.learnt)));
+            let flying = self.targets.values().filter(|t| t.is_dialing());
+            let (all, learnt) =
+                flying.fold((0, 0), |(a, l), t| (a + 1, l + usize::from(t.is_learnt())));
             if all >= DIALS_MAX {
                 return;
             }
             let next = self
                 .targets
                 .iter()
-                .filter_map(|(a, t)| t.queued.map(|q| ((t.learnt, q), *a)))
+                .filter_map(|(a, t)| match t.dial {
+                    DialState::Queued(q) => Some(((t.is_learnt(), q), *a)),
+                    _ => None,
+                })
                 .min();
             let Some(((is_learnt, _), addr)) = next else {
                 return;
@@ -160,7 +338,8 @@ impl Node {
                 if self.learnt_dial_due > now + burst {
                     if self.dial_timer.is_none() {
                         let at = self.learnt_dial_due - burst;
-                        self.dial_timer = Some(self.timers.insert(at, Timer::DialQueue));
+                        self.timers
+                            .rearm(&mut self.dial_timer, at, Timer::DialQueue);
                     }
                     return;
                 }
@@ -169,12 +348,10 @@ impl Node {
             let Some(t) = self.targets.get_mut(&addr) else {
                 return;
             };
-            t.queued = None;
-            t.dialing = true;
-            t.timer = Some(
-                self.timers
-                    .insert(now + self.cfg.handshake_timeout, Timer::DialTimeout(addr)),
-            );
+            t.dial = DialState::Dialing;
+            let at = now + self.cfg.handshake_timeout;
+            self.timers
+                .rearm(&mut t.timer, at, Timer::DialTimeout(addr));
             out.push(Output::Dial(addr));
         }
     }
@@ -198,7 +375,7 @@ impl Node {
                 of: list.len() as u64,
             }));
         }
-        let mut learnt = self.targets.values().filter(|t| t.learnt).count();
+        let mut learnt = self.targets.values().filter(|t| t.is_learnt()).count();
         for a in list.into_iter().take(MEMBERS_MAX) {
             if a == self.me.addr
                 || a == self.cfg.bound
@@ -210,10 +387,7 @@ impl Node {
             if let Some(t) = self.targets.get_mut(&a) {
                 // Already wanted. A `-c` dial in flight must not swallow an
                 // address that also needs retries.
-                if t.once {
-                    t.once = false;
-                    t.forget_at = Some(now + self.cfg.forget);
-                }
+                t.keep_retrying(Some(now + self.cfg.forget));
                 continue;
             }
             if learnt >= LEARNT_MAX {
@@ -227,22 +401,9 @@ impl Node {
                 return;
             }
             learnt += 1;
-            self.targets.insert(
-                a,
-                Target {
-                    backoff: self.cfg.backoff_min,
-                    forget_at: Some(now + self.cfg.forget),
-                    once: false,
-                    dialing: false,
-                    timer: None,
-                    outage_said: false,
-                    report: false,
-                    next_try: None,
-                    learnt: true,
-                    failures: 0,
-                    queued: None,
-                },
-            );
+            let forget_at = Some(now + self.cfg.forget);
+            let target = Target::new(Wanted::Learnt, self.cfg.backoff_min, forget_at);
+            self.targets.insert(a, target);
             self.dial(now, a, out);
         }
     }
@@ -254,7 +415,7 @@ impl Node {
         error: &str,
         out: &mut Vec<Output>,
     ) {
-        if self.targets.get(&addr).is_some_and(|t| t.dialing) {
+        if self.targets.get(&addr).is_some_and(|t| t.is_dialing()) {
             // An older connection to it failed its handshake while a newer
             // dial (a second `-c`) is in flight: that dial answers for the
             // target. Taking this failure for it would drop a target whose
@@ -264,15 +425,15 @@ impl Node {
         self.names_dial_failed(now, addr, error, out);
         if self.join_untried.remove(&addr) && self.join_untried.is_empty() {
             // Every --join address was tried: this node may vote for itself.
-            self.recompute(now, out);
+            self.run_election(now, out);
         }
-        let crowded = self.targets.values().filter(|t| t.learnt).count() > LEARNT_PATIENT;
+        let crowded = self.targets.values().filter(|t| t.is_learnt()).count() > LEARNT_PATIENT;
         let quick = self.join_unreached.contains(&addr);
         let Some(t) = self.targets.get_mut(&addr) else {
             return;
         };
         t.failures = t.failures.saturating_add(1);
-        if t.learnt && crowded && t.failures >= 2 {
+        if t.is_learnt() && crowded && t.failures >= 2 {
             // One of many learnt addresses that does not answer: dropped
             // without a line (a peer could make this node say thousands).
             self.remove_target(addr);
@@ -285,7 +446,7 @@ impl Node {
                 error: error.to_string(),
             }));
         }
-        if t.once {
+        if t.wanted == Wanted::Once {
             self.remove_target(addr);
             return;
         }
@@ -312,9 +473,7 @@ impl Node {
         };
         t.backoff = (t.backoff * 2).min(most);
         t.next_try = Some(now + wait);
-        if let Some(id) = t.timer.take() {
-            self.timers.cancel(id);
-        }
-        t.timer = Some(self.timers.insert(now + wait, Timer::Redial(addr)));
+        self.timers
+            .rearm(&mut t.timer, now + wait, Timer::Redial(addr));
     }
 }

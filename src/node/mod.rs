@@ -13,18 +13,19 @@
 
 use crate::command;
 use crate::config::{Config, HostPort};
-use crate::event::{ClosedReason, ConnRefusedReason, Event};
-use crate::ratelog::{self, RateLog};
+use crate::event::Event;
+use crate::ratelog::RateLog;
 use crate::timer::{TimerId, TimerWheel};
 use crate::wire::NodeInfo;
-use connections::{Conn, ConnState, MAX_HANDSHAKING_PER_IP};
+use connections::{Conn, ConnState};
 use dialling::Target;
 use names::NameTarget;
-use peers::{Loss, Peer};
-use scripts::{RELAY_BURST, RELAY_REPORT, Relay, ScriptState, TEXT_BURST, TextRelay};
+use peers::Peer;
+use scripts::{RELAY_BURST, Relay, ScriptState, TEXT_BURST, TextRelay};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
+use voting::Withdrawal;
 
 #[cfg(doc)]
 use scripts::QUICK_RUN;
@@ -37,6 +38,7 @@ mod dialling;
 mod names;
 mod peers;
 mod scripts;
+mod strangers;
 mod voting;
 
 pub use auth::{REFUSAL_EVERY, SessionKeys};
@@ -52,6 +54,13 @@ pub(crate) mod limits {
 }
 
 /// Every timer of the core. Each fires once; its owner re-arms it if needed.
+/// Each is armed, re-armed ([`TimerWheel::rearm`]), stopped and handled by
+/// one file, its owner: [`Node::handle_timeout`] hands it there, and the
+/// owner checks it is still current ([`crate::timer::fired`]) before it acts.
+/// Owners: `peers.rs` (Peer), `connections.rs` (Handshake), `strangers.rs`
+/// (Summary), `dialling.rs` (Redial, DialTimeout, DialQueue), `names.rs`
+/// (Name), `voting.rs` (Lease, Votes), `scripts.rs` (ScriptSleep,
+/// ScriptKill, ScriptRelay, TextRelay).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timer {
     /// A peer's heartbeat is due, or its silence may have reached the timeout
@@ -103,15 +112,15 @@ pub struct Node {
     seq: u64,
     lease_until: Option<Time>,
     lease_timer: Option<TimerId>,
-    /// We withdrew our vote from this peer at this `seq` of ours; we vote for
-    /// nobody until it acknowledges that `seq` or is gone.
-    release: Option<(SocketAddr, u64)>,
+    /// Our vote withdrawn from a live peer and not yet acknowledged: we vote
+    /// for nobody until it is (see the crate docs, #election: vote release).
+    withdrawal: Option<Withdrawal>,
     /// The latest `now` handed in (for observers that count valid votes).
     now: Time,
     /// While master: fires when the confirmed votes fall below the quorum.
     votes_timer: Option<TimerId>,
-    /// Who this node last named as master on the console.
-    named: Option<SocketAddr>,
+    /// The master this node last named on the console (`master changed`).
+    master_said: Option<SocketAddr>,
     leaving: bool,
     script: ScriptState,
     /// The last failure status shown per role (index `Role as usize`), so a
@@ -173,10 +182,10 @@ impl Node {
             seq: 0,
             lease_until: None,
             lease_timer: None,
-            release: None,
+            withdrawal: None,
             now: Duration::ZERO,
             votes_timer: None,
-            named: None,
+            master_said: None,
             leaving: false,
             script: ScriptState::Idle,
             script_failure: [None, None],
@@ -238,7 +247,7 @@ impl Node {
             self.add_name(name, true, out);
         }
         self.pump_lookups(now, out);
-        self.recompute(now, out);
+        self.run_election(now, out);
         self.script_sync(now, out);
     }
 
@@ -270,7 +279,7 @@ impl Node {
                 .peers
                 .values()
                 .filter(|p| p.vote == Some(self.me.addr))
-                .filter(|p| p.echoed.is_some_and(|t| now < self.vote_expiry(t)))
+                .filter(|p| p.answered_ping.is_some_and(|t| now < self.vote_expiry(t)))
                 .count()
                 >= usize::from(self.cfg.quorum)
     }
@@ -310,22 +319,22 @@ impl Node {
     }
 
     /// Whether a peer's vote for us is surely still held at `self.now`: it
-    /// answered a Ping we sent less than a timeout ago (less two ticks of timer
-    /// rounding). So a master that stops hearing its voters (a slow or one-way
-    /// link) gives up the role before any of them may vote for another node,
-    /// whatever the delays.
+    /// answered a Ping we sent less than a timeout ago (less the wheel's
+    /// rounding, see `vote_expiry`). So a master that stops hearing its voters
+    /// (a slow or one-way link) gives up the role before any of them may vote
+    /// for another node, whatever the delays.
     fn vote_held(&self, p: &Peer) -> bool {
-        p.echoed.is_some_and(|t| self.now < self.vote_expiry(t))
+        p.answered_ping
+            .is_some_and(|t| self.now < self.vote_expiry(t))
     }
 
     /// When a vote confirmed by a Pong to our Ping sent at `t` stops counting:
-    /// a timeout after `t`, brought down to a whole tick (so the timer that
-    /// ends it fires exactly then, not rounded up past it), less one tick.
+    /// a timeout after `t`, brought down to a whole tick (so the Votes timer
+    /// that ends it fires exactly then, not rounded up past it), less the
+    /// wheel's rounding (see the crate docs, #election).
     fn vote_expiry(&self, t: Time) -> Time {
-        let end = (t + self.cfg.timeout).as_nanos();
-        let tick = TICK.as_nanos();
-        let floored = Duration::from_nanos(((end / tick) * tick).min(u64::MAX as u128) as u64);
-        floored.saturating_sub(TICK)
+        let end = self.timers.round_down(t + self.cfg.timeout);
+        end.saturating_sub(self.timers.rounding())
     }
 
     /// Number of connections the core tracks (handshaking and open).
@@ -345,34 +354,67 @@ impl Node {
         self.peers
             .iter()
             .filter(move |(_, p)| {
-                p.vote == Some(me) && p.echoed.is_some_and(|t| now < self.vote_expiry(t))
+                p.vote == Some(me) && p.answered_ping.is_some_and(|t| now < self.vote_expiry(t))
             })
             .map(|(a, _)| *a)
     }
 
     /// The timers this node's state holds a handle to: one per peer and per
     /// handshaking connection, the targets' and names', the script's, and the
-    /// lease, votes, dial queue, summary and relay timers. Equal to
+    /// lease, votes, dial queue, summary and text report timers. Equal to
     /// [`Node::timer_count`] unless a timer was left armed (or dropped).
     pub fn timer_owners(&self) -> usize {
         let handshaking = |c: &&Conn| matches!(c.state, ConnState::Handshaking { .. });
-        let script = match self.script {
-            ScriptState::Sleeping { .. } | ScriptState::Stopping { kill: Some(_), .. } => 1,
-            _ => 0,
-        };
         let single = [
             self.lease_timer,
             self.votes_timer,
             self.dial_timer,
             self.summary_timer,
-            self.relay.timer,
+            self.texts.timer,
         ];
-        self.peers.len()
+        self.peers.values().filter(|p| p.timer.is_some()).count()
             + self.conns.values().filter(handshaking).count()
             + self.targets.values().filter(|t| t.timer.is_some()).count()
             + self.names.values().filter(|n| n.timer.is_some()).count()
             + single.iter().flatten().count()
-            + script
+            + self.script_timers()
+    }
+
+    /// Stops every timer of every owner but the script's, and forgets the
+    /// connections, peers, targets and names that held them: the node leaves.
+    /// The script outlives the leave until it is reaped (its kill grace, its
+    /// lines' report). The one place that stops them all, beside
+    /// [`Node::timer_owners`] which counts them: a timer added to one must be
+    /// added to the other, or the simulator's `TimerAccounting` fails.
+    fn stop_timers(&mut self) {
+        for c in std::mem::take(&mut self.conns).into_values() {
+            if let ConnState::Handshaking { timer } = c.state {
+                self.timers.cancel(timer);
+            }
+        }
+        for mut p in std::mem::take(&mut self.peers).into_values() {
+            self.timers.stop(&mut p.timer);
+        }
+        for mut t in std::mem::take(&mut self.targets).into_values() {
+            self.timers.stop(&mut t.timer);
+        }
+        for mut n in std::mem::take(&mut self.names).into_values() {
+            self.timers.stop(&mut n.timer);
+        }
+        for slot in [
+            &mut self.lease_timer,
+            &mut self.votes_timer,
+            &mut self.dial_timer,
+            &mut self.summary_timer,
+            &mut self.texts.timer,
+        ] {
+            self.timers.stop(slot);
+        }
+        debug_assert_eq!(
+            self.timers.len(),
+            self.script_timers(),
+            "a timer outlived the leave"
+        );
     }
 
     /// Whether this node has asked to exit.
@@ -390,149 +432,37 @@ impl Node {
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Time, out: &mut Vec<Output>) {
         self.now = self.now.max(now);
-        self.run_timers(now, out);
+        // Peers silent past the timeout go first, whatever the order of the
+        // wheel: a node thawed after a freeze must drop its lost peers (and so
+        // its master status) before any other timer acts, such as the script
+        // sleep starting the master script again. Likewise votes that stopped
+        // counting: a master whose votes expired steps down first.
+        self.lose_silent_peers(now, out);
+        self.step_down_if_votes_expired(now, out);
+        while let Some((id, timer)) = self.timers.pop_expired(now) {
+            self.on_timer(now, id, timer, out);
+        }
         // As in `handle`: the script follows the role once, after every timer.
         self.script_sync(now, out);
     }
 
-    fn run_timers(&mut self, now: Time, out: &mut Vec<Output>) {
-        // Peers silent past the timeout go first, whatever the order of the
-        // wheel: a node thawed after a freeze must drop its lost peers (and so
-        // its master status) before any other timer acts, such as the script
-        // sleep starting the master script again.
-        let silent: Vec<SocketAddr> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| now >= p.last_heard + self.cfg.timeout)
-            .map(|(a, _)| *a)
-            .collect();
-        for addr in silent {
-            self.lose_peer(now, addr, Loss::TimedOut, out);
-        }
-        // Likewise votes that stopped counting: a master whose votes expired
-        // steps down before a script timer could start its master script.
-        if self.master && !self.is_master_at(now) {
-            self.recompute(now, out);
-        }
-        while let Some((id, t)) = self.timers.pop_expired(now) {
-            match t {
-                Timer::Peer(addr) => self.peer_timer(now, addr, id, out),
-                Timer::Handshake(conn) => {
-                    if let Some(c) = self.conns.get(&conn)
-                        && matches!(c.state, ConnState::Handshaking { timer } if timer == id)
-                    {
-                        let who = c.dialed.unwrap_or(c.remote);
-                        let line = Event::ConnectionClosed {
-                            with: who,
-                            reason: ClosedReason::NoHandshake {
-                                within: self.cfg.handshake_timeout,
-                            },
-                        };
-                        self.stranger_line(now, ratelog::Kind::NoHandshake, line, out);
-                        self.drop_handshaking(now, conn, out);
-                    }
-                }
-                Timer::Redial(addr) => {
-                    if let Some(t) = self.targets.get_mut(&addr)
-                        && t.timer == Some(id)
-                    {
-                        t.timer = None;
-                        self.dial(now, addr, out);
-                    }
-                }
-                Timer::DialTimeout(addr) => {
-                    if let Some(t) = self.targets.get_mut(&addr)
-                        && t.timer == Some(id)
-                        && t.dialing
-                    {
-                        t.timer = None;
-                        t.dialing = false;
-                        out.push(Output::CancelDial(addr));
-                        self.dial_failed(now, addr, "timed out", out);
-                        self.pump_dials(now, out);
-                    }
-                }
-                Timer::DialQueue => {
-                    if self.dial_timer == Some(id) {
-                        self.dial_timer = None;
-                        self.pump_dials(now, out);
-                    }
-                }
-                Timer::Name(n) => self.name_timer(now, n, id, out),
-                Timer::Lease => {
-                    if self.lease_timer == Some(id) {
-                        self.lease_timer = None;
-                        self.lease_until = None;
-                        self.recompute(now, out);
-                    }
-                }
-                Timer::Votes => {
-                    if self.votes_timer == Some(id) {
-                        self.votes_timer = None;
-                        self.recompute(now, out);
-                    }
-                }
-                Timer::Summary => {
-                    if self.summary_timer == Some(id) {
-                        self.summary_timer = None;
-                        let mut lines = Vec::new();
-                        self.ratelog.summaries(now, &mut lines);
-                        out.extend(lines.into_iter().map(Output::Event));
-                        self.arm_summary();
-                    }
-                }
-                Timer::ScriptSleep => {
-                    if let ScriptState::Sleeping { timer, .. } = self.script
-                        && timer == id
-                    {
-                        // The run starts at the end of this batch, under the
-                        // role the other timers leave.
-                        self.script = ScriptState::Idle;
-                    }
-                }
-                Timer::ScriptKill => {
-                    if let ScriptState::Stopping {
-                        role,
-                        kill: Some(timer),
-                        replaced,
-                    } = self.script
-                        && timer == id
-                    {
-                        self.script = ScriptState::Stopping {
-                            role,
-                            kill: None,
-                            replaced,
-                        };
-                        out.push(Output::Event(Event::ScriptKilled {
-                            role,
-                            grace: self.cfg.kill_grace,
-                        }));
-                        out.push(Output::SignalScript(ScriptSignal::Kill));
-                    }
-                }
-                Timer::TextRelay => {
-                    if self.texts.timer == Some(id) {
-                        self.texts.timer = None;
-                        // As for script lines: a report with nothing new
-                        // means the flood is over.
-                        if self.text_report(out) {
-                            self.texts.timer =
-                                Some(self.timers.insert(now + RELAY_REPORT, Timer::TextRelay));
-                        }
-                    }
-                }
-                Timer::ScriptRelay => {
-                    if self.relay.timer == Some(id) {
-                        self.relay.timer = None;
-                        // Still dropping: say so, and look again later. A
-                        // report with nothing new means the flood is over.
-                        if self.relay_report(out) {
-                            self.relay.timer =
-                                Some(self.timers.insert(now + RELAY_REPORT, Timer::ScriptRelay));
-                        }
-                    }
-                }
-            }
+    /// Hands a timer that fired to its owner, which checks that `id` is still
+    /// its current timer before it acts.
+    fn on_timer(&mut self, now: Time, id: TimerId, timer: Timer, out: &mut Vec<Output>) {
+        match timer {
+            Timer::Peer(addr) => self.peer_due(now, addr, id, out),
+            Timer::Handshake(conn) => self.handshake_due(now, conn, id, out),
+            Timer::Summary => self.summary_due(now, id, out),
+            Timer::Redial(addr) => self.redial_due(now, addr, id, out),
+            Timer::DialTimeout(addr) => self.dial_timeout_due(now, addr, id, out),
+            Timer::DialQueue => self.dial_queue_due(now, id, out),
+            Timer::Name(n) => self.name_due(now, n, id, out),
+            Timer::Lease => self.lease_due(now, id, out),
+            Timer::Votes => self.votes_due(now, id, out),
+            Timer::ScriptSleep => self.script_sleep_due(id),
+            Timer::ScriptKill => self.script_kill_due(id, out),
+            Timer::ScriptRelay => self.script_relay_due(now, id, out),
+            Timer::TextRelay => self.text_relay_due(now, id, out),
         }
     }
 
@@ -561,68 +491,9 @@ impl Node {
             _ => {}
         }
         match input {
-            Input::Accepted { conn, from } => {
-                let ip = from.ip();
-                let same_ip = self
-                    .conns
-                    .values()
-                    .filter(|c| c.is_stranger() && c.remote.ip() == ip)
-                    .count();
-                if same_ip >= MAX_HANDSHAKING_PER_IP && self.conns.len() >= self.cfg.max_conns / 2 {
-                    let line = Event::ConnectionRefused {
-                        from,
-                        reason: ConnRefusedReason::PerAddress {
-                            count: same_ip as u64,
-                            ip,
-                        },
-                    };
-                    self.stranger_line(now, ratelog::Kind::Refused, line, out);
-                    out.push(Output::Close(conn));
-                    return;
-                }
-                if self.conns.len() >= self.cfg.max_conns && !self.evict_stranger(now, from, out) {
-                    let line = Event::ConnectionRefused {
-                        from,
-                        reason: ConnRefusedReason::Limit {
-                            open: self.conns.len() as u64,
-                        },
-                    };
-                    self.stranger_line(now, ratelog::Kind::Refused, line, out);
-                    out.push(Output::Close(conn));
-                    return;
-                }
-                self.open_conn(now, conn, from, None, out);
-            }
-            Input::Connected { conn, addr } => {
-                let expected = self.targets.get(&addr).is_some_and(|t| t.dialing);
-                if !expected
-                    || (self.conns.len() >= self.cfg.max_conns
-                        && !self.evict_stranger(now, addr, out))
-                {
-                    out.push(Output::Close(conn));
-                    return;
-                }
-                if let Some(t) = self.targets.get_mut(&addr) {
-                    t.dialing = false;
-                    if let Some(id) = t.timer.take() {
-                        self.timers.cancel(id);
-                    }
-                }
-                self.open_conn(now, conn, addr, Some(addr), out);
-                self.pump_dials(now, out);
-            }
-            Input::DialFailed { addr, error } => {
-                if let Some(t) = self.targets.get_mut(&addr)
-                    && t.dialing
-                {
-                    t.dialing = false;
-                    if let Some(id) = t.timer.take() {
-                        self.timers.cancel(id);
-                    }
-                    self.dial_failed(now, addr, &error, out);
-                    self.pump_dials(now, out);
-                }
-            }
+            Input::Accepted { conn, from } => self.accepted(now, conn, from, out),
+            Input::Connected { conn, addr } => self.connected(now, conn, addr, out),
+            Input::DialFailed { addr, error } => self.dial_error(now, addr, &error, out),
             Input::Frame { conn, msg } => self.frame(now, conn, msg, out),
             Input::Closed { conn, reason } => self.conn_closed(now, conn, reason, out),
             Input::Line(line) => match command::parse(&line) {

@@ -1,11 +1,11 @@
 //! Host names: lookups, and dialling a name's addresses one round at a time.
 
 use super::console::already_connected;
-use super::{Node, Output, TICK, Time, Timer};
+use super::{Node, Output, Time, Timer};
 use crate::config::HostPort;
 use crate::event::Event;
 use crate::text::human;
-use crate::timer::TimerId;
+use crate::timer::{TimerId, fired};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -110,10 +110,8 @@ impl Node {
             busy += 1;
             n.state = NameState::Resolving;
             n.next_try = None;
-            if let Some(t) = n.timer.take() {
-                self.timers.cancel(t);
-            }
-            n.timer = Some(self.timers.insert(now + LOOKUP_TIMEOUT, Timer::Name(id)));
+            self.timers
+                .rearm(&mut n.timer, now + LOOKUP_TIMEOUT, Timer::Name(id));
             out.push(Output::Resolve {
                 name: n.name.host.clone(),
                 port: n.name.port,
@@ -121,14 +119,15 @@ impl Node {
         }
     }
 
-    pub(super) fn name_timer(&mut self, now: Time, id: u32, timer: TimerId, out: &mut Vec<Output>) {
+    /// A name's timer: its lookup took too long, its next round is due, or
+    /// the address it dials did not answer.
+    pub(super) fn name_due(&mut self, now: Time, id: u32, timer: TimerId, out: &mut Vec<Output>) {
         let Some(n) = self.names.get_mut(&id) else {
             return;
         };
-        if n.timer != Some(timer) {
+        if !fired(&mut n.timer, timer) {
             return;
         }
-        n.timer = None;
         match n.state {
             NameState::Resolving => {
                 out.push(Output::CancelResolve {
@@ -151,10 +150,10 @@ impl Node {
     /// Arms (or, with `None`, clears) the one timer of a name.
     fn set_name_timer(&mut self, id: u32, at: Option<Time>) {
         if let Some(n) = self.names.get_mut(&id) {
-            if let Some(t) = n.timer.take() {
-                self.timers.cancel(t);
+            match at {
+                Some(at) => self.timers.rearm(&mut n.timer, at, Timer::Name(id)),
+                None => self.timers.stop(&mut n.timer),
             }
-            n.timer = at.map(|at| self.timers.insert(at, Timer::Name(id)));
         }
     }
 
@@ -172,9 +171,7 @@ impl Node {
         else {
             return; // cancelled meanwhile
         };
-        if let Some(t) = n.timer.take() {
-            self.timers.cancel(t);
-        }
+        self.timers.stop(&mut n.timer);
         let mut addrs = match result {
             Ok(a) if a.is_empty() => Err("it has no address".to_string()),
             other => other,
@@ -230,14 +227,15 @@ impl Node {
             return self.name_reached(id, addr, false, out);
         }
         n.state = NameState::Dialing(addr);
-        // The dial and the handshake each end within the handshake timeout;
-        // should neither say how it went, the name does not wait for ever.
-        let at = now + self.cfg.handshake_timeout * 2 + TICK;
+        // The dial and the handshake each end within the handshake timeout
+        // (their timers rounded up); should neither say how it went, the name
+        // does not wait for ever.
+        let at = now + self.cfg.handshake_timeout * 2 + self.timers.rounding();
         self.set_name_timer(id, Some(at));
         if let Some(t) = self.targets.get(&addr) {
             // Wanted already (a lost peer, a --join address): try it now, and
             // hear how that dial ends.
-            if !t.dialing {
+            if !t.is_dialing() {
                 self.dial(now, addr, out);
             }
         } else {
@@ -271,9 +269,7 @@ impl Node {
             }));
         }
         if !n.join {
-            if let Some(t) = n.timer {
-                self.timers.cancel(t);
-            }
+            self.timers.stop(&mut n.timer);
             self.names.remove(&id);
             return;
         }
@@ -293,7 +289,7 @@ impl Node {
         self.set_name_timer(id, Some(now + wait));
         if first {
             // Its first round is over: this node may be a candidate now.
-            self.recompute(now, out);
+            self.run_election(now, out);
         }
     }
 
@@ -308,9 +304,7 @@ impl Node {
         }
         n.report = false;
         if !n.join {
-            if let Some(t) = n.timer {
-                self.timers.cancel(t);
-            }
+            self.timers.stop(&mut n.timer);
             self.names.remove(&id);
             return;
         }
@@ -371,8 +365,8 @@ impl Node {
         let timers = &mut self.timers;
         self.names.retain(|_, n| {
             let keep = n.state != NameState::Dialing(addr);
-            if let (false, Some(t)) = (keep, n.timer) {
-                timers.cancel(t);
+            if !keep {
+                timers.stop(&mut n.timer);
             }
             keep
         });

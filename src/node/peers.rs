@@ -1,27 +1,23 @@
-//! Peers: their frames, heartbeats, and losing them.
+//! Peers: their frames, heartbeats (the Peer timer), and losing them.
 
-use super::dialling::LEARNT_MAX;
-use super::scripts::RELAY_REPORT;
 use super::{CloseReason, ConnId, Node, Output, Time, Timer};
 use crate::event::{ClosedReason, Event, LostReason};
 use crate::ratelog;
 use crate::text::escape;
-use crate::timer::TimerId;
+use crate::timer::{TimerId, fired};
 use crate::wire::{Msg, NodeInfo, WireError};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Slack added to the vote lease for timer rounding and delivery delay. The
-/// lease is a second guard: the old master already stops counting our vote a
-/// timeout after its last Ping we answered (see `vote_held`), whatever the delay.
-const LEASE_MARGIN: Duration = Duration::from_millis(30);
-
 #[derive(Debug)]
 pub(super) struct Peer {
     pub(super) info: NodeInfo,
-    /// Open connections to this peer; `kept` is the one we send on.
+    /// Open connections to this peer (more than one while duplicates are
+    /// resolved).
     pub(super) conns: Vec<ConnId>,
-    pub(super) kept: ConnId,
+    /// The one of `conns` we send on: of duplicates, the one kept (or, on the
+    /// side that leaves closing them to the peer, its best guess of it).
+    pub(super) send_conn: ConnId,
     /// Newest `State` applied (by its `seq`).
     pub(super) seq: u64,
     /// Newest of our own `seq`s this peer says it has applied.
@@ -30,16 +26,18 @@ pub(super) struct Peer {
     pub(super) last_ping: Time,
     /// A `Ping` of ours is unanswered.
     pub(super) ping_out: bool,
-    /// Send time (our clock) of the newest `Ping` it answered: it had heard
+    /// Send time (our clock) of the newest `Ping` it answered (its `Pong`
+    /// echoes that time), which confirms its vote for us: it had heard
     /// from us by then, so it keeps any vote for us until at least this plus
     /// the timeout (it re-votes only after timing us out, or after we applied
     /// its withdrawal).
-    pub(super) echoed: Option<Time>,
+    pub(super) answered_ping: Option<Time>,
     pub(super) vote: Option<SocketAddr>,
     pub(super) master: bool,
     pub(super) last_heard: Time,
     pub(super) rtt: Option<Duration>,
-    pub(super) timer: TimerId,
+    /// Its heartbeat timer, armed while it is a peer (see `Node::peer_wake`).
+    pub(super) timer: Option<TimerId>,
     /// This node reached it by a dial of its own at least once. One only ever
     /// heard from inbound is redialled, once lost, as a learnt address (in
     /// their room, share and rate): any stranger can claim an address in its
@@ -82,79 +80,10 @@ impl Node {
             Msg::Members(list) => self.learn(now, addr, list, out),
             // A proof after the handshake proves nothing more.
             Msg::Proof(_) => {}
-            Msg::State {
-                seq,
-                vote,
-                master,
-                ack,
-            } => {
-                let Some(p) = self.peers.get_mut(&addr) else {
-                    return;
-                };
-                p.acked = p.acked.max(ack);
-                if seq <= p.seq {
-                    // Stale (it came on a connection since replaced); the ack
-                    // above still counts.
-                    self.recompute(now, out);
-                    return;
-                }
-                // A peer voting for nobody may be waiting for our ack of a
-                // withdrawal (whether or not we saw its vote for us first: that
-                // State may have travelled on a connection since closed).
-                let withdrawn =
-                    vote.is_none() || (p.vote == Some(self.me.addr) && vote != Some(self.me.addr));
-                p.seq = seq;
-                // A vote for a node this one does not see is kept as sent: it
-                // is ordinary while a mesh forms or a partition holds, counts
-                // only toward that node in `votes_for`, never toward this
-                // node's role, and is shown by `-cl` as an address (total).
-                p.vote = vote;
-                p.master = master;
-                let before = self.seq;
-                self.recompute(now, out);
-                if withdrawn && self.seq == before {
-                    // It waits to vote again until we have applied this: say so
-                    // even when our own state did not change.
-                    let state = self.state_msg(addr);
-                    self.send(addr, state, out);
-                }
-            }
+            state @ Msg::State { .. } => self.peer_state(now, addr, state, out),
             Msg::Ping(x) => self.send(addr, Msg::Pong(x), out),
-            Msg::Pong(x) => {
-                let sent = Duration::from_micros(x);
-                if let Some(p) = self.peers.get_mut(&addr)
-                    && sent <= now
-                {
-                    p.rtt = Some(now - sent);
-                    p.ping_out = false;
-                    p.echoed = p.echoed.max(Some(sent));
-                    if p.vote == Some(self.me.addr) {
-                        self.recompute(now, out);
-                    }
-                }
-            }
-            Msg::Text(t) => {
-                // The sender's address is only what it claims: say where the
-                // connection really comes from when that is another host.
-                let via = match self.conns.get(&conn).map(|c| c.remote.ip().to_canonical()) {
-                    Some(ip) if ip != addr.ip().to_canonical() => Some(ip),
-                    _ => None,
-                };
-                let text = escape(&t);
-                if !self.texts.take(now, text.len()) {
-                    self.texts.dropped += 1;
-                    if self.texts.timer.is_none() {
-                        self.texts.timer =
-                            Some(self.timers.insert(now + RELAY_REPORT, Timer::TextRelay));
-                    }
-                    return;
-                }
-                out.push(Output::Event(Event::PeerMessage {
-                    from: addr,
-                    via,
-                    text,
-                }));
-            }
+            Msg::Pong(x) => self.pong(now, addr, x, out),
+            Msg::Text(t) => self.peer_text(now, conn, addr, &t, out),
             Msg::Goodbye => {
                 if self
                     .peers
@@ -167,39 +96,175 @@ impl Node {
         }
     }
 
-    pub(super) fn send(&mut self, addr: SocketAddr, msg: Msg, out: &mut Vec<Output>) {
-        if let Some(p) = self.peers.get(&addr) {
-            out.push(Output::Send(p.kept, msg));
+    /// A peer's `State`: its vote and master flag, and the newest of our
+    /// `seq`s it applied.
+    fn peer_state(&mut self, now: Time, addr: SocketAddr, state: Msg, out: &mut Vec<Output>) {
+        let Msg::State {
+            seq,
+            vote,
+            master,
+            ack,
+        } = state
+        else {
+            return;
+        };
+        let Some(p) = self.peers.get_mut(&addr) else {
+            return;
+        };
+        p.acked = p.acked.max(ack);
+        if seq <= p.seq {
+            // Stale (it came on a connection since replaced); the ack
+            // above still counts.
+            self.run_election(now, out);
+            return;
+        }
+        // A peer voting for nobody may be waiting for our ack of a
+        // withdrawal (whether or not we saw its vote for us first: that
+        // State may have travelled on a connection since closed).
+        let withdrawn =
+            vote.is_none() || (p.vote == Some(self.me.addr) && vote != Some(self.me.addr));
+        p.seq = seq;
+        // A vote for a node this one does not see is kept as sent: it
+        // is ordinary while a mesh forms or a partition holds, counts
+        // only toward that node in `votes_for`, never toward this
+        // node's role, and is shown by `-cl` as an address (total).
+        p.vote = vote;
+        p.master = master;
+        let before = self.seq;
+        self.run_election(now, out);
+        if withdrawn && self.seq == before {
+            // It waits to vote again until we have applied this: say so
+            // even when our own state did not change.
+            let state = self.state_msg(addr);
+            self.send(addr, state, out);
         }
     }
 
-    pub(super) fn peer_timer(
+    /// A `Pong` to our `Ping` sent at `x` µs: its round trip, and the vote it
+    /// confirms.
+    fn pong(&mut self, now: Time, addr: SocketAddr, x: u64, out: &mut Vec<Output>) {
+        let sent = Duration::from_micros(x);
+        if let Some(p) = self.peers.get_mut(&addr)
+            && sent <= now
+        {
+            p.rtt = Some(now - sent);
+            p.ping_out = false;
+            p.answered_ping = p.answered_ping.max(Some(sent));
+            if p.vote == Some(self.me.addr) {
+                self.run_election(now, out);
+            }
+        }
+    }
+
+    /// A peer's text (`-msg`), shown within the text rate.
+    fn peer_text(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        addr: SocketAddr,
+        t: &str,
+        out: &mut Vec<Output>,
+    ) {
+        // The sender's address is only what it claims: say where the
+        // connection really comes from when that is another host.
+        let via = match self.conns.get(&conn).map(|c| c.remote.ip().to_canonical()) {
+            Some(ip) if ip != addr.ip().to_canonical() => Some(ip),
+            _ => None,
+        };
+        let text = escape(t);
+        if !self.texts.take(now, text.len()) {
+            self.text_dropped(now);
+            return;
+        }
+        out.push(Output::Event(Event::PeerMessage {
+            from: addr,
+            via,
+            text,
+        }));
+    }
+
+    pub(super) fn send(&mut self, addr: SocketAddr, msg: Msg, out: &mut Vec<Output>) {
+        if let Some(p) = self.peers.get(&addr) {
+            out.push(Output::Send(p.send_conn, msg));
+        }
+    }
+
+    /// Loses every peer silent past the timeout, whatever the order of the wheel.
+    pub(super) fn lose_silent_peers(&mut self, now: Time, out: &mut Vec<Output>) {
+        let silent: Vec<SocketAddr> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| now >= p.last_heard + self.cfg.timeout)
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in silent {
+            self.lose_peer(now, addr, Loss::TimedOut, out);
+        }
+    }
+
+    /// A peer's timer: loses it if silent past the timeout, else pings it when
+    /// due and re-arms for its next Ping or timeout.
+    pub(super) fn peer_due(
         &mut self,
         now: Time,
         addr: SocketAddr,
         id: TimerId,
         out: &mut Vec<Output>,
     ) {
-        let Some(p) = self.peers.get(&addr) else {
+        let Some(p) = self.peers.get_mut(&addr) else {
             return;
         };
-        if p.timer != id {
+        if !fired(&mut p.timer, id) {
             return;
         }
         if now >= p.last_heard + self.cfg.timeout {
             self.lose_peer(now, addr, Loss::TimedOut, out);
             return;
         }
-        if now >= self.ping_due(p) {
+        if self
+            .peers
+            .get(&addr)
+            .is_some_and(|p| now >= self.ping_due(p))
+        {
             self.ping(now, addr, out);
         }
         if let Some(p) = self.peers.get(&addr) {
-            let next = self.ping_due(p).min(p.last_heard + self.cfg.timeout);
-            let timer = self.timers.insert(next, Timer::Peer(addr));
+            let at = self.peer_wake(p);
             if let Some(p) = self.peers.get_mut(&addr) {
-                p.timer = timer;
+                self.timers.rearm(&mut p.timer, at, Timer::Peer(addr));
             }
         }
+    }
+
+    /// A connection completed the first handshake with `node`: a new peer,
+    /// heard from and pinged (its Hello is both) now, its timer armed.
+    pub(super) fn add_peer(&mut self, now: Time, node: NodeInfo, conn: ConnId, dialed: bool) {
+        let mut peer = Peer {
+            info: node,
+            conns: vec![conn],
+            send_conn: conn,
+            seq: 0,
+            acked: 0,
+            last_ping: now,
+            ping_out: false,
+            answered_ping: None,
+            vote: None,
+            master: false,
+            last_heard: now,
+            rtt: None,
+            timer: None,
+            dialed,
+        };
+        let at = self.peer_wake(&peer);
+        self.timers
+            .rearm(&mut peer.timer, at, Timer::Peer(node.addr));
+        self.peers.insert(node.addr, peer);
+    }
+
+    /// When a peer's timer wakes: its next Ping, or the end of its timeout if
+    /// that comes first.
+    fn peer_wake(&self, p: &Peer) -> Time {
+        self.ping_due(p).min(p.last_heard + self.cfg.timeout)
     }
 
     /// The heartbeat rule, the one place it is written: when the next Ping to
@@ -235,10 +300,10 @@ impl Node {
         why: Loss,
         out: &mut Vec<Output>,
     ) {
-        let Some(p) = self.peers.remove(&addr) else {
+        let Some(mut p) = self.peers.remove(&addr) else {
             return;
         };
-        self.timers.cancel(p.timer);
+        self.timers.stop(&mut p.timer);
         for c in &p.conns {
             self.conns.remove(c);
             out.push(Output::Close(*c));
@@ -264,36 +329,14 @@ impl Node {
             self.stranger_line(now, ratelog::Kind::PeerInLost, line, out);
         }
         if matches!(why, Loss::TimedOut)
-            && (self.vote == Some(addr) || self.release.is_some_and(|(x, _)| x == addr))
+            && (self.vote == Some(addr) || self.withdrawal.is_some_and(|w| w.from == addr))
         {
-            // It may still be alive and counting our vote until it times us out
-            // too: hold every new vote until it surely has.
-            let until = now + self.cfg.heartbeat + LEASE_MARGIN;
-            if let Some(id) = self.lease_timer.take() {
-                self.timers.cancel(id);
-            }
-            self.lease_until = Some(until);
-            self.lease_timer = Some(self.timers.insert(until, Timer::Lease));
+            self.start_lease(now);
         }
         if !matches!(why, Loss::Left | Loss::Restarted | Loss::Flooding(_)) {
-            let join = self.cfg.join.contains(&addr);
-            let forget = if join {
-                None
-            } else {
-                Some(now + self.cfg.forget)
-            };
-            let delay = self.cfg.backoff_min;
-            // Never reached by a dial of ours: a learnt address (see `Peer::dialed`).
-            let learnt = !join && !p.dialed && !self.targets.contains_key(&addr);
-            let room = self.targets.values().filter(|t| t.learnt).count() < LEARNT_MAX;
-            if !learnt || room {
-                self.add_target(now, addr, forget, false, delay, out);
-            }
-            if learnt && let Some(t) = self.targets.get_mut(&addr) {
-                t.learnt = true;
-            }
+            self.redial_lost(now, addr, p.dialed, out);
             self.names_lost(now, addr);
         }
-        self.recompute(now, out);
+        self.run_election(now, out);
     }
 }

@@ -653,3 +653,68 @@ fn deadlines_round_up_so_no_timer_fires_early() {
         assert_eq!(n.connection_count(), 0);
     }
 }
+
+/// A peer that floods texts: the ones over the rate are counted, the count's
+/// timer is one the node accounts for, and a node that leaves says the count
+/// before `leaving`, and nothing after it (no timer of the texts is left).
+#[test]
+fn dropped_texts_are_accounted_and_said_before_leaving() {
+    let mut n = node(cfg(1, 100));
+    join(&mut n, ms(10), conn(1), 2, 200);
+    let mut shown = 0;
+    for _ in 0..1000 {
+        let out = frame(&mut n, ms(20), conn(1), Msg::Text("x".repeat(300)));
+        shown += events(&out).len();
+    }
+    assert!(shown < 1000, "the rate drops texts");
+    assert_eq!(
+        n.timer_owners(),
+        n.timer_count(),
+        "the report's timer is owned"
+    );
+    let out = feed(&mut n, ms(30), Input::Line("-q".into()));
+    let said = events(&out);
+    assert_eq!(
+        said,
+        [
+            Event::MessagesNotShown {
+                count: 1000 - shown as u64
+            },
+            Event::Leaving
+        ]
+    );
+    assert_eq!(n.timer_owners(), n.timer_count());
+    assert_eq!(n.poll_timeout(), None, "no timer is left");
+}
+
+/// The margins the vote arithmetic keeps for the timer wheel's rounding (a
+/// timer fires up to a tick late) are at least that rounding, whatever the
+/// tick: a confirmed vote stops counting a rounding or more before the voter
+/// may time this node out (a timeout after the Ping it answered), at an
+/// instant the Votes timer fires exactly at; the lease outlasts a heartbeat by
+/// a rounding or more.
+#[test]
+fn the_vote_margins_cover_the_wheels_rounding() {
+    let n = node(cfg(1, 100));
+    let rounding = n.timers.rounding();
+    assert_eq!(rounding, TICK);
+    for micros in [0, 1, 9_999, 10_000, 10_001, 1_003_456, 7_777_777] {
+        let t = Duration::from_micros(micros);
+        let end = t + n.config().timeout;
+        let expiry = n.vote_expiry(t);
+        assert!(
+            expiry + rounding <= end,
+            "Ping at {t:?}: counts until {expiry:?}"
+        );
+        assert!(
+            end < expiry + 2 * rounding,
+            "Ping at {t:?}: no more than needed"
+        );
+        assert_eq!(
+            n.timers.round_down(expiry),
+            expiry,
+            "on a tick: fires exactly"
+        );
+    }
+    assert!(n.lease_margin() >= rounding);
+}

@@ -1,11 +1,12 @@
-//! Scripts: the one child, its role, its restarts, and the rate limits on its
-//! lines and on peers' texts.
+//! Scripts: the one child, its role, `-ds`/`-ms`, its restarts, its part of a
+//! leave, and the rate limits on its lines and on peers' texts (with their
+//! timers: ScriptSleep, ScriptKill, ScriptRelay, TextRelay).
 
 use super::{Node, Output, Role, ScriptSignal, Time, Timer};
 use crate::config::ScriptSpec;
 use crate::event::{Event, MasterWords};
 use crate::text::escape;
-use crate::timer::TimerId;
+use crate::timer::{TimerId, fired};
 use std::time::Duration;
 
 /// The one script child, as the core sees it.
@@ -49,7 +50,7 @@ pub(super) const RELAY_BURST: u32 = 200;
 pub(crate) const RELAY_RATE: u32 = 200;
 /// While script lines are dropped, their count is said this often (and once
 /// more when the script ends).
-pub(super) const RELAY_REPORT: Duration = Duration::from_secs(2);
+const RELAY_REPORT: Duration = Duration::from_secs(2);
 
 /// Peers' texts (`-msg`) shown on the console: a burst of this many bytes,
 /// then [`TEXT_RATE`] bytes a second, each text counting at least
@@ -170,13 +171,58 @@ impl Node {
             ScriptState::Running { role } if role != want => {
                 self.script_stop(now, role, false, out);
             }
-            ScriptState::Sleeping { role, timer } if role != want => {
-                self.timers.cancel(timer);
-                self.script = ScriptState::Idle;
+            ScriptState::Sleeping { role, .. } if role != want => {
+                self.cancel_sleep();
                 self.script_start(now, want, out);
             }
             _ => {}
         }
+    }
+
+    /// `-ds`/`-ms` (and their clearing forms): sets the script of `role`. The
+    /// new script replaces the old one at once: a long-running script would
+    /// otherwise never make way.
+    pub(super) fn set_script(
+        &mut self,
+        now: Time,
+        role: Role,
+        spec: Option<ScriptSpec>,
+        out: &mut Vec<Output>,
+    ) {
+        let running = matches!(self.script, ScriptState::Running { role: r } if r == role);
+        out.push(Output::Event(match &spec {
+            Some(spec) => Event::ScriptSet {
+                role,
+                script: spec.to_string(),
+                stopping: running,
+            },
+            None => Event::ScriptCleared {
+                role,
+                stopping: running,
+            },
+        }));
+        *self.script_spec(role) = spec;
+        self.script_failure[role as usize] = None;
+        self.quick_failures[role as usize] = 0;
+        match self.script {
+            ScriptState::Running { role: r } if r == role => {
+                self.script_stop(now, role, true, out);
+            }
+            ScriptState::Stopping {
+                role: r,
+                kill,
+                replaced: false,
+            } if r == role => {
+                self.script = ScriptState::Stopping {
+                    role,
+                    kill,
+                    replaced: true,
+                };
+            }
+            ScriptState::Sleeping { role: r, .. } if r == role => self.cancel_sleep(),
+            _ => {}
+        }
+        self.script_sync(now, out);
     }
 
     /// Asks the running script of `role` to stop: SIGTERM now, SIGKILL after
@@ -240,7 +286,11 @@ impl Node {
             self.relay.dropped += 1;
             self.relay.role = role.unwrap_or(self.relay.role);
             if self.relay.timer.is_none() {
-                self.relay.timer = Some(self.timers.insert(now + RELAY_REPORT, Timer::ScriptRelay));
+                self.timers.rearm(
+                    &mut self.relay.timer,
+                    now + RELAY_REPORT,
+                    Timer::ScriptRelay,
+                );
             }
             return;
         }
@@ -249,6 +299,69 @@ impl Node {
             stderr,
             line: escape(line),
         }));
+    }
+
+    /// The ScriptSleep timer: the pause is over. The run starts at the end of
+    /// this batch of timers, under the role the other timers leave.
+    pub(super) fn script_sleep_due(&mut self, id: TimerId) {
+        if let ScriptState::Sleeping { timer, .. } = self.script
+            && timer == id
+        {
+            self.script = ScriptState::Idle;
+        }
+    }
+
+    /// The ScriptKill timer: the kill grace is over, SIGKILL.
+    pub(super) fn script_kill_due(&mut self, id: TimerId, out: &mut Vec<Output>) {
+        if let ScriptState::Stopping {
+            role,
+            kill: Some(timer),
+            replaced,
+        } = self.script
+            && timer == id
+        {
+            self.script = ScriptState::Stopping {
+                role,
+                kill: None,
+                replaced,
+            };
+            out.push(Output::Event(Event::ScriptKilled {
+                role,
+                grace: self.cfg.kill_grace,
+            }));
+            out.push(Output::SignalScript(ScriptSignal::Kill));
+        }
+    }
+
+    /// The ScriptRelay timer: still dropping lines, say so and look again
+    /// later. A report with nothing new means the flood is over.
+    pub(super) fn script_relay_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
+        if fired(&mut self.relay.timer, id) && self.relay_report(out) {
+            self.timers.rearm(
+                &mut self.relay.timer,
+                now + RELAY_REPORT,
+                Timer::ScriptRelay,
+            );
+        }
+    }
+
+    /// A peer's text was dropped by the text rate: counted, and said at the
+    /// next report.
+    pub(super) fn text_dropped(&mut self, now: Time) {
+        self.texts.dropped += 1;
+        if self.texts.timer.is_none() {
+            self.timers
+                .rearm(&mut self.texts.timer, now + RELAY_REPORT, Timer::TextRelay);
+        }
+    }
+
+    /// The TextRelay timer: as for script lines, a report with nothing new
+    /// means the flood is over.
+    pub(super) fn text_relay_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
+        if fired(&mut self.texts.timer, id) && self.text_report(out) {
+            self.timers
+                .rearm(&mut self.texts.timer, now + RELAY_REPORT, Timer::TextRelay);
+        }
     }
 
     /// Says how many peers' texts were dropped since the last report, if any;
@@ -301,23 +414,12 @@ impl Node {
     ) {
         let (role, stopped, replaced) = match self.script {
             ScriptState::Running { role } => (role, false, false),
-            ScriptState::Stopping {
-                role,
-                kill,
-                replaced,
-            } => {
-                if let Some(t) = kill {
-                    self.timers.cancel(t);
-                }
-                (role, true, replaced)
-            }
+            ScriptState::Stopping { role, replaced, .. } => (role, true, replaced),
             _ => return,
         };
         // The count of what the relay dropped goes before the end.
         self.relay_report(out);
-        if let Some(t) = self.relay.timer.take() {
-            self.timers.cancel(t);
-        }
+        self.timers.stop(&mut self.relay.timer);
         self.spawn_retry = None;
         let shown = &mut self.script_failure[role as usize];
         if success {
@@ -367,12 +469,7 @@ impl Node {
         let role = match self.script {
             ScriptState::Running { role } => role,
             // Asked to stop (the node leaves) before the failure came back.
-            ScriptState::Stopping { kill, .. } => {
-                if let Some(t) = kill {
-                    self.timers.cancel(t);
-                }
-                return self.script_gone(out);
-            }
+            ScriptState::Stopping { .. } => return self.script_gone(out),
             _ => return,
         };
         let what = self
@@ -410,8 +507,47 @@ impl Node {
         self.script_gone(out);
     }
 
-    /// No child any more: a leaving node may exit now.
+    /// The timers the script holds: its sleep or its kill grace, and the
+    /// report of its dropped lines.
+    pub(super) fn script_timers(&self) -> usize {
+        let state = match self.script {
+            ScriptState::Sleeping { .. } | ScriptState::Stopping { kill: Some(_), .. } => 1,
+            _ => 0,
+        };
+        state + usize::from(self.relay.timer.is_some())
+    }
+
+    /// The script goes with the node: stop it, and exit once it is reaped.
+    pub(super) fn script_leave(&mut self, now: Time, out: &mut Vec<Output>) {
+        match self.script {
+            ScriptState::Running { role } => self.script_stop(now, role, false, out),
+            ScriptState::Stopping { .. } => {}
+            ScriptState::Sleeping { .. } => {
+                self.cancel_sleep();
+                out.push(Output::Exit);
+            }
+            ScriptState::Idle => out.push(Output::Exit),
+        }
+    }
+
+    /// A sleeping script's next run is called off: its timer stops and no
+    /// script is scheduled.
+    pub(super) fn cancel_sleep(&mut self) {
+        if let ScriptState::Sleeping { timer, .. } = self.script {
+            self.timers.cancel(timer);
+            self.script = ScriptState::Idle;
+        }
+    }
+
+    /// No child any more: the kill grace of a stopped one ends, and a leaving
+    /// node may exit now.
     fn script_gone(&mut self, out: &mut Vec<Output>) {
+        if let ScriptState::Stopping {
+            kill: Some(timer), ..
+        } = self.script
+        {
+            self.timers.cancel(timer);
+        }
         self.script = ScriptState::Idle;
         if self.leaving {
             out.push(Output::Exit);

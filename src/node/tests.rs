@@ -2,11 +2,13 @@
 //! an instant in-memory network, time advanced explicitly.
 
 use super::connections::FLOOD_FRAMES;
+use super::strangers::MAX_HANDSHAKING_PER_IP;
 use super::*;
 use crate::config::ScriptSpec;
 use crate::event::{
     ClosedReason, Collapsed, ConnRefusedReason, Event, Family, LostReason, RefusedReason,
 };
+use crate::ratelog;
 use crate::text::rfc3339;
 use crate::wire::{EARLIEST_START, MAGIC, Msg, VERSION, undialable};
 

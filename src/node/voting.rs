@@ -1,11 +1,27 @@
-//! The election: the state sent to peers, and recomputing this node's vote and
-//! mastership.
+//! The election: the state sent to peers, running the election on this
+//! node's view (its vote and mastership), the vote lease and the Votes timer.
 
 use super::{Node, Output, Time, Timer};
 use crate::election::{self, Member};
 use crate::event::Event;
+use crate::timer::{TimerId, fired};
 use crate::wire::Msg;
 use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The delivery delay the vote lease allows for, on top of the wheel's
+/// rounding (see [`Node::lease_margin`]).
+const LEASE_DELAY: Duration = Duration::from_millis(20);
+
+/// Our vote withdrawn from a live peer, waiting for its acknowledgement.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Withdrawal {
+    /// The peer the vote was withdrawn from.
+    pub(super) from: SocketAddr,
+    /// Our `seq` that withdrew it: the peer applied the withdrawal once it
+    /// acknowledges this `seq`.
+    pub(super) seq: u64,
+}
 
 impl Node {
     // ----- election -----
@@ -27,69 +43,16 @@ impl Node {
         self.join_untried.is_empty() && self.names.values().all(|n| !n.join || n.tried)
     }
 
-    /// Re-evaluates vote and master status; announces any change to every peer
-    /// and on the console.
-    pub(super) fn recompute(&mut self, now: Time, out: &mut Vec<Output>) {
+    /// Runs the election in this node's view: re-evaluates its vote and
+    /// whether it is master (see the crate docs, #election); announces any
+    /// change to every peer, and a change of the master it names on the
+    /// console. Called after every change of the view or of a peer's state.
+    pub(super) fn run_election(&mut self, now: Time, out: &mut Vec<Output>) {
         for _ in 0..4 {
-            let me = Member {
-                info: self.me,
-                master: self.master,
-            };
-            let peers: Vec<Member> = self
-                .peers
-                .values()
-                .map(|p| Member {
-                    info: p.info,
-                    master: p.master,
-                })
-                .collect();
-            // A withdrawn vote is given again only once its old holder has
-            // applied the withdrawal (or is gone): else the holder could still
-            // count it while the new one counts it too, and with a majority
-            // quorum two masters would need exactly such a vote counted twice.
-            if let Some((x, at)) = self.release
-                && self.peers.get(&x).is_none_or(|p| p.acked >= at)
-            {
-                self.release = None;
-            }
-            let mut vote = if self.lease_until.is_some_and(|u| now < u) || self.release.is_some() {
-                None
-            } else {
-                election::vote(self.cfg.rule, me, &peers, self.cfg.quorum, self.cfg.preempt)
-            };
-            if vote == Some(self.me.addr) && !self.joins_tried() {
-                // A --join address not tried yet may be a better node (its
-                // dial in flight, or in backoff): take no role before it was.
-                vote = None;
-            }
-            let mut withdraw = None;
-            if let Some(x) = self.vote
-                && x != self.me.addr
-                && vote != Some(x)
-                && self.peers.contains_key(&x)
-            {
-                vote = None;
-                withdraw = Some(x);
-            }
-            let me_addr = self.me.addr;
-            let votes = usize::from(vote == Some(me_addr))
-                + self
-                    .peers
-                    .values()
-                    .filter(|p| p.vote == Some(me_addr) && self.vote_held(p))
-                    .count();
-            let master = vote == Some(me_addr) && votes >= usize::from(self.cfg.quorum);
-            if vote == Some(me_addr) && !master {
-                // Votes that are there but not yet confirmed by a Pong: ask now.
-                let unconfirmed: Vec<SocketAddr> = self
-                    .peers
-                    .iter()
-                    .filter(|(_, p)| p.vote == Some(me_addr) && !self.vote_held(p) && !p.ping_out)
-                    .map(|(a, _)| *a)
-                    .collect();
-                for a in unconfirmed {
-                    self.ping(now, a, out);
-                }
+            let (vote, withdraw) = self.choose_vote(now);
+            let master = vote == Some(self.me.addr) && self.confirmed_votes() >= self.cfg.quorum;
+            if vote == Some(self.me.addr) && !master {
+                self.confirm_votes(now, out);
             }
             if vote == self.vote && master == self.master {
                 break;
@@ -98,7 +61,10 @@ impl Node {
             self.master = master;
             self.seq += 1;
             if let Some(x) = withdraw {
-                self.release = Some((x, self.seq));
+                self.withdrawal = Some(Withdrawal {
+                    from: x,
+                    seq: self.seq,
+                });
             }
             let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
             for a in addrs {
@@ -107,9 +73,85 @@ impl Node {
             }
         }
         self.arm_votes_timer();
+        self.say_master(out);
+    }
+
+    /// The vote this node gives now, and the live peer it withdraws its
+    /// vote from, if any (it then votes for nobody until that is acknowledged).
+    fn choose_vote(&mut self, now: Time) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        let me = Member {
+            info: self.me,
+            master: self.master,
+        };
+        let peers: Vec<Member> = self
+            .peers
+            .values()
+            .map(|p| Member {
+                info: p.info,
+                master: p.master,
+            })
+            .collect();
+        // A withdrawn vote is given again only once its old holder has
+        // applied the withdrawal (or is gone): else the holder could still
+        // count it while the new one counts it too, and with a majority
+        // quorum two masters would need exactly such a vote counted twice.
+        if let Some(w) = self.withdrawal
+            && self.peers.get(&w.from).is_none_or(|p| p.acked >= w.seq)
+        {
+            self.withdrawal = None;
+        }
+        let mut vote = if self.lease_until.is_some_and(|u| now < u) || self.withdrawal.is_some() {
+            None
+        } else {
+            election::vote(self.cfg.rule, me, &peers, self.cfg.quorum, self.cfg.preempt)
+        };
+        if vote == Some(self.me.addr) && !self.joins_tried() {
+            // A --join address not tried yet may be a better node (its
+            // dial in flight, or in backoff): take no role before it was.
+            vote = None;
+        }
+        if let Some(x) = self.vote
+            && x != self.me.addr
+            && vote != Some(x)
+            && self.peers.contains_key(&x)
+        {
+            return (None, Some(x));
+        }
+        (vote, None)
+    }
+
+    /// The votes for this node it counts, its own included (were it to vote
+    /// for itself): the peers' only while confirmed (see `vote_held`).
+    fn confirmed_votes(&self) -> u16 {
+        let me = self.me.addr;
+        let held = self
+            .peers
+            .values()
+            .filter(|p| p.vote == Some(me) && self.vote_held(p))
+            .count();
+        u16::try_from(held).unwrap_or(u16::MAX).saturating_add(1)
+    }
+
+    /// Pings the peers whose votes for this node are there but not yet
+    /// confirmed by a Pong (and not pinged already).
+    fn confirm_votes(&mut self, now: Time, out: &mut Vec<Output>) {
+        let me = self.me.addr;
+        let unconfirmed: Vec<SocketAddr> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.vote == Some(me) && !self.vote_held(p) && !p.ping_out)
+            .map(|(a, _)| *a)
+            .collect();
+        for a in unconfirmed {
+            self.ping(now, a, out);
+        }
+    }
+
+    /// Says `master changed` when the master this node names changed.
+    fn say_master(&mut self, out: &mut Vec<Output>) {
         let named = self.master();
-        if named != self.named {
-            self.named = named;
+        if named != self.master_said {
+            self.master_said = named;
             let w = self.master_words();
             out.push(Output::Event(Event::MasterChanged {
                 master: w.master,
@@ -120,6 +162,50 @@ impl Node {
         }
     }
 
+    /// The node we voted for, or whose release we await, was timed out: it may
+    /// still be alive and counting our vote until it times us out too, so hold
+    /// every new vote until it surely has (the lease, see the crate docs,
+    /// #election).
+    pub(super) fn start_lease(&mut self, now: Time) {
+        let until = now + self.cfg.heartbeat + self.lease_margin();
+        self.lease_until = Some(until);
+        self.timers
+            .rearm(&mut self.lease_timer, until, Timer::Lease);
+    }
+
+    /// Slack added to the vote lease for timer rounding and delivery delay:
+    /// the wheel's rounding plus [`LEASE_DELAY`] (30 ms at a 10 ms tick). The
+    /// lease is a second guard: the old master already stops counting our vote
+    /// a timeout after its last Ping we answered (see `vote_held`), whatever
+    /// the delay.
+    pub(super) fn lease_margin(&self) -> Duration {
+        self.timers.rounding() + LEASE_DELAY
+    }
+
+    /// The lease is over: this node may vote again.
+    pub(super) fn lease_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
+        if fired(&mut self.lease_timer, id) {
+            self.lease_until = None;
+            self.run_election(now, out);
+        }
+    }
+
+    /// A master whose confirmed votes fell below the quorum steps down, before
+    /// any other timer acts (such as the script sleep starting its master
+    /// script again).
+    pub(super) fn step_down_if_votes_expired(&mut self, now: Time, out: &mut Vec<Output>) {
+        if self.master && !self.is_master_at(now) {
+            self.run_election(now, out);
+        }
+    }
+
+    /// The Votes timer: enough of the votes counted stopped being confirmed.
+    pub(super) fn votes_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
+        if fired(&mut self.votes_timer, id) {
+            self.run_election(now, out);
+        }
+    }
+
     /// While master, wakes the node when its confirmed votes would fall below
     /// the quorum, so it gives up the role on time even when nothing arrives.
     fn arm_votes_timer(&mut self) {
@@ -127,7 +213,7 @@ impl Node {
             self.peers
                 .values()
                 .filter(|p| p.vote == Some(self.me.addr) && self.vote_held(p))
-                .filter_map(|p| p.echoed.map(|t| self.vote_expiry(t)))
+                .filter_map(|p| p.answered_ping.map(|t| self.vote_expiry(t)))
                 .collect()
         } else {
             Vec::new()
@@ -141,11 +227,9 @@ impl Node {
             .checked_sub(2)
             .and_then(|i| expiries.get(usize::from(i)))
             .copied();
-        if let Some(id) = self.votes_timer.take() {
-            self.timers.cancel(id);
-        }
-        if let Some(at) = at {
-            self.votes_timer = Some(self.timers.insert(at, Timer::Votes));
+        match at {
+            Some(at) => self.timers.rearm(&mut self.votes_timer, at, Timer::Votes),
+            None => self.timers.stop(&mut self.votes_timer),
         }
     }
 }

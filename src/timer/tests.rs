@@ -308,3 +308,44 @@ fn randomized_small_wheel() {
     // Few slots: lots of entries per slot and many rotations.
     run_against_model(0x5EED_B055_2024_0002, 7, 3, 5_000);
 }
+
+/// `rearm` replaces the timer a slot holds (the old entry is gone, not left
+/// to fire), `stop` empties it, and `fired` accepts only the slot's current id.
+#[test]
+fn rearm_stop_and_fired_keep_one_timer_per_slot() {
+    let mut w = TimerWheel::new(ms(10), 8);
+    let mut slot = None;
+    w.rearm(&mut slot, ms(50), "first");
+    let first = slot.expect("armed");
+    w.rearm(&mut slot, ms(20), "second");
+    assert_eq!(w.len(), 1, "the first entry was stopped");
+    assert_ne!(slot, Some(first));
+    let (id, v) = w.pop_expired(ms(20)).expect("the second fires");
+    assert_eq!(v, "second");
+    let mut stale = Some(first);
+    assert!(!fired(&mut stale, id), "a stale id is not current");
+    assert_eq!(stale, Some(first), "and its slot is left alone");
+    assert!(fired(&mut slot, id));
+    assert_eq!(slot, None, "a current timer that fired empties its slot");
+    assert!(!fired(&mut slot, id), "and fires once");
+    w.rearm(&mut slot, ms(90), "third");
+    w.stop(&mut slot);
+    assert_eq!((slot, w.len()), (None, 0));
+    w.stop(&mut slot);
+    assert_eq!(w.pop_expired(ms(1000)), None);
+}
+
+/// The rounding is one tick; `round_down` gives the instant at or before a
+/// time at which a timer fires exactly (inserted there, it is due then).
+#[test]
+fn rounding_is_a_tick_and_round_down_fires_exactly() {
+    let mut w = TimerWheel::new(ms(10), 8);
+    assert_eq!(w.rounding(), ms(10));
+    assert_eq!(w.round_down(ms(1003)), ms(1000));
+    assert_eq!(w.round_down(ms(1000)), ms(1000));
+    assert_eq!(w.round_down(Duration::from_nanos(9_999_999)), ms(0));
+    w.insert(w.round_down(ms(1009)), "exact");
+    assert_eq!(w.next_deadline(), Some(ms(1000)));
+    assert_eq!(w.pop_expired(ms(1000)).map(|p| p.1), Some("exact"));
+    assert_eq!(TimerWheel::<()>::new(ms(7), 8).rounding(), ms(7));
+}
