@@ -1,11 +1,10 @@
 //! Connection IO: the slab of sockets with their read and write buffers,
-//! dialling, accepting, reading within each turn's budget and feeding the frames,
-//! writing within the write limits, and the ways a connection ends.
+//! dialling, accepting, writing within the write limits, and the ways a connection ends.
 
 use super::codec::Codec;
 use super::{CONN_BASE, KEEP_CAPACITY, READ_CHUNK, Shell};
 use crate::node::{CloseReason, ConnId, Input, SessionKeys};
-use crate::wire::{self, HEADER, MAX_FRAME, MAX_HELLO};
+use crate::wire::{self, HEADER, MAX_FRAME};
 use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
@@ -15,7 +14,7 @@ use std::net::SocketAddr;
 /// Most unconsumed bytes a connection may hold: one whole frame plus one read.
 /// After its complete frames are decoded at most one partial frame is left, so
 /// there is always room for the next read.
-const READ_LIMIT: usize = HEADER + MAX_FRAME + READ_CHUNK;
+pub(super) const READ_LIMIT: usize = HEADER + MAX_FRAME + READ_CHUNK;
 /// Bytes queued for a peer that does not read, before it is dropped: two of the
 /// largest frames (a `-msg` text each) and room for the small ones. The
 /// protocol's other messages are a few dozen bytes.
@@ -27,7 +26,7 @@ pub(super) const TOTAL_WRITE_LIMIT: usize = 4 * 1024 * 1024;
 /// next turn, so one busy peer cannot starve the timers and the other sources.
 pub(super) const CONN_TURN_FRAMES: usize = 64;
 /// Bytes read from one connection per loop turn at most.
-const CONN_TURN_BYTES: usize = READ_CHUNK;
+pub(super) const CONN_TURN_BYTES: usize = READ_CHUNK;
 /// Connections accepted per loop turn at most; the rest of the backlog waits
 /// for the next turn.
 const TURN_ACCEPTS: usize = 256;
@@ -70,46 +69,6 @@ pub(super) struct Conn {
     pub(super) codec: Codec,
 }
 
-impl Conn {
-    /// Reads the socket into the read buffer, through `scratch`, until the buffer
-    /// is at its limit, `bytes` (the turn's budget, counted down) are read, or the
-    /// socket would block: then it returns true (drained). An end of stream or an
-    /// error is kept in `ended`.
-    fn fill(&mut self, scratch: &mut [u8], bytes: &mut usize) -> bool {
-        // Until the Hello is in, no more than a Hello may be buffered.
-        let limit = if self.first_done {
-            READ_LIMIT
-        } else {
-            HEADER + MAX_HELLO
-        };
-        loop {
-            let room = limit
-                .saturating_sub(self.read_buf.len())
-                .min(scratch.len())
-                .min(*bytes);
-            if room == 0 {
-                return false;
-            }
-            match self.stream.read(&mut scratch[..room]) {
-                Ok(0) => {
-                    self.ended = Some(CloseReason::Eof);
-                    return false;
-                }
-                Ok(n) => {
-                    self.read_buf.extend_from_slice(&scratch[..n]);
-                    *bytes -= n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.ended = Some(CloseReason::Error(e.to_string()));
-                    return false;
-                }
-            }
-        }
-    }
-}
-
 impl Shell {
     /// The slab key of `id` if it still names the connection the core means.
     fn open_key(&self, id: ConnId) -> Option<usize> {
@@ -120,7 +79,7 @@ impl Shell {
             .map(|_| key)
     }
 
-    fn id(key: usize, c: &Conn) -> ConnId {
+    pub(super) fn id(key: usize, c: &Conn) -> ConnId {
         ConnId {
             index: key as u32,
             generation: c.generation,
@@ -180,7 +139,7 @@ impl Shell {
 
     /// Drops an open connection and tells the core why.
     /// The core hears of it: `Input::Closed`, fed once the outputs in hand are carried out.
-    fn fail(&mut self, key: usize, reason: CloseReason) {
+    pub(super) fn fail(&mut self, key: usize, reason: CloseReason) {
         if let Some(c) = self.conns.get(key) {
             let conn = Shell::id(key, c);
             self.remove(key);
@@ -472,153 +431,6 @@ impl Shell {
             }
         }
     }
-
-    /// Reads a connection and feeds its complete frames, within this turn's
-    /// budget: at most [`CONN_TURN_FRAMES`] frames and [`CONN_TURN_BYTES`] bytes,
-    /// and what is left of [`TURN_FRAMES`](super::TURN_FRAMES). A connection read
-    /// already this turn, or left with input when its budget ran out, is listed for
-    /// the next turn.
-    pub(super) fn read(&mut self, key: usize, generation: u32) {
-        let Some(c) = self
-            .conns
-            .get_mut(key)
-            .filter(|c| c.generation == generation)
-        else {
-            return;
-        };
-        if c.served == self.turn || self.turn_frames == 0 {
-            self.defer(key);
-            return;
-        }
-        c.served = self.turn;
-        let mut scratch = std::mem::take(&mut self.scratch);
-        self.read_with(key, generation, &mut scratch);
-        self.scratch = scratch;
-    }
-
-    /// Lists a connection for the next turn (once).
-    fn defer(&mut self, key: usize) {
-        if let Some(c) = self.conns.get_mut(key)
-            && !c.later
-        {
-            c.later = true;
-            self.later.push((key, c.generation));
-        }
-    }
-
-    fn read_with(&mut self, key: usize, generation: u32, scratch: &mut [u8]) {
-        // The scratch buffer is lent out while feeding the core; a read from
-        // inside a feed would get an empty one and never make progress.
-        debug_assert!(!scratch.is_empty(), "read re-entered");
-        if scratch.is_empty() {
-            return;
-        }
-        let mut frames = CONN_TURN_FRAMES;
-        let mut bytes = CONN_TURN_BYTES;
-        let mut drained = false;
-        loop {
-            // Complete frames first, also before an EOF or an error: the peer
-            // may have said Goodbye just before it closed.
-            match self.deliver(key, generation, &mut frames) {
-                Delivered::Gone => return,
-                Delivered::Budget => return self.defer(key),
-                Delivered::NeedMore => {}
-            }
-            let Some(c) = self
-                .conns
-                .get_mut(key)
-                .filter(|c| c.generation == generation)
-            else {
-                return;
-            };
-            if let Some(reason) = c.ended.take() {
-                return self.fail_now(key, reason);
-            }
-            if drained {
-                return;
-            }
-            if bytes == 0 {
-                // Maybe more in the socket, and no new edge will say so.
-                return self.defer(key);
-            }
-            drained = c.fill(scratch, &mut bytes);
-        }
-    }
-
-    /// Closes an open connection outside of carrying out outputs, and feeds why.
-    /// The core hears of it at once: `Input::Closed` is fed before this returns.
-    fn fail_now(&mut self, key: usize, reason: CloseReason) {
-        self.fail(key, reason);
-        self.drain();
-    }
-
-    /// Decodes and feeds the complete frames in a connection's read buffer, at
-    /// most `frames` of them (counted down, and off the turn's budget).
-    fn deliver(&mut self, key: usize, generation: u32, frames: &mut usize) -> Delivered {
-        let mut used = 0;
-        loop {
-            if self.exiting {
-                return Delivered::Gone;
-            }
-            let Some(c) = self
-                .conns
-                .get_mut(key)
-                .filter(|c| c.generation == generation)
-            else {
-                return Delivered::Gone;
-            };
-            let rest = &c.read_buf[used..];
-            let step = if *frames == 0 || self.turn_frames == 0 {
-                Ok(None)
-            } else {
-                match wire::announced_len(rest) {
-                    Some(n) if !c.first_done && n > MAX_HELLO => {
-                        Err(CloseReason::Malformed(wire::WireError::FirstTooLong(n)))
-                    }
-                    _ => c.codec.decode(rest),
-                }
-            };
-            match step {
-                Ok(Some((msg, n))) => {
-                    used += n;
-                    c.first_done = true;
-                    *frames -= 1;
-                    self.turn_frames -= 1;
-                    let conn = Shell::id(key, c);
-                    self.feed(Input::Frame { conn, msg });
-                }
-                Ok(None) => {
-                    // Consume once per batch, not once per frame.
-                    c.read_buf.drain(..used);
-                    if c.read_buf.is_empty() && c.read_buf.capacity() > KEEP_CAPACITY {
-                        c.read_buf = Vec::new();
-                    }
-                    let spent = *frames == 0 || self.turn_frames == 0;
-                    // Spent: frames may be left, or more in the socket. With
-                    // nothing left of a connection that ended, close it now.
-                    return if spent && !(c.read_buf.is_empty() && c.ended.is_some()) {
-                        Delivered::Budget
-                    } else {
-                        Delivered::NeedMore
-                    };
-                }
-                Err(reason) => {
-                    self.fail_now(key, reason);
-                    return Delivered::Gone;
-                }
-            }
-        }
-    }
-}
-
-/// What feeding a connection's buffered frames left.
-enum Delivered {
-    /// The connection is closed (or the node exits).
-    Gone,
-    /// The budget ran out: read it again next turn.
-    Budget,
-    /// No complete frame is left: read more.
-    NeedMore,
 }
 
 /// Writes from the front of `c.write_buf` until it is empty or the socket is full.

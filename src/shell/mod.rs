@@ -23,13 +23,17 @@
 //! never blocks either: stdout is non-blocking, its backlog bounded.
 //!
 //! Its parts: the loop and the dispatch of events here; connection IO in
-//! `conns`; the script child and its pipes in `pipes`; stdin and stdout in
-//! `console`; the host-name lookups in [`resolve`].
+//! `conns` (dial, accept, write, close) and `reading` (each turn's read budget,
+//! frames fed one at a time); plain and sealed frames in `codec`; the script
+//! child and its pipes in `pipes`; stdin and stdout in `console`; the host-name
+//! lookups in [`resolve`]; the secret file and the OS's random seed in
+//! [`secret`].
 
 mod codec;
 mod conns;
 mod console;
 mod pipes;
+mod reading;
 pub mod resolve;
 pub mod secret;
 #[cfg(test)]
