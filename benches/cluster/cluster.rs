@@ -38,20 +38,21 @@ pub struct View {
 
 impl View {
     fn record(&mut self, line: &Line) {
-        let (text, at) = (line.text.as_str(), line.at);
-        if let Some(a) = common::started_addr(text) {
-            self.addr = Some(a);
-        } else if let Some(a) = common::connected_peer(text) {
-            if self.peers.insert(a) {
+        // One parse a line: the shared parser renders back what it read.
+        let at = line.at;
+        match common::event(&line.text) {
+            Some(common::Event::Started { addr, .. }) => self.addr = Some(addr),
+            Some(common::Event::PeerUp { addr }) if self.peers.insert(addr) => {
                 self.peers_at = Some(at);
             }
-        } else if let Some((a, _)) = common::lost_peer(text) {
-            if self.peers.remove(&a) {
+            Some(common::Event::PeerLost { addr, .. }) if self.peers.remove(&addr) => {
                 self.peers_at = Some(at);
             }
-        } else if let Some(named) = common::master_named(text) {
-            self.named = Some(named);
-            self.named_at = Some(at);
+            Some(common::Event::MasterChanged { master, .. }) => {
+                self.named = Some(master);
+                self.named_at = Some(at);
+            }
+            _ => {}
         }
     }
 }
