@@ -483,6 +483,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod command;
 pub mod config;
 pub mod election;

@@ -2,6 +2,9 @@
 //! [`Config`](boss::Config), binds the listen socket, runs the event loop and
 //! maps how it ended to an exit status.
 //!
+//! `boss status|is-master|ctl|watch …` are clients of a running node
+//! ([`boss::client`]): they never start one.
+//!
 //! It holds no node logic and does no IO beyond looking up (a host name, once,
 //! before the loop) and binding the listen address: the loop
 //! ([`boss::shell`]) does the rest. It reads the wall clock once, for the
@@ -229,7 +232,12 @@ fn run(args: Vec<OsString>) -> Exit {
 }
 
 fn main() -> ExitCode {
-    run(std::env::args_os().collect()).into()
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if boss::client::is_client(&args) {
+        // `boss status`, `is-master`, `ctl`, `watch`: ask a running node.
+        return ExitCode::from(boss::client::run(&args));
+    }
+    run(args).into()
 }
 
 #[cfg(test)]

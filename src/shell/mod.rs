@@ -35,6 +35,7 @@ mod console;
 mod pipes;
 mod reading;
 pub mod resolve;
+pub mod runtime;
 pub mod secret;
 #[cfg(test)]
 mod tests;
