@@ -80,6 +80,9 @@ pub struct Cli {
     /// Keep a master when a better node joins
     #[arg(long)]
     pub no_preempt: bool,
+    /// Start in standby: never master until `-standby off` (console or boss ctl)
+    #[arg(long)]
+    pub standby: bool,
     /// Stop redialling a lost peer (not a --join one) after this long
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration)]
     pub forget: Duration,
@@ -282,6 +285,7 @@ pub fn config(
     c.rule = cli.rule;
     c.quorum = cli.quorum;
     c.preempt = !cli.no_preempt;
+    c.standby = cli.standby;
     c.heartbeat = cli.heartbeat;
     c.timeout = cli.timeout;
     c.handshake_timeout = cli.handshake_timeout;
@@ -391,6 +395,7 @@ mod tests {
             "--quorum",
             "3",
             "--no-preempt",
+            "--standby",
             "--forget",
             "2m",
             "--max-connections",
@@ -425,6 +430,7 @@ mod tests {
         assert_eq!(c.priority, 9);
         assert_eq!(c.quorum, 3);
         assert!(!c.preempt);
+        assert!(c.standby);
         assert_eq!(c.forget, Duration::from_secs(120));
         assert_eq!(c.max_conns, 10);
         assert_eq!(c.script_sleep, Duration::from_millis(500));

@@ -35,6 +35,9 @@ pub enum Command {
     Sleep(Duration),
     /// `-q`: leave the cluster cleanly and exit.
     Quit,
+    /// `-standby <on|off>` (also `standby`): take this node out of the running
+    /// for master, or back in; `-standby` alone (`None`) says which it is.
+    Standby(Option<bool>),
 }
 
 /// Every command: its usage and one line of help. `-h` prints this table.
@@ -67,6 +70,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     (
         "-sslp <seconds>",
         "pause between two runs of a script (default 1)",
+    ),
+    (
+        "-standby <on|off>",
+        "on: this node is never master (a master hands over at once); off: it may be again; alone: show",
     ),
     ("-q", "leave the cluster cleanly and exit"),
 ];
@@ -120,6 +127,12 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             _ => Err(format!("usage: -loop <1|0>; {HINT}")),
         },
         "-sslp" => sleep(&rest).map(Some),
+        "-standby" | "standby" => match rest.as_slice() {
+            [] => Ok(Some(Command::Standby(None))),
+            ["on" | "1"] => Ok(Some(Command::Standby(Some(true)))),
+            ["off" | "0"] => Ok(Some(Command::Standby(Some(false)))),
+            _ => Err(format!("usage: -standby <on|off>; {HINT}")),
+        },
         _ if cmd.starts_with('-') => Err(format!(
             "unknown command '{}'; {HINT}",
             crate::text::escape(cmd)
@@ -198,6 +211,13 @@ mod tests {
         assert_eq!(parse("-cl"), Ok(Some(Command::ConnList)));
         assert_eq!(parse("-q"), Ok(Some(Command::Quit)));
         assert_eq!(parse(""), Ok(None));
+        assert_eq!(parse("-standby on"), Ok(Some(Command::Standby(Some(true)))));
+        assert_eq!(
+            parse("standby off"),
+            Ok(Some(Command::Standby(Some(false))))
+        );
+        assert_eq!(parse("-standby"), Ok(Some(Command::Standby(None))));
+        assert!(parse("-standby maybe").is_err());
         assert_eq!(parse("   "), Ok(None));
         let a: SocketAddr = "127.0.0.1:10000".parse().unwrap();
         assert_eq!(parse("-c 127.0.0.1 10000"), Ok(Some(Command::Connect(a))));

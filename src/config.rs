@@ -177,6 +177,11 @@ pub struct Config {
     /// The seed of this node's handshake nonces ([`crate::auth::NonceSource`]):
     /// from the OS in a real run, from the world's seed in the simulator.
     pub nonce_seed: NonceSeed,
+    /// Start in standby (`--standby`): never master until `-standby off`.
+    pub standby: bool,
+    /// How often to tell a service manager's watchdog that the loop runs
+    /// (`Output::Watchdog`); `None`: no watchdog.
+    pub watchdog: Option<Duration>,
 }
 
 /// The 32-byte seed of a node's handshake nonces; `Debug` does not show it.
@@ -217,6 +222,8 @@ impl Config {
             cluster: DEFAULT_CLUSTER.to_string(),
             secret: None,
             nonce_seed: NonceSeed::default(),
+            standby: false,
+            watchdog: None,
         }
     }
 }

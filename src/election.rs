@@ -74,17 +74,23 @@ pub struct Member {
     pub info: NodeInfo,
     /// Whether it announces itself master.
     pub master: bool,
+    /// Whether it may be master (not in standby).
+    pub eligible: bool,
 }
 
 /// What a node decides about a view: whom to vote for, and whether to step down.
 ///
 /// `me` is the deciding node (with its own current master flag); `peers` the other
-/// members of its view. Rules, in order:
-/// 1. If some member announces master, vote for the best such member (the
-///    incumbent) — except that a master which sees a better node steps down when
-///    `preempt` is set, and a master which sees a better *announced* master always
-///    steps down; stepping down means voting for that better node.
-/// 2. Otherwise, if the view has at least `quorum` members, vote for its best one.
+/// members of its view. Only *eligible* members (not in standby) can be chosen;
+/// every member counts toward the quorum. Rules, in order:
+/// 1. If some eligible member announces master, vote for the best such member
+///    (the incumbent) — except that a master which sees a better eligible node
+///    steps down when `preempt` is set, and a master which sees a better
+///    *announced* master always steps down; stepping down means voting for that
+///    better node. A master that is not eligible is no incumbent, not even to
+///    itself: it hands over at once, with or without `preempt`.
+/// 2. Otherwise, if the view has at least `quorum` members, vote for its best
+///    eligible one (nobody when none is eligible).
 /// 3. Otherwise vote for nobody.
 pub fn vote(
     rule: Rule,
@@ -94,8 +100,9 @@ pub fn vote(
     preempt: bool,
 ) -> Option<SocketAddr> {
     let all = || std::iter::once(&me).chain(peers.iter());
-    let incumbent = rule.best(all().filter(|m| m.master).map(|m| &m.info));
-    let best = rule.best(all().map(|m| &m.info));
+    let eligible = || all().filter(|m| m.eligible);
+    let incumbent = rule.best(eligible().filter(|m| m.master).map(|m| &m.info));
+    let best = rule.best(eligible().map(|m| &m.info));
     match incumbent {
         Some(inc) if inc.addr == me.info.addr => {
             // We are the best announced master. Keep the role unless preempting.
@@ -238,21 +245,28 @@ mod tests {
         let mut checked = 0;
         for pool in pools {
             for size in 1..=pool.len() {
-                for masters in 0..(1u32 << size) {
+                for (masters, eligible) in
+                    (0..(1u32 << size)).flat_map(|m| (0..(1u32 << size)).map(move |e| (m, e)))
+                {
                     let members: Vec<Member> = (0..size)
                         .map(|i| Member {
                             info: pool[i],
                             master: masters & (1 << i) != 0,
+                            eligible: eligible & (1 << i) != 0,
                         })
                         .collect();
-                    let infos: Vec<NodeInfo> = members.iter().map(|m| m.info).collect();
+                    let infos: Vec<NodeInfo> = members
+                        .iter()
+                        .filter(|m| m.eligible)
+                        .map(|m| m.info)
+                        .collect();
                     let announced: Vec<NodeInfo> = members
                         .iter()
-                        .filter(|m| m.master)
+                        .filter(|m| m.master && m.eligible)
                         .map(|m| m.info)
                         .collect();
                     for rule in Rule::ALL {
-                        let best = documented_best(rule, &infos);
+                        let best = (!infos.is_empty()).then(|| documented_best(rule, &infos));
                         let incumbent =
                             (!announced.is_empty()).then(|| documented_best(rule, &announced));
                         for quorum in 1..=pool.len() {
@@ -268,18 +282,21 @@ mod tests {
                                     let q = u16::try_from(quorum).expect("a small pool");
                                     let got = vote(rule, me, &peers, q, preempt);
                                     let want = match incumbent {
-                                        Some(inc) if inc == me.info.addr && preempt => Some(best),
+                                        Some(inc) if inc == me.info.addr && preempt => best,
                                         Some(inc) => Some(inc),
-                                        None if size >= quorum => Some(best),
+                                        None if size >= quorum => best,
                                         None => None,
                                     };
                                     assert_eq!(
                                         got, want,
                                         "rule {rule} q {quorum} pre {preempt} view {members:?} me {me_i}"
                                     );
-                                    // Never a vote for a node outside the view.
+                                    // Never a vote for a node outside the view,
+                                    // nor for one in standby.
                                     if let Some(v) = got {
-                                        assert!(members.iter().any(|m| m.info.addr == v));
+                                        assert!(
+                                            members.iter().any(|m| m.info.addr == v && m.eligible)
+                                        );
                                     }
                                     // A view without masters and below quorum votes for nobody.
                                     if masters == 0 && size < quorum {
@@ -293,7 +310,7 @@ mod tests {
                 }
             }
         }
-        assert!(checked > 10_000);
+        assert!(checked > 100_000);
     }
 
     #[test]
@@ -304,6 +321,7 @@ mod tests {
             .map(|&info| Member {
                 info,
                 master: false,
+                eligible: true,
             })
             .collect();
         for rule in Rule::ALL {

@@ -26,6 +26,7 @@
 //! | `quorum_warning` | | `warning: quorum 1 makes every lone node master; …` |
 //! | `no_secret_warning` | `bound` | `warning: no --secret-file: anyone who can reach BOUND can join and take the master role` |
 //! | `leaving` | | `leaving` |
+//! | `standby` | `on` | `standby on: this node will not be master` / `standby off: this node may be master` |
 //! | `peer_up` | `addr` | `connected ADDR` |
 //! | `peer_lost` | `addr`, `reason` ([`LostReason`]) | `lost ADDR (WHY)` |
 //! | `refused` | `addr`, `reason` ([`RefusedReason`]) | `refused ADDR: WHY` |
@@ -90,6 +91,8 @@ pub enum Event {
     NoSecretWarning { bound: SocketAddr },
     /// The node is leaving (`-q`, SIGINT, SIGTERM).
     Leaving,
+    /// Standby was turned on or off (`-standby`, `boss ctl standby`).
+    Standby { on: bool },
     /// A peer completed its handshake.
     PeerUp { addr: SocketAddr },
     /// A peer was lost.
@@ -206,6 +209,7 @@ impl Event {
             Event::QuorumWarning => "quorum_warning",
             Event::NoSecretWarning { .. } => "no_secret_warning",
             Event::Leaving => "leaving",
+            Event::Standby { .. } => "standby",
             Event::PeerUp { .. } => "peer_up",
             Event::PeerLost { .. } => "peer_lost",
             Event::Refused { .. } => "refused",
@@ -289,6 +293,8 @@ impl fmt::Display for Event {
                 "warning: no --secret-file: anyone who can reach {bound} can join and take the master role"
             ),
             Event::Leaving => f.write_str("leaving"),
+            Event::Standby { on: true } => f.write_str("standby on: this node will not be master"),
+            Event::Standby { on: false } => f.write_str("standby off: this node may be master"),
             Event::PeerUp { addr } => write!(f, "connected {addr}"),
             Event::PeerLost { addr, reason } => write!(f, "lost {addr} ({reason})"),
             Event::Refused { addr, reason } => write!(f, "refused {addr}: {reason}"),

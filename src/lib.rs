@@ -192,8 +192,9 @@
 //!   others); learnt addresses are dialled at most 50 a second after a burst of
 //!   256. With more than 32 learnt addresses wanted, one that failed twice is
 //!   dropped without a line; fewer are retried like a lost peer.
-//! - `State { seq, vote, master, ack }`: sent after the handshake and to every
-//!   peer on every change of the sender's vote or master flag. `seq` grows with
+//! - `State { seq, vote, master, eligible, ack }`: sent after the handshake and
+//!   to every peer on every change of the sender's vote, master flag or
+//!   eligibility (`eligible`: not in standby, see [the election](crate#election)). `seq` grows with
 //!   every change, so a stale state (one that travelled on a connection since
 //!   replaced) is ignored, though its `ack` still counts. `ack` is the newest
 //!   `seq` of the receiver's that the sender has applied (see
@@ -320,9 +321,17 @@
 //! every rule ends with the smaller address, so no two nodes are ever equal. All
 //! nodes of a cluster must use one rule and one quorum (the `Hello` checks it).
 //!
-//! - **Vote** ([`election::vote`]): for the incumbent, the best node of the view
-//!   that announces `master: true`; or, with no incumbent and at least `quorum`
-//!   nodes in view, for the best node of the view; else for nobody.
+//! - **Vote** ([`election::vote`]): for the incumbent, the best *eligible* node
+//!   of the view that announces `master: true`; or, with no incumbent and at
+//!   least `quorum` nodes in view, for the best eligible node of the view; else
+//!   for nobody.
+//! - **Eligibility and standby**: a node in standby (`--standby`, the console's
+//!   `-standby on`, `boss ctl standby on`) says `eligible: false` in its `State`.
+//!   It still votes and counts toward the quorum, but no node votes for it, and
+//!   it is no incumbent, not even to itself: a master that enters standby votes
+//!   for the best eligible node at once (a handover, with or without
+//!   `--no-preempt`, through the vote release below). With no eligible node in
+//!   view there is no master, and `-m` says so.
 //! - **Master**: a node that votes for itself and holds at least `quorum` votes,
 //!   its own included. It announces it in `State`. `quorum` defaults to 2, so a
 //!   lone node is never master; quorum 1 gets a warning at start.
@@ -432,8 +441,10 @@
 //! never holds or casts a counted vote and is never named master, and no
 //! honest node dials an address only it announced.
 //!
-//! Not yet: a control socket for other programs and master epochs for fencing
-//! are planned, not built.
+//! 6. **Standby**: a node in standby is never master once it has applied the
+//!    change (`Standby` in the simulator): it steps down in the same step.
+//!
+//! Not yet: master epochs for fencing are planned, not built.
 //!
 //! # Defaults
 //!

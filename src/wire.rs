@@ -11,8 +11,9 @@ use std::time::Duration;
 /// First field of every `Hello`: "BOSS".
 pub const MAGIC: u32 = 0x424f_5353;
 /// Protocol version; a peer with another version is refused. Version 2 added
-/// the cluster name, the handshake nonce, the secret flag and `Proof`.
-pub const VERSION: u16 = 2;
+/// the cluster name, the handshake nonce, the secret flag and `Proof`;
+/// version 3 whether a node may be master (`eligible` in `State`).
+pub const VERSION: u16 = 3;
 /// Largest frame body accepted (the length prefix's limit), sealed or not.
 pub const MAX_FRAME: usize = 64 * 1024;
 /// Largest message body encoded: a sealed body is [`crate::auth::TAG`] bytes
@@ -133,6 +134,9 @@ pub enum Msg {
         seq: u64,
         vote: Option<SocketAddr>,
         master: bool,
+        /// Whether the sender may be master: false while it is in standby
+        /// (see the crate docs, #election). Voters choose among eligible nodes.
+        eligible: bool,
         /// The newest `seq` of the receiver's that the sender has applied.
         ack: u64,
     },

@@ -80,6 +80,11 @@ fn parse_loose(line: &str) -> Option<Event> {
     if line == "leaving" {
         return Some(Event::Leaving);
     }
+    for on in [true, false] {
+        if line == (Event::Standby { on }).to_string() {
+            return Some(Event::Standby { on });
+        }
+    }
     if let Some(rest) = line.strip_prefix("connected ") {
         return Some(Event::PeerUp { addr: addr(rest)? });
     }

@@ -41,6 +41,8 @@ fn samples() -> Vec<Event> {
             bound: a("0.0.0.0:9"),
         },
         Event::Leaving,
+        Event::Standby { on: true },
+        Event::Standby { on: false },
         Event::PeerUp { addr: y },
         Event::CannotConnect {
             target: "localhost:9".into(),
@@ -265,7 +267,7 @@ fn every_event_parses_back_from_its_line() {
 #[test]
 fn the_sample_covers_every_event() {
     let names: std::collections::BTreeSet<_> = samples().iter().map(Event::name).collect();
-    assert_eq!(names.len(), 27, "{names:?}");
+    assert_eq!(names.len(), 28, "{names:?}");
     for n in names {
         assert!(
             n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),

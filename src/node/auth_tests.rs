@@ -217,6 +217,7 @@ fn a_frame_before_the_proof_is_refused_and_not_applied() {
             seq: 1,
             vote: Some(addr(2)),
             master: true,
+            eligible: true,
             ack: 0,
         },
         Msg::Text("hi".into()),

@@ -56,6 +56,7 @@ impl Node {
                 };
                 say(out, format!("script loop {how}"));
             }
+            Command::Standby(on) => self.set_standby(now, on, out),
             Command::Sleep(d) => {
                 self.cfg.script_sleep = d;
                 say(out, format!("script sleep {}s", d.as_secs_f64()));
@@ -68,11 +69,7 @@ impl Node {
         match self.master() {
             Some(m) if m == self.me.addr => format!("master: yes, {}", self.master_words()),
             Some(_) => format!("master: no, master is {}", self.master_words()),
-            None => format!(
-                "master: no, no master ({} of quorum {} nodes in view)",
-                self.peers.len() + 1,
-                self.cfg.quorum
-            ),
+            None => format!("master: no, no master ({})", self.no_master_words()),
         }
     }
 

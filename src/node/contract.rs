@@ -28,6 +28,31 @@ impl std::fmt::Display for ConnId {
     }
 }
 
+/// A control-socket client, named by the shell like a [`ConnId`]: a slab key
+/// plus a generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientId {
+    pub index: u32,
+    pub generation: u32,
+}
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}.{}", self.index, self.generation)
+    }
+}
+
+/// What a control client asks the core (see [`Input::Control`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// One console command line. Answered with [`Output::Answer`] lines (what
+    /// the console would show for it, the events it caused included), then one
+    /// [`Output::Done`].
+    Command(String),
+    /// The node's status: answered with one [`Output::Status`].
+    Status,
+}
+
 /// Why a connection ended without the core asking for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CloseReason {
@@ -98,6 +123,9 @@ pub enum Input {
     Closed { conn: ConnId, reason: CloseReason },
     /// One line typed at the console (without its newline).
     Line(String),
+    /// A request from a control-socket client (at most a few KiB, checked by
+    /// the shell). Every request is answered (see [`Request`]).
+    Control { client: ClientId, request: Request },
     /// SIGINT or SIGTERM: leave cleanly and exit.
     Shutdown,
     /// One line the running script printed (already split, at most a few KiB).
@@ -165,6 +193,36 @@ pub enum Output {
     /// Flush all connections (best effort, briefly) and exit 0. The core sends it
     /// only once no script runs any more.
     Exit,
+    /// One line of the answer to a control client's [`Request::Command`].
+    Answer { client: ClientId, line: String },
+    /// The answer to a [`Request::Command`] is complete; `code` is what the
+    /// client exits with ([`Done::OK`], [`Done::FAILED`], [`Done::USAGE`]).
+    Done { client: ClientId, code: u8 },
+    /// The answer to [`Request::Status`].
+    Status {
+        client: ClientId,
+        status: Box<super::status::Status>,
+    },
+    /// This node's role, the master it names or its standby changed (also
+    /// sent once at start): for the state file, the notify hook and the
+    /// service manager.
+    Summary(super::status::Summary),
+    /// Tell the service manager's watchdog that the loop runs (every
+    /// [`Config::watchdog`](crate::Config::watchdog)).
+    Watchdog,
+}
+
+/// The exit codes of a control client's command ([`Output::Done`]).
+pub struct Done;
+
+impl Done {
+    /// The command was carried out.
+    pub const OK: u8 = 0;
+    /// The command was understood but refused or failed at once (such as
+    /// `-c` to this node's own address).
+    pub const FAILED: u8 = 1;
+    /// The line is not a command (the answer says why).
+    pub const USAGE: u8 = 2;
 }
 
 /// Signals the core sends to a script's process group.

@@ -38,12 +38,16 @@ mod dialling;
 mod names;
 mod peers;
 mod scripts;
+mod status;
 mod strangers;
 mod voting;
 
 pub use auth::{REFUSAL_EVERY, SessionKeys};
-pub use contract::{CloseReason, ConnId, Input, Output, Role, ScriptSignal, Time};
+pub use contract::{
+    ClientId, CloseReason, ConnId, Done, Input, Output, Request, Role, ScriptSignal, Time,
+};
 pub use names::MAX_LOOKUPS;
+pub use status::{PeerStatus, ScriptStatus, Status, Summary};
 
 /// The fixed limits the console lines state, for [`crate::event`]'s renderer.
 pub(crate) mod limits {
@@ -60,7 +64,7 @@ pub(crate) mod limits {
 /// Owners: `peers.rs` (Peer), `connections.rs` (Handshake), `strangers.rs`
 /// (Summary), `dialling.rs` (Redial, DialTimeout, DialQueue), `names.rs`
 /// (Name), `voting.rs` (Lease, Votes), `scripts.rs` (ScriptSleep,
-/// ScriptKill, ScriptRelay, TextRelay).
+/// ScriptKill, ScriptRelay, TextRelay), `status.rs` (Watchdog).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timer {
     /// A peer's heartbeat is due, or its silence may have reached the timeout
@@ -90,6 +94,8 @@ enum Timer {
     Name(u32),
     /// Collapsed console lines are due for their summary.
     Summary,
+    /// The service manager's watchdog wants to hear from the loop.
+    Watchdog,
 }
 
 /// Timer granularity: deadlines round up to this.
@@ -157,11 +163,18 @@ pub struct Node {
     summary_timer: Option<TimerId>,
     /// Handshake nonces and the refusals said per address (see `auth`).
     auth: auth::AuthState,
+    /// In standby: never master (see the crate docs, #election).
+    standby: bool,
+    /// The last [`Summary`] sent, to send the next only on a change.
+    summary_said: Option<Summary>,
+    /// The next watchdog ping, while `Config::watchdog` is set.
+    watchdog_timer: Option<TimerId>,
 }
 
 impl Node {
     pub fn new(cfg: Config) -> Node {
         let cfg_seed = cfg.nonce_seed.0;
+        let standby = cfg.standby;
         let me = NodeInfo {
             addr: cfg.addr,
             started: cfg.started,
@@ -215,6 +228,9 @@ impl Node {
             ratelog: RateLog::default(),
             summary_timer: None,
             auth: auth::AuthState::new(cfg_seed),
+            standby,
+            summary_said: None,
+            watchdog_timer: None,
         }
     }
 
@@ -248,7 +264,9 @@ impl Node {
         }
         self.pump_lookups(now, out);
         self.run_election(now, out);
+        self.arm_watchdog(now);
         self.script_sync(now, out);
+        self.summary_sync(out);
     }
 
     // ----- observers (for the shell, the console and the tests) -----
@@ -371,6 +389,7 @@ impl Node {
             self.dial_timer,
             self.summary_timer,
             self.texts.timer,
+            self.watchdog_timer,
         ];
         self.peers.values().filter(|p| p.timer.is_some()).count()
             + self.conns.values().filter(handshaking).count()
@@ -407,6 +426,7 @@ impl Node {
             &mut self.dial_timer,
             &mut self.summary_timer,
             &mut self.texts.timer,
+            &mut self.watchdog_timer,
         ] {
             self.timers.stop(slot);
         }
@@ -444,6 +464,7 @@ impl Node {
         }
         // As in `handle`: the script follows the role once, after every timer.
         self.script_sync(now, out);
+        self.summary_sync(out);
     }
 
     /// Hands a timer that fired to its owner, which checks that `id` is still
@@ -463,6 +484,7 @@ impl Node {
             Timer::ScriptKill => self.script_kill_due(id, out),
             Timer::ScriptRelay => self.script_relay_due(now, id, out),
             Timer::TextRelay => self.text_relay_due(now, id, out),
+            Timer::Watchdog => self.watchdog_due(now, id, out),
         }
     }
 
@@ -474,6 +496,7 @@ impl Node {
         // input caused: a role that flips and flips back within one input
         // neither starts nor stops a script.
         self.script_sync(now, out);
+        self.summary_sync(out);
     }
 
     fn handle_input(&mut self, now: Time, input: Input, out: &mut Vec<Output>) {
@@ -487,6 +510,8 @@ impl Node {
             Input::ScriptFailed { error, transient } => {
                 return self.script_failed(now, &error, transient, out);
             }
+            // Every request is answered, also while leaving.
+            Input::Control { client, request } => return self.control(now, client, request, out),
             _ if self.leaving => return,
             _ => {}
         }
@@ -505,7 +530,10 @@ impl Node {
             Input::Resolved { name, port, result } => {
                 self.resolved(now, HostPort { host: name, port }, result, out)
             }
-            Input::ScriptLine { .. } | Input::ScriptExited { .. } | Input::ScriptFailed { .. } => {}
+            Input::ScriptLine { .. }
+            | Input::ScriptExited { .. }
+            | Input::ScriptFailed { .. }
+            | Input::Control { .. } => {}
         }
     }
 }

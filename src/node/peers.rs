@@ -34,6 +34,9 @@ pub(super) struct Peer {
     pub(super) answered_ping: Option<Time>,
     pub(super) vote: Option<SocketAddr>,
     pub(super) master: bool,
+    /// Whether it may be master (not in standby), as its `State` said; until
+    /// its first `State`, as a node starts: eligible.
+    pub(super) eligible: bool,
     pub(super) last_heard: Time,
     pub(super) rtt: Option<Duration>,
     /// Its heartbeat timer, armed while it is a peer (see `Node::peer_wake`).
@@ -103,6 +106,7 @@ impl Node {
             seq,
             vote,
             master,
+            eligible,
             ack,
         } = state
         else {
@@ -130,6 +134,7 @@ impl Node {
         // node's role, and is shown by `-cl` as an address (total).
         p.vote = vote;
         p.master = master;
+        p.eligible = eligible;
         let before = self.seq;
         self.run_election(now, out);
         if withdrawn && self.seq == before {
@@ -250,6 +255,7 @@ impl Node {
             answered_ping: None,
             vote: None,
             master: false,
+            eligible: true,
             last_heard: now,
             rtt: None,
             timer: None,

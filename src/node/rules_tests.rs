@@ -41,6 +41,7 @@ fn state(seq: u64, vote: Option<SocketAddr>, ack: u64) -> Msg {
         seq,
         vote,
         master: false,
+        eligible: true,
         ack,
     }
 }

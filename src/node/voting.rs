@@ -32,6 +32,7 @@ impl Node {
             seq: self.seq,
             vote: self.vote,
             master: self.master,
+            eligible: self.eligible(),
             ack: self.peers.get(&to).map_or(0, |p| p.seq),
         }
     }
@@ -82,6 +83,7 @@ impl Node {
         let me = Member {
             info: self.me,
             master: self.master,
+            eligible: self.eligible(),
         };
         let peers: Vec<Member> = self
             .peers
@@ -89,6 +91,7 @@ impl Node {
             .map(|p| Member {
                 info: p.info,
                 master: p.master,
+                eligible: p.eligible,
             })
             .collect();
         // A withdrawn vote is given again only once its old holder has

@@ -46,12 +46,14 @@ fn all_msgs() -> Vec<Msg> {
             seq: 0,
             vote: None,
             master: false,
+            eligible: true,
             ack: 0,
         },
         Msg::State {
             seq: u64::MAX,
             vote: Some(info(3).addr),
             master: true,
+            eligible: true,
             ack: 7,
         },
         Msg::Ping(0),
@@ -271,13 +273,13 @@ fn hello() -> Msg {
 fn a_hello_is_accepted_only_in_its_one_encoding() {
     let body = body(&hello()).unwrap();
     assert_eq!(decode_body(&body), Ok(hello()));
-    // The same value with an over-long varint (the version, 2, as 0x82
+    // The same value with an over-long varint (the version, 3, as 0x83
     // 0x00): it may read as the same value, but it is not the bytes the
     // sender hashed.
-    assert_eq!(VERSION, 2);
-    let at = body.iter().position(|&b| b == 2).unwrap();
+    assert_eq!(VERSION, 3);
+    let at = body.iter().position(|&b| b == 3).unwrap();
     let mut long = body[..at].to_vec();
-    long.extend_from_slice(&[0x82, 0x00]);
+    long.extend_from_slice(&[0x83, 0x00]);
     long.extend_from_slice(&body[at + 1..]);
     assert_eq!(decode_body(&long), Err(WireError::Malformed));
     // A trailing byte.

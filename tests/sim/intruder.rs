@@ -209,6 +209,7 @@ impl World {
             seq: 1,
             vote: Some(me),
             master: true,
+            eligible: true,
             ack: 0,
         });
         frames.push(Msg::Text("forged".into()));

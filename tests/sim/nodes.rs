@@ -248,6 +248,15 @@ impl World {
                         self.close_end(l, 0)?;
                     }
                 }
+                // Changes of role, master or standby, and the watchdog: for
+                // the shell's state file and service manager.
+                Output::Summary(_) | Output::Watchdog => {}
+                Output::Answer { .. } | Output::Done { .. } | Output::Status { .. } => {
+                    return Err(self.fail(
+                        "OutputProtocol",
+                        format!("n{} answers a control client never seen: {o:?}", s + 1),
+                    ));
+                }
                 Output::Secure { conn, .. } => {
                     // The simulated network carries messages, not bytes: no
                     // frame is sealed. The core still checks every proof.
