@@ -16,7 +16,7 @@ use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-const USAGE: &str = "boss <HOST> <PORT> [OPTIONS] [-ds SCRIPT ARGS...] [-ms SCRIPT ARGS...]";
+const USAGE: &str = "boss <HOST> <PORT> [OPTIONS] [-ds SCRIPT ARGS...] [-ms SCRIPT ARGS...]\n       boss status|is-master|ctl|watch [--control PATH | --port PORT] ...";
 
 const AFTER_HELP: &str = "\
 Scripts, in the original's form, after every other option and in either order:
@@ -26,12 +26,20 @@ Each takes every word up to the other one, so script arguments may start with a 
 
 Durations: 250ms, 1s, 2m, 1h 30m. Type -h at the console for its commands.
 
+Ask a running node (these never start one; -h after each for its usage):
+  boss status [--json]   its role, master, votes, peers and scripts
+  boss is-master         exit 0 if it is master, 1 if not, 3 if no node answers
+  boss ctl COMMAND...    run a console command (-c IP PORT, -q, standby on, ...)
+  boss watch [--json]    print its events as they happen
+Each takes --control PATH or --port PORT; without, the only node on this host.
+
 Signals: SIGINT and SIGTERM leave cleanly; SIGUSR1 prints a status dump
-(-m, -t, -cl); SIGHUP and SIGUSR2 are ignored.
+(-m, -t, -cl); SIGHUP and SIGUSR2 are ignored (nothing to reload: change
+scripts with boss ctl -ms / -ds).
 
 Exit status: 0 clean exit (-q, SIGINT, SIGTERM), 1 runtime failure,
 2 usage error (or a system clock that cannot be right, or a --secret-file
-that cannot be used), 3 cannot listen.";
+that cannot be used), 3 cannot listen (or the control socket is in use).";
 
 /// The command line, as clap sees it (the `-ds`/`-ms` tail is split off first).
 /// The defaults written here must equal `Config::new`'s: a test checks them.
@@ -118,10 +126,43 @@ pub struct Cli {
     /// encrypted
     #[arg(long, value_name = "PATH")]
     pub secret_file: Option<std::path::PathBuf>,
+    /// The control socket `boss status|is-master|ctl|watch` talk to (none: no
+    /// socket); by default $RUNTIME_DIRECTORY/boss.sock under systemd, else
+    /// $XDG_RUNTIME_DIR/boss/PORT.sock or /tmp/boss-UID/PORT.sock
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<std::path::PathBuf>,
+    /// The control socket's permissions, octal (0660: its group may use it too)
+    #[arg(long, value_name = "MODE", default_value = "0600", value_parser = octal_mode)]
+    pub control_mode: u32,
+    /// Rewrite this file (temp file and rename) with the role, master, standby,
+    /// votes and quorum in KEY=value lines a shell can source, on every change
+    #[arg(long, value_name = "PATH")]
+    pub state_file: Option<std::path::PathBuf>,
+    /// Run this on every change of this node's role or of the master, with
+    /// ROLE and MASTER (- when none) added to its words; words quoted as in a
+    /// shell
+    #[arg(long, value_name = "\"PROGRAM ARGS\"")]
+    pub notify: Option<String>,
+    /// Kill a --notify run that has not ended after this long
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = duration)]
+    pub notify_timeout: Duration,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (durations look like 250ms, 1s, 2m)"))
+}
+
+/// `--control-mode`: permissions in octal, at most 0777 (`0660`, `660`).
+fn octal_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| {
+            format!(
+                "'{}' is not an octal mode like 0600 or 0660",
+                crate::text::escape(s)
+            )
+        })
 }
 
 /// `--cluster`: a name [`crate::wire::is_cluster_name`] accepts.
@@ -213,6 +254,13 @@ fn split_scripts(args: Vec<OsString>) -> Result<(Vec<OsString>, Scripts), String
     Ok((head, scripts))
 }
 
+/// `--notify "PROGRAM ARGS"`: the hook's words (checked by [`parse`]).
+pub fn notify_words(cli: &Cli) -> Option<ScriptSpec> {
+    cli.notify
+        .as_deref()
+        .and_then(|n| script_words("--notify", n).ok())
+}
+
 /// `--default-script "PROGRAM ARGS"`: the words split as a shell splits them
 /// (quotes and backslashes, no expansion): `--master-script "sh -c 'echo hi'"`.
 fn script_words(flag: &str, s: &str) -> Result<ScriptSpec, String> {
@@ -259,6 +307,12 @@ fn validate(cli: &Cli) -> Result<(), String> {
             "'{}' is neither an IP address nor a host name",
             crate::text::escape(&cli.host)
         ));
+    }
+    if let Some(n) = &cli.notify {
+        script_words("--notify", n)?;
+    }
+    if cli.notify_timeout.is_zero() {
+        return Err("--notify-timeout must be more than 0".into());
     }
     if let Some(a) = cli.advertise
         && a.ip().is_unspecified()

@@ -32,7 +32,8 @@ enum Exit {
     Usage = 2,
     /// 3: cannot listen: the address is in use or not available, no permission,
     /// a host name that does not resolve, or a wildcard address without
-    /// `--advertise`.
+    /// `--advertise`; or the control socket is in use (a live node answers on
+    /// it) or cannot be created.
     CannotListen = 3,
 }
 
@@ -124,6 +125,68 @@ fn wall_clock_micros() -> i128 {
         Ok(d) => micros(d),
         Err(e) => -micros(e.duration()),
     }
+}
+
+/// The control socket (`--control`, by default one per listen port), the
+/// state file, the notify hook and systemd's notifications (`NOTIFY_SOCKET`,
+/// which also sets the watchdog's interval). An error is one line, and means
+/// [`Exit::CannotListen`]: a control socket in use or that cannot be made.
+fn extras(cli: &cli::Cli, port: u16, config: &mut boss::Config) -> Result<shell::Extras, String> {
+    use shell::runtime::{RuntimeEnv, prepare_dir};
+    let control = match &cli.control {
+        Some(p) if p.as_os_str() == "none" => None,
+        Some(p) => Some(p.clone()),
+        None => {
+            let env = RuntimeEnv::from_os();
+            let (dir, systemd) = env.dir();
+            if !systemd {
+                prepare_dir(&dir, env.uid).map_err(|e| {
+                    format!("{e} (name a socket with --control PATH, or --control none)")
+                })?;
+            }
+            Some(env.path(port))
+        }
+    };
+    let control = match control {
+        Some(path) => Some(shell::control::bind(&path, cli.control_mode)?),
+        None => None,
+    };
+    let systemd = match std::env::var_os("NOTIFY_SOCKET").filter(|v| !v.is_empty()) {
+        Some(v) => match shell::systemd::Systemd::new(&v) {
+            Ok(sd) => Some(sd),
+            Err(msg) => {
+                // Not fatal: the node runs, systemd times it out.
+                error_line(&msg);
+                None
+            }
+        },
+        None => None,
+    };
+    if systemd.is_some() {
+        config.watchdog = watchdog(
+            std::env::var("WATCHDOG_USEC").ok().as_deref(),
+            std::env::var("WATCHDOG_PID").ok().as_deref(),
+            std::process::id(),
+        );
+    }
+    Ok(shell::Extras {
+        control,
+        state_file: cli.state_file.clone(),
+        notify: cli::notify_words(cli).map(|spec| (spec, cli.notify_timeout)),
+        systemd,
+    })
+}
+
+/// The watchdog's ping interval: half of `WATCHDOG_USEC`, when it is set for
+/// this process (`WATCHDOG_PID` unset or ours), as `sd_watchdog_enabled`.
+fn watchdog(usec: Option<&str>, pid: Option<&str>, ours: u32) -> Option<Duration> {
+    let usec: u64 = usec?.parse().ok().filter(|u| *u > 0)?;
+    if let Some(p) = pid
+        && p.parse::<u32>().ok() != Some(ours)
+    {
+        return None;
+    }
+    Some(Duration::from_micros(usec / 2))
 }
 
 /// Descriptors kept free of connections: stdio, the poll, the listener, the
@@ -222,7 +285,14 @@ fn run(args: Vec<OsString>) -> Exit {
         );
         config.max_conns = capped;
     }
-    match shell::run(config, listener) {
+    let extras = match extras(&cli, bound.port(), &mut config) {
+        Ok(x) => x,
+        Err(msg) => {
+            error_line(&msg);
+            return Exit::CannotListen;
+        }
+    };
+    match shell::run(config, listener, extras) {
         Ok(()) => Exit::Clean,
         Err(e) => {
             error_line(&e.to_string());
@@ -251,6 +321,16 @@ mod tests {
         assert_eq!(cap_connections(100_000, 256), Some(224));
         assert_eq!(cap_connections(224, 256), None);
         assert_eq!(cap_connections(5, 10), Some(1), "never below one");
+    }
+
+    #[test]
+    fn the_watchdog_pings_at_half_its_interval_for_this_process_only() {
+        let half = Some(Duration::from_millis(100));
+        assert_eq!(watchdog(Some("200000"), None, 7), half);
+        assert_eq!(watchdog(Some("200000"), Some("7"), 7), half);
+        assert_eq!(watchdog(Some("200000"), Some("8"), 7), None);
+        assert_eq!(watchdog(Some("0"), None, 7), None);
+        assert_eq!(watchdog(None, None, 7), None);
     }
 
     #[test]

@@ -32,11 +32,15 @@
 mod codec;
 mod conns;
 mod console;
+pub mod control;
+mod notify;
 mod pipes;
 mod reading;
 pub mod resolve;
 pub mod runtime;
 pub mod secret;
+mod state;
+pub mod systemd;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -45,7 +49,8 @@ mod turn_tests;
 pub use console::{CONSOLE_CLOSED, MAX_CONSOLE_LINE};
 
 use crate::config::Config;
-use crate::node::{Input, Node, Output, ScriptSignal, Time};
+use crate::config::ScriptSpec;
+use crate::node::{Input, Node, Output, ScriptSignal, Summary, Time};
 use crate::script::Script;
 use conns::{Conn, Kind, discard_input};
 use console::{Console, Lines, Stdin};
@@ -73,6 +78,12 @@ const SCRIPT_ERR: Token = Token(4);
 const STDOUT: Token = Token(5);
 /// A connection's token is its slab key plus this.
 const CONN_BASE: usize = 6;
+/// The control socket's listener; its clients' tokens follow (see
+/// [`control`]). Far above any connection's, below the lookups'.
+const CONTROL_BASE: usize = usize::MAX / 4;
+/// The notify hook's stdout and stderr pipes.
+const NOTIFY_OUT: Token = Token(CONTROL_BASE - 2);
+const NOTIFY_ERR: Token = Token(CONTROL_BASE - 1);
 
 /// Most bytes one `read` call asks for (sockets and stdin).
 const READ_CHUNK: usize = 64 * 1024;
@@ -109,10 +120,26 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// What the shell does for the outside besides the node's own IO, each
+/// optional: the control socket, the state file, the notify hook and
+/// systemd's notifications.
+#[derive(Default)]
+pub struct Extras {
+    /// The control socket, bound ([`control::bind`]).
+    pub control: Option<control::Bound>,
+    /// `--state-file`.
+    pub state_file: Option<std::path::PathBuf>,
+    /// `--notify` and `--notify-timeout`.
+    pub notify: Option<(ScriptSpec, Duration)>,
+    /// `NOTIFY_SOCKET`.
+    pub systemd: Option<systemd::Systemd>,
+}
+
 /// Runs a node on `listener` (already bound) until it exits: `Ok` after `-q`,
 /// SIGINT or SIGTERM, `Err` if the poll itself fails.
-pub fn run(config: Config, listener: std::net::TcpListener) -> Result<(), Error> {
+pub fn run(config: Config, listener: std::net::TcpListener, extras: Extras) -> Result<(), Error> {
     let mut shell = Shell::setup(config, listener, true)?;
+    shell.attach(extras)?;
     let mut events = Events::with_capacity(EVENTS);
     let result = shell.run(&mut events);
     shell.finish(&mut events);
@@ -147,6 +174,7 @@ impl Shell {
         };
         let clock = Clock::start();
         Ok(Shell {
+            node_addr: config.addr,
             node: Node::new(config),
             poll,
             listener,
@@ -175,7 +203,27 @@ impl Shell {
             turn: 0,
             turn_frames: TURN_FRAMES,
             later: Vec::new(),
+            control: None,
+            notifier: None,
+            state: None,
+            systemd: None,
+            summary: None,
         })
+    }
+
+    /// Takes on the extras: registers the control socket.
+    fn attach(&mut self, extras: Extras) -> Result<(), Error> {
+        if let Some(bound) = extras.control {
+            let control = control::Control::new(bound, self.poll.registry())
+                .map_err(|e| Error::Setup("the control socket", e))?;
+            self.control = Some(control);
+        }
+        self.state = extras.state_file.map(state::StateFile::new);
+        self.notifier = extras
+            .notify
+            .map(|(spec, timeout)| notify::Notifier::new(spec, timeout));
+        self.systemd = extras.systemd;
+        Ok(())
     }
 
     /// The signal source, registered. SIGCHLD says the script ended; its pipes
@@ -268,6 +316,18 @@ struct Shell {
     queued: usize,
     /// Loop turns so far.
     turn: u64,
+    /// This node's address, for the state file and the notify hook.
+    node_addr: SocketAddr,
+    /// The control socket and its clients.
+    control: Option<control::Control>,
+    /// The notify hook.
+    notifier: Option<notify::Notifier>,
+    /// The state file.
+    state: Option<state::StateFile>,
+    /// systemd's notification socket.
+    systemd: Option<systemd::Systemd>,
+    /// The core's last summary (`is-master` answers from it).
+    summary: Option<Summary>,
     /// Frames this turn may still feed, over all connections.
     turn_frames: usize,
     /// Connections whose budget ran out with input left (mio is edge-triggered:
@@ -280,6 +340,8 @@ impl Shell {
         self.now = self.clock.now();
         self.node.start(self.now, &mut self.out);
         self.drain();
+        // Listening, `started` said: ready.
+        self.tell_systemd("READY=1");
         if matches!(self.stdin, Stdin::File) {
             // A regular file cannot be polled (epoll refuses it): its lines are
             // the console session, fed once at start.
@@ -296,14 +358,17 @@ impl Shell {
     /// while input is left over), run the timers, the IO events, the
     /// connections and pipes left over, then write the console.
     fn turn(&mut self, events: &mut Events) -> Result<(), Error> {
-        let timeout =
-            if self.script_ready.contains(&true) || !self.later.is_empty() || self.accept_later {
-                // A pipe or a connection still holds input: look at the other
-                // sources, then read on.
-                Some(Duration::ZERO)
-            } else {
-                wait_for(self.node.poll_timeout(), self.now)
-            };
+        let left_over = self.script_ready.contains(&true)
+            || !self.later.is_empty()
+            || self.accept_later
+            || self.notifier.as_ref().is_some_and(|n| n.ready());
+        let timeout = if left_over {
+            // A pipe or a connection still holds input: look at the other
+            // sources, then read on.
+            Some(Duration::ZERO)
+        } else {
+            wait_for(self.deadline(), self.now)
+        };
         if let Err(e) = self.poll.poll(events, timeout) {
             // A signal interrupts epoll_wait whatever SA_RESTART says; the
             // signal pipe is readable on the next turn.
@@ -313,6 +378,19 @@ impl Shell {
         }
         self.serve(events);
         Ok(())
+    }
+
+    /// The next deadline: the core's, or the shell's own two while they are
+    /// armed (a control client owing its request, a notify hook running).
+    fn deadline(&mut self) -> Option<Time> {
+        [
+            self.node.poll_timeout(),
+            self.control.as_ref().and_then(|c| c.deadline()),
+            self.notifier.as_ref().and_then(|n| n.deadline()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The work of one turn once `poll` returned `events`.
@@ -352,6 +430,8 @@ impl Shell {
             self.accept_retry = false;
             self.accept();
         }
+        self.notify_turn();
+        self.control_turn();
         self.console.flush();
     }
 
@@ -391,6 +471,14 @@ impl Shell {
         // The core exits only after its script was reaped, but the loop may also
         // end on an error: dropping a script kills its group and reaps it.
         self.drop_script();
+        self.control_finish();
+        if let (Some(state), Some(s)) = (self.state.as_mut(), self.summary.as_ref())
+            && let Some(line) = state.write(s, true, self.node_addr)
+        {
+            self.console.line(&line);
+        }
+        // A hook still running is killed with its group.
+        self.notifier = None;
         // The last lines get a bounded time: a stdout nobody reads must not
         // keep a node that was told to stop.
         self.console
@@ -431,7 +519,13 @@ impl Shell {
     fn carry_out(&mut self, o: Output) {
         match o {
             Output::Console(line) => self.console.line(&line),
-            Output::Event(event) => self.console.line(&event.to_string()),
+            Output::Event(event) => {
+                self.console.line(&event.to_string());
+                if event == crate::event::Event::Leaving {
+                    self.tell_systemd("STOPPING=1");
+                }
+                self.control_event_out(&event);
+            }
             Output::Dial(addr) => self.dial(addr),
             Output::CancelDial(addr) => {
                 if let Some(key) = self.dials.remove(&addr) {
@@ -461,13 +555,30 @@ impl Shell {
                 self.resolver.cancel(self.poll.registry(), &name, port);
             }
             Output::Exit => self.exiting = true,
-            // Not asked for yet: no control client, state file or service
-            // manager is wired to the loop.
-            Output::Answer { .. }
-            | Output::Done { .. }
-            | Output::Status { .. }
-            | Output::Summary(_)
-            | Output::Watchdog => {}
+            Output::Answer { client, line } => self.control_answer(client, &line),
+            Output::Done { client, code } => self.control_done(client, code),
+            Output::Status { client, status } => self.control_status(client, &status),
+            Output::Summary(s) => self.summary(s),
+            Output::Watchdog => self.tell_systemd("WATCHDOG=1"),
+        }
+    }
+
+    /// A new summary: the state file, systemd's status, the notify hook.
+    fn summary(&mut self, s: Summary) {
+        if let Some(state) = self.state.as_mut()
+            && let Some(line) = state.write(&s, false, self.node_addr)
+        {
+            self.console.line(&line);
+        }
+        self.tell_systemd(&systemd::status(&s));
+        self.notify_summary(&s);
+        self.summary = Some(s);
+    }
+
+    /// One datagram to systemd, if it listens.
+    fn tell_systemd(&mut self, msg: &str) {
+        if let Some(line) = self.systemd.as_mut().and_then(|sd| sd.send(msg)) {
+            self.console.line(&line);
         }
     }
 
@@ -496,6 +607,7 @@ impl Shell {
                 }
                 if child {
                     self.reap_script();
+                    self.notify_reap();
                 }
                 if status && !self.exiting {
                     // A status dump: the answers of the console's -m, -t and -cl.
@@ -513,6 +625,9 @@ impl Shell {
             // Read at the end of the turn, within its budget.
             SCRIPT_OUT => self.script_ready[Pipe::Out as usize] = true,
             SCRIPT_ERR => self.script_ready[Pipe::Err as usize] = true,
+            NOTIFY_OUT => self.notify_readable(0),
+            NOTIFY_ERR => self.notify_readable(1),
+            t if control::owns(t).is_some() => self.control_event(control::owns(t).flatten(), ev),
             t if Resolver::owns(t) => {
                 if let Some((name, port, result)) = self.resolver.ready(self.poll.registry(), t) {
                     self.feed(Input::Resolved { name, port, result });

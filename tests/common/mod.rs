@@ -32,6 +32,14 @@ pub const SETTLE: Duration = Duration::from_secs(20);
 /// The `boss` binary Cargo built for these tests (or the benchmark).
 pub const BIN: &str = env!("CARGO_BIN_EXE_boss");
 
+/// `XDG_RUNTIME_DIR` for the nodes the harness starts: their default control
+/// sockets go in its `boss/` (one per port, so nodes never collide).
+pub fn runtime_dir() -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("runtime");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
 /// The harness is a shell, like the event loop: it may read the clock.
 #[allow(clippy::disallowed_methods)]
 pub fn now() -> Instant {
@@ -942,6 +950,13 @@ impl Boss {
         args: &[&str],
         bell: Option<&Arc<Bell>>,
     ) -> Boss {
+        let chosen = |name: &str| cmd.get_envs().any(|(k, _)| k == name);
+        if !chosen("XDG_RUNTIME_DIR") && !chosen("RUNTIME_DIRECTORY") {
+            // The default control sockets of test nodes (killed with SIGKILL,
+            // they leave theirs behind) go under target/, not the user's.
+            cmd.env("XDG_RUNTIME_DIR", runtime_dir());
+            cmd.env_remove("RUNTIME_DIRECTORY");
+        }
         let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())
