@@ -284,9 +284,16 @@ fn ask(
         s.set_read_timeout(if watch { None } else { Some(TIMEOUT) })
     };
     set(&stream).map_err(|e| format!("cannot use {shown}: {e}"))?;
-    stream
-        .write_all(format!("{request}\n").as_bytes())
-        .map_err(|e| format!("cannot send to {shown}: {e}"))?;
+    if let Err(e) = stream.write_all(format!("{request}\n").as_bytes()) {
+        // The node may have refused us before reading (too many clients):
+        // its one line says why.
+        let mut said = String::new();
+        let _ = BufReader::new(&stream).read_line(&mut said);
+        return Err(match said.trim_end().strip_prefix("error: ") {
+            Some(why) => why.to_string(),
+            None => format!("cannot send to {shown}: {e}"),
+        });
+    }
     Ok(BufReader::new(stream).lines())
 }
 
