@@ -40,6 +40,11 @@ fi
 
 TEST_NAME=$(basename "$0" .sh)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/boss-cluster-$TEST_NAME.XXXXXX")
+# The nodes' default control sockets ($XDG_RUNTIME_DIR/boss/PORT.sock) go
+# in $TMP, and go with it.
+export XDG_RUNTIME_DIR=$TMP/run
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+unset RUNTIME_DIRECTORY
 
 declare -A PID=() LOG=() FIFO=() ADDR=() PORT=() FD=() STARTS=()
 CLEANUP_HOOKS=()   # commands (function names) run by cleanup, after the kill
