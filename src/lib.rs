@@ -16,10 +16,14 @@
 //!   [`ratelog`] (collapsing lines a stranger can cause), [`text`] (escaping,
 //!   time formats) and [`config`] (the settings, [`Config`]).
 //! - **The shell**, all the IO: [`shell`] (the mio loop, connections, the
-//!   console), [`script`] (the script child and its pipes) and
-//!   [`shell::resolve`] (host-name lookups).
-//! - **The command line**: [`cli`] (flags, help text, checks) and the `boss`
-//!   binary (`src/main.rs`: binding, the open-files limit, exit statuses).
+//!   console), [`script`] (the script child and its pipes),
+//!   [`shell::resolve`] (host-name lookups) and what serves the outside
+//!   ([`shell::control`], the control socket; the notify hook, the state file,
+//!   systemd's notifications; see [Operating from outside](crate#operating-from-outside)).
+//! - **The command line**: [`cli`] (flags, help text, checks), the `boss`
+//!   binary (`src/main.rs`: binding, the open-files limit, exit statuses) and
+//!   its client subcommands ([`client`]: `boss status`, `is-master`, `ctl`,
+//!   `watch`).
 //! - [`rng`]: the one seeded generator of the simulator, the randomized tests
 //!   and the benchmark.
 //!
@@ -30,7 +34,8 @@
 //! (how the parts fit), [Event loop](crate#event-loop), [Wire
 //! protocol](crate#wire-protocol), [Failure detection and
 //! reconnect](crate#failure-detection-and-reconnect), [Election](crate#election),
-//! [Scripts](crate#scripts), [Invariants](crate#invariants) and
+//! [Scripts](crate#scripts), [Operating from
+//! outside](crate#operating-from-outside), [Invariants](crate#invariants) and
 //! [Defaults](crate#defaults). The code links to them by these anchors
 //! (`crate#election`). Where the code and this page disagree, one of them is
 //! wrong.
@@ -74,8 +79,9 @@
 //!   one script child and its two pipes ([`script`]), the host-name lookups
 //!   ([`shell::resolve`]) and the signal source. It reads the clock once per loop turn,
 //!   turns readiness into [`Input`]s and carries out every [`Output`]. It decides
-//!   nothing and has no timers of its own (its one deadline bounds the flush at
-//!   exit).
+//!   nothing and has no timers of its own, but for three plain deadlines of
+//!   IO: the flush at exit, a control client's time to send its request, and
+//!   the notify hook's run (see [Operating from outside](crate#operating-from-outside)).
 //! - Because the core is pure, a deterministic simulator (`tests/sim/`) drives
 //!   many `Node`s through a fake network from a seed (delays, resets, crashes,
 //!   freezes, one-way and two-way partitions, restarts, clock offsets, console
@@ -102,8 +108,10 @@
 //! One thread, one `mio::Poll`. Tokens: the listener (0), stdin (1), the signal
 //! source (2: SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2), the script's
 //! stdout (3) and stderr (4) pipes, stdout (5, watched for room only while console
-//! output waits), one token per connection (6 plus its slab key), and one per
-//! host-name lookup (far above any connection's).
+//! output waits), one token per connection (6 plus its slab key), the notify
+//! hook's two pipes, the control socket's listener and one per control client
+//! (far above any connection's, from `usize::MAX / 4`), and one per host-name
+//! lookup (above those, from `usize::MAX / 2`).
 //!
 //! **No busy loop, no periodic tick.** The poll waits until the core's next
 //! deadline ([`Node::poll_timeout`]), rounded up to whole milliseconds so a
@@ -124,7 +132,9 @@
 //! 5. Each script pipe once, within its budget.
 //! 6. A deferred `accept` (budget spent, or a stalled accept with a descriptor
 //!    freed since).
-//! 7. Write the console.
+//! 7. The notify hook's pipes (within their budget) and its deadline; the
+//!    control clients' queued answers and their request deadline.
+//! 8. Write the console.
 //!
 //! **Bounded shares per source.** Per turn: a connection is read once, feeds at
 //! most 64 frames and 64 KiB; all connections together feed at most 2,048 frames;
@@ -147,9 +157,39 @@
 //! one arrives. At start the soft open-files limit is raised to the hard one and
 //! `--max-connections` is capped to it less a reserve of 32 descriptors (script,
 //! pipes, console). stdin reaching its end does not stop the node (a daemon under
-//! a service manager has no stdin); SIGHUP and SIGUSR2 are ignored with a line,
-//! SIGUSR1 prints a status dump. On exit the queued frames (the `Goodbye`s) and
+//! a service manager has no stdin); SIGHUP and SIGUSR2 are ignored with a line
+//! (nothing to reload: scripts change with `boss ctl -ms …`), SIGUSR1 prints a
+//! status dump. On exit the queued frames (the `Goodbye`s) and
 //! the console get at most 300 ms each.
+//!
+//! # Operating from outside
+//!
+//! What other programs and operators see of a running node, all in the shell
+//! and fed by the core's outputs: the core stays pure.
+//!
+//! - **The control socket** ([`shell::control`]): a Unix stream socket, one more
+//!   source in the poll. A client sends one request line; `status` and `ctl`
+//!   become [`Input::Control`] (a [`node::ClientId`] names the client as a
+//!   [`ConnId`] names a connection), answered by [`Output::Answer`],
+//!   [`Output::Done`] and [`Output::Status`] for that client only; `watch`
+//!   gets every [`Output::Event`]; `is-master` is answered from the last
+//!   [`Output::Summary`]. Bounded: 16 clients, a 4,096-byte request within
+//!   2 s, 256 KiB queued per client (a watcher over it is dropped, so a stalled
+//!   watcher never slows the node). The 2 s is a shell deadline of IO: while a
+//!   client owes its request, the poll waits no longer than it; an idle node
+//!   still sleeps.
+//! - **The client subcommands** ([`client`]) are the same binary: blocking
+//!   clients of that socket, found by [`shell::runtime`]'s default paths.
+//! - **On every [`Output::Summary`]** (the role, the master or standby
+//!   changed, and once at start) the shell rewrites the state file
+//!   (`--state-file`, temp file and rename), sends systemd its `STATUS=`, and
+//!   queues the notify hook (`--notify`, when the role or the master changed).
+//! - **The notify hook** is a second child beside the script, run like it (its
+//!   own process group, dying with the node), one run at a time, reaped on
+//!   SIGCHLD; its kill after `--notify-timeout` is the shell's third deadline.
+//! - **systemd** (`NOTIFY_SOCKET`): `READY=1` after `started`, `STOPPING=1` on
+//!   the `leaving` event, `WATCHDOG=1` on [`Output::Watchdog`], which the core's
+//!   own timer sends every half of `WATCHDOG_USEC` (`Config::watchdog`).
 //!
 //! # Wire protocol
 //!
@@ -465,6 +505,8 @@
 //! | connections at once | `--max-connections` | 1024 (capped to the open-files limit less 32) |
 //! | cluster name | `--cluster` | boss |
 //! | cluster secret | `--secret-file` | none (a warning when listening beyond loopback) |
+//! | control socket / its mode | `--control`, `--control-mode` | one per listen port in the runtime directory / 0600 |
+//! | notify hook's time limit | `--notify-timeout` | 10 s |
 //!
 //! Fixed limits:
 //!
@@ -491,6 +533,8 @@
 //! | failing script backoff | after 3 runs under 1 s: doubling up to 30 s |
 //! | transient start retry | 100 ms doubling to 10 s |
 //! | exit flush (frames, console) | 300 ms each |
+//! | control clients / request line / request within / queued per client | 16 / 4,096 bytes / 2 s / 256 KiB |
+//! | notify hook: changes waiting / lines shown per run | 16 / 100 |
 
 pub mod auth;
 pub mod cli;

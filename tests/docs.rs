@@ -116,6 +116,129 @@ fn every_console_command_is_in_the_man_page_and_the_readme() {
 }
 
 #[test]
+fn every_client_subcommand_is_in_the_synopsis_its_section_and_the_readme() {
+    let man = man();
+    let synopsis = section(&man, "SYNOPSIS");
+    let subcommands = section(&man, "CLIENT SUBCOMMANDS");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let help = help();
+    for sub in boss::client::SUBCOMMANDS {
+        assert!(
+            synopsis.contains(&format!(".B boss {sub}\n")),
+            "boss {sub} is not in the man page's SYNOPSIS"
+        );
+        assert!(
+            subcommands.contains(&format!(".B boss {sub}")),
+            "boss {sub} is not an item of the man page's CLIENT SUBCOMMANDS"
+        );
+        assert!(
+            readme.contains(&format!("boss {sub}")),
+            "boss {sub} is not in README.md"
+        );
+        assert!(
+            help.contains(&format!("boss {sub}")),
+            "boss {sub} is not in --help"
+        );
+    }
+}
+
+#[test]
+fn every_control_request_and_state_key_is_in_the_man_page() {
+    let man = man();
+    let socket = section(&man, "CONTROL SOCKET");
+    for r in boss::shell::control::REQUESTS {
+        assert!(
+            socket.contains(&format!(".B {r}\n")) || socket.contains(&format!(".B {r} ")),
+            "request {r} is not an item of the man page's CONTROL SOCKET"
+        );
+    }
+    let state = tag_words(&section(&man, "STATE FILE"));
+    for k in boss::shell::state::KEYS {
+        assert!(
+            state.iter().any(|t| t == k),
+            "state file key {k} is not an item of the man page's STATE FILE"
+        );
+    }
+}
+
+/// The words of the item tags (the line after each `.TP`) of a man section.
+fn tag_words(section: &str) -> Vec<String> {
+    let lines: Vec<&str> = section.lines().collect();
+    lines
+        .windows(2)
+        .filter(|w| w[0] == ".TP")
+        .flat_map(|w| {
+            w[1].trim_start_matches(".BR")
+                .trim_start_matches(".B")
+                .replace("\", \"", " ")
+                .split_whitespace()
+                .map(|t| t.trim_matches('"').to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn every_status_json_field_is_in_the_man_page() {
+    use boss::node::{PeerStatus, Role, ScriptStatus, Status};
+    let status = Status {
+        schema: 1,
+        node: "127.0.0.1:9000".parse().unwrap(),
+        cluster: "boss".into(),
+        role: Role::Default,
+        master: None,
+        no_master: None,
+        vote: None,
+        votes: 0,
+        quorum: 2,
+        in_view: 1,
+        standby: false,
+        rule: "oldest".into(),
+        priority: 0,
+        started: String::new(),
+        uptime_ms: 0,
+        leaving: false,
+        peers: vec![PeerStatus {
+            addr: String::new(),
+            link: "up",
+            started: None,
+            master: false,
+            vote: None,
+            standby: false,
+            rtt_ms: None,
+            state: None,
+        }],
+        script: ScriptStatus {
+            state: "idle",
+            role: None,
+            default_script: None,
+            master_script: None,
+            looping: true,
+        },
+    };
+    let json = serde_json::to_value(&status).unwrap();
+    let schema = section(&man(), "STATUS JSON");
+    let tags = tag_words(&schema);
+    for field in json.as_object().unwrap().keys() {
+        assert!(
+            tags.contains(field),
+            "status field {field} is not an item of the man page's STATUS JSON"
+        );
+    }
+    // The fields of a peer and of the script are named in their items' text.
+    let nested = [&json["peers"][0], &json["script"]];
+    for obj in nested {
+        for field in obj.as_object().unwrap().keys() {
+            assert!(
+                schema.contains(&format!("\\fB{field}\\fR")),
+                "status field {field} is not in the man page's STATUS JSON"
+            );
+        }
+    }
+}
+
+#[test]
 fn every_exit_status_is_documented() {
     let help = help();
     let tail = &help[help

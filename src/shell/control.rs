@@ -54,7 +54,7 @@ pub const MAX_QUEUED: usize = 256 * 1024;
 /// Time a client has to send its request.
 pub const REQUEST_TIME: Duration = Duration::from_secs(2);
 /// Bytes a client may send after its request per turn before it is dropped.
-const MAX_AFTER: usize = 64 * 1024;
+pub const MAX_AFTER: usize = 64 * 1024;
 
 /// The listening socket, bound by the binary before the loop starts.
 pub struct Bound {
@@ -115,6 +115,17 @@ pub fn bind(path: &Path, mode: u32) -> Result<Bound, String> {
         file: (meta.dev(), meta.ino()),
     })
 }
+
+/// The requests, as a client spells them (`ctl` takes a console line after
+/// it); the man page's CONTROL SOCKET lists each.
+pub const REQUESTS: [&str; 6] = [
+    "status",
+    "status json",
+    "is-master",
+    "ctl",
+    "watch",
+    "watch json",
+];
 
 /// A request, as read from a client's line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -610,6 +621,10 @@ mod tests {
             Ok(Ask::Ctl("-c 127.0.0.1 9000".into()))
         );
         assert!(parse("ctl ").is_err());
+        for r in REQUESTS {
+            let line = if r == "ctl" { "ctl -m" } else { r };
+            assert!(parse(line).is_ok(), "{r}");
+        }
         assert!(
             parse("statu")
                 .unwrap_err()

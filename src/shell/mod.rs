@@ -6,8 +6,9 @@
 //! (SIGINT, SIGTERM, SIGCHLD; SIGHUP, SIGUSR1, SIGUSR2 never end the node) and
 //! the host-name lookups ([`resolve`]), and it is the only place that
 //! reads the monotonic clock (`Clock`). It must not decide anything: no election logic and
-//! no timers of its own (the core owns every timer; the one deadline here bounds the
-//! flush at exit). It must not block, except in that bounded flush.
+//! no timers of its own (the core owns every timer; the deadlines here bound the
+//! flush at exit, a control client's request and a notify hook's run). It must
+//! not block, except in that bounded flush.
 //!
 //! Each loop turn: read the clock once, run `handle_timeout` first, then the IO
 //! events; after every input, carry out all outputs (and the inputs that carrying
@@ -27,7 +28,10 @@
 //! frames fed one at a time); plain and sealed frames in `codec`; the script
 //! child and its pipes in `pipes`; stdin and stdout in `console`; the host-name
 //! lookups in [`resolve`]; the secret file and the OS's random seed in
-//! [`secret`].
+//! [`secret`]; for the outside (see the crate docs, #operating-from-outside):
+//! the control socket in [`control`] (its default paths in [`runtime`]), the
+//! notify hook in `notify`, the state file in [`state`] and systemd's
+//! notifications in [`systemd`].
 
 mod codec;
 mod conns;
@@ -39,7 +43,7 @@ mod reading;
 pub mod resolve;
 pub mod runtime;
 pub mod secret;
-mod state;
+pub mod state;
 pub mod systemd;
 #[cfg(test)]
 mod tests;

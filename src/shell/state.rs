@@ -21,6 +21,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+/// The keys of the state file, in their order (see the man page, STATE FILE).
+pub const KEYS: [&str; 7] = [
+    "BOSS_ROLE",
+    "BOSS_MASTER",
+    "BOSS_STANDBY",
+    "BOSS_VOTES",
+    "BOSS_QUORUM",
+    "BOSS_SINCE",
+    "BOSS_NODE",
+];
+
 /// The state file and whether its last write failed.
 pub(super) struct StateFile {
     path: PathBuf,
@@ -48,6 +59,7 @@ fn render(s: &Summary, stopped: bool, node: SocketAddr, since: SystemTime) -> St
         ),
         ("BOSS_NODE", node.to_string()),
     ];
+    debug_assert!(keys.iter().map(|(k, _)| *k).eq(KEYS));
     keys.iter()
         .map(|(k, v)| format!("{k}={}\n", quote(v)))
         .collect()
