@@ -41,9 +41,9 @@ fi
 TEST_NAME=$(basename "$0" .sh)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/boss-cluster-$TEST_NAME.XXXXXX")
 # The nodes' default control sockets ($XDG_RUNTIME_DIR/boss/PORT.sock) go
-# in $TMP, and go with it.
-export XDG_RUNTIME_DIR=$TMP/run
-mkdir -m 700 "$XDG_RUNTIME_DIR"
+# in $TMP, and go with it: one directory per node (start_node), since nodes
+# in network namespaces may share a port.
+mkdir -m 700 "$TMP/run"
 unset RUNTIME_DIRECTORY
 
 declare -A PID=() LOG=() FIFO=() ADDR=() PORT=() FD=() STARTS=()
@@ -158,6 +158,8 @@ start_node() {
     (
         for f in "${FD[@]}"; do exec {f}>&-; done
         cd "$TMP"
+        export XDG_RUNTIME_DIR=$TMP/run/$name
+        mkdir -p -m 700 "$XDG_RUNTIME_DIR"
         exec "${wrap[@]}" "$BOSS" "$@"
     ) <"$fifo" >"$log" 2>&1 &
     PID[$name]=$!
