@@ -606,5 +606,13 @@ fn bounds_on_clients_and_requests() {
     let mut said = String::new();
     let _ = odd.read_to_string(&mut said);
     assert!(said.starts_with("error: unknown request 'hello'"), "{said}");
+    // A client that half-closes may leave the newline out (printf | nc -U).
+    let mut half = UnixStream::connect(&path).expect("connect");
+    half.set_read_timeout(Some(SOON)).expect("timeout");
+    half.write_all(b"is-master").expect("write");
+    half.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let mut said = String::new();
+    let _ = half.read_to_string(&mut said);
+    assert_eq!(said, "no\n");
     drop(a);
 }
