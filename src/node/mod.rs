@@ -546,3 +546,6 @@ mod rules_tests;
 
 #[cfg(test)]
 mod auth_tests;
+
+#[cfg(test)]
+mod control_tests;

@@ -398,7 +398,9 @@ impl World {
     /// bad, most often a `-c` of some slot.
     fn random_command(&mut self) -> String {
         let other = self.rng.index(self.p.n) + 1;
-        match self.rng.below(14) {
+        match self.rng.below(16) {
+            13 => "-standby on".to_string(),
+            14 => "-standby off".to_string(),
             9 => format!("-ms {}", self.rng.pick(&PROGRAMS)),
             10 => format!("-ds {}", self.rng.pick(&PROGRAMS)),
             11 => format!("-loop {}", self.rng.below(2)),

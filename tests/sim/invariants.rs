@@ -127,6 +127,10 @@ impl World {
     /// `Lone` and `MasterQuorum` for a node that considers itself master.
     fn check_master(&self, node: &Node, who: &str) -> Result<(), Failure> {
         if node.is_master() {
+            if node.is_standby() {
+                // It steps down in the step that turned standby on.
+                return Err(self.fail("Standby", format!("{who} is master in standby")));
+            }
             let peers = node.peers().len();
             if peers + 1 < self.p.quorum {
                 return Err(self.fail(
@@ -488,6 +492,25 @@ impl World {
         }
         let named: Vec<Option<SocketAddr>> =
             members.iter().map(|&s| self.node(s).master()).collect();
+        let eligible: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&s| !self.node(s).is_standby())
+            .collect();
+        if eligible.is_empty() {
+            // Every member in standby: nobody may be master.
+            if named.iter().any(Option::is_some) || !masters.is_empty() {
+                return Err((
+                    "Standby",
+                    format!(
+                        "component [{}] is all in standby but names masters {:?}",
+                        names(members),
+                        named
+                    ),
+                ));
+            }
+            return Ok(());
+        }
         let agreed = named[0].filter(|m| named.iter().all(|x| *x == Some(*m)));
         let Some(m) = agreed else {
             return Err((
@@ -507,13 +530,13 @@ impl World {
             ));
         }
         if self.p.preempt {
-            let infos: Vec<NodeInfo> = members.iter().map(|&s| self.node(s).info()).collect();
+            let infos: Vec<NodeInfo> = eligible.iter().map(|&s| self.node(s).info()).collect();
             let best = best_by_rule(self.p.rule, &infos).expect("non-empty").addr;
             if best != m {
                 return Err((
                     "Rule",
                     format!(
-                        "component [{}] agrees on {m}, but the best by rule {} is {best}",
+                        "component [{}] agrees on {m}, but the best eligible by rule {} is {best}",
                         names(members),
                         self.p.rule
                     ),
