@@ -328,3 +328,181 @@ fn the_watchdog_is_pinged_on_time_while_the_node_runs_and_stops_when_it_leaves()
     let mut quiet = lone(cfg(2, 100));
     assert_eq!(quiet.poll_timeout(), None);
 }
+
+// ----- the health check -----
+
+fn checked(port: u16, started: u64) -> Config {
+    let mut c = cfg(port, started);
+    c.check = Some(super::tests::spec("check"));
+    c.check_interval = Duration::from_secs(1);
+    c.check_timeout = Duration::from_millis(500);
+    c.rise = 2;
+    c.fall = 2;
+    c
+}
+
+fn check_runs(out: &[Output]) -> usize {
+    out.iter()
+        .filter(|o| matches!(o, Output::RunCheck { .. }))
+        .count()
+}
+
+fn exited(n: &mut Node, now: Time, success: bool) -> Vec<Output> {
+    let status = if success {
+        "exit status 0"
+    } else {
+        "exit status 1"
+    };
+    let mut out = Vec::new();
+    n.handle(
+        now,
+        Input::CheckExited {
+            success,
+            status: status.into(),
+        },
+        &mut out,
+    );
+    out
+}
+
+/// Wakes `n` at each deadline up to `until`; the outputs.
+fn idle(n: &mut Node, until: Time) -> Vec<(Time, Vec<Output>)> {
+    let mut wakes = Vec::new();
+    while let Some(at) = n.poll_timeout() {
+        if at > until {
+            break;
+        }
+        let mut out = Vec::new();
+        n.handle_timeout(at, &mut out);
+        wakes.push((at, out));
+    }
+    wakes
+}
+
+#[test]
+fn a_node_with_a_check_is_eligible_after_its_first_pass_and_falls_after_fall_failures() {
+    let mut n = Node::new(checked(1, 100));
+    let mut out = Vec::new();
+    n.start(Duration::ZERO, &mut out);
+    assert_eq!(check_runs(&out), 1, "the first run starts at once");
+    assert!(!n.is_eligible(), "not eligible before a result");
+    let out = exited(&mut n, ms(20), true);
+    assert!(n.is_eligible(), "one pass is enough at start");
+    assert!(events(&out).contains(&Event::CheckState {
+        passing: true,
+        count: 1
+    }));
+    // The next run an interval after the first started, not after it ended.
+    let wakes = idle(&mut n, ms(1000));
+    assert_eq!(wakes.len(), 1);
+    assert_eq!(wakes[0].0, ms(1000));
+    assert_eq!(check_runs(&wakes[0].1), 1);
+    // One failure is not enough to fall...
+    let out = exited(&mut n, ms(1010), false);
+    assert!(n.is_eligible());
+    assert!(events(&out).contains(&Event::CheckResult {
+        passed: false,
+        status: "exit status 1".into()
+    }));
+    // ...two in a row are; the second failure is not said again.
+    idle(&mut n, ms(2000));
+    let out = exited(&mut n, ms(2010), false);
+    assert!(!n.is_eligible());
+    assert_eq!(
+        events(&out),
+        [Event::CheckState {
+            passing: false,
+            count: 2
+        }]
+    );
+    // Back after `rise` passes.
+    idle(&mut n, ms(3000));
+    exited(&mut n, ms(3010), true);
+    assert!(!n.is_eligible());
+    idle(&mut n, ms(4000));
+    exited(&mut n, ms(4010), true);
+    assert!(n.is_eligible());
+}
+
+#[test]
+fn a_check_past_its_timeout_is_killed_and_fails_and_one_that_fails_at_once_waits_its_interval() {
+    let mut n = Node::new(checked(1, 100));
+    n.start(Duration::ZERO, &mut Vec::new());
+    let wakes = idle(&mut n, ms(600));
+    assert_eq!(wakes.len(), 1);
+    assert_eq!(wakes[0].0, ms(500), "killed at its timeout");
+    assert!(wakes[0].1.contains(&Output::KillCheck));
+    assert!(events(&wakes[0].1).contains(&Event::CheckKilled { timeout: ms(500) }));
+    // No second run while the killed one is not reaped.
+    assert_eq!(n.poll_timeout(), None);
+    let out = exited(&mut n, ms(505), false);
+    assert!(!n.is_eligible());
+    assert!(events(&out).contains(&Event::CheckState {
+        passing: false,
+        count: 1
+    }));
+    // A check that cannot even start: the next try an interval later.
+    let wakes = idle(&mut n, ms(1000));
+    assert_eq!(check_runs(&wakes[0].1), 1);
+    let mut out = Vec::new();
+    n.handle(
+        ms(1000),
+        Input::CheckFailed {
+            error: "No such file or directory (os error 2)".into(),
+        },
+        &mut out,
+    );
+    assert!(events(&out).contains(&Event::CheckResult {
+        passed: false,
+        status: "cannot run: No such file or directory (os error 2)".into()
+    }));
+    assert_eq!(n.poll_timeout(), Some(ms(2000)), "no busy loop");
+    assert_eq!(n.timer_owners(), n.timer_count());
+}
+
+#[test]
+fn a_master_whose_check_fails_hands_over_and_a_node_without_a_pass_is_never_master() {
+    let mut net = Net::new(vec![checked(1, 100), checked(2, 200), checked(3, 300)]);
+    // Before any result no node may be master.
+    line(&mut net, 1, "-c 10.0.0.1:1");
+    line(&mut net, 2, "-c 10.0.0.1:2");
+    assert!(masters(&net).is_empty());
+    for i in 0..3 {
+        net.input(
+            i,
+            Input::CheckExited {
+                success: true,
+                status: "exit status 0".into(),
+            },
+        );
+    }
+    assert_eq!(masters(&net), [0]);
+    // The master's check fails twice (fall 2): it hands over at once.
+    net.advance_to(ms(1000));
+    for _ in 0..2 {
+        net.input(
+            0,
+            Input::CheckExited {
+                success: false,
+                status: "exit status 1".into(),
+            },
+        );
+        for i in 1..3 {
+            net.input(
+                i,
+                Input::CheckExited {
+                    success: true,
+                    status: "exit status 0".into(),
+                },
+            );
+        }
+        let next = net.now + Duration::from_secs(1);
+        net.advance_to(next);
+    }
+    assert!(!net.nodes[0].is_eligible());
+    assert_eq!(masters(&net), [1]);
+}
+
+fn ms(n: u64) -> Time {
+    Duration::from_millis(n)
+}

@@ -466,7 +466,9 @@ impl Shell {
             | Output::Done { .. }
             | Output::Status { .. }
             | Output::Summary(_)
-            | Output::Watchdog => {}
+            | Output::Watchdog
+            | Output::RunCheck { .. }
+            | Output::KillCheck => {}
         }
     }
 
