@@ -179,6 +179,17 @@ pub struct Config {
     pub nonce_seed: NonceSeed,
     /// Start in standby (`--standby`): never master until `-standby off`.
     pub standby: bool,
+    /// The health check (`--check`): while it fails, this node is not
+    /// eligible to be master (see the crate docs, #election).
+    pub check: Option<ScriptSpec>,
+    /// Time from the start of one check run to the start of the next.
+    pub check_interval: Duration,
+    /// A check run still running after this long is killed, and fails.
+    pub check_timeout: Duration,
+    /// Passes in a row that make a failing node eligible again (`--rise`).
+    pub rise: u32,
+    /// Failures in a row that make an eligible node ineligible (`--fall`).
+    pub fall: u32,
     /// How often to tell a service manager's watchdog that the loop runs
     /// (`Output::Watchdog`); `None`: no watchdog.
     pub watchdog: Option<Duration>,
@@ -224,6 +235,11 @@ impl Config {
             nonce_seed: NonceSeed::default(),
             standby: false,
             watchdog: None,
+            check: None,
+            check_interval: Duration::from_secs(2),
+            check_timeout: Duration::from_secs(2),
+            rise: 2,
+            fall: 2,
         }
     }
 }

@@ -50,6 +50,10 @@
 //! | `script_set` | `role`, `script`, `stopping` | `ROLE script set: S[ (stopping the running one)]` |
 //! | `script_cleared` | `role`, `stopping` | `ROLE script cleared[ (stopping the running one)]` |
 //! | `script_cleared_after_run` | `role` | `ROLE script cleared after its run (-loop 0)` |
+//! | `check_line` | `stderr`, `line` | `[check] LINE`, `[check stderr] LINE` |
+//! | `check_result` | `passed`, `status` | `check passed`, `check failed: STATUS` |
+//! | `check_state` | `passing`, `count` | `check passing (N in a row): this node may be master` / `check failing (N in a row): this node will not be master` |
+//! | `check_killed` | `timeout_ms` | `check did not end within DUR: killed` |
 //!
 //! `master_changed`: `master` is `null` when there is none; `count` is then the
 //! nodes in view (this one included), else the votes for the master seen here
@@ -195,6 +199,19 @@ pub enum Event {
     ScriptCleared { role: Role, stopping: bool },
     /// The script ended with the loop off and was cleared.
     ScriptClearedAfterRun { role: Role },
+    /// A line the health check printed (the first few of each run).
+    CheckLine { stderr: bool, line: String },
+    /// A check's result when it differs from the one before: `status` is how
+    /// it failed, in words ("exit status 1", "cannot run: …"); empty when passed.
+    CheckResult { passed: bool, status: String },
+    /// The check made this node eligible (`passing`) or not: `count` results
+    /// in a row (`--rise`, `--fall`; 1 for the first result).
+    CheckState { passing: bool, count: u32 },
+    /// The check ran past `--check-timeout` and was killed (it counts as failed).
+    CheckKilled {
+        #[serde(rename = "timeout_ms", serialize_with = "ms")]
+        timeout: Duration,
+    },
 }
 
 fn ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -233,6 +250,10 @@ impl Event {
             Event::ScriptSet { .. } => "script_set",
             Event::ScriptCleared { .. } => "script_cleared",
             Event::ScriptClearedAfterRun { .. } => "script_cleared_after_run",
+            Event::CheckLine { .. } => "check_line",
+            Event::CheckResult { .. } => "check_result",
+            Event::CheckState { .. } => "check_state",
+            Event::CheckKilled { .. } => "check_killed",
         }
     }
 }
@@ -413,6 +434,32 @@ impl fmt::Display for Event {
             ),
             Event::ScriptClearedAfterRun { role } => {
                 write!(f, "{} script cleared after its run (-loop 0)", role.name())
+            }
+            Event::CheckLine { stderr, line } => {
+                let stream = if *stderr { " stderr" } else { "" };
+                write!(f, "[check{stream}] {line}")
+            }
+            Event::CheckResult { passed: true, .. } => f.write_str("check passed"),
+            Event::CheckResult {
+                passed: false,
+                status,
+            } => write!(f, "check failed: {status}"),
+            Event::CheckState {
+                passing: true,
+                count,
+            } => write!(
+                f,
+                "check passing ({count} in a row): this node may be master"
+            ),
+            Event::CheckState {
+                passing: false,
+                count,
+            } => write!(
+                f,
+                "check failing ({count} in a row): this node will not be master"
+            ),
+            Event::CheckKilled { timeout } => {
+                write!(f, "check did not end within {}: killed", human(*timeout))
             }
         }
     }

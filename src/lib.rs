@@ -372,6 +372,15 @@
 //!   for the best eligible node at once (a handover, with or without
 //!   `--no-preempt`, through the vote release below). With no eligible node in
 //!   view there is no master, and `-m` says so.
+//! - **Health check** (`--check`, [`node`]'s `check.rs`): a node is eligible
+//!   only while its check passes, as well as out of standby. The check runs at
+//!   start and then every `--check-interval` (from the start of one run to the
+//!   next; never two at once; killed at `--check-timeout`, which counts as a
+//!   failure). The first result decides at once (a node with a check starts
+//!   ineligible and waits for one run, not `--rise` runs); after that `--fall`
+//!   failures in a row make it ineligible, `--rise` passes eligible again. A
+//!   change is sent in `State` like standby, and a master that becomes
+//!   ineligible hands over in the same step.
 //! - **Master**: a node that votes for itself and holds at least `quorum` votes,
 //!   its own included. It announces it in `State`. `quorum` defaults to 2, so a
 //!   lone node is never master; quorum 1 gets a warning at start.
@@ -481,8 +490,10 @@
 //! never holds or casts a counted vote and is never named master, and no
 //! honest node dials an address only it announced.
 //!
-//! 6. **Standby**: a node in standby is never master once it has applied the
-//!    change (`Standby` in the simulator): it steps down in the same step.
+//! 6. **Standby and health**: a node in standby, or whose check makes it
+//!    ineligible, is never master once it has applied the change (`Standby`,
+//!    `Eligible` in the simulator): it steps down in the same step; and a node
+//!    whose check keeps failing is ineligible within `--fall` runs (`Health`).
 //!
 //! Not yet: master epochs for fencing are planned, not built.
 //!

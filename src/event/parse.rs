@@ -65,6 +65,9 @@ fn parse_loose(line: &str) -> Option<Event> {
     if let Some(e) = parse_collapsed(line) {
         return Some(e);
     }
+    if let Some(e) = parse_check(line) {
+        return Some(e);
+    }
     if let Some(rest) = line.strip_prefix("started ") {
         return parse_started(rest);
     }
@@ -472,5 +475,58 @@ fn parse_script(role: Role, rest: &str) -> Option<Event> {
         role,
         script: script.into(),
         stopping,
+    })
+}
+
+/// The health check's lines (`[check] …`, `check …`).
+fn parse_check(line: &str) -> Option<Event> {
+    if let Some(rest) = line.strip_prefix("[check] ") {
+        return Some(Event::CheckLine {
+            stderr: false,
+            line: rest.into(),
+        });
+    }
+    if let Some(rest) = line.strip_prefix("[check stderr] ") {
+        return Some(Event::CheckLine {
+            stderr: true,
+            line: rest.into(),
+        });
+    }
+    if line == "check passed" {
+        return Some(Event::CheckResult {
+            passed: true,
+            status: String::new(),
+        });
+    }
+    if let Some(status) = line.strip_prefix("check failed: ") {
+        return Some(Event::CheckResult {
+            passed: false,
+            status: status.into(),
+        });
+    }
+    for (passing, head, tail) in [
+        (
+            true,
+            "check passing (",
+            " in a row): this node may be master",
+        ),
+        (
+            false,
+            "check failing (",
+            " in a row): this node will not be master",
+        ),
+    ] {
+        if let Some(n) = line.strip_prefix(head).and_then(|r| r.strip_suffix(tail)) {
+            return Some(Event::CheckState {
+                passing,
+                count: n.parse().ok()?,
+            });
+        }
+    }
+    let grace = line
+        .strip_prefix("check did not end within ")?
+        .strip_suffix(": killed")?;
+    Some(Event::CheckKilled {
+        timeout: duration(grace)?,
     })
 }

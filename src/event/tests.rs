@@ -42,6 +42,33 @@ fn samples() -> Vec<Event> {
         },
         Event::Leaving,
         Event::Standby { on: true },
+        Event::CheckLine {
+            stderr: false,
+            line: "ok".into(),
+        },
+        Event::CheckLine {
+            stderr: true,
+            line: "db down".into(),
+        },
+        Event::CheckResult {
+            passed: true,
+            status: String::new(),
+        },
+        Event::CheckResult {
+            passed: false,
+            status: "exit status 1".into(),
+        },
+        Event::CheckState {
+            passing: true,
+            count: 2,
+        },
+        Event::CheckState {
+            passing: false,
+            count: 3,
+        },
+        Event::CheckKilled {
+            timeout: Duration::from_secs(2),
+        },
         Event::Standby { on: false },
         Event::PeerUp { addr: y },
         Event::CannotConnect {
@@ -267,7 +294,7 @@ fn every_event_parses_back_from_its_line() {
 #[test]
 fn the_sample_covers_every_event() {
     let names: std::collections::BTreeSet<_> = samples().iter().map(Event::name).collect();
-    assert_eq!(names.len(), 28, "{names:?}");
+    assert_eq!(names.len(), 32, "{names:?}");
     for n in names {
         assert!(
             n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),

@@ -223,6 +223,7 @@ impl Node {
                 });
             }
         }
+        self.check_leave(out);
         self.stop_timers();
         self.master = false;
         self.vote = None;

@@ -123,6 +123,14 @@ pub enum Input {
     Closed { conn: ConnId, reason: CloseReason },
     /// One line typed at the console (without its newline).
     Line(String),
+    /// One line the running health check printed (already split, at most a
+    /// few KiB).
+    CheckLine { stderr: bool, line: String },
+    /// The health check asked for by [`Output::RunCheck`] ended and was
+    /// reaped; `status` in words, as for [`Input::ScriptExited`].
+    CheckExited { success: bool, status: String },
+    /// [`Output::RunCheck`] could not start the program; no child exists.
+    CheckFailed { error: String },
     /// A request from a control-socket client (at most a few KiB, checked by
     /// the shell). Every request is answered (see [`Request`]).
     Control { client: ClientId, request: Request },
@@ -183,6 +191,17 @@ pub enum Output {
     },
     /// Send a signal to the running script's process group.
     SignalScript(ScriptSignal),
+    /// Start `spec` as the health check child, in a process group of its own
+    /// (none runs when this is sent), with `env` added to its environment;
+    /// answer with `CheckFailed` if it cannot start, later `CheckLine`s and
+    /// one `CheckExited`.
+    RunCheck {
+        spec: ScriptSpec,
+        env: Vec<(String, String)>,
+    },
+    /// SIGKILL the running check's process group: it ran past its timeout.
+    /// Its `CheckExited` follows.
+    KillCheck,
     /// Look up the addresses of the host name `name` (valid by
     /// [`crate::config::is_host_name`]) without blocking; answer with one
     /// `Resolved`. At most one lookup per name and port is in flight, and at

@@ -31,6 +31,7 @@ use voting::Withdrawal;
 use scripts::QUICK_RUN;
 
 mod auth;
+mod check;
 mod connections;
 mod console;
 mod contract;
@@ -64,7 +65,8 @@ pub(crate) mod limits {
 /// Owners: `peers.rs` (Peer), `connections.rs` (Handshake), `strangers.rs`
 /// (Summary), `dialling.rs` (Redial, DialTimeout, DialQueue), `names.rs`
 /// (Name), `voting.rs` (Lease, Votes), `scripts.rs` (ScriptSleep,
-/// ScriptKill, ScriptRelay, TextRelay), `status.rs` (Watchdog).
+/// ScriptKill, ScriptRelay, TextRelay), `status.rs` (Watchdog), `check.rs`
+/// (Check).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timer {
     /// A peer's heartbeat is due, or its silence may have reached the timeout
@@ -96,6 +98,8 @@ enum Timer {
     Summary,
     /// The service manager's watchdog wants to hear from the loop.
     Watchdog,
+    /// The health check's next run is due, or the running one timed out.
+    Check,
 }
 
 /// Timer granularity: deadlines round up to this.
@@ -169,6 +173,8 @@ pub struct Node {
     summary_said: Option<Summary>,
     /// The next watchdog ping, while `Config::watchdog` is set.
     watchdog_timer: Option<TimerId>,
+    /// The health check (`--check`).
+    check: check::Check,
 }
 
 impl Node {
@@ -231,6 +237,7 @@ impl Node {
             standby,
             summary_said: None,
             watchdog_timer: None,
+            check: Default::default(),
         }
     }
 
@@ -265,6 +272,7 @@ impl Node {
         self.pump_lookups(now, out);
         self.run_election(now, out);
         self.arm_watchdog(now);
+        self.check_start(now, out);
         self.script_sync(now, out);
         self.summary_sync(out);
     }
@@ -390,6 +398,7 @@ impl Node {
             self.summary_timer,
             self.texts.timer,
             self.watchdog_timer,
+            self.check.timer,
         ];
         self.peers.values().filter(|p| p.timer.is_some()).count()
             + self.conns.values().filter(handshaking).count()
@@ -427,6 +436,7 @@ impl Node {
             &mut self.summary_timer,
             &mut self.texts.timer,
             &mut self.watchdog_timer,
+            &mut self.check.timer,
         ] {
             self.timers.stop(slot);
         }
@@ -485,6 +495,7 @@ impl Node {
             Timer::ScriptRelay => self.script_relay_due(now, id, out),
             Timer::TextRelay => self.text_relay_due(now, id, out),
             Timer::Watchdog => self.watchdog_due(now, id, out),
+            Timer::Check => self.check_due(now, id, out),
         }
     }
 
@@ -510,6 +521,14 @@ impl Node {
             Input::ScriptFailed { error, transient } => {
                 return self.script_failed(now, &error, transient, out);
             }
+            Input::CheckLine { stderr, line } => return self.check_line(stderr, &line, out),
+            Input::CheckExited { success, status } => {
+                let result = if success { Ok(()) } else { Err(status) };
+                return self.check_ended(now, result, out);
+            }
+            Input::CheckFailed { error } => {
+                return self.check_ended(now, Err(format!("cannot run: {error}")), out);
+            }
             // Every request is answered, also while leaving.
             Input::Control { client, request } => return self.control(now, client, request, out),
             _ if self.leaving => return,
@@ -533,7 +552,10 @@ impl Node {
             Input::ScriptLine { .. }
             | Input::ScriptExited { .. }
             | Input::ScriptFailed { .. }
-            | Input::Control { .. } => {}
+            | Input::Control { .. }
+            | Input::CheckLine { .. }
+            | Input::CheckExited { .. }
+            | Input::CheckFailed { .. } => {}
         }
     }
 }
@@ -546,3 +568,6 @@ mod rules_tests;
 
 #[cfg(test)]
 mod auth_tests;
+
+#[cfg(test)]
+mod control_tests;

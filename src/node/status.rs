@@ -172,14 +172,21 @@ impl Status {
 impl Node {
     // ----- what the node tells the outside -----
 
-    /// Whether this node may be master: not in standby.
+    /// Whether this node may be master: not in standby, and its health check
+    /// (if any) passing.
     pub(super) fn eligible(&self) -> bool {
-        !self.standby
+        !self.standby && self.check_passing()
     }
 
     /// Whether this node is in standby.
     pub fn is_standby(&self) -> bool {
         self.standby
+    }
+
+    /// Whether this node may be master now: not in standby, its health check
+    /// (if any) passing.
+    pub fn is_eligible(&self) -> bool {
+        self.eligible()
     }
 
     /// Answers a control client's request (also while leaving).
@@ -254,15 +261,8 @@ impl Node {
             return;
         }
         self.standby = on;
-        // Our state changed even if our vote does not: say so to every peer,
-        // then let the election hand over (or take back) the role.
-        self.seq += 1;
-        let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
-        for a in addrs {
-            let state = self.state_msg(a);
-            self.send(a, state, out);
-        }
-        self.run_election(now, out);
+        // Our state changed even if our vote does not.
+        self.eligibility_changed(now, out);
     }
 
     /// Why there is no master in this node's view, in `-m`'s words.

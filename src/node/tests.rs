@@ -12,7 +12,7 @@ use crate::ratelog;
 use crate::text::rfc3339;
 use crate::wire::{EARLIEST_START, MAGIC, Msg, VERSION, undialable};
 
-fn addr(port: u16) -> SocketAddr {
+pub(super) fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 1], port))
 }
 
@@ -20,14 +20,14 @@ fn addr(port: u16) -> SocketAddr {
 /// the `started` its test gives.
 const WALL: u64 = 1_750_000_000_000_000;
 
-fn cfg(port: u16, started: u64) -> Config {
+pub(super) fn cfg(port: u16, started: u64) -> Config {
     let mut c = Config::new(addr(port), WALL + started);
     c.kill_grace = Duration::from_millis(500);
     c.script_sleep = Duration::from_millis(100);
     c
 }
 
-fn spec(name: &str) -> ScriptSpec {
+pub(super) fn spec(name: &str) -> ScriptSpec {
     ScriptSpec {
         program: name.into(),
         args: vec![],
@@ -35,14 +35,14 @@ fn spec(name: &str) -> ScriptSpec {
 }
 
 /// Nodes plus an instant network: every `Send` is delivered at once, in order.
-struct Net {
-    nodes: Vec<Node>,
-    now: Time,
+pub(super) struct Net {
+    pub(super) nodes: Vec<Node>,
+    pub(super) now: Time,
     /// (node, conn) -> (node, conn) of the other end.
     links: BTreeMap<(usize, ConnId), (usize, ConnId)>,
     next_conn: u32,
     /// Every output each node produced that the net does not consume.
-    seen: Vec<Vec<Output>>,
+    pub(super) seen: Vec<Vec<Output>>,
     queue: std::collections::VecDeque<(usize, Input)>,
     pumping: bool,
     /// Pings delivered so far.
@@ -55,7 +55,7 @@ struct Net {
 }
 
 impl Net {
-    fn new(cfgs: Vec<Config>) -> Net {
+    pub(super) fn new(cfgs: Vec<Config>) -> Net {
         Net::holding(cfgs, &[])
     }
 
@@ -93,7 +93,7 @@ impl Net {
     }
 
     /// Feeds one input, then every input it causes, breadth first.
-    fn input(&mut self, i: usize, input: Input) {
+    pub(super) fn input(&mut self, i: usize, input: Input) {
         self.queue.push_back((i, input));
         self.pump();
     }
@@ -197,7 +197,7 @@ impl Net {
     }
 
     /// Advances time to `t`, running every timer due on the way.
-    fn advance_to(&mut self, t: Time) {
+    pub(super) fn advance_to(&mut self, t: Time) {
         loop {
             let next = self
                 .nodes
@@ -218,13 +218,13 @@ impl Net {
         self.now = t;
     }
 
-    fn advance(&mut self, d: Duration) {
+    pub(super) fn advance(&mut self, d: Duration) {
         let t = self.now + d;
         self.advance_to(t);
     }
 
     /// Crash node `i`: every peer sees EOF.
-    fn crash(&mut self, i: usize) {
+    pub(super) fn crash(&mut self, i: usize) {
         self.nodes[i].leaving = true; // dead: the net ignores it from now on
         let mine: Vec<_> = self
             .links
@@ -247,7 +247,7 @@ impl Net {
     }
 
     /// The events node `i` reported.
-    fn events(&self, i: usize) -> Vec<Event> {
+    pub(super) fn events(&self, i: usize) -> Vec<Event> {
         events(&self.seen[i])
     }
 
@@ -270,7 +270,7 @@ impl Net {
     }
 
     /// Script outputs of node `i` since the last call.
-    fn take_script(&mut self, i: usize) -> Vec<Output> {
+    pub(super) fn take_script(&mut self, i: usize) -> Vec<Output> {
         let (script, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.seen[i])
             .into_iter()
             .partition(|o| {
@@ -997,7 +997,7 @@ fn conn(index: u32) -> ConnId {
 }
 
 /// The events in `out`.
-fn events(out: &[Output]) -> Vec<Event> {
+pub(super) fn events(out: &[Output]) -> Vec<Event> {
     out.iter()
         .filter_map(|o| match o {
             Output::Event(e) => Some(e.clone()),

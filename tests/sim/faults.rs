@@ -21,7 +21,7 @@ use boss::rng::Rng;
 use std::time::Duration;
 
 /// The random faults, in the order of their weights in `random_fault`.
-pub const FAULTS: [&str; 10] = [
+pub const FAULTS: [&str; 11] = [
     "slow",
     "reset",
     "crash",
@@ -32,6 +32,7 @@ pub const FAULTS: [&str; 10] = [
     "quit",
     "shutdown",
     "oneway",
+    "health",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +123,7 @@ impl World {
         let slot = &mut self.slots[s];
         // The script dies with the node (its own process group, PR_SET_PDEATHSIG).
         slot.child = None;
+        slot.check_running = false;
         slot.inbox.clear();
         slot.node = None;
         slot.frozen = false;
@@ -151,6 +153,10 @@ impl World {
             return Ok(());
         }
         self.slots[s].frozen = false;
+        // Its check could not run while frozen: the health bound starts again.
+        if self.slots[s].unhealthy_since.is_some() {
+            self.slots[s].unhealthy_since = Some(self.now);
+        }
         self.trace_line(Some(s), || "thawed".into());
         self.run_node(s, None)
     }
@@ -311,7 +317,10 @@ impl World {
             .filter(|&s| self.slots[s].node.is_none() && self.slots[s].inc > 0)
             .collect();
         let t = self.p.timeout;
-        let kind = self.rng.weighted(&[12, 15, 10, 12, 12, 25, 10, 4, 2, 10]);
+        let checks = if self.p.check.is_some() { 12 } else { 0 };
+        let kind = self
+            .rng
+            .weighted(&[12, 15, 10, 12, 12, 25, 10, 4, 2, 10, checks]);
         let before = self.stats.fault_kinds[kind];
         self.stats.fault_kinds[kind] += 1;
         match kind {
@@ -386,6 +395,17 @@ impl World {
                 let generation = self.partition_gen;
                 self.schedule(self.now + d, Sched::Heal(generation));
             }
+            // The box's health flips: its check fails (or passes again).
+            10 => {
+                let s = self.rng.index(self.p.n);
+                let slot = &mut self.slots[s];
+                slot.healthy = !slot.healthy;
+                slot.unhealthy_since = (!slot.healthy).then_some(self.now);
+                let h = slot.healthy;
+                self.trace_line(Some(s), || {
+                    format!("health {}", if h { "back" } else { "lost" })
+                });
+            }
             _ => {
                 self.stats.fault_kinds[kind] = before;
                 self.trace_line(None, || format!("fault {}: nothing to do", FAULTS[kind]));
@@ -398,7 +418,9 @@ impl World {
     /// bad, most often a `-c` of some slot.
     fn random_command(&mut self) -> String {
         let other = self.rng.index(self.p.n) + 1;
-        match self.rng.below(14) {
+        match self.rng.below(16) {
+            13 => "-standby on".to_string(),
+            14 => "-standby off".to_string(),
             9 => format!("-ms {}", self.rng.pick(&PROGRAMS)),
             10 => format!("-ds {}", self.rng.pick(&PROGRAMS)),
             11 => format!("-loop {}", self.rng.below(2)),

@@ -43,7 +43,31 @@ impl World {
         let who = format!("n{} ({})", s + 1, node.addr());
         self.check_accounting(s, node, &who)?;
         self.check_script_role(s, node, &who)?;
+        self.check_health(s, node, &who)?;
         self.check_master(node, &who)
+    }
+
+    /// `Health`: a node whose box has been unhealthy (and itself running) for
+    /// `fall` check runs, each up to a tick late, is no longer eligible.
+    fn check_health(&self, s: usize, node: &Node, who: &str) -> Result<(), Failure> {
+        let (Some((interval, _, fall)), Some(since)) =
+            (self.p.check, self.slots[s].unhealthy_since)
+        else {
+            return Ok(());
+        };
+        let tick = 10 * crate::world::MS;
+        let bound = (interval + tick) * fall + tick;
+        if !self.slots[s].frozen && self.now > since + bound && node.is_eligible() {
+            return Err(self.fail(
+                "Health",
+                format!(
+                    "{who} is still eligible {} after its check started failing (fall {fall}, interval {})",
+                    crate::trace::fmt_time(self.now - since),
+                    crate::trace::fmt_time(interval)
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// `Bounded`, `TimerAccounting` and `ConnAccounting` for node `s`.
@@ -127,6 +151,14 @@ impl World {
     /// `Lone` and `MasterQuorum` for a node that considers itself master.
     fn check_master(&self, node: &Node, who: &str) -> Result<(), Failure> {
         if node.is_master() {
+            if node.is_standby() {
+                // It steps down in the step that turned standby on.
+                return Err(self.fail("Standby", format!("{who} is master in standby")));
+            }
+            if !node.is_eligible() {
+                // It steps down in the step its check made it ineligible.
+                return Err(self.fail("Eligible", format!("{who} is master, not eligible")));
+            }
             let peers = node.peers().len();
             if peers + 1 < self.p.quorum {
                 return Err(self.fail(
@@ -166,7 +198,9 @@ impl World {
     /// time only lets counted votes expire. Exempt, and counted: a counter that
     /// still holds a connection the network reset, or one of the voter's previous
     /// instance (it has not read that error or EOF yet; the voter re-voted after
-    /// the error, or restarted without memory of its vote); and one the voter
+    /// the error, or restarted without memory of its vote), or any connection
+    /// to the voter within `Safety`'s window after a reset (the voter lost the
+    /// counter by the reset of another connection); and one the voter
     /// closed as a duplicate while the counter closed the other: each end kept
     /// a different one of two connections, so the voter lost the counter at
     /// once, by a close, not by the timeout the vote's expiry covers (a fault of
@@ -192,14 +226,23 @@ impl World {
                 }
             }
         }
+        let window = self.p.timeout + self.p.heartbeat + self.p.backoff_max;
+        let after_reset = self.last_reset.is_some_and(|t| self.now <= t + window);
         for (m, v) in pairs {
-            let stale = self.links.values().any(|k| {
-                (0..2).any(|i| {
-                    let (held, other) = (&k.ends[i], &k.ends[1 - i]);
-                    let stale = k.reset || other.inc < self.slots[v].inc;
-                    held.slot == m && held.live && other.slot == v && stale
-                })
-            });
+            // The voter lost the counter by a reset of one connection while
+            // the counter still holds another to it (each end had kept a
+            // different one of a duplicate pair): the window `Safety` exempts.
+            let holds = |k: &crate::network::Link| {
+                (0..2).any(|i| k.ends[i].slot == m && k.ends[i].live && k.ends[1 - i].slot == v)
+            };
+            let stale = (after_reset && self.links.values().any(holds))
+                || self.links.values().any(|k| {
+                    (0..2).any(|i| {
+                        let (held, other) = (&k.ends[i], &k.ends[1 - i]);
+                        let stale = k.reset || other.inc < self.slots[v].inc;
+                        held.slot == m && held.live && other.slot == v && stale
+                    })
+                });
             if stale {
                 self.stats.vote_held_exempt += 1;
                 self.trace_line(Some(m), || {
@@ -488,6 +531,25 @@ impl World {
         }
         let named: Vec<Option<SocketAddr>> =
             members.iter().map(|&s| self.node(s).master()).collect();
+        let eligible: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&s| self.node(s).is_eligible())
+            .collect();
+        if eligible.is_empty() {
+            // Every member in standby or failing its check: nobody may be master.
+            if named.iter().any(Option::is_some) || !masters.is_empty() {
+                return Err((
+                    "Standby",
+                    format!(
+                        "component [{}] has no eligible node but names masters {:?}",
+                        names(members),
+                        named
+                    ),
+                ));
+            }
+            return Ok(());
+        }
         let agreed = named[0].filter(|m| named.iter().all(|x| *x == Some(*m)));
         let Some(m) = agreed else {
             return Err((
@@ -507,13 +569,13 @@ impl World {
             ));
         }
         if self.p.preempt {
-            let infos: Vec<NodeInfo> = members.iter().map(|&s| self.node(s).info()).collect();
+            let infos: Vec<NodeInfo> = eligible.iter().map(|&s| self.node(s).info()).collect();
             let best = best_by_rule(self.p.rule, &infos).expect("non-empty").addr;
             if best != m {
                 return Err((
                     "Rule",
                     format!(
-                        "component [{}] agrees on {m}, but the best by rule {} is {best}",
+                        "component [{}] agrees on {m}, but the best eligible by rule {} is {best}",
                         names(members),
                         self.p.rule
                     ),

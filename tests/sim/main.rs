@@ -42,8 +42,11 @@
 //! Checked once the world has been quiet for `Params::quiet_bound` (invariants 1-3):
 //! `PeersLive`, `Reconnect` (nodes that must redial each other are connected),
 //! `Mesh` (every component of the connection graph is a full mesh), `Agreement`,
-//! `Rule` (the best node by the rule only with preemption; without it the
-//! component must agree on a live member that considers itself master), `Lone`.
+//! `Rule` (the best eligible node by the rule only with preemption; without it the
+//! component must agree on a live member that considers itself master), `Lone`,
+//! `Standby` (a component all in standby names no master; and, after every step,
+//! no node in standby is master). The random console commands turn standby on
+//! and off.
 //! The best node is worked out by `invariants::best_by_rule`, from the rules as the
 //! man page states them, not by the crate's `Rule::best`.
 //!

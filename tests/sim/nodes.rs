@@ -196,6 +196,7 @@ impl World {
         let mut exit = false;
         let mut failed = false;
         let mut started: Option<Role> = None;
+        let mut checked = false;
         for o in out.drain(..) {
             self.auth_output(s, &o)?;
             if exit {
@@ -251,6 +252,23 @@ impl World {
                 // Changes of role, master or standby, and the watchdog: for
                 // the shell's state file and service manager.
                 Output::Summary(_) | Output::Watchdog => {}
+                Output::RunCheck { spec, .. } => {
+                    self.trace_line(Some(s), || format!("-> run check {spec}"));
+                    if std::mem::replace(&mut self.slots[s].check_running, true) {
+                        return Err(self.fail(
+                            "CheckProtocol",
+                            format!("n{} starts a check while one runs", s + 1),
+                        ));
+                    }
+                    checked = true;
+                }
+                Output::KillCheck => {
+                    // A simulated check answers at once: none runs by now.
+                    return Err(self.fail(
+                        "CheckProtocol",
+                        format!("n{} kills a check that ended", s + 1),
+                    ));
+                }
                 Output::Answer { .. } | Output::Done { .. } | Output::Status { .. } => {
                     return Err(self.fail(
                         "OutputProtocol",
@@ -354,6 +372,22 @@ impl World {
                     transient: false,
                 }),
             )?;
+        }
+        if checked && !exit {
+            // The simulated check ends at once, passing while the box is healthy.
+            self.slots[s].check_running = false;
+            let input = if self.slots[s].healthy {
+                Input::CheckExited {
+                    success: true,
+                    status: "exit status 0".into(),
+                }
+            } else {
+                Input::CheckExited {
+                    success: false,
+                    status: "exit status 1".into(),
+                }
+            };
+            self.run_node(s, Some(input))?;
         }
         if exit {
             self.kill(s, "exited")?;

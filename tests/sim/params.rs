@@ -36,6 +36,9 @@ pub struct Params {
     pub script_sleep: Duration,
     pub script_loop: bool,
     pub kill_grace: Duration,
+    /// A health check (`/sim/check`, passing while its slot is healthy):
+    /// `(interval, rise, fall)`; the timeout equals the interval.
+    pub check: Option<(Duration, u32, u32)>,
 }
 
 impl Params {
@@ -59,6 +62,7 @@ impl Params {
             script_sleep: 100 * MS,
             script_loop: true,
             kill_grace: 200 * MS,
+            check: None,
         }
     }
 
@@ -103,11 +107,16 @@ impl Params {
             script_sleep: timeout / 2,
             script_loop: rng.percent(80),
             kill_grace: timeout * rng.range(1, 2) as u32,
+            check: None, // drawn below
         };
         // Drawn last, so that the other parameters of a seed stay as they were.
         p.preempt = rng.percent(65);
         if rng.percent(25) {
             p.started_grain = 1_000_000;
+        }
+        if rng.percent(30) {
+            let interval = rng.pick(&[100u32, 300, 1000]) * MS;
+            p.check = Some((interval, rng.range(1, 3) as u32, rng.range(1, 3) as u32));
         }
         p
     }
@@ -160,6 +169,16 @@ impl Params {
         cfg.script_sleep = self.script_sleep;
         cfg.script_loop = self.script_loop;
         cfg.kill_grace = self.kill_grace;
+        if let Some((interval, rise, fall)) = self.check {
+            cfg.check = Some(ScriptSpec {
+                program: "/sim/check".into(),
+                args: Vec::new(),
+            });
+            cfg.check_interval = interval;
+            cfg.check_timeout = interval;
+            cfg.rise = rise;
+            cfg.fall = fall;
+        }
         cfg
     }
 }

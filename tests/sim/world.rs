@@ -138,6 +138,12 @@ pub struct Slot {
     /// Slots this incarnation must keep redialling: its `--join` address and
     /// every node it was connected to, until that node said `Goodbye`.
     pub(crate) knows: Vec<bool>,
+    /// The box's health: what its `/sim/check` says (it outlives restarts),
+    /// and since when it is unhealthy and its node running (reset at a thaw).
+    pub(crate) healthy: bool,
+    pub(crate) unhealthy_since: Option<Time>,
+    /// A check run asked for and not yet answered.
+    pub(crate) check_running: bool,
 }
 
 impl Slot {
@@ -176,6 +182,9 @@ impl Slot {
             child: None,
             announced: 0,
             knows: vec![false; p.n],
+            healthy: true,
+            unhealthy_since: None,
+            check_running: false,
             changes: VecDeque::new(),
             last_vote: (None, false),
         }
