@@ -94,7 +94,7 @@ pub struct Cli {
     /// Stop redialling a lost peer (not a --join one) after this long
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration)]
     pub forget: Duration,
-    /// Most connections at once; capped to the open-files limit less a reserve of 32
+    /// Most connections at once; capped to the open-files limit less a reserve of 64
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,

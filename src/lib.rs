@@ -155,8 +155,8 @@
 //! **Other rules of the shell.** An `accept` that fails for lack of resources
 //! (EMFILE, …) is said once and not retried until a connection goes away or a new
 //! one arrives. At start the soft open-files limit is raised to the hard one and
-//! `--max-connections` is capped to it less a reserve of 32 descriptors (script,
-//! pipes, console). stdin reaching its end does not stop the node (a daemon under
+//! `--max-connections` is capped to it less a reserve of 64 descriptors (script,
+//! pipes, console, the control socket and its 16 clients, the notify hook). stdin reaching its end does not stop the node (a daemon under
 //! a service manager has no stdin); SIGHUP and SIGUSR2 are ignored with a line
 //! (nothing to reload: scripts change with `boss ctl -ms …`), SIGUSR1 prints a
 //! status dump. On exit the queued frames (the `Goodbye`s) and
@@ -513,7 +513,7 @@
 //! | preemption | `--no-preempt` | on |
 //! | script sleep / loop | `--sleep`, `--no-loop`, `-sslp`, `-loop` | 1 s / on |
 //! | script kill grace | `--kill-grace` | 2 s |
-//! | connections at once | `--max-connections` | 1024 (capped to the open-files limit less 32) |
+//! | connections at once | `--max-connections` | 1024 (capped to the open-files limit less 64) |
 //! | cluster name | `--cluster` | boss |
 //! | cluster secret | `--secret-file` | none (a warning when listening beyond loopback) |
 //! | control socket / its mode | `--control`, `--control-mode` | one per listen port in the runtime directory / 0600 |

@@ -190,8 +190,10 @@ fn watchdog(usec: Option<&str>, pid: Option<&str>, ours: u32) -> Option<Duration
 }
 
 /// Descriptors kept free of connections: stdio, the poll, the listener, the
-/// signal pipe, the script's two pipes and what spawning it needs, with room.
-const FD_RESERVE: u64 = 32;
+/// signal pipe, the script's two pipes and what spawning it needs, the
+/// lookups' pipes, the control socket and its 16 clients, the notify hook's
+/// pipes, systemd's socket, with room.
+const FD_RESERVE: u64 = 64;
 
 /// Raises the soft open-files limit to the hard one, so `--max-connections` is
 /// what limits connections; returns the soft limit in force (`None`: unknown).
@@ -317,9 +319,9 @@ mod tests {
     #[test]
     fn connections_are_capped_to_the_open_files_limit() {
         assert_eq!(cap_connections(1024, 1_048_576), None);
-        assert_eq!(cap_connections(1024, 1024), Some(1024 - 32));
-        assert_eq!(cap_connections(100_000, 256), Some(224));
-        assert_eq!(cap_connections(224, 256), None);
+        assert_eq!(cap_connections(1024, 1024), Some(1024 - 64));
+        assert_eq!(cap_connections(100_000, 256), Some(192));
+        assert_eq!(cap_connections(192, 256), None);
         assert_eq!(cap_connections(5, 10), Some(1), "never below one");
     }
 

@@ -361,7 +361,7 @@ fn max_connections_is_capped_by_the_open_files_limit() {
     }
     let a = Boss::spawn_command("A", cmd, &["127.0.0.1", "0", "--max-connections", "100000"]);
     a.wait_line(
-        |l| l == "--max-connections 100000 capped to 224 by the open-files limit (256)",
+        |l| l == "--max-connections 100000 capped to 192 by the open-files limit (256)",
         SOON,
     )
     .or_dump(&[&a]);
