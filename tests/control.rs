@@ -238,6 +238,17 @@ fn the_default_socket_is_found_and_owner_only_and_removed_at_exit() {
         &[("XDG_RUNTIME_DIR", &dir)],
     );
     assert_eq!(r.code, 1, "{}", r.err);
+    // Two nodes: name one.
+    let mut cmd = Command::new(BIN);
+    cmd.env("XDG_RUNTIME_DIR", &dir);
+    let m = Boss::spawn_command("M", cmd, &["127.0.0.1", "0"]);
+    m.wait_started(SOON).or_dump(&[&n, &m]);
+    let other = dir.join("boss").join(format!("{}.sock", m.addr().port()));
+    wait_socket(&other.display().to_string());
+    let r = client_env(&["status"], &[("XDG_RUNTIME_DIR", &dir)]);
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.err.contains("2 nodes are running"), "{}", r.err);
+    drop(m);
     // SIGTERM: the node leaves and takes its socket along.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(n.pid()),
@@ -313,19 +324,19 @@ fn watch_json_sees_the_new_master_soon_after_a_kill_9() {
     let dir = scratch("watch");
     let (a, b, c) = three_ctl(&dir, &[]);
     let w = Watcher::start(&["watch", "--json", "--control", &sock(&dir, "C")]);
-    // The watcher is in once it sees an event: a message from A.
+    let text = Watcher::start(&["watch", "--control", &sock(&dir, "B")]);
+    // A watcher is in once it sees an event: a message from A.
     let deadline = now() + SOON;
-    loop {
+    let (mut json_in, mut text_in) = (false, false);
+    while !(json_in && text_in) {
         a.cmd("-msg hello");
-        if w.wait(
-            |l| l.contains("\"peer_message\""),
-            Duration::from_millis(300),
-        )
-        .is_some()
-        {
-            break;
-        }
-        assert!(now() < deadline, "the watcher saw nothing");
+        let short = Duration::from_millis(300);
+        json_in = json_in || w.wait(|l| l.contains("\"peer_message\""), short).is_some();
+        text_in = text_in
+            || text
+                .wait(|l| l.starts_with("message from"), short)
+                .is_some();
+        assert!(now() < deadline, "the watchers saw nothing");
     }
     let killed = now();
     a.kill9();
@@ -335,6 +346,9 @@ fn watch_json_sees_the_new_master_soon_after_a_kill_9() {
     let ms = ms_since(killed, at);
     println!("boss watch --json: {line}, {ms:.1} ms after kill -9 of the master");
     assert_eq!(json_master(&line), Some(b.addr().to_string()));
+    // The text form: the console's own line.
+    text.wait(master_changed_to(b.addr()), SOON)
+        .unwrap_or_else(|| panic!("boss watch (text) saw no master changed"));
     assert!(ms < 500.0, "{ms:.1} ms");
 }
 
@@ -526,6 +540,33 @@ fn the_notify_hook_runs_on_each_change_with_role_and_master() {
         assert!(now() < deadline, "the hook ran {got:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_notify_hook_that_hangs_is_killed_at_its_timeout() {
+    let dir = scratch("hang");
+    let a = node(
+        &dir,
+        "A",
+        &[
+            "--notify",
+            "sh -c 'echo waiting; sleep 30'",
+            "--notify-timeout",
+            "200ms",
+        ],
+    );
+    a.wait_line(|l| l == "[notify] waiting", SOON)
+        .or_dump(&[&a]);
+    a.wait_line(
+        |l| l == "notify hook did not end within 200ms: killed",
+        SOON,
+    )
+    .or_dump(&[&a]);
+    a.wait_line(
+        |l| l == "notify hook ended with killed by signal 9 (SIGKILL)",
+        SOON,
+    )
+    .or_dump(&[&a]);
 }
 
 #[test]
