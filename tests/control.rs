@@ -492,6 +492,21 @@ fn the_state_file_always_parses_while_masters_fail() {
         dead.kill9();
         d.wait_line(master_changed_to(next), SOON).or_dump(&[&d]);
     }
+    // Then C, the master left, goes into standby and back, again and again:
+    // D takes the role and gives it back each time.
+    let (cs, ds) = (sock(&dir, "C"), sock(&dir, "D"));
+    let until = |want: i32| {
+        let deadline = now() + SOON;
+        while client(&["is-master", "--control", &ds]).code != want {
+            assert!(now() < deadline, "D's is-master never said {want}");
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(client(&["ctl", "--control", &cs, "standby", "on"]).code, 0);
+        until(0);
+        assert_eq!(client(&["ctl", "--control", &cs, "standby", "off"]).code, 0);
+        until(1);
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (reads, masters) = reader
         .join()
