@@ -311,16 +311,18 @@ impl Control {
             }
         }
         let asked = if let Phase::Reading(_) = c.phase {
+            // The line's length, newline excluded: complete at a newline, or
+            // at the end of a client that half-closed.
             let end = c.request.iter().position(|b| *b == b'\n');
-            if end.is_some_and(|e| e < MAX_REQUEST) || (c.eof && !c.request.is_empty()) {
-                let line = &c.request[..end.unwrap_or(c.request.len())];
-                let parsed = std::str::from_utf8(line)
+            let len = end.or((c.eof && !c.request.is_empty()).then_some(c.request.len()));
+            if len.map_or(c.request.len() >= MAX_REQUEST, |l| l >= MAX_REQUEST) {
+                Some(Err(format!("a request is at most {MAX_REQUEST} bytes")))
+            } else if let Some(len) = len {
+                let parsed = std::str::from_utf8(&c.request[..len])
                     .map_err(|_| "the request is not UTF-8".to_string())
                     .and_then(parse);
                 c.request = Vec::new();
                 Some(parsed)
-            } else if c.request.len() >= MAX_REQUEST {
-                Some(Err(format!("a request is at most {MAX_REQUEST} bytes")))
             } else {
                 None
             }
@@ -347,8 +349,10 @@ impl Control {
             self.remove(registry, key);
             return false;
         }
-        if c.sent > 0 && c.sent == c.out.len() {
-            c.out.clear();
+        if c.sent > 0 {
+            // What was written goes, so a watcher that reads but never quite
+            // catches up holds only what waits for it.
+            c.out.drain(..c.sent);
             c.sent = 0;
         }
         c.out.extend_from_slice(text.as_bytes());
@@ -609,6 +613,7 @@ impl Shell {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     #[test]
     fn requests_are_one_of_six() {
@@ -630,6 +635,39 @@ mod tests {
                 .unwrap_err()
                 .starts_with("unknown request 'statu'")
         );
+    }
+
+    #[test]
+    fn a_watcher_that_reads_slowly_holds_only_what_waits_for_it() {
+        let dir = std::env::temp_dir().join(format!("boss-slow-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let poll = mio::Poll::new().unwrap();
+        let mut control =
+            Control::new(bind(&dir.join("s.sock"), 0o600).unwrap(), poll.registry()).unwrap();
+        let mut peer = std::os::unix::net::UnixStream::connect(dir.join("s.sock")).unwrap();
+        control.accept(poll.registry(), Time::ZERO);
+        let key = control.clients.iter().next().map(|(k, _)| k).unwrap();
+        control.clients[key].phase = Phase::Watching { json: false };
+        let line = format!("{}\n", "x".repeat(1023));
+        // More than the socket takes: some of it always waits here.
+        for _ in 0..250 {
+            assert!(control.queue(poll.registry(), key, &line));
+        }
+        control.write(poll.registry(), key);
+        let mut buf = vec![0u8; 16 * 1024];
+        for _ in 0..200 {
+            // The watcher reads as much as comes, never all that waits.
+            for _ in 0..16 {
+                assert!(control.queue(poll.registry(), key, &line), "dropped");
+            }
+            control.write(poll.registry(), key);
+            peer.read_exact(&mut buf).unwrap();
+            let c = &control.clients[key];
+            assert!(c.sent < c.out.len(), "all was written: no backlog to test");
+            assert!(c.out.len() <= MAX_QUEUED, "{} bytes held", c.out.len());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
