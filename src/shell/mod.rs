@@ -2,9 +2,10 @@
 //! for the [`Node`] core and carrying out every [`Output`] it asks for.
 //!
 //! It owns the listen socket, a [`Slab`] of connections (socket, read buffer, write
-//! buffer), stdin, the one script child with its two pipes, the signal source
-//! (SIGINT, SIGTERM, SIGCHLD; SIGHUP, SIGUSR1, SIGUSR2 never end the node) and
-//! the host-name lookups ([`resolve`]), and it is the only place that
+//! buffer), stdin, the one script child with its two pipes, the health check
+//! child with its two, the signal source (SIGINT, SIGTERM, SIGCHLD; SIGHUP,
+//! SIGUSR1, SIGUSR2 never end the node) and the host-name lookups
+//! ([`resolve`]), and it is the only place that
 //! reads the monotonic clock (`Clock`). It must not decide anything: no election logic and
 //! no timers of its own (the core owns every timer; the one deadline here bounds the
 //! flush at exit). It must not block, except in that bounded flush.
@@ -25,10 +26,12 @@
 //! Its parts: the loop and the dispatch of events here; connection IO in
 //! `conns` (dial, accept, write, close) and `reading` (each turn's read budget,
 //! frames fed one at a time); plain and sealed frames in `codec`; the script
-//! child and its pipes in `pipes`; stdin and stdout in `console`; the host-name
+//! and health check children and their pipes in `pipes` (what only the check
+//! does in `check`); stdin and stdout in `console`; the host-name
 //! lookups in [`resolve`]; the secret file and the OS's random seed in
 //! [`secret`].
 
+mod check;
 mod codec;
 mod conns;
 mod console;
@@ -52,7 +55,7 @@ use mio::event::Event;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::Signal;
-use pipes::Pipe;
+use pipes::{Pipe, Piped};
 use resolve::Resolver;
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook_mio::v1_0::Signals;
@@ -70,6 +73,10 @@ const SCRIPT_OUT: Token = Token(3);
 const SCRIPT_ERR: Token = Token(4);
 /// Stdout, watched for room while console output waits for it.
 const STDOUT: Token = Token(5);
+/// The health check's stdout and stderr pipes: far above any connection's
+/// token, far below the lookups'.
+const CHECK_OUT: Token = Token(usize::MAX / 8);
+const CHECK_ERR: Token = Token(usize::MAX / 8 + 1);
 /// A connection's token is its slab key plus this.
 const CONN_BASE: usize = 6;
 
@@ -165,6 +172,8 @@ impl Shell {
             script: None,
             script_ready: [false; 2],
             script_lines: Vec::new(),
+            check: None,
+            check_ready: [false; 2],
             exiting: false,
             accept_stalled: false,
             accept_retry: false,
@@ -249,8 +258,12 @@ struct Shell {
     /// end of this turn. Stays set when the turn's budget stopped the read, so it
     /// is read again next turn without a new edge (mio is edge-triggered).
     script_ready: [bool; 2],
-    /// Lines read from a script pipe; reused.
+    /// Lines read from a script pipe (or the check's); reused.
     script_lines: Vec<String>,
+    /// The health check child, from `RunCheck` until it is reaped.
+    check: Option<Script>,
+    /// Per check pipe, as `script_ready`.
+    check_ready: [bool; 2],
     /// The core asked to exit.
     exiting: bool,
     /// `accept` failed for lack of resources (EMFILE…) and the backlog has not
@@ -295,14 +308,17 @@ impl Shell {
     /// while input is left over), run the timers, the IO events, the
     /// connections and pipes left over, then write the console.
     fn turn(&mut self, events: &mut Events) -> Result<(), Error> {
-        let timeout =
-            if self.script_ready.contains(&true) || !self.later.is_empty() || self.accept_later {
-                // A pipe or a connection still holds input: look at the other
-                // sources, then read on.
-                Some(Duration::ZERO)
-            } else {
-                wait_for(self.node.poll_timeout(), self.now)
-            };
+        let timeout = if self.script_ready.contains(&true)
+            || self.check_ready.contains(&true)
+            || !self.later.is_empty()
+            || self.accept_later
+        {
+            // A pipe or a connection still holds input: look at the other
+            // sources, then read on.
+            Some(Duration::ZERO)
+        } else {
+            wait_for(self.node.poll_timeout(), self.now)
+        };
         if let Err(e) = self.poll.poll(events, timeout) {
             // A signal interrupts epoll_wait whatever SA_RESTART says; the
             // signal pipe is readable on the next turn.
@@ -347,6 +363,7 @@ impl Shell {
                 self.read_script(pipe, SCRIPT_TURN_BUDGET);
             }
         }
+        self.read_check_turn();
         if (self.accept_retry || accept_again) && !self.exiting {
             self.accept_retry = false;
             self.accept();
@@ -390,6 +407,8 @@ impl Shell {
         // The core exits only after its script was reaped, but the loop may also
         // end on an error: dropping a script kills its group and reaps it.
         self.drop_script();
+        // The check is killed, not waited for (the core never waits for it).
+        self.abandon_check();
         // The last lines get a bounded time: a stdout nobody reads must not
         // keep a node that was told to stop.
         self.console
@@ -459,6 +478,8 @@ impl Shell {
             Output::CancelResolve { name, port } => {
                 self.resolver.cancel(self.poll.registry(), &name, port);
             }
+            Output::RunCheck { spec, env } => self.run_piped(Piped::Check, &spec, &env),
+            Output::KillCheck => self.kill_check(),
             Output::Exit => self.exiting = true,
             // Not asked for yet: no control client, state file or service
             // manager is wired to the loop.
@@ -466,9 +487,7 @@ impl Shell {
             | Output::Done { .. }
             | Output::Status { .. }
             | Output::Summary(_)
-            | Output::Watchdog
-            | Output::RunCheck { .. }
-            | Output::KillCheck => {}
+            | Output::Watchdog => {}
         }
     }
 
@@ -496,6 +515,8 @@ impl Shell {
                     }
                 }
                 if child {
+                    // Every SIGCHLD tries both children: signals merge.
+                    self.reap_piped(Piped::Check);
                     self.reap_script();
                 }
                 if status && !self.exiting {
@@ -511,6 +532,8 @@ impl Shell {
                     self.feed(Input::Shutdown);
                 }
             }
+            CHECK_OUT => self.check_ready[Pipe::Out as usize] = true,
+            CHECK_ERR => self.check_ready[Pipe::Err as usize] = true,
             // Read at the end of the turn, within its budget.
             SCRIPT_OUT => self.script_ready[Pipe::Out as usize] = true,
             SCRIPT_ERR => self.script_ready[Pipe::Err as usize] = true,
