@@ -29,6 +29,16 @@ fn m_answer(node: &Boss, pred: impl Fn(&str) -> bool, nodes: &[&Boss]) -> String
         .or_dump(nodes)
 }
 
+/// The pid a check printed first (`[check] pid N`): its process group's id.
+fn check_pid(node: &Boss) -> i32 {
+    let said = |l: &str| matches!(event(l), Some(Event::CheckLine { line, .. }) if line.starts_with("pid "));
+    let line = node.wait_line(said, SOON).or_dump(&[node]);
+    line.rsplit(' ')
+        .next()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line:?}"))
+}
+
 #[test]
 fn a_check_that_fails_on_the_master_moves_the_role_within_fall_intervals() {
     let dir = Dir::new("check-failover");
@@ -93,17 +103,7 @@ fn a_check_that_never_ends_is_killed_at_its_timeout_with_its_group() {
             "10s",
         ],
     );
-    let pid_line = a
-        .wait_line(
-            |l| matches!(event(l), Some(Event::CheckLine { stderr: false, line }) if line.starts_with("pid ")),
-            SOON,
-        )
-        .or_dump(&[&a]);
-    let pid: i32 = pid_line
-        .rsplit(' ')
-        .next()
-        .and_then(|w| w.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {pid_line:?}"));
+    let pid = check_pid(&a);
     let killed = a
         .wait_line_at(
             0,
@@ -145,17 +145,7 @@ fn a_leaving_node_kills_its_running_check_and_does_not_wait_for_it() {
     let dir = Dir::new("check-leave");
     let body = dir.script("hang", "echo pid $$\nsleep 100 &\nexec sleep 100");
     let a = Boss::start("A", &["--check", &body, "--check-timeout", "60s"]);
-    let pid_line = a
-        .wait_line(
-            |l| matches!(event(l), Some(Event::CheckLine { line, .. }) if line.starts_with("pid ")),
-            SOON,
-        )
-        .or_dump(&[&a]);
-    let pid: i32 = pid_line
-        .rsplit(' ')
-        .next()
-        .and_then(|w| w.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {pid_line:?}"));
+    let pid = check_pid(&a);
     let t0 = now();
     a.cmd("-q");
     let status = a.wait_exit(SOON).or_dump(&[&a]);
@@ -304,4 +294,52 @@ fn a_node_whose_check_fails_at_start_is_never_master() {
         let answer = m_answer(n, |l| l.starts_with(NO_MASTER) && l.ends_with(why), &all);
         println!("{}: {answer}", n.name);
     }
+}
+
+#[test]
+fn a_node_killed_with_sigkill_takes_its_running_check_along() {
+    let dir = Dir::new("check-kill9");
+    let body = dir.script("hang", "echo pid $$\nexec sleep 100");
+    let a = Boss::start("A", &["--check", &body, "--check-timeout", "60s"]);
+    let pid = check_pid(&a);
+    check(alive(pid), "the check runs", &[&a]);
+    a.kill9();
+    a.wait_exit(SOON).or_dump(&[&a]);
+    wait_gone(pid, SOON).or_dump(&[&a]);
+}
+
+#[test]
+fn a_check_that_prints_a_flood_is_read_without_blocking_and_shown_in_part() {
+    // 1.2 MB on stdout: far more than a pipe holds, so the check ends (and
+    // passes) only if the node keeps reading it.
+    let a = Boss::start(
+        "A",
+        &[
+            "--check",
+            "sh -c 'yes hello | head -n 200000'",
+            "--check-timeout",
+            "20s",
+            "--check-interval",
+            "60s",
+        ],
+    );
+    a.wait_line(
+        is_event(|e| {
+            *e == Event::CheckState {
+                passing: true,
+                count: 1,
+            }
+        }),
+        SOON,
+    )
+    .or_dump(&[&a]);
+    let shown = a.lines().iter().filter(|l| *l == "[check] hello").count();
+    println!("a check that printed 200000 lines: {shown} shown");
+    check(
+        (1..=10).contains(&shown),
+        &format!("{shown} of its lines shown"),
+        &[&a],
+    );
+    a.ask("-m", |l| l.starts_with("master: "), SOON)
+        .or_dump(&[&a]);
 }
