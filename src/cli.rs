@@ -91,6 +91,24 @@ pub struct Cli {
     /// Start in standby: never master until `-standby off` (console or boss ctl)
     #[arg(long)]
     pub standby: bool,
+    /// Health check, run at start and every --check-interval, words quoted as
+    /// in a shell: this node may be master only while it passes (exit 0)
+    #[arg(long, value_name = "\"PROGRAM ARGS\"")]
+    pub check: Option<String>,
+    /// Time from the start of one check run to the start of the next
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = positive_duration)]
+    pub check_interval: Duration,
+    /// Kill a check run still running after this long (it counts as failed)
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = positive_duration)]
+    pub check_timeout: Duration,
+    /// Passes in a row that make a failing node eligible again
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rise: u32,
+    /// Failures in a row that make a passing node ineligible
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub fall: u32,
     /// Stop redialling a lost peer (not a --join one) after this long
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration)]
     pub forget: Duration,
@@ -163,6 +181,14 @@ fn octal_mode(s: &str) -> Result<u32, String> {
                 crate::text::escape(s)
             )
         })
+}
+
+/// A duration more than 0 (`--check-interval`, `--check-timeout`).
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err("must be more than 0".into()),
+        d => Ok(d),
+    }
 }
 
 /// `--cluster`: a name [`crate::wire::is_cluster_name`] accepts.
@@ -340,6 +366,14 @@ pub fn config(
     c.quorum = cli.quorum;
     c.preempt = !cli.no_preempt;
     c.standby = cli.standby;
+    c.check = match cli.check.as_deref() {
+        Some(s) => Some(script_words("--check", s)?),
+        None => None,
+    };
+    c.check_interval = cli.check_interval;
+    c.check_timeout = cli.check_timeout;
+    c.rise = cli.rise;
+    c.fall = cli.fall;
     c.heartbeat = cli.heartbeat;
     c.timeout = cli.timeout;
     c.handshake_timeout = cli.handshake_timeout;
@@ -423,6 +457,11 @@ mod tests {
         assert_eq!(got.script_loop, want.script_loop);
         assert_eq!(got.kill_grace, want.kill_grace);
         assert_eq!(got.max_conns, want.max_conns);
+        assert_eq!(got.check, want.check);
+        assert_eq!(got.check_interval, want.check_interval);
+        assert_eq!(got.check_timeout, want.check_timeout);
+        assert_eq!(got.rise, want.rise);
+        assert_eq!(got.fall, want.fall);
     }
 
     #[test]
@@ -450,6 +489,16 @@ mod tests {
             "3",
             "--no-preempt",
             "--standby",
+            "--check",
+            "curl -fsS 'http://127.0.0.1:8080/health'",
+            "--check-interval",
+            "500ms",
+            "--check-timeout",
+            "300ms",
+            "--rise",
+            "3",
+            "--fall",
+            "1",
             "--forget",
             "2m",
             "--max-connections",
@@ -485,6 +534,13 @@ mod tests {
         assert_eq!(c.quorum, 3);
         assert!(!c.preempt);
         assert!(c.standby);
+        assert_eq!(
+            c.check,
+            Some(spec("curl", &["-fsS", "http://127.0.0.1:8080/health"]))
+        );
+        assert_eq!(c.check_interval, Duration::from_millis(500));
+        assert_eq!(c.check_timeout, Duration::from_millis(300));
+        assert_eq!((c.rise, c.fall), (3, 1));
         assert_eq!(c.forget, Duration::from_secs(120));
         assert_eq!(c.max_conns, 10);
         assert_eq!(c.script_sleep, Duration::from_millis(500));
@@ -578,6 +634,15 @@ mod tests {
             (&["--advertise", "0.0.0.0:7"][..], "wildcard"),
             (&["--join=-x:7"][..], "host name"),
             (&["--join", "db1"][..], "name:port"),
+            (&["--check-interval", "0s"][..], "more than 0"),
+            (&["--check-timeout", "0ms"][..], "more than 0"),
+            (&["--rise", "0"][..], "rise"),
+            (&["--fall", "0"][..], "fall"),
+            (&["--check", " "][..], "--check needs a program"),
+            (
+                &["--check", "sh -c 'true"][..],
+                "--check: missing closing quote",
+            ),
         ] {
             let mut words = vec!["127.0.0.1", "1"];
             words.extend_from_slice(bad);

@@ -380,7 +380,17 @@
 //!   ineligible and waits for one run, not `--rise` runs); after that `--fall`
 //!   failures in a row make it ineligible, `--rise` passes eligible again. A
 //!   change is sent in `State` like standby, and a master that becomes
-//!   ineligible hands over in the same step.
+//!   ineligible hands over in the same step. The shell runs the check as a
+//!   second child beside the script ([`script::Script`]: its own process
+//!   group, stdin from /dev/null, dying with the node), with `BOSS_NODE` and
+//!   `BOSS_ROLE` added to the node's environment; its two pipes have tokens
+//!   of their own (from `usize::MAX / 8`) and are read like the script's, at
+//!   most 16 KiB each per turn; every SIGCHLD tries both children. At exit
+//!   the check's group is killed and not waited for: a check stuck in the
+//!   kernel must not hold a leaving node. With no eligible node in view, `-m`
+//!   says `all in standby` on a node without a check and `none eligible` on
+//!   one with a check (a peer's `State` tells whether it is eligible, not
+//!   why).
 //! - **Master**: a node that votes for itself and holds at least `quorum` votes,
 //!   its own included. It announces it in `State`. `quorum` defaults to 2, so a
 //!   lone node is never master; quorum 1 gets a warning at start.
@@ -513,6 +523,8 @@
 //! | preemption | `--no-preempt` | on |
 //! | script sleep / loop | `--sleep`, `--no-loop`, `-sslp`, `-loop` | 1 s / on |
 //! | script kill grace | `--kill-grace` | 2 s |
+//! | health check / its interval / its timeout | `--check`, `--check-interval`, `--check-timeout` | none / 2 s / 2 s |
+//! | check passes to rise / failures to fall | `--rise`, `--fall` | 2 / 2 |
 //! | connections at once | `--max-connections` | 1024 (capped to the open-files limit less 64) |
 //! | cluster name | `--cluster` | boss |
 //! | cluster secret | `--secret-file` | none (a warning when listening beyond loopback) |
@@ -539,6 +551,7 @@
 //! | write buffer per connection / in all / console backlog | 2 × (64 KiB + 4) + 16 KiB / 4 MiB / 1 MiB |
 //! | console line / script line ([`shell::MAX_CONSOLE_LINE`], [`script::MAX_SCRIPT_LINE`]) | 64 KiB / 4,096 bytes |
 //! | script lines relayed | burst 200, then 200 per s |
+//! | health check: lines shown per run / bytes read per pipe per turn | 10 / 16 KiB |
 //! | peers' texts shown | burst 64 KiB, then 16 KiB per s |
 //! | collapsed stranger lines | 5 per kind per 10 s (peers that dialled in: 256), then a summary |
 //! | failing script backoff | after 3 runs under 1 s: doubling up to 30 s |

@@ -120,6 +120,21 @@ impl Script {
     }
 }
 
+impl Script {
+    /// SIGKILLs the group (unless the child was reaped) and lets go of the
+    /// child without waiting for it: for a node on its way out, which must not
+    /// be held by a process stuck in the kernel (a dead network mount ignores
+    /// SIGKILL until its call returns). Once the node has exited, init reaps
+    /// what is left.
+    pub fn kill_unwaited(mut self) {
+        if !self.reaped {
+            self.signal(Signal::SIGKILL);
+        }
+        // Nothing left for `drop` to do.
+        self.reaped = true;
+    }
+}
+
 impl Drop for Script {
     fn drop(&mut self) {
         // Never leave a script behind: a dropped handle means the node is done

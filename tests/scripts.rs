@@ -11,119 +11,14 @@
 
 mod common;
 
+use common::procs::*;
 use common::*;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Short timings for the tests that lose a node.
 const FAST: &[&str] = &["--heartbeat", "50ms", "--timeout", "300ms"];
-
-/// A fresh directory for one test's scripts and files, removed when dropped.
-/// Declare it before the nodes: locals drop in reverse order, so the nodes (and
-/// their scripts) are gone before their directory.
-struct Dir {
-    path: PathBuf,
-}
-
-impl Dir {
-    fn new(test: &str) -> Dir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("boss-scripts-{}-{n}-{test}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-        Dir { path }
-    }
-
-    /// A path in the directory.
-    fn file(&self, name: &str) -> String {
-        self.path.join(name).to_string_lossy().into_owned()
-    }
-
-    /// Writes an executable `#!/bin/sh` script and returns its absolute path.
-    fn script(&self, name: &str, body: &str) -> String {
-        let path = self.file(name);
-        fs::write(&path, format!("#!/bin/sh\n{body}\n"))
-            .unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
-            .unwrap_or_else(|e| panic!("cannot chmod {path}: {e}"));
-        path
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        // A node killed by the harness takes its script with it, but not what the
-        // script started (PR_SET_PDEATHSIG covers the script alone): end whatever
-        // still runs a script from here, so that no test leaves anything behind.
-        let mine = format!("{}/", self.path.display());
-        let procs = fs::read_dir("/proc").into_iter().flatten().flatten();
-        for pid in procs.filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()) {
-            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains(&mine) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
-        let _ = fs::remove_dir_all(&self.path);
-    }
-}
-
-// ----- processes -----
-
-/// State letter and process group of `pid`, from /proc/<pid>/stat.
-fn stat(pid: i32) -> Option<(String, i32)> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields follow the last ')'.
-    let mut f = s.rsplit(')').next()?.split_whitespace();
-    let state = f.next()?.to_string();
-    let _ppid = f.next()?;
-    let pgrp = f.next()?.parse().ok()?;
-    Some((state, pgrp))
-}
-
-/// Whether `pid` is a live process: a zombie is dead, it only waits to be reaped.
-fn alive(pid: i32) -> bool {
-    stat(pid).is_some_and(|(state, _)| state != "Z" && state != "X")
-}
-
-/// The live processes of process group `pgid` (a script's group is its pid).
-fn group(pgid: i32) -> Vec<i32> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| {
-            stat(pid).is_some_and(|(state, pgrp)| pgrp == pgid && state != "Z" && state != "X")
-        })
-        .collect()
-}
-
-/// Waits until script `pid` and everything in its group is gone; returns when
-/// that was seen. There is no event for another process's end: look every few ms
-/// (the whole /proc only once the script itself is gone: tests run in parallel).
-fn wait_gone(pid: i32, timeout: Duration) -> Result<Instant, String> {
-    let deadline = now() + timeout;
-    loop {
-        if !alive(pid) && group(pid).is_empty() {
-            return Ok(now());
-        }
-        if now() >= deadline {
-            return Err(format!(
-                "script process {pid} (group: {:?}) still there after {timeout:?}",
-                group(pid)
-            ));
-        }
-        thread::sleep(Duration::from_millis(if alive(pid) { 5 } else { 20 }));
-    }
-}
 
 /// The pid in a `[<role>] pid <n>` line.
 fn pid_of(line: &str) -> i32 {

@@ -503,6 +503,33 @@ fn a_master_whose_check_fails_hands_over_and_a_node_without_a_pass_is_never_mast
     assert_eq!(masters(&net), [1]);
 }
 
+#[test]
+fn with_every_check_failing_there_is_no_master_and_m_says_none_is_eligible() {
+    let mut net = Net::new(vec![checked(1, 100), checked(2, 200), checked(3, 300)]);
+    line(&mut net, 1, "-c 10.0.0.1:1");
+    line(&mut net, 2, "-c 10.0.0.1:2");
+    for i in 0..3 {
+        net.input(
+            i,
+            Input::CheckExited {
+                success: false,
+                status: "exit status 1".into(),
+            },
+        );
+    }
+    net.advance_to(ms(500));
+    assert!(masters(&net).is_empty());
+    line(&mut net, 2, "-m");
+    let said = net.seen[2].iter().rev().find_map(|o| match o {
+        Output::Console(s) => Some(s.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        said.as_deref(),
+        Some("master: no, no master (3 of quorum 2 nodes in view, none eligible)")
+    );
+}
+
 fn ms(n: u64) -> Time {
     Duration::from_millis(n)
 }

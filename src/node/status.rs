@@ -269,15 +269,16 @@ impl Node {
     pub(super) fn no_master_words(&self) -> String {
         let in_view = self.peers.len() + 1;
         let none_eligible = !self.eligible() && self.peers.values().all(|p| !p.eligible);
-        format!(
-            "{in_view} of quorum {} nodes in view{}",
-            self.cfg.quorum,
-            if none_eligible {
-                ", all in standby"
-            } else {
-                ""
-            }
-        )
+        // A peer tells only whether it is eligible, not why. A node without
+        // a check is ineligible only in standby and says so as before; a node
+        // with one says only what it knows: each is in standby or failing its
+        // check (see the crate docs, #election).
+        let why = match (none_eligible, self.cfg.check.is_some()) {
+            (false, _) => "",
+            (true, true) => ", none eligible",
+            (true, false) => ", all in standby",
+        };
+        format!("{in_view} of quorum {} nodes in view{why}", self.cfg.quorum)
     }
 
     /// This node's status at `now`.

@@ -2,9 +2,10 @@
 //! for the [`Node`] core and carrying out every [`Output`] it asks for.
 //!
 //! It owns the listen socket, a [`Slab`] of connections (socket, read buffer, write
-//! buffer), stdin, the one script child with its two pipes, the signal source
-//! (SIGINT, SIGTERM, SIGCHLD; SIGHUP, SIGUSR1, SIGUSR2 never end the node) and
-//! the host-name lookups ([`resolve`]), and it is the only place that
+//! buffer), stdin, the one script child with its two pipes, the health check
+//! child with its two, the signal source (SIGINT, SIGTERM, SIGCHLD; SIGHUP,
+//! SIGUSR1, SIGUSR2 never end the node) and the host-name lookups
+//! ([`resolve`]), and it is the only place that
 //! reads the monotonic clock (`Clock`). It must not decide anything: no election logic and
 //! no timers of its own (the core owns every timer; the deadlines here bound the
 //! flush at exit, a control client's request and a notify hook's run). It must
@@ -26,13 +27,15 @@
 //! Its parts: the loop and the dispatch of events here; connection IO in
 //! `conns` (dial, accept, write, close) and `reading` (each turn's read budget,
 //! frames fed one at a time); plain and sealed frames in `codec`; the script
-//! child and its pipes in `pipes`; stdin and stdout in `console`; the host-name
+//! and health check children and their pipes in `pipes` (what only the check
+//! does in `check`); stdin and stdout in `console`; the host-name
 //! lookups in [`resolve`]; the secret file and the OS's random seed in
 //! [`secret`]; for the outside (see the crate docs, #operating-from-outside):
 //! the control socket in [`control`] (its default paths in [`runtime`]), the
 //! notify hook in `notify`, the state file in [`state`] and systemd's
 //! notifications in [`systemd`].
 
+mod check;
 mod codec;
 mod conns;
 mod console;
@@ -62,7 +65,7 @@ use mio::event::Event;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::Signal;
-use pipes::Pipe;
+use pipes::{Pipe, Piped};
 use resolve::Resolver;
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook_mio::v1_0::Signals;
@@ -80,6 +83,10 @@ const SCRIPT_OUT: Token = Token(3);
 const SCRIPT_ERR: Token = Token(4);
 /// Stdout, watched for room while console output waits for it.
 const STDOUT: Token = Token(5);
+/// The health check's stdout and stderr pipes: far above any connection's
+/// token, far below the lookups'.
+const CHECK_OUT: Token = Token(usize::MAX / 8);
+const CHECK_ERR: Token = Token(usize::MAX / 8 + 1);
 /// A connection's token is its slab key plus this.
 const CONN_BASE: usize = 6;
 /// The control socket's listener; its clients' tokens follow (see
@@ -198,6 +205,8 @@ impl Shell {
             script: None,
             script_ready: [false; 2],
             script_lines: Vec::new(),
+            check: None,
+            check_ready: [false; 2],
             exiting: false,
             accept_stalled: false,
             accept_retry: false,
@@ -302,8 +311,12 @@ struct Shell {
     /// end of this turn. Stays set when the turn's budget stopped the read, so it
     /// is read again next turn without a new edge (mio is edge-triggered).
     script_ready: [bool; 2],
-    /// Lines read from a script pipe; reused.
+    /// Lines read from a script pipe (or the check's); reused.
     script_lines: Vec<String>,
+    /// The health check child, from `RunCheck` until it is reaped.
+    check: Option<Script>,
+    /// Per check pipe, as `script_ready`.
+    check_ready: [bool; 2],
     /// The core asked to exit.
     exiting: bool,
     /// `accept` failed for lack of resources (EMFILE…) and the backlog has not
@@ -363,6 +376,7 @@ impl Shell {
     /// connections and pipes left over, then write the console.
     fn turn(&mut self, events: &mut Events) -> Result<(), Error> {
         let left_over = self.script_ready.contains(&true)
+            || self.check_ready.contains(&true)
             || !self.later.is_empty()
             || self.accept_later
             || self.notifier.as_ref().is_some_and(|n| n.ready());
@@ -430,6 +444,7 @@ impl Shell {
                 self.read_script(pipe, SCRIPT_TURN_BUDGET);
             }
         }
+        self.read_check_turn();
         if (self.accept_retry || accept_again) && !self.exiting {
             self.accept_retry = false;
             self.accept();
@@ -483,6 +498,8 @@ impl Shell {
         }
         // A hook still running is killed with its group.
         self.notifier = None;
+        // The check is killed, not waited for (the core never waits for it).
+        self.abandon_check();
         // The last lines get a bounded time: a stdout nobody reads must not
         // keep a node that was told to stop.
         self.console
@@ -558,14 +575,14 @@ impl Shell {
             Output::CancelResolve { name, port } => {
                 self.resolver.cancel(self.poll.registry(), &name, port);
             }
+            Output::RunCheck { spec, env } => self.run_piped(Piped::Check, &spec, &env),
+            Output::KillCheck => self.kill_check(),
             Output::Exit => self.exiting = true,
             Output::Answer { client, line } => self.control_answer(client, &line),
             Output::Done { client, code } => self.control_done(client, code),
             Output::Status { client, status } => self.control_status(client, &status),
             Output::Summary(s) => self.summary(s),
             Output::Watchdog => self.tell_systemd("WATCHDOG=1"),
-            // Not carried out yet: no health-check child is wired to the loop.
-            Output::RunCheck { .. } | Output::KillCheck => {}
         }
     }
 
@@ -612,6 +629,8 @@ impl Shell {
                     }
                 }
                 if child {
+                    // Every SIGCHLD tries both children: signals merge.
+                    self.reap_piped(Piped::Check);
                     self.reap_script();
                     self.notify_reap();
                 }
@@ -628,6 +647,8 @@ impl Shell {
                     self.feed(Input::Shutdown);
                 }
             }
+            CHECK_OUT => self.check_ready[Pipe::Out as usize] = true,
+            CHECK_ERR => self.check_ready[Pipe::Err as usize] = true,
             // Read at the end of the turn, within its budget.
             SCRIPT_OUT => self.script_ready[Pipe::Out as usize] = true,
             SCRIPT_ERR => self.script_ready[Pipe::Err as usize] = true,

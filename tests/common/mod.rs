@@ -23,6 +23,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod procs;
+
 /// Upper bound for anything that should happen "soon" (a handshake, an answer, a
 /// re-election), generous for a loaded 2-core CI machine running tests in parallel.
 pub const SOON: Duration = Duration::from_secs(15);
