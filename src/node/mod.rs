@@ -120,6 +120,14 @@ pub struct Node {
     vote: Option<SocketAddr>,
     master: bool,
     seq: u64,
+    /// The highest epoch this node promised or proposed (see the crate docs,
+    /// #epochs); never goes down while it runs, and is stored with
+    /// `--state-dir` before it is sent.
+    promised: u64,
+    /// While it votes for itself: its candidate epoch, its term's once master.
+    candidate: Option<u64>,
+    /// Its vote for another node is a promise at that node's candidate epoch.
+    tied: bool,
     lease_until: Option<Time>,
     lease_timer: Option<TimerId>,
     /// Our vote withdrawn from a live peer and not yet acknowledged: we vote
@@ -181,6 +189,7 @@ impl Node {
     pub fn new(cfg: Config) -> Node {
         let cfg_seed = cfg.nonce_seed.0;
         let standby = cfg.standby;
+        let epoch_floor = cfg.epoch_floor;
         let me = NodeInfo {
             addr: cfg.addr,
             started: cfg.started,
@@ -199,6 +208,9 @@ impl Node {
             vote: None,
             master: false,
             seq: 0,
+            promised: epoch_floor,
+            candidate: None,
+            tied: false,
             lease_until: None,
             lease_timer: None,
             withdrawal: None,
@@ -304,7 +316,7 @@ impl Node {
             && 1 + self
                 .peers
                 .values()
-                .filter(|p| p.vote == Some(self.me.addr))
+                .filter(|p| self.votes_me(p))
                 .filter(|p| p.answered_ping.is_some_and(|t| now < self.vote_expiry(t)))
                 .count()
                 >= usize::from(self.cfg.quorum)
@@ -340,7 +352,13 @@ impl Node {
             + self
                 .peers
                 .values()
-                .filter(|p| p.vote == Some(addr) && (addr != self.me.addr || self.vote_held(p)))
+                .filter(|p| {
+                    if addr == self.me.addr {
+                        self.votes_me(p) && self.vote_held(p)
+                    } else {
+                        p.vote == Some(addr)
+                    }
+                })
                 .count()
     }
 
@@ -376,11 +394,10 @@ impl Node {
     /// The peers whose vote for this node it counts at `now` on its own clock
     /// (confirmed, as [`Node::votes_for`] counts them at its latest `now`).
     pub fn votes_held_at(&self, now: Time) -> impl Iterator<Item = SocketAddr> + '_ {
-        let me = self.me.addr;
         self.peers
             .iter()
             .filter(move |(_, p)| {
-                p.vote == Some(me) && p.answered_ping.is_some_and(|t| now < self.vote_expiry(t))
+                self.votes_me(p) && p.answered_ping.is_some_and(|t| now < self.vote_expiry(t))
             })
             .map(|(a, _)| *a)
     }

@@ -36,12 +36,16 @@ fn hello(port: u16, started: u64) -> Msg {
     super::tests::hello(addr(port), WALL + started)
 }
 
+/// A peer's `State` voting `vote`: a vote is a promise at epoch 1, the
+/// candidate epoch of a node's first candidacy (see the crate docs, #epochs).
 fn state(seq: u64, vote: Option<SocketAddr>, ack: u64) -> Msg {
     Msg::State {
         seq,
         vote,
         master: false,
         eligible: true,
+        epoch: 1,
+        tied: vote.is_some(),
         ack,
     }
 }

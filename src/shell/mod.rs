@@ -468,6 +468,7 @@ impl Shell {
             | Output::Summary(_)
             | Output::Watchdog
             | Output::RunCheck { .. }
+            | Output::Promise(_)
             | Output::KillCheck => {}
         }
     }

@@ -144,6 +144,9 @@ pub struct Slot {
     pub(crate) unhealthy_since: Option<Time>,
     /// A check run asked for and not yet answered.
     pub(crate) check_running: bool,
+    /// The highest epoch its node promised, kept across restarts as
+    /// `--state-dir` keeps it.
+    pub(crate) promised: u64,
 }
 
 impl Slot {
@@ -185,6 +188,7 @@ impl Slot {
             healthy: true,
             unhealthy_since: None,
             check_running: false,
+            promised: 0,
             changes: VecDeque::new(),
             last_vote: (None, false),
         }
