@@ -47,8 +47,9 @@ impl World {
         self.check_master(node, &who)
     }
 
-    /// `Health`: a node whose box has been unhealthy (and itself running) for
-    /// `fall` check runs, each up to a tick late, is no longer eligible.
+    /// `Health`: a node whose box has been unhealthy (and itself running, not
+    /// leaving) for `fall` check runs, each up to a tick late, is no longer
+    /// eligible.
     fn check_health(&self, s: usize, node: &Node, who: &str) -> Result<(), Failure> {
         let (Some((interval, _, fall)), Some(since)) =
             (self.p.check, self.slots[s].unhealthy_since)
@@ -57,7 +58,12 @@ impl World {
         };
         let tick = 10 * crate::world::MS;
         let bound = (interval + tick) * fall + tick;
-        if !self.slots[s].frozen && self.now > since + bound && node.is_eligible() {
+        // A leaving node runs no check any more, and is no candidate.
+        if !self.slots[s].frozen
+            && !node.is_leaving()
+            && self.now > since + bound
+            && node.is_eligible()
+        {
             return Err(self.fail(
                 "Health",
                 format!(
