@@ -31,7 +31,7 @@ Signals: SIGINT and SIGTERM leave cleanly; SIGUSR1 prints a status dump
 
 Exit status: 0 clean exit (-q, SIGINT, SIGTERM), 1 runtime failure,
 2 usage error (or a system clock that cannot be right, or a --secret-file
-that cannot be used), 3 cannot listen.";
+or --state-dir that cannot be used), 3 cannot listen.";
 
 /// The command line, as clap sees it (the `-ds`/`-ms` tail is split off first).
 /// The defaults written here must equal `Config::new`'s: a test checks them.
@@ -83,6 +83,9 @@ pub struct Cli {
     /// Start in standby: never master until `-standby off` (console or boss ctl)
     #[arg(long)]
     pub standby: bool,
+    /// Store the highest epoch promised in DIR/epoch (created 0700), so epochs keep growing across restarts of the whole cluster
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
     /// Stop redialling a lost peer (not a --join one) after this long
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration)]
     pub forget: Duration,
@@ -286,6 +289,7 @@ pub fn config(
     c.quorum = cli.quorum;
     c.preempt = !cli.no_preempt;
     c.standby = cli.standby;
+    c.state_dir = cli.state_dir.clone();
     c.heartbeat = cli.heartbeat;
     c.timeout = cli.timeout;
     c.handshake_timeout = cli.handshake_timeout;

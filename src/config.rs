@@ -182,6 +182,8 @@ pub struct Config {
     /// The highest epoch this node promised before it (re)started, read from
     /// `--state-dir` (0 without): it never promises one at or below it again.
     pub epoch_floor: u64,
+    /// `--state-dir`: where the highest epoch promised is stored.
+    pub state_dir: Option<std::path::PathBuf>,
     /// The health check (`--check`): while it fails, this node is not
     /// eligible to be master (see the crate docs, #election).
     pub check: Option<ScriptSpec>,
@@ -238,6 +240,7 @@ impl Config {
             nonce_seed: NonceSeed::default(),
             standby: false,
             epoch_floor: 0,
+            state_dir: None,
             watchdog: None,
             check: None,
             check_interval: Duration::from_secs(2),

@@ -322,6 +322,22 @@ impl Node {
                 >= usize::from(self.cfg.quorum)
     }
 
+    /// The epoch of this node's master term while it is master (see the
+    /// crate docs, #epochs).
+    pub fn term(&self) -> Option<u64> {
+        self.candidate.filter(|_| self.master)
+    }
+
+    /// The epoch of the master this node names: its own term, or the epoch
+    /// that master announces; 0 when it names none.
+    pub fn epoch(&self) -> u64 {
+        match self.master() {
+            Some(m) if m == self.me.addr => self.candidate.unwrap_or(0),
+            Some(m) => self.peers.get(&m).map_or(0, |p| p.epoch),
+            None => 0,
+        }
+    }
+
     /// Whom this node votes for.
     pub fn vote(&self) -> Option<SocketAddr> {
         self.vote

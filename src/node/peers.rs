@@ -130,8 +130,8 @@ impl Node {
         // A peer voting for nobody may be waiting for our ack of a
         // withdrawal (whether or not we saw its vote for us first: that
         // State may have travelled on a connection since closed).
-        let withdrawn =
-            vote.is_none() || (p.vote == Some(self.me.addr) && (vote != Some(self.me.addr) || !tied));
+        let withdrawn = vote.is_none()
+            || (p.vote == Some(self.me.addr) && (vote != Some(self.me.addr) || !tied));
         p.seq = seq;
         // A vote for a node this one does not see is kept as sent: it
         // is ordinary while a mesh forms or a partition holds, counts

@@ -209,6 +209,7 @@ fn handle_timeout_drops_silent_peers_before_any_other_timer() {
                 this_node: false,
                 count: 1,
                 quorum: 2,
+                epoch: 0,
             }),
         ],
         "the silent peer goes first, then the role: {out:?}"
@@ -414,6 +415,7 @@ fn the_votes_timer_ends_the_role_at_vote_expiry() {
             this_node: false,
             count: 2,
             quorum: 2,
+            epoch: 0,
         }],
         "the role ends while the voter is still in view"
     );

@@ -81,6 +81,11 @@ impl Node {
                 // Stored before any peer can see it (see the crate docs, #epochs).
                 out.push(Output::Promise(self.promised));
             }
+            if self.master && !master {
+                // The term is over: a next one is a new candidacy, at a
+                // greater epoch.
+                self.candidate = None;
+            }
             self.vote = vote;
             self.master = master;
             self.seq += 1;
@@ -227,6 +232,7 @@ impl Node {
                 this_node: w.this_node,
                 count: w.count,
                 quorum: w.quorum,
+                epoch: w.epoch,
             }));
         }
     }

@@ -32,6 +32,7 @@
 mod codec;
 mod conns;
 mod console;
+pub mod epoch;
 mod pipes;
 mod reading;
 pub mod resolve;
@@ -460,6 +461,16 @@ impl Shell {
                 self.resolver.cancel(self.poll.registry(), &name, port);
             }
             Output::Exit => self.exiting = true,
+            Output::Promise(e) => {
+                if let Some(dir) = self.node.config().state_dir.clone()
+                    && let Err(err) = epoch::store(&dir, e)
+                {
+                    self.console.line(&format!(
+                        "cannot store epoch {e} in {}: {err}",
+                        dir.display()
+                    ));
+                }
+            }
             // Not asked for yet: no control client, state file or service
             // manager is wired to the loop.
             Output::Answer { .. }
@@ -468,7 +479,6 @@ impl Shell {
             | Output::Summary(_)
             | Output::Watchdog
             | Output::RunCheck { .. }
-            | Output::Promise(_)
             | Output::KillCheck => {}
         }
     }

@@ -118,6 +118,7 @@ impl World {
         );
         let node = self.slots[s].node.as_mut().expect("up");
         let vote = node.vote();
+        let was_master = node.is_master();
         self.progress.enter(s, self.now);
         match input {
             None => node.handle_timeout(local, &mut out),
@@ -128,6 +129,7 @@ impl World {
         self.out = out;
         r?;
         self.check_node(s)?;
+        self.check_epoch(s, was_master)?;
         let moved = self.slots[s]
             .node
             .as_ref()
