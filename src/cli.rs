@@ -39,7 +39,7 @@ scripts with boss ctl -ms / -ds).
 
 Exit status: 0 clean exit (-q, SIGINT, SIGTERM), 1 runtime failure,
 2 usage error (or a system clock that cannot be right, or a --secret-file
-that cannot be used), 3 cannot listen (or the control socket is in use).";
+or --state-dir that cannot be used), 3 cannot listen (or the control socket is in use).";
 
 /// The command line, as clap sees it (the `-ds`/`-ms` tail is split off first).
 /// The defaults written here must equal `Config::new`'s: a test checks them.
@@ -109,6 +109,9 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub fall: u32,
+    /// Store the highest epoch promised in DIR/epoch (created 0700), so epochs keep growing across restarts of the whole cluster
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
     /// Stop redialling a lost peer (not a --join one) after this long
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration)]
     pub forget: Duration,
@@ -374,6 +377,7 @@ pub fn config(
     c.check_timeout = cli.check_timeout;
     c.rise = cli.rise;
     c.fall = cli.fall;
+    c.state_dir = cli.state_dir.clone();
     c.heartbeat = cli.heartbeat;
     c.timeout = cli.timeout;
     c.handshake_timeout = cli.handshake_timeout;

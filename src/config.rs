@@ -179,6 +179,11 @@ pub struct Config {
     pub nonce_seed: NonceSeed,
     /// Start in standby (`--standby`): never master until `-standby off`.
     pub standby: bool,
+    /// The highest epoch this node promised before it (re)started, read from
+    /// `--state-dir` (0 without): it never promises one at or below it again.
+    pub epoch_floor: u64,
+    /// `--state-dir`: where the highest epoch promised is stored.
+    pub state_dir: Option<std::path::PathBuf>,
     /// The health check (`--check`): while it fails, this node is not
     /// eligible to be master (see the crate docs, #election).
     pub check: Option<ScriptSpec>,
@@ -234,6 +239,8 @@ impl Config {
             secret: None,
             nonce_seed: NonceSeed::default(),
             standby: false,
+            epoch_floor: 0,
+            state_dir: None,
             watchdog: None,
             check: None,
             check_interval: Duration::from_secs(2),

@@ -40,7 +40,7 @@
 //! | `members_ignored` | `from`, `waiting` | `ignored addresses from ADDR's member list: …` |
 //! | `peer_message` | `from`, `via`, `text` | `message from ADDR[ (connection from IP)]: TEXT` |
 //! | `messages_not_shown` | `count` | `N peer messages not shown (over 16 KiB/s)` |
-//! | `master_changed` | `master`, `this_node`, `count`, `quorum` | `master changed: …` |
+//! | `master_changed` | `master`, `this_node`, `count`, `quorum`, `epoch` | `master changed: …` |
 //! | `script_line` | `role`, `stderr`, `line` | `[ROLE] LINE`, `[ROLE stderr] LINE`, `[script] LINE` |
 //! | `script_ended` | `role`, `status` | `ROLE script ended with STATUS` |
 //! | `script_cannot_run` | `role`, `script`, `error`, `retrying` | `cannot run ROLE script S: ERROR; cleared` (or `retrying`) |
@@ -156,6 +156,7 @@ pub enum Event {
         this_node: bool,
         count: u64,
         quorum: u64,
+        epoch: u64,
     },
     /// A line the script printed; `role` is `None` for a script the node is
     /// already done with.
@@ -259,22 +260,26 @@ impl Event {
 }
 
 /// The words after `master changed: ` and in the answer to `-m`:
-/// `ADDR (this node, N of quorum Q votes)`, `ADDR (N of quorum Q votes seen
-/// here)` or `none (N of quorum Q nodes in view)`.
+/// `ADDR (this node, N of quorum Q votes, epoch E)`, `ADDR (N of quorum Q
+/// votes seen here, epoch E)` or `none (N of quorum Q nodes in view)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MasterWords {
     pub master: Option<SocketAddr>,
     pub this_node: bool,
     pub count: u64,
     pub quorum: u64,
+    /// The master's epoch (see the crate docs, #epochs); 0 with no master.
+    pub epoch: u64,
 }
 
 impl fmt::Display for MasterWords {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (n, q) = (self.count, self.quorum);
+        let (n, q, e) = (self.count, self.quorum, self.epoch);
         match self.master {
-            Some(m) if self.this_node => write!(f, "{m} (this node, {n} of quorum {q} votes)"),
-            Some(m) => write!(f, "{m} ({n} of quorum {q} votes seen here)"),
+            Some(m) if self.this_node => {
+                write!(f, "{m} (this node, {n} of quorum {q} votes, epoch {e})")
+            }
+            Some(m) => write!(f, "{m} ({n} of quorum {q} votes seen here, epoch {e})"),
             None => write!(f, "none ({n} of quorum {q} nodes in view)"),
         }
     }
@@ -368,12 +373,14 @@ impl fmt::Display for Event {
                 this_node,
                 count,
                 quorum,
+                epoch,
             } => {
                 let words = MasterWords {
                     master: *master,
                     this_node: *this_node,
                     count: *count,
                     quorum: *quorum,
+                    epoch: *epoch,
                 };
                 write!(f, "master changed: {words}")
             }

@@ -232,9 +232,11 @@
 //!   others); learnt addresses are dialled at most 50 a second after a burst of
 //!   256. With more than 32 learnt addresses wanted, one that failed twice is
 //!   dropped without a line; fewer are retried like a lost peer.
-//! - `State { seq, vote, master, eligible, ack }`: sent after the handshake and
-//!   to every peer on every change of the sender's vote, master flag or
-//!   eligibility (`eligible`: not in standby, see [the election](crate#election)). `seq` grows with
+//! - `State { seq, vote, master, eligible, epoch, tied, ack }`: sent after the
+//!   handshake and to every peer on every change of the sender's vote, master
+//!   flag, eligibility (`eligible`: not in standby, see [the
+//!   election](crate#election)) or epoch (`epoch`, `tied`: see
+//!   [epochs](crate#epochs)). `seq` grows with
 //!   every change, so a stale state (one that travelled on a connection since
 //!   replaced) is ignored, though its `ack` still counts. `ack` is the newest
 //!   `seq` of the receiver's that the sender has applied (see
@@ -430,12 +432,39 @@
 //! Each node says `master changed: …` when the master it names (itself, or the
 //! best peer announcing itself master) changes, and the script follows the role.
 //!
+//! # Epochs
+//!
+//! Every master term has a number, its epoch (`BOSS_EPOCH`, `-m`, `master
+//! changed`, the status). The rule, as Raft makes its terms unique by the
+//! votes that elect them:
+//! - Each node keeps `promised`, the highest epoch it proposed or promised; it
+//!   never goes down while the node runs, and with `--state-dir` it is stored
+//!   durably ([`Output::Promise`], write, fsync, rename) before the `State`
+//!   that carries it is sent, and read back at start.
+//! - A node that votes for itself is a candidate with an epoch above every
+//!   epoch it has seen (its own `promised` and every peer's `State`). It keeps
+//!   that epoch while no peer reports one as high that is not a promise to it
+//!   (a master keeps it for its whole term); else it proposes a greater one.
+//!   A master that loses its role ends its term: its next candidacy has a new
+//!   epoch.
+//! - A node votes for another as before (see the election), but the vote is a
+//!   *promise* (`tied` in `State`) only at that node's candidate epoch, and only
+//!   if that epoch is above `promised` (or is the one it already promised to
+//!   it). A candidate counts a vote only if it is a promise at its own epoch.
+//! - A master that sees another master with a greater epoch steps down.
+//!
+//! So with a majority quorum two terms' quorums share a voter, which promised
+//! the later term a greater epoch than the earlier: epochs grow across terms
+//! and are never shared (the simulator's `Epoch` invariant). Without
+//! `--state-dir` a restarted node remembers no promise, so uniqueness holds only
+//! while a majority of the nodes that promised stay up.
+//!
 //! # Scripts
 //!
 //! **Roles.** While master a node runs the master script, otherwise the default
 //! script: one child at a time ([`script`]), run directly (no shell) in its own
 //! process group, stdin from /dev/null, dying with the node (`PR_SET_PDEATHSIG`),
-//! with `BOSS_ROLE`, `BOSS_SELF` and `BOSS_MASTER` added to its environment. The
+//! with `BOSS_ROLE`, `BOSS_SELF`, `BOSS_MASTER` and `BOSS_EPOCH` added to its environment. The
 //! script follows the role once at the end of each input and of each timer batch,
 //! so a role that flips and flips back within one step starts and stops nothing;
 //! role changes in a burst collapse to the last one. A new `-ds`/`-ms` replaces a
@@ -505,7 +534,9 @@
 //!    `Eligible` in the simulator): it steps down in the same step; and a node
 //!    whose check keeps failing is ineligible within `--fall` runs (`Health`).
 //!
-//! Not yet: master epochs for fencing are planned, not built.
+//! 7. **Epochs** with a majority quorum: every master term begun has an epoch
+//!    greater than every term begun before it (`Epoch`), nodes restarting with
+//!    their stored promise.
 //!
 //! # Defaults
 //!

@@ -274,6 +274,15 @@ fn run(args: Vec<OsString>) -> Exit {
         Err(msg) => return clap_exit(&cli::usage_error(msg)),
     };
     config.bound = bound;
+    if let Some(dir) = &config.state_dir {
+        match shell::epoch::load(dir) {
+            Ok(e) => config.epoch_floor = e,
+            Err(msg) => {
+                error_line(&msg);
+                return Exit::Usage;
+            }
+        }
+    }
     config.secret = secret;
     config.nonce_seed = nonce_seed;
     if let Some(limit) = raise_open_files()

@@ -137,6 +137,12 @@ pub enum Msg {
         /// Whether the sender may be master: false while it is in standby
         /// (see the crate docs, #election). Voters choose among eligible nodes.
         eligible: bool,
+        /// The sender's epoch (see the crate docs, #epochs): its candidate
+        /// epoch when it votes for itself, else the highest epoch it promised.
+        epoch: u64,
+        /// Its vote for another node is a promise at that node's candidate
+        /// epoch (`epoch`): only such a vote counts.
+        tied: bool,
         /// The newest `seq` of the receiver's that the sender has applied.
         ack: u64,
     },

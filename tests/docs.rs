@@ -188,6 +188,7 @@ fn every_status_json_field_is_in_the_man_page() {
         cluster: "boss".into(),
         role: Role::Default,
         master: None,
+        epoch: 0,
         no_master: None,
         vote: None,
         votes: 0,

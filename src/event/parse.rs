@@ -180,6 +180,7 @@ fn parse_loose(line: &str) -> Option<Event> {
             this_node: w.this_node,
             count: w.count,
             quorum: w.quorum,
+            epoch: w.epoch,
         });
     }
     if let Some(rest) = line.strip_prefix('[') {
@@ -243,12 +244,17 @@ fn parse_master_words(s: &str) -> Option<MasterWords> {
     let this_node = rest.starts_with("this node, ");
     let rest = rest.strip_prefix("this node, ").unwrap_or(rest);
     let (n, rest) = rest.split_once(" of quorum ")?;
-    let (q, _) = rest.split_once(' ')?;
+    let (q, rest) = rest.split_once(' ')?;
+    let epoch = match rest.rsplit_once(", epoch ") {
+        Some((_, e)) => num(e.strip_suffix(')')?)?,
+        None => 0,
+    };
     Some(MasterWords {
         master,
         this_node,
         count: num(n)?,
         quorum: num(q)?,
+        epoch,
     })
 }
 

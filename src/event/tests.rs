@@ -126,6 +126,7 @@ fn samples() -> Vec<Event> {
             this_node: i == 1,
             count: 3,
             quorum: 2,
+            epoch: if master.is_some() { 7 } else { 0 },
         });
     }
     for kind in Collapsed::ALL {
@@ -322,8 +323,9 @@ fn lines_render_as_the_man_page_says() {
                 this_node: true,
                 count: 3,
                 quorum: 2,
+                epoch: 12,
             },
-            "master changed: 127.0.0.1:9 (this node, 3 of quorum 2 votes)",
+            "master changed: 127.0.0.1:9 (this node, 3 of quorum 2 votes, epoch 12)",
         ),
         (
             Event::PeerLost {

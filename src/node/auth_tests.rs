@@ -218,6 +218,8 @@ fn a_frame_before_the_proof_is_refused_and_not_applied() {
             vote: Some(addr(2)),
             master: true,
             eligible: true,
+            epoch: 0,
+            tied: false,
             ack: 0,
         },
         Msg::Text("hi".into()),

@@ -199,6 +199,9 @@ pub enum Output {
         spec: ScriptSpec,
         env: Vec<(String, String)>,
     },
+    /// This node promised (or proposed) epoch `0`: with `--state-dir`, store
+    /// it durably (write, fsync, rename) before carrying out the next output.
+    Promise(u64),
     /// SIGKILL the running check's process group: it ran past its timeout.
     /// Its `CheckExited` follows.
     KillCheck,

@@ -25,7 +25,7 @@ fn three(cfgs: [Config; 3]) -> Net {
 
 fn masters(net: &Net) -> Vec<usize> {
     (0..net.nodes.len())
-        .filter(|&i| net.nodes[i].is_master())
+        .filter(|&i| net.nodes[i].is_master() && !net.nodes[i].is_leaving())
         .collect()
 }
 
@@ -242,7 +242,8 @@ fn the_status_names_the_master_the_peers_and_the_script() {
     assert_eq!(s.role, Role::Default);
     assert!(s.peers[0].master);
     let text = s.render();
-    assert!(text.contains("master:   10.0.0.1:1\n"), "{text}");
+    assert!(text.contains("master:   10.0.0.1:1 (epoch 1)\n"), "{text}");
+    assert_eq!(s.epoch, 1, "the first term");
     assert!(text.contains("peer 10.0.0.1:1 up, started "), "{text}");
     // A lost peer shows as down while it is redialled.
     net.crash(0);
@@ -273,7 +274,8 @@ fn a_summary_is_sent_at_start_and_on_every_change_of_role_master_or_standby_only
             master: None,
             standby: false,
             votes: 1,
-            quorum: 2
+            quorum: 2,
+            epoch: 0
         }],
         "one at start"
     );
@@ -532,4 +534,77 @@ fn with_every_check_failing_there_is_no_master_and_m_says_none_is_eligible() {
 
 fn ms(n: u64) -> Time {
     Duration::from_millis(n)
+}
+
+// ----- epochs -----
+
+fn master_epoch_env(out: &[Output]) -> Option<u64> {
+    out.iter().rev().find_map(|o| match o {
+        Output::RunScript {
+            role: Role::Master,
+            env,
+            ..
+        } => env
+            .iter()
+            .find(|(k, _)| k == "BOSS_EPOCH")
+            .and_then(|(_, v)| v.parse().ok()),
+        _ => None,
+    })
+}
+
+#[test]
+fn every_new_term_has_a_greater_epoch_and_the_master_script_gets_it() {
+    let cfgs = [cfg(1, 100), cfg(2, 200), cfg(3, 300), cfg(4, 400)].map(|mut c| {
+        c.master_script = Some(super::tests::spec("m"));
+        c.quorum = 3;
+        c
+    });
+    let mut net = Net::new(cfgs.to_vec());
+    for i in 1..4 {
+        line(&mut net, i, "-c 10.0.0.1:1");
+    }
+    assert_eq!(masters(&net), [0]);
+    let first = net.nodes[0].term().expect("a master has a term");
+    assert_eq!(master_epoch_env(&net.take_script(0)), Some(first));
+    for i in 1..4 {
+        assert_eq!(net.nodes[i].epoch(), first, "node {i} names its epoch");
+    }
+    net.crash(0);
+    assert_eq!(masters(&net), [1]);
+    let second = net.nodes[1].term().expect("a term");
+    assert!(second > first, "{second} > {first}");
+    assert_eq!(master_epoch_env(&net.take_script(1)), Some(second));
+    // Standby moves the role on: a third term, greater again.
+    line(&mut net, 1, "-standby on");
+    assert_eq!(masters(&net), [2]);
+    let third = net.nodes[2].term().expect("a term");
+    assert!(third > second, "{third} > {second}");
+    assert_eq!(net.nodes[3].epoch(), third);
+}
+
+#[test]
+fn a_node_never_promises_an_epoch_at_or_below_its_stored_floor() {
+    let mut a = cfg(1, 100);
+    a.epoch_floor = 41;
+    let mut net = Net::new(vec![a, cfg(2, 200)]);
+    line(&mut net, 1, "-c 10.0.0.1:1");
+    assert_eq!(masters(&net), [0]);
+    assert_eq!(net.nodes[0].term(), Some(42));
+    // Every raise is stored before it is sent.
+    let promised: Vec<u64> = net.seen[0]
+        .iter()
+        .filter_map(|o| match o {
+            Output::Promise(e) => Some(*e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(promised, [42]);
+    let theirs: Vec<u64> = net.seen[1]
+        .iter()
+        .filter_map(|o| match o {
+            Output::Promise(e) => Some(*e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(theirs, [42], "the voter stores its promise too");
 }

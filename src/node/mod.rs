@@ -120,6 +120,14 @@ pub struct Node {
     vote: Option<SocketAddr>,
     master: bool,
     seq: u64,
+    /// The highest epoch this node promised or proposed (see the crate docs,
+    /// #epochs); never goes down while it runs, and is stored with
+    /// `--state-dir` before it is sent.
+    promised: u64,
+    /// While it votes for itself: its candidate epoch, its term's once master.
+    candidate: Option<u64>,
+    /// Its vote for another node is a promise at that node's candidate epoch.
+    tied: bool,
     lease_until: Option<Time>,
     lease_timer: Option<TimerId>,
     /// Our vote withdrawn from a live peer and not yet acknowledged: we vote
@@ -181,6 +189,7 @@ impl Node {
     pub fn new(cfg: Config) -> Node {
         let cfg_seed = cfg.nonce_seed.0;
         let standby = cfg.standby;
+        let epoch_floor = cfg.epoch_floor;
         let me = NodeInfo {
             addr: cfg.addr,
             started: cfg.started,
@@ -199,6 +208,9 @@ impl Node {
             vote: None,
             master: false,
             seq: 0,
+            promised: epoch_floor,
+            candidate: None,
+            tied: false,
             lease_until: None,
             lease_timer: None,
             withdrawal: None,
@@ -304,10 +316,26 @@ impl Node {
             && 1 + self
                 .peers
                 .values()
-                .filter(|p| p.vote == Some(self.me.addr))
+                .filter(|p| self.votes_me(p))
                 .filter(|p| p.answered_ping.is_some_and(|t| now < self.vote_expiry(t)))
                 .count()
                 >= usize::from(self.cfg.quorum)
+    }
+
+    /// The epoch of this node's master term while it is master (see the
+    /// crate docs, #epochs).
+    pub fn term(&self) -> Option<u64> {
+        self.candidate.filter(|_| self.master)
+    }
+
+    /// The epoch of the master this node names: its own term, or the epoch
+    /// that master announces; 0 when it names none.
+    pub fn epoch(&self) -> u64 {
+        match self.master() {
+            Some(m) if m == self.me.addr => self.candidate.unwrap_or(0),
+            Some(m) => self.peers.get(&m).map_or(0, |p| p.epoch),
+            None => 0,
+        }
     }
 
     /// Whom this node votes for.
@@ -340,7 +368,13 @@ impl Node {
             + self
                 .peers
                 .values()
-                .filter(|p| p.vote == Some(addr) && (addr != self.me.addr || self.vote_held(p)))
+                .filter(|p| {
+                    if addr == self.me.addr {
+                        self.votes_me(p) && self.vote_held(p)
+                    } else {
+                        p.vote == Some(addr)
+                    }
+                })
                 .count()
     }
 
@@ -376,11 +410,10 @@ impl Node {
     /// The peers whose vote for this node it counts at `now` on its own clock
     /// (confirmed, as [`Node::votes_for`] counts them at its latest `now`).
     pub fn votes_held_at(&self, now: Time) -> impl Iterator<Item = SocketAddr> + '_ {
-        let me = self.me.addr;
         self.peers
             .iter()
             .filter(move |(_, p)| {
-                p.vote == Some(me) && p.answered_ping.is_some_and(|t| now < self.vote_expiry(t))
+                self.votes_me(p) && p.answered_ping.is_some_and(|t| now < self.vote_expiry(t))
             })
             .map(|(a, _)| *a)
     }

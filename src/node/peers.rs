@@ -37,6 +37,9 @@ pub(super) struct Peer {
     /// Whether it may be master (not in standby), as its `State` said; until
     /// its first `State`, as a node starts: eligible.
     pub(super) eligible: bool,
+    /// Its `State`'s epoch and whether its vote is tied to it.
+    pub(super) epoch: u64,
+    pub(super) tied: bool,
     pub(super) last_heard: Time,
     pub(super) rtt: Option<Duration>,
     /// Its heartbeat timer, armed while it is a peer (see `Node::peer_wake`).
@@ -107,6 +110,8 @@ impl Node {
             vote,
             master,
             eligible,
+            epoch,
+            tied,
             ack,
         } = state
         else {
@@ -125,8 +130,8 @@ impl Node {
         // A peer voting for nobody may be waiting for our ack of a
         // withdrawal (whether or not we saw its vote for us first: that
         // State may have travelled on a connection since closed).
-        let withdrawn =
-            vote.is_none() || (p.vote == Some(self.me.addr) && vote != Some(self.me.addr));
+        let withdrawn = vote.is_none()
+            || (p.vote == Some(self.me.addr) && (vote != Some(self.me.addr) || !tied));
         p.seq = seq;
         // A vote for a node this one does not see is kept as sent: it
         // is ordinary while a mesh forms or a partition holds, counts
@@ -135,6 +140,8 @@ impl Node {
         p.vote = vote;
         p.master = master;
         p.eligible = eligible;
+        p.epoch = epoch;
+        p.tied = tied;
         let before = self.seq;
         self.run_election(now, out);
         if withdrawn && self.seq == before {
@@ -256,6 +263,8 @@ impl Node {
             vote: None,
             master: false,
             eligible: true,
+            epoch: 0,
+            tied: false,
             last_heard: now,
             rtt: None,
             timer: None,

@@ -36,12 +36,16 @@ fn hello(port: u16, started: u64) -> Msg {
     super::tests::hello(addr(port), WALL + started)
 }
 
+/// A peer's `State` voting `vote`: a vote is a promise at epoch 1, the
+/// candidate epoch of a node's first candidacy (see the crate docs, #epochs).
 fn state(seq: u64, vote: Option<SocketAddr>, ack: u64) -> Msg {
     Msg::State {
         seq,
         vote,
         master: false,
         eligible: true,
+        epoch: 1,
+        tied: vote.is_some(),
         ack,
     }
 }
@@ -205,6 +209,7 @@ fn handle_timeout_drops_silent_peers_before_any_other_timer() {
                 this_node: false,
                 count: 1,
                 quorum: 2,
+                epoch: 0,
             }),
         ],
         "the silent peer goes first, then the role: {out:?}"
@@ -410,6 +415,7 @@ fn the_votes_timer_ends_the_role_at_vote_expiry() {
             this_node: false,
             count: 2,
             quorum: 2,
+            epoch: 0,
         }],
         "the role ends while the voter is still in view"
     );

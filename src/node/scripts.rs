@@ -256,6 +256,8 @@ impl Node {
                 "BOSS_MASTER".to_string(),
                 self.master().map(|m| m.to_string()).unwrap_or_default(),
             ),
+            // The master's epoch: this node's term for its master script.
+            ("BOSS_EPOCH".to_string(), self.epoch().to_string()),
         ];
         self.script = ScriptState::Running { role };
         self.script_since = now;
@@ -566,6 +568,7 @@ impl Node {
                 None => self.peers.len() as u64 + 1,
             },
             quorum: self.cfg.quorum as u64,
+            epoch: self.epoch(),
         }
     }
 }

@@ -34,6 +34,9 @@ pub struct Status {
     pub role: Role,
     /// The master this node names, if any.
     pub master: Option<SocketAddr>,
+    /// The master's epoch, the number of its term (see the crate docs,
+    /// #epochs); 0 with no master.
+    pub epoch: u64,
     /// Why there is no master in this node's view (`null` when there is one):
     /// the same words as `-m`.
     pub no_master: Option<String>,
@@ -105,6 +108,8 @@ pub struct Summary {
     /// Votes for the master seen here, or the nodes in view when there is none.
     pub votes: u64,
     pub quorum: u16,
+    /// The master's epoch (its term's number); 0 with no master.
+    pub epoch: u64,
 }
 
 impl Status {
@@ -113,8 +118,8 @@ impl Status {
     pub fn render(&self) -> String {
         let opt = |a: Option<SocketAddr>| a.map_or_else(|| "none".to_string(), |a| a.to_string());
         let master = match (self.master, &self.no_master) {
-            (Some(m), _) if m == self.node => format!("{m} (this node)"),
-            (Some(m), _) => m.to_string(),
+            (Some(m), _) if m == self.node => format!("{m} (this node, epoch {})", self.epoch),
+            (Some(m), _) => format!("{m} (epoch {})", self.epoch),
             (None, Some(why)) => format!("none ({why})"),
             (None, None) => "none".to_string(),
         };
@@ -295,6 +300,7 @@ impl Node {
             cluster: self.cfg.cluster.clone(),
             role,
             master: w.master,
+            epoch: w.epoch,
             no_master: w.master.is_none().then(|| self.no_master_words()),
             vote: self.vote,
             votes: w.count,
@@ -390,6 +396,7 @@ impl Node {
             standby: self.standby,
             votes: w.count,
             quorum: self.cfg.quorum,
+            epoch: w.epoch,
         }
     }
 
@@ -399,7 +406,8 @@ impl Node {
     pub(super) fn summary_sync(&mut self, out: &mut Vec<Output>) {
         let now = self.summary();
         let changed = self.summary_said.as_ref().is_none_or(|said| {
-            (said.role, said.master, said.standby) != (now.role, now.master, now.standby)
+            (said.role, said.master, said.standby, said.epoch)
+                != (now.role, now.master, now.standby, now.epoch)
         });
         if changed && !self.leaving {
             self.summary_said = Some(now.clone());

@@ -310,7 +310,7 @@ fn two_nodes_elect_the_older_and_share_one_master() {
         net.console(0)
             .last()
             .unwrap()
-            .starts_with("master: yes, 10.0.0.1:1 (this node, 2 of quorum 2 votes)")
+            .starts_with("master: yes, 10.0.0.1:1 (this node, 2 of quorum 2 votes, epoch 1)")
     );
 }
 

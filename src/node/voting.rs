@@ -33,6 +33,8 @@ impl Node {
             vote: self.vote,
             master: self.master,
             eligible: self.eligible(),
+            epoch: self.candidate.unwrap_or(self.promised),
+            tied: self.tied,
             ack: self.peers.get(&to).map_or(0, |p| p.seq),
         }
     }
@@ -50,13 +52,39 @@ impl Node {
     /// console. Called after every change of the view or of a peer's state.
     pub(super) fn run_election(&mut self, now: Time, out: &mut Vec<Output>) {
         for _ in 0..4 {
-            let (vote, withdraw) = self.choose_vote(now);
+            let (mut vote, withdraw) = self.choose_vote(now);
+            if vote == Some(self.me.addr)
+                && self.master
+                && let Some(c) = self.candidate
+                && self.peers.values().any(|p| p.master && p.epoch > c)
+            {
+                // A later term exists: this one is over (see the crate docs, #epochs).
+                vote = None;
+            }
+            let (candidate, tied) = self.choose_epoch(vote);
+            let before = (self.candidate, self.tied, self.promised);
+            self.candidate = candidate;
+            self.tied = tied;
+            self.promised = self.promised.max(candidate.unwrap_or(0));
+            if tied && let Some(e) = vote.and_then(|x| self.peers.get(&x)).map(|p| p.epoch) {
+                self.promised = self.promised.max(e);
+            }
             let master = vote == Some(self.me.addr) && self.confirmed_votes() >= self.cfg.quorum;
             if vote == Some(self.me.addr) && !master {
                 self.confirm_votes(now, out);
             }
-            if vote == self.vote && master == self.master {
+            let epoch_changed = before != (self.candidate, self.tied, self.promised);
+            if vote == self.vote && master == self.master && !epoch_changed {
                 break;
+            }
+            if self.promised > before.2 {
+                // Stored before any peer can see it (see the crate docs, #epochs).
+                out.push(Output::Promise(self.promised));
+            }
+            if self.master && !master {
+                // The term is over: a next one is a new candidacy, at a
+                // greater epoch.
+                self.candidate = None;
             }
             self.vote = vote;
             self.master = master;
@@ -123,14 +151,58 @@ impl Node {
         (vote, None)
     }
 
+    /// Whether `p` votes for this node with a promise at its candidate epoch:
+    /// the only vote for it that counts (see the crate docs, #epochs).
+    pub(super) fn votes_me(&self, p: &super::peers::Peer) -> bool {
+        p.vote == Some(self.me.addr) && p.tied && Some(p.epoch) == self.candidate
+    }
+
+    /// The epoch that goes with `vote` (see the crate docs, #epochs): for
+    /// itself, its candidate epoch, kept while no peer reported one as high
+    /// that is not a promise to it, else one above every epoch seen; for
+    /// another node, whether the vote is a promise at that node's candidate
+    /// epoch (only above every epoch this node promised before, or the one
+    /// it already promised to it).
+    fn choose_epoch(&self, vote: Option<SocketAddr>) -> (Option<u64>, bool) {
+        let me = self.me.addr;
+        match vote {
+            Some(v) if v == me => {
+                let seen = self.peers.values().map(|p| p.epoch).max().unwrap_or(0);
+                let keep = self.candidate.filter(|&c| {
+                    c >= self.promised
+                        && (self.master
+                            || self.peers.values().all(|p| {
+                                p.epoch < c || (p.epoch == c && p.vote == Some(me) && p.tied)
+                            }))
+                });
+                match keep {
+                    Some(c) => (Some(c), false),
+                    None => (Some(self.promised.max(seen) + 1), false),
+                }
+            }
+            Some(x) => {
+                let Some(p) = self.peers.get(&x) else {
+                    return (None, false);
+                };
+                let theirs = (p.vote == Some(x)).then_some(p.epoch);
+                let tied = match theirs {
+                    Some(e) if self.vote == Some(x) && self.tied && e == self.promised => true,
+                    Some(e) => e > self.promised,
+                    None => false,
+                };
+                (None, tied)
+            }
+            None => (None, false),
+        }
+    }
+
     /// The votes for this node it counts, its own included (were it to vote
     /// for itself): the peers' only while confirmed (see `vote_held`).
     fn confirmed_votes(&self) -> u16 {
-        let me = self.me.addr;
         let held = self
             .peers
             .values()
-            .filter(|p| p.vote == Some(me) && self.vote_held(p))
+            .filter(|p| self.votes_me(p) && self.vote_held(p))
             .count();
         u16::try_from(held).unwrap_or(u16::MAX).saturating_add(1)
     }
@@ -138,11 +210,10 @@ impl Node {
     /// Pings the peers whose votes for this node are there but not yet
     /// confirmed by a Pong (and not pinged already).
     fn confirm_votes(&mut self, now: Time, out: &mut Vec<Output>) {
-        let me = self.me.addr;
         let unconfirmed: Vec<SocketAddr> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.vote == Some(me) && !self.vote_held(p) && !p.ping_out)
+            .filter(|(_, p)| self.votes_me(p) && !self.vote_held(p) && !p.ping_out)
             .map(|(a, _)| *a)
             .collect();
         for a in unconfirmed {
@@ -161,6 +232,7 @@ impl Node {
                 this_node: w.this_node,
                 count: w.count,
                 quorum: w.quorum,
+                epoch: w.epoch,
             }));
         }
     }
@@ -215,7 +287,7 @@ impl Node {
         let mut expiries: Vec<Time> = if self.master {
             self.peers
                 .values()
-                .filter(|p| p.vote == Some(self.me.addr) && self.vote_held(p))
+                .filter(|p| self.votes_me(p) && self.vote_held(p))
                 .filter_map(|p| p.answered_ping.map(|t| self.vote_expiry(t)))
                 .collect()
         } else {

@@ -40,6 +40,7 @@ mod codec;
 mod conns;
 mod console;
 pub mod control;
+pub mod epoch;
 mod notify;
 mod pipes;
 mod reading;
@@ -578,6 +579,16 @@ impl Shell {
             Output::RunCheck { spec, env } => self.run_piped(Piped::Check, &spec, &env),
             Output::KillCheck => self.kill_check(),
             Output::Exit => self.exiting = true,
+            Output::Promise(e) => {
+                if let Some(dir) = self.node.config().state_dir.clone()
+                    && let Err(err) = epoch::store(&dir, e)
+                {
+                    self.console.line(&format!(
+                        "cannot store epoch {e} in {}: {err}",
+                        dir.display()
+                    ));
+                }
+            }
             Output::Answer { client, line } => self.control_answer(client, &line),
             Output::Done { client, code } => self.control_done(client, code),
             Output::Status { client, status } => self.control_status(client, &status),

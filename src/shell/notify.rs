@@ -6,7 +6,8 @@
 //!
 //! The arguments are the words of `--notify` followed by the new ROLE and the
 //! MASTER (`-` when there is none); the environment gains `BOSS_ROLE`,
-//! `BOSS_MASTER` (empty when none), `BOSS_NODE` and `BOSS_STANDBY` (0 or
+//! `BOSS_MASTER` (empty when none), `BOSS_EPOCH` (the master's epoch, 0 when
+//! none), `BOSS_NODE` and `BOSS_STANDBY` (0 or
 //! 1). It runs for the first summary too (the state at
 //! start), never for a change of the votes alone.
 //!
@@ -100,6 +101,7 @@ fn run_for(spec: &ScriptSpec, s: &Summary, node: std::net::SocketAddr) -> Run {
     let env = vec![
         ("BOSS_ROLE".into(), s.role.name().to_string()),
         ("BOSS_MASTER".into(), master.unwrap_or_default()),
+        ("BOSS_EPOCH".into(), s.epoch.to_string()),
         ("BOSS_NODE".into(), node.to_string()),
         ("BOSS_STANDBY".into(), u8::from(s.standby).to_string()),
     ];
@@ -325,6 +327,7 @@ mod tests {
         };
         let node = "127.0.0.1:9000".parse().unwrap();
         let s = Summary {
+            epoch: 4,
             role: Role::Default,
             master: None,
             standby: true,

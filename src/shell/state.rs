@@ -10,7 +10,8 @@
 //! from one that runs. A write that fails is said once, until one works.
 //!
 //! Keys: `BOSS_ROLE` (`master`, `default` or `stopped`), `BOSS_MASTER` (the
-//! master's address, empty when none), `BOSS_STANDBY` (0 or 1),
+//! master's address, empty when none), `BOSS_EPOCH` (the master's epoch, 0
+//! when none), `BOSS_STANDBY` (0 or 1),
 //! `BOSS_VOTES`, `BOSS_QUORUM`, `BOSS_SINCE` (the wall-clock
 //! time of the change, RFC 3339, UTC) and `BOSS_NODE` (this node's address).
 //! Every value is in single quotes.
@@ -22,9 +23,10 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// The keys of the state file, in their order (see the man page, STATE FILE).
-pub const KEYS: [&str; 7] = [
+pub const KEYS: [&str; 8] = [
     "BOSS_ROLE",
     "BOSS_MASTER",
+    "BOSS_EPOCH",
     "BOSS_STANDBY",
     "BOSS_VOTES",
     "BOSS_QUORUM",
@@ -50,6 +52,7 @@ fn render(s: &Summary, stopped: bool, node: SocketAddr, since: SystemTime) -> St
     let keys = [
         ("BOSS_ROLE", role.to_string()),
         ("BOSS_MASTER", master),
+        ("BOSS_EPOCH", s.epoch.to_string()),
         ("BOSS_STANDBY", u8::from(s.standby).to_string()),
         ("BOSS_VOTES", s.votes.to_string()),
         ("BOSS_QUORUM", s.quorum.to_string()),
@@ -118,6 +121,7 @@ mod tests {
     #[test]
     fn keys_in_single_quotes() {
         let s = Summary {
+            epoch: 4,
             role: Role::Master,
             master: Some("127.0.0.1:9000".parse().unwrap()),
             standby: false,
@@ -128,7 +132,7 @@ mod tests {
         let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(
             render(&s, false, node, at),
-            "BOSS_ROLE='master'\nBOSS_MASTER='127.0.0.1:9000'\nBOSS_STANDBY='0'\n\
+            "BOSS_ROLE='master'\nBOSS_MASTER='127.0.0.1:9000'\nBOSS_EPOCH='4'\nBOSS_STANDBY='0'\n\
              BOSS_VOTES='2'\nBOSS_QUORUM='2'\n\
              BOSS_SINCE='2023-11-14T22:13:20Z'\nBOSS_NODE='127.0.0.1:9000'\n"
         );

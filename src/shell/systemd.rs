@@ -89,6 +89,7 @@ mod tests {
     #[test]
     fn status_names_role_and_master() {
         let mut s = Summary {
+            epoch: 4,
             role: Role::Default,
             master: Some("10.0.0.1:9000".parse().unwrap()),
             standby: false,

@@ -47,6 +47,8 @@ fn all_msgs() -> Vec<Msg> {
             vote: None,
             master: false,
             eligible: true,
+            epoch: 0,
+            tied: false,
             ack: 0,
         },
         Msg::State {
@@ -54,6 +56,8 @@ fn all_msgs() -> Vec<Msg> {
             vote: Some(info(3).addr),
             master: true,
             eligible: true,
+            epoch: 0,
+            tied: false,
             ack: 7,
         },
         Msg::Ping(0),

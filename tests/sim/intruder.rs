@@ -210,6 +210,8 @@ impl World {
             vote: Some(me),
             master: true,
             eligible: true,
+            epoch: 0,
+            tied: false,
             ack: 0,
         });
         frames.push(Msg::Text("forged".into()));

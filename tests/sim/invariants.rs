@@ -47,6 +47,34 @@ impl World {
         self.check_master(node, &who)
     }
 
+    /// `Epoch` with a majority quorum, when node `s` became master in this
+    /// step: its term's epoch is greater than every term's begun before (so
+    /// no two terms share one), whatever crashed, froze or was cut off.
+    pub(crate) fn check_epoch(&mut self, s: usize, was_master: bool) -> Result<(), Failure> {
+        let Some(node) = self.slots[s].node.as_ref() else {
+            return Ok(());
+        };
+        let Some(term) = node.term().filter(|_| !was_master) else {
+            return Ok(());
+        };
+        if 2 * self.p.quorum > self.p.n
+            && let Some(&(e, t, at)) = self.terms.iter().max_by_key(|x| x.0)
+            && e >= term
+        {
+            return Err(self.fail(
+                "Epoch",
+                format!(
+                    "n{} begins a term with epoch {term}, but n{} began one with epoch {e} at {}",
+                    s + 1,
+                    t + 1,
+                    crate::trace::fmt_time(at)
+                ),
+            ));
+        }
+        self.terms.push((term, s, self.now));
+        Ok(())
+    }
+
     /// `Health`: a node whose box has been unhealthy (and itself running, not
     /// leaving) for `fall` check runs, each up to a tick late, is no longer
     /// eligible.

@@ -45,6 +45,7 @@ impl World {
         slot.frozen = false;
         slot.knows.fill(false);
         let mut cfg = self.p.config(s, started, slot.priority);
+        cfg.epoch_floor = slot.promised;
         // A seed of its own per node and start: the nonces never repeat.
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&started.to_be_bytes());
@@ -117,6 +118,7 @@ impl World {
         );
         let node = self.slots[s].node.as_mut().expect("up");
         let vote = node.vote();
+        let was_master = node.is_master();
         self.progress.enter(s, self.now);
         match input {
             None => node.handle_timeout(local, &mut out),
@@ -127,6 +129,7 @@ impl World {
         self.out = out;
         r?;
         self.check_node(s)?;
+        self.check_epoch(s, was_master)?;
         let moved = self.slots[s]
             .node
             .as_ref()
@@ -252,6 +255,11 @@ impl World {
                 // Changes of role, master or standby, and the watchdog: for
                 // the shell's state file and service manager.
                 Output::Summary(_) | Output::Watchdog => {}
+                Output::Promise(e) => {
+                    // Stored durably, as with --state-dir: a restart keeps it.
+                    let slot = &mut self.slots[s];
+                    slot.promised = slot.promised.max(e);
+                }
                 Output::RunCheck { spec, .. } => {
                     self.trace_line(Some(s), || format!("-> run check {spec}"));
                     if std::mem::replace(&mut self.slots[s].check_running, true) {

@@ -144,6 +144,9 @@ pub struct Slot {
     pub(crate) unhealthy_since: Option<Time>,
     /// A check run asked for and not yet answered.
     pub(crate) check_running: bool,
+    /// The highest epoch its node promised, kept across restarts as
+    /// `--state-dir` keeps it.
+    pub(crate) promised: u64,
 }
 
 impl Slot {
@@ -185,6 +188,7 @@ impl Slot {
             healthy: true,
             unhealthy_since: None,
             check_running: false,
+            promised: 0,
             changes: VecDeque::new(),
             last_vote: (None, false),
         }
@@ -239,6 +243,8 @@ pub struct World {
     pub(crate) settled: bool,
     /// When the network last injected a reset.
     pub(crate) last_reset: Option<Time>,
+    /// Every master term begun: (epoch, slot, when).
+    pub(crate) terms: Vec<(u64, usize, Time)>,
     /// What the watchdog sees: a core call that never returns ends the run.
     pub(crate) progress: Arc<Progress>,
     /// An authenticated world with an intruder (`intruder`), in the slot
@@ -276,6 +282,7 @@ impl World {
             seen: vec![None; n],
             settled: false,
             last_reset: None,
+            terms: Vec::new(),
             progress: Progress::watch(format!(
                 "scenario world (seed {seed}, test {})",
                 std::thread::current().name().unwrap_or("?")
