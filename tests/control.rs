@@ -433,6 +433,7 @@ fn parse_state(text: &str) -> Result<Vec<(String, String)>, String> {
     let want = [
         "BOSS_ROLE",
         "BOSS_MASTER",
+        "BOSS_EPOCH",
         "BOSS_STANDBY",
         "BOSS_VOTES",
         "BOSS_QUORUM",
@@ -517,7 +518,9 @@ fn the_state_file_always_parses_while_masters_fail() {
     let text = std::fs::read_to_string(&state).expect("state");
     let keys = parse_state(&text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(keys[1].1, alive[0].addr().to_string());
-    assert_eq!(keys[6].1, d.addr().to_string());
+    assert_eq!(keys[7].1, d.addr().to_string());
+    let epoch: u64 = keys[2].1.parse().expect("a whole number");
+    assert!(epoch >= 2, "a master of a later term: epoch {epoch}");
     // It stays at exit, saying so.
     let r = client(&["ctl", "--control", &sock(&dir, "D"), "-q"]);
     assert_eq!(r.code, 0);

@@ -75,7 +75,12 @@ impl RuntimeEnv {
 pub fn prepare_dir(dir: &Path, uid: u32) -> Result<(), String> {
     let shown = dir.display();
     match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => return Ok(()),
+        // Exactly 0700, whatever the umask (a stricter one would leave it
+        // without the x bit, so nothing could be created in it).
+        Ok(()) => {
+            return fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("cannot create {shown}: {e}"));
+        }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(format!("cannot create {shown}: {e}")),
     }
