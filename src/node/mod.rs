@@ -517,4 +517,7 @@ mod tests;
 mod rules_tests;
 
 #[cfg(test)]
+mod guard_tests;
+
+#[cfg(test)]
 mod auth_tests;

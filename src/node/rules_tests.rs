@@ -9,34 +9,34 @@ use crate::event::{ClosedReason, Event, LostReason};
 use crate::wire::Msg;
 use std::collections::VecDeque;
 
-fn addr(port: u16) -> SocketAddr {
+pub(super) fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 1], port))
 }
 
 /// A wall clock that can be right (2025): every start time is this plus the
 /// `started` a test gives (smaller is older).
-const WALL: u64 = 1_750_000_000_000_000;
+pub(super) const WALL: u64 = 1_750_000_000_000_000;
 
-fn cfg(port: u16, started: u64) -> Config {
+pub(super) fn cfg(port: u16, started: u64) -> Config {
     Config::new(addr(port), WALL + started)
 }
 
-fn ms(n: u64) -> Time {
+pub(super) fn ms(n: u64) -> Time {
     Duration::from_millis(n)
 }
 
-fn conn(index: u32) -> ConnId {
+pub(super) fn conn(index: u32) -> ConnId {
     ConnId {
         index,
         generation: 0,
     }
 }
 
-fn hello(port: u16, started: u64) -> Msg {
+pub(super) fn hello(port: u16, started: u64) -> Msg {
     super::tests::hello(addr(port), WALL + started)
 }
 
-fn state(seq: u64, vote: Option<SocketAddr>, ack: u64) -> Msg {
+pub(super) fn state(seq: u64, vote: Option<SocketAddr>, ack: u64) -> Msg {
     Msg::State {
         seq,
         vote,
@@ -46,7 +46,7 @@ fn state(seq: u64, vote: Option<SocketAddr>, ack: u64) -> Msg {
 }
 
 /// The events in `out`.
-fn events(out: &[Output]) -> Vec<Event> {
+pub(super) fn events(out: &[Output]) -> Vec<Event> {
     out.iter()
         .filter_map(|o| match o {
             Output::Event(e) => Some(e.clone()),
@@ -56,33 +56,33 @@ fn events(out: &[Output]) -> Vec<Event> {
 }
 
 /// A started node.
-fn node(c: Config) -> Node {
+pub(super) fn node(c: Config) -> Node {
     let mut n = Node::new(c);
     n.start(Duration::ZERO, &mut Vec::new());
     n
 }
 
 /// Feeds one input at `now`; the outputs.
-fn feed(n: &mut Node, now: Time, input: Input) -> Vec<Output> {
+pub(super) fn feed(n: &mut Node, now: Time, input: Input) -> Vec<Output> {
     let mut out = Vec::new();
     n.handle(now, input, &mut out);
     out
 }
 
 /// One `handle_timeout` at `now`; the outputs.
-fn wake(n: &mut Node, now: Time) -> Vec<Output> {
+pub(super) fn wake(n: &mut Node, now: Time) -> Vec<Output> {
     let mut out = Vec::new();
     n.handle_timeout(now, &mut out);
     out
 }
 
-fn frame(n: &mut Node, now: Time, c: ConnId, msg: Msg) -> Vec<Output> {
+pub(super) fn frame(n: &mut Node, now: Time, c: ConnId, msg: Msg) -> Vec<Output> {
     feed(n, now, Input::Frame { conn: c, msg })
 }
 
 /// The node at `port` (start time `started`) connects to `n` on `c` and
 /// completes its handshake; the outputs of the Hello.
-fn join(n: &mut Node, now: Time, c: ConnId, port: u16, started: u64) -> Vec<Output> {
+pub(super) fn join(n: &mut Node, now: Time, c: ConnId, port: u16, started: u64) -> Vec<Output> {
     feed(
         n,
         now,
@@ -95,7 +95,7 @@ fn join(n: &mut Node, now: Time, c: ConnId, port: u16, started: u64) -> Vec<Outp
 }
 
 /// The payloads of the Pings sent on `c`.
-fn pings(out: &[Output], c: ConnId) -> Vec<u64> {
+pub(super) fn pings(out: &[Output], c: ConnId) -> Vec<u64> {
     out.iter()
         .filter_map(|o| match o {
             Output::Send(x, Msg::Ping(t)) if *x == c => Some(*t),
@@ -105,7 +105,7 @@ fn pings(out: &[Output], c: ConnId) -> Vec<u64> {
 }
 
 /// The newest `seq` of the States sent on `c`.
-fn last_seq(out: &[Output], c: ConnId) -> Option<u64> {
+pub(super) fn last_seq(out: &[Output], c: ConnId) -> Option<u64> {
     out.iter()
         .filter_map(|o| match o {
             Output::Send(x, Msg::State { seq, .. }) if *x == c => Some(*seq),
@@ -118,7 +118,7 @@ fn last_seq(out: &[Output], c: ConnId) -> Option<u64> {
 /// and votes for it: node 1 votes for itself and pings node 2 at `t0` to
 /// confirm that vote (the Ping's payload is returned). No Pong yet: node 1
 /// is not master.
-fn voted_for_at(n: &mut Node, t0: Time) -> u64 {
+pub(super) fn voted_for_at(n: &mut Node, t0: Time) -> u64 {
     let c = conn(1);
     let out = join(n, t0, c, 2, 200);
     let seq = last_seq(&out, c).expect("a State goes with the handshake");
@@ -131,15 +131,15 @@ fn voted_for_at(n: &mut Node, t0: Time) -> u64 {
 }
 
 /// One wake of a node: when, what it did, and whether it was master after.
-struct Wake {
-    at: Time,
-    out: Vec<Output>,
-    master: bool,
+pub(super) struct Wake {
+    pub(super) at: Time,
+    pub(super) out: Vec<Output>,
+    pub(super) master: bool,
 }
 
 /// Drives `n` as the shell does when nothing arrives: wakes it at each
 /// deadline it asks for, up to `until`.
-fn idle_until(n: &mut Node, until: Time) -> Vec<Wake> {
+pub(super) fn idle_until(n: &mut Node, until: Time) -> Vec<Wake> {
     let mut wakes = Vec::new();
     while let Some(at) = n.poll_timeout() {
         if at > until {

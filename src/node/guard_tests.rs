@@ -1,0 +1,89 @@
+//! Tests for the details of the rules that planted bugs (`cargo mutants`, see
+//! the README) showed no other test guards: each drives one node by hand, as
+//! `rules_tests` does, with its helpers.
+
+use super::rules_tests::{addr, cfg, conn, frame, join, last_seq, ms, node, state, voted_for_at};
+use super::*;
+use crate::wire::Msg;
+
+/// The `State`s sent on `c`, as (seq, vote, ack).
+fn states(out: &[Output], c: ConnId) -> Vec<(u64, Option<SocketAddr>, u64)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(x, Msg::State { seq, vote, ack, .. }) if *x == c => {
+                Some((*seq, *vote, *ack))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A peer that votes for nobody, or moves its vote away from this node, is
+/// answered with a `State` acknowledging it even when nothing of this node's
+/// own changed (see the crate docs, #election: vote release): the peer votes
+/// again only once it has that acknowledgement. A `State` that withdraws
+/// nothing and changes nothing here is not answered.
+#[test]
+fn a_withdrawal_is_acknowledged_even_when_nothing_else_changes() {
+    // Node 1 (the oldest) votes for itself; its peers vote for it, but no
+    // Pong confirms a vote: it is not master, and stays so throughout.
+    let mut n = node(cfg(1, 100));
+    let t = ms(1000);
+    let (two, three) = (conn(1), conn(2));
+    let seq2 = last_seq(&join(&mut n, t, two, 2, 200), two).expect("greeted");
+    let seq3 = last_seq(&join(&mut n, t, three, 3, 300), three).expect("greeted");
+    assert_eq!(n.vote(), Some(addr(1)));
+    let mine = n.seq;
+
+    // Node 2 votes for node 1, then withdraws (votes for nobody).
+    frame(&mut n, t, two, state(1, Some(addr(1)), seq2));
+    assert!(!n.is_master());
+    let out = frame(&mut n, t + ms(10), two, state(2, None, seq2));
+    assert_eq!(n.seq, mine, "nothing of node 1's own changed");
+    assert_eq!(
+        states(&out, two),
+        [(mine, Some(addr(1)), 2)],
+        "the withdrawal to nobody is acknowledged"
+    );
+
+    // Node 3 votes for node 1, then moves its vote straight to node 2 (its
+    // `State` voting for nobody was lost with a connection).
+    frame(&mut n, t, three, state(1, Some(addr(1)), seq3));
+    let out = frame(&mut n, t + ms(20), three, state(2, Some(addr(2)), seq3));
+    assert_eq!(n.seq, mine);
+    assert_eq!(
+        states(&out, three),
+        [(mine, Some(addr(1)), 2)],
+        "a vote moved away from node 1 is acknowledged"
+    );
+
+    // Node 3 votes for nobody again: answered, whatever it voted before.
+    let out = frame(&mut n, t + ms(30), three, state(3, None, seq3));
+    assert_eq!(states(&out, three), [(mine, Some(addr(1)), 3)]);
+
+    // Node 3 votes for node 2 (from nobody): no withdrawal, nothing changed,
+    // nothing said.
+    let out = frame(&mut n, t + ms(40), three, state(4, Some(addr(2)), seq3));
+    assert_eq!(n.seq, mine);
+    assert!(out.is_empty(), "nothing to answer: {out:?}");
+}
+
+/// The round trip `-cl` shows is the time from a Ping to its Pong.
+#[test]
+fn the_round_trip_is_from_ping_to_pong() {
+    let mut n = node(cfg(1, 100));
+    let t0 = ms(1000);
+    let ping = voted_for_at(&mut n, t0);
+    frame(&mut n, t0 + ms(37), conn(1), Msg::Pong(ping));
+    let mut out = Vec::new();
+    n.handle(t0 + ms(40), Input::Line("-cl".into()), &mut out);
+    let lines: Vec<&Output> = out
+        .iter()
+        .filter(|o| matches!(o, Output::Console(l) if l.starts_with("peer 10.0.0.1:2 up")))
+        .collect();
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert!(
+        matches!(lines[0], Output::Console(l) if l.ends_with(", rtt 37ms")),
+        "{out:?}"
+    );
+}
