@@ -2,7 +2,9 @@
 //! the README) showed no other test guards: each drives one node by hand, as
 //! `rules_tests` does, with its helpers.
 
-use super::rules_tests::{addr, cfg, conn, frame, join, last_seq, ms, node, state, voted_for_at};
+use super::rules_tests::{
+    addr, cfg, conn, frame, idle_until, join, last_seq, ms, node, state, voted_for_at,
+};
 use super::*;
 use crate::wire::Msg;
 
@@ -85,5 +87,55 @@ fn the_round_trip_is_from_ping_to_pong() {
     assert!(
         matches!(lines[0], Output::Console(l) if l.ends_with(", rtt 37ms")),
         "{out:?}"
+    );
+}
+
+/// The lease also follows a silent loss of the peer whose release this node
+/// awaits, not only of the one it votes for (see the crate docs, #election:
+/// the lease): that peer may still count the withdrawn vote until it times
+/// this node out too, so the vote goes elsewhere only a heartbeat and the
+/// lease's margin after the loss.
+#[test]
+fn the_lease_follows_the_loss_of_the_peer_whose_release_is_awaited() {
+    // Node 2 (under test) votes for node 1; node 3, older still, joins: the
+    // vote is withdrawn from node 1, which never acknowledges it and falls
+    // silent. Node 3 asks for the vote and stays heard from.
+    let mut n = node(cfg(2, 200));
+    let (a, c) = (conn(1), conn(3));
+    let t = ms(1000);
+    let seq = last_seq(&join(&mut n, t, a, 1, 100), a).expect("greeted");
+    frame(&mut n, t, a, state(1, Some(addr(1)), seq));
+    assert_eq!(n.vote(), Some(addr(1)));
+    let withdrawal = last_seq(&join(&mut n, t + ms(10), c, 3, 50), a).expect("withdrawn");
+    frame(&mut n, t + ms(20), c, state(1, Some(addr(3)), withdrawal));
+    assert_eq!(n.vote(), None, "withdrawn, not acknowledged");
+
+    let (heartbeat, timeout) = (n.config().heartbeat, n.config().timeout);
+    let mut lost = None;
+    let mut voted = None;
+    let mut at = t + ms(20);
+    while at < t + timeout * 3 && voted.is_none() {
+        at += ms(10);
+        idle_until(&mut n, at);
+        if (at - t).as_millis() % 100 == 0 {
+            frame(&mut n, at, c, Msg::Ping(at.as_micros() as u64));
+        }
+        if lost.is_none() && n.peers() == [addr(3)] {
+            lost = Some(at);
+        }
+        if n.vote() == Some(addr(3)) {
+            voted = Some(at);
+        }
+    }
+    let lost = lost.expect("node 1 is timed out");
+    assert_eq!(
+        lost,
+        t + timeout,
+        "node 1 is lost a timeout after it was heard"
+    );
+    let voted = voted.expect("the vote goes to node 3 in the end");
+    assert!(
+        voted >= lost + heartbeat + n.lease_margin(),
+        "voted for node 3 at {voted:?}, node 1 lost at {lost:?}"
     );
 }
