@@ -3,9 +3,11 @@
 //! `rules_tests` does, with its helpers.
 
 use super::rules_tests::{
-    addr, cfg, conn, frame, idle_until, join, last_seq, ms, node, state, voted_for_at,
+    addr, cfg, conn, events, feed, frame, hello, idle_until, join, last_seq, ms, node, state,
+    voted_for_at,
 };
 use super::*;
+use crate::event::Event;
 use crate::wire::Msg;
 
 /// The `State`s sent on `c`, as (seq, vote, ack).
@@ -138,4 +140,48 @@ fn the_lease_follows_the_loss_of_the_peer_whose_release_is_awaited() {
         voted >= lost + heartbeat + n.lease_margin(),
         "voted for node 3 at {voted:?}, node 1 lost at {lost:?}"
     );
+}
+
+/// Lines about peers this node dialled are never collapsed, however many go
+/// at once: only peers that merely dialled in count as strangers' lines
+/// (see the crate docs, #wire-protocol). Here 300 peers reached by `-c`
+/// all end at one instant, more than a burst of strangers' lines.
+#[test]
+fn losses_of_peers_this_node_dialled_are_never_collapsed() {
+    let mut n = node(cfg(1, 100));
+    let t = ms(1000);
+    let peers: Vec<u16> = (1000..1300).collect();
+    assert!(peers.len() > crate::ratelog::PEER_BURST as usize);
+    for (i, &port) in peers.iter().enumerate() {
+        let c = conn(i as u32 + 1);
+        let out = feed(&mut n, t, Input::Line(format!("-c 10.0.0.1 {port}")));
+        assert!(out.contains(&Output::Dial(addr(port))), "{out:?}");
+        feed(
+            &mut n,
+            t,
+            Input::Connected {
+                conn: c,
+                addr: addr(port),
+            },
+        );
+        frame(&mut n, t, c, hello(port, 200 + u64::from(port)));
+    }
+    assert_eq!(n.peers().len(), peers.len());
+    let mut lost = 0;
+    for i in 0..peers.len() {
+        let out = feed(
+            &mut n,
+            t + ms(10),
+            Input::Closed {
+                conn: conn(i as u32 + 1),
+                reason: CloseReason::Eof,
+            },
+        );
+        lost += events(&out)
+            .iter()
+            .filter(|e| matches!(e, Event::PeerLost { .. }))
+            .count();
+    }
+    assert!(n.peers().is_empty());
+    assert_eq!(lost, peers.len(), "every loss is said");
 }
