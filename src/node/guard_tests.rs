@@ -119,7 +119,7 @@ fn the_lease_follows_the_loss_of_the_peer_whose_release_is_awaited() {
     while at < t + timeout * 3 && voted.is_none() {
         at += ms(10);
         idle_until(&mut n, at);
-        if (at - t).as_millis() % 100 == 0 {
+        if (at - t).as_millis().is_multiple_of(100) {
             frame(&mut n, at, c, Msg::Ping(at.as_micros() as u64));
         }
         if lost.is_none() && n.peers() == [addr(3)] {
