@@ -3,8 +3,8 @@
 //! `rules_tests` does, with its helpers.
 
 use super::rules_tests::{
-    addr, cfg, conn, events, feed, frame, hello, idle_until, join, last_seq, ms, node, state,
-    voted_for_at,
+    addr, cfg, conn, events, feed, frame, hello, idle_until, join, last_seq, ms, node, pings,
+    state, voted_for_at, wake,
 };
 use super::*;
 use crate::event::Event;
@@ -184,4 +184,78 @@ fn losses_of_peers_this_node_dialled_are_never_collapsed() {
     }
     assert!(n.peers().is_empty());
     assert_eq!(lost, peers.len(), "every loss is said");
+}
+
+/// The lease lasts exactly a heartbeat plus its margin from the loss, to the
+/// microsecond, wherever the loss falls between two ticks: a `State` handled
+/// just before its end leaves the vote with nobody, one at its end gives it.
+#[test]
+fn the_lease_ends_a_heartbeat_and_its_margin_after_the_loss() {
+    for off in [0, 3_500, 9_999] {
+        // Node 2 (under test) votes for node 1; node 3, younger, votes for
+        // node 1 too. Node 1 falls silent and is timed out between ticks.
+        let mut n = node(cfg(2, 200));
+        let (a, c) = (conn(1), conn(3));
+        let t = ms(1000);
+        let seq = last_seq(&join(&mut n, t, a, 1, 100), a).expect("greeted");
+        frame(&mut n, t, a, state(1, Some(addr(1)), seq));
+        join(&mut n, t, c, 3, 300);
+        frame(&mut n, t, c, state(1, Some(addr(1)), 0));
+        assert_eq!(n.vote(), Some(addr(1)));
+        for at in [300, 600, 900] {
+            frame(&mut n, t + ms(at), c, Msg::Ping(0));
+        }
+        let lost_at = t + n.config().timeout + Duration::from_micros(off);
+        let out = wake(&mut n, lost_at);
+        assert!(out.contains(&Output::Close(a)), "{off}: node 1 is lost");
+        assert_eq!(n.vote(), None, "{off}: the lease holds the vote");
+        let end = lost_at + n.config().heartbeat + n.lease_margin();
+        // Node 3 says its state again (still for node 1, now gone).
+        frame(&mut n, end - Duration::from_micros(1), c, state(2, None, 0));
+        assert_eq!(n.vote(), None, "{off}: the lease still holds");
+        frame(&mut n, end, c, state(3, None, 0));
+        assert_eq!(n.vote(), Some(addr(2)), "{off}: the lease is over");
+    }
+}
+
+/// Only a node that votes for itself and is not master yet pings the votes
+/// for it at once, to confirm them; a node voting for another pings on its
+/// heartbeat only (see the heartbeat rule, `Node::ping_due`).
+#[test]
+fn a_node_voting_for_another_does_not_ping_its_own_voters_at_once() {
+    // Node 2 (under test) votes for node 1, the oldest; node 3 votes for
+    // node 2 all the same.
+    let mut n = node(cfg(2, 200));
+    let (a, c) = (conn(1), conn(3));
+    let t = ms(1000);
+    join(&mut n, t, a, 1, 100);
+    join(&mut n, t, c, 3, 300);
+    assert_eq!(n.vote(), Some(addr(1)));
+    let out = frame(&mut n, t + ms(10), c, state(1, Some(addr(2)), 0));
+    assert!(
+        pings(&out, c).is_empty(),
+        "no Ping before the heartbeat: {out:?}"
+    );
+}
+
+/// A vote waiting for its confirmation is pinged once: while that Ping is
+/// unanswered, the voter's further `State`s send no other.
+#[test]
+fn an_unconfirmed_vote_is_pinged_once_until_answered() {
+    let mut n = node(cfg(1, 100));
+    let t0 = ms(1000);
+    voted_for_at(&mut n, t0);
+    for (i, at) in [10, 20, 30].into_iter().enumerate() {
+        let out = frame(
+            &mut n,
+            t0 + ms(at),
+            conn(1),
+            state(2 + i as u64, Some(addr(1)), 0),
+        );
+        assert!(
+            pings(&out, conn(1)).is_empty(),
+            "one Ping is out already: {out:?}"
+        );
+    }
+    assert!(!n.is_master());
 }
