@@ -259,3 +259,88 @@ fn an_unconfirmed_vote_is_pinged_once_until_answered() {
     }
     assert!(!n.is_master());
 }
+
+/// The Votes timer is armed at the expiry of the votes for this node only: a
+/// peer that answered a later Ping but votes for nobody does not keep the
+/// master in its role past the expiry of the vote it counts.
+#[test]
+fn the_votes_timer_counts_only_votes_for_this_node() {
+    let mut n = node(cfg(1, 100));
+    let t0 = ms(1000);
+    let ping = voted_for_at(&mut n, t0);
+    // Node 3 joins and votes for nobody.
+    let three = conn(2);
+    join(&mut n, t0, three, 3, 300);
+    frame(&mut n, t0, three, state(1, None, 0));
+    frame(&mut n, t0 + ms(5), conn(1), Msg::Pong(ping));
+    assert!(n.is_master());
+    let expiry = t0 + n.config().timeout - TICK;
+    // The heartbeat's Pings: only node 3 answers, from then on, and says its
+    // state again (so the node re-evaluates after each answer).
+    let mut ended = None;
+    let mut at = t0 + ms(5);
+    let mut seq = 1;
+    while let Some(next) = n.poll_timeout().filter(|&x| x <= t0 + ms(2000)) {
+        at = at.max(next);
+        let out = wake(&mut n, at);
+        if let Some(&p) = pings(&out, three).first() {
+            seq += 1;
+            frame(&mut n, at + ms(1), three, Msg::Pong(p));
+            frame(&mut n, at + ms(1), three, state(seq, None, 0));
+        }
+        if !n.is_master() {
+            ended = Some(at);
+            break;
+        }
+    }
+    assert_eq!(
+        ended,
+        Some(expiry),
+        "the role ends when node 2's vote expires"
+    );
+}
+
+/// A master thawed after its votes expired (its voter still in view: heard
+/// from, but answering no Ping) steps down before any other timer acts: the
+/// first thing its first `handle_timeout` says is that the role ended, before
+/// the handshake timeout of a stranger, due long before the votes expired.
+#[test]
+fn a_thawed_master_steps_down_before_any_other_timer() {
+    let mut n = node(cfg(1, 100));
+    let t0 = ms(2000);
+    // A stranger connects and never says Hello: its handshake is due at
+    // t0 + 500 ms.
+    let stranger = conn(9);
+    let accepted = t0 - n.config().handshake_timeout + ms(500);
+    feed(
+        &mut n,
+        accepted,
+        Input::Accepted {
+            conn: stranger,
+            from: addr(9),
+        },
+    );
+    let ping = voted_for_at(&mut n, t0);
+    frame(&mut n, t0 + ms(5), conn(1), Msg::Pong(ping));
+    assert!(n.is_master());
+    // The voter is heard from (its own Ping) just before its vote expires.
+    let expiry = t0 + n.config().timeout - TICK;
+    frame(&mut n, expiry - ms(5), conn(1), Msg::Ping(0));
+    assert!(n.is_master());
+    // Frozen until just after the expiry: the voter is still in view.
+    let out = wake(&mut n, expiry + ms(5));
+    assert_eq!(n.peers(), [addr(2)], "the voter is not timed out");
+    assert!(!n.is_master());
+    let said = events(&out);
+    assert!(
+        matches!(
+            said.first(),
+            Some(Event::MasterChanged { master: None, .. })
+        ),
+        "the role ends first: {said:?}"
+    );
+    assert!(
+        out.contains(&Output::Close(stranger)),
+        "the other timers ran too"
+    );
+}
