@@ -344,3 +344,43 @@ fn a_thawed_master_steps_down_before_any_other_timer() {
         "the other timers ran too"
     );
 }
+
+/// The warnings a node gives at start: a quorum of 1 (a lone node is
+/// master), and no secret on an address other hosts can reach; none for a
+/// quorum of 2 or more, a loopback address, or a secret.
+#[test]
+fn start_warns_of_quorum_one_and_of_no_secret_off_loopback() {
+    let secret = crate::auth::Secret::from_bytes(b"0123456789abcdef0123456789abcdef")
+        .expect("a long enough secret");
+    let open: SocketAddr = "0.0.0.0:7000".parse().unwrap();
+    let lo: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    for (quorum, bound, with_secret) in [
+        (1, lo, false),
+        (2, lo, false),
+        (3, lo, false),
+        (2, open, false),
+        (2, open, true),
+        (1, open, true),
+    ] {
+        let mut c = cfg(1, 100);
+        c.quorum = quorum;
+        c.bound = bound;
+        if with_secret {
+            c.secret = Some(secret.clone());
+        }
+        let mut out = Vec::new();
+        Node::new(c).start(Duration::ZERO, &mut out);
+        let said = events(&out);
+        let case = format!("quorum {quorum}, bound to {bound}, secret {with_secret}");
+        assert_eq!(
+            said.contains(&Event::QuorumWarning),
+            quorum <= 1,
+            "{case}: {said:?}"
+        );
+        assert_eq!(
+            said.contains(&Event::NoSecretWarning { bound }),
+            bound == open && !with_secret,
+            "{case}: {said:?}"
+        );
+    }
+}
