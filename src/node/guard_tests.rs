@@ -384,3 +384,86 @@ fn start_warns_of_quorum_one_and_of_no_secret_off_loopback() {
         );
     }
 }
+
+/// `votes_for` counts the votes for this node only while confirmed, and the
+/// votes for another node as last heard; `votes_held_at` lists the votes for
+/// this node confirmed at a given instant, up to (not including) their
+/// expiry. (The console's `-m` and the simulator's checks read them.)
+#[test]
+fn the_vote_counts_the_observers_give() {
+    let mut n = node(cfg(1, 100));
+    let t0 = ms(1000);
+    let ping = voted_for_at(&mut n, t0);
+    // Node 3 votes for node 2 (not a vote this node confirms).
+    let three = conn(2);
+    join(&mut n, t0, three, 3, 300);
+    frame(&mut n, t0, three, state(1, Some(addr(2)), 0));
+    assert_eq!(n.votes_for(addr(1)), 1, "its own; node 2's is unconfirmed");
+    assert_eq!(n.votes_for(addr(2)), 1, "node 3's, as heard");
+    assert_eq!(n.votes_for(addr(3)), 0);
+    assert_eq!(n.votes_held_at(t0).count(), 0);
+    frame(&mut n, t0 + ms(5), conn(1), Msg::Pong(ping));
+    // Node 3 answers a Ping too: that confirms no vote for this node.
+    frame(&mut n, t0 + ms(5), three, Msg::Pong(ping));
+    assert_eq!(n.votes_for(addr(1)), 2, "node 2's is confirmed");
+    assert_eq!(n.votes_for(addr(2)), 1);
+    let expiry = t0 + n.config().timeout - TICK;
+    let held = |n: &Node, at| n.votes_held_at(at).collect::<Vec<_>>();
+    assert_eq!(held(&n, t0 + ms(5)), [addr(2)]);
+    assert_eq!(held(&n, expiry - Duration::from_nanos(1)), [addr(2)]);
+    assert_eq!(held(&n, expiry), []);
+    assert_eq!(held(&n, expiry + ms(500)), []);
+}
+
+/// `timer_owners` adds up every kind of timer the state holds, each once:
+/// here a peer, a handshaking stranger, a `--join` address and a `--join`
+/// name waiting, and the script's sleep.
+#[test]
+fn timer_owners_counts_every_kind_of_timer_once() {
+    let mut c = cfg(1, 100);
+    c.join = vec![addr(7)];
+    c.join_names = vec![crate::config::HostPort {
+        host: "peer.example".into(),
+        port: 7000,
+    }];
+    c.default_script = Some(crate::config::ScriptSpec {
+        program: "d".into(),
+        args: vec![],
+    });
+    let mut n = node(c);
+    let t = ms(1000);
+    feed(
+        &mut n,
+        t,
+        Input::ScriptExited {
+            success: true,
+            status: "exit status 0".into(),
+        },
+    );
+    join(&mut n, t, conn(1), 2, 200);
+    feed(
+        &mut n,
+        t,
+        Input::Accepted {
+            conn: conn(2),
+            from: addr(9),
+        },
+    );
+    // Each kind is there.
+    assert_eq!(n.peers.values().filter(|p| p.timer.is_some()).count(), 1);
+    assert_eq!(n.conns.len() - n.peers.len(), 1, "the stranger");
+    assert!(n.targets.values().any(|t| t.timer.is_some()), "the join");
+    assert!(n.names.values().any(|x| x.timer.is_some()), "the name");
+    assert_eq!(n.script_timers(), 1, "the script's sleep");
+    assert_eq!(n.timer_owners(), n.timer_count());
+}
+
+/// A node asked to leave says so to the shell (`is_leaving`), which then
+/// exits once the outputs are carried out.
+#[test]
+fn a_node_asked_to_leave_is_leaving() {
+    let mut n = node(cfg(1, 100));
+    assert!(!n.is_leaving());
+    feed(&mut n, ms(10), Input::Line("-q".into()));
+    assert!(n.is_leaving());
+}
