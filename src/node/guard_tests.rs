@@ -459,11 +459,22 @@ fn timer_owners_counts_every_kind_of_timer_once() {
 }
 
 /// A node asked to leave says so to the shell (`is_leaving`), which then
-/// exits once the outputs are carried out.
+/// exits once the outputs are carried out, and ignores what comes meanwhile
+/// but its script's end.
 #[test]
 fn a_node_asked_to_leave_is_leaving() {
     let mut n = node(cfg(1, 100));
     assert!(!n.is_leaving());
     feed(&mut n, ms(10), Input::Line("-q".into()));
     assert!(n.is_leaving());
+    // From then on it takes nothing new: no connection, no command.
+    let accepted = Input::Accepted {
+        conn: conn(1),
+        from: addr(2),
+    };
+    for input in [accepted, Input::Line("-m".into())] {
+        let out = feed(&mut n, ms(20), input);
+        assert!(out.is_empty(), "{out:?}");
+    }
+    assert_eq!(n.connection_count(), 0);
 }
