@@ -478,3 +478,42 @@ fn a_node_asked_to_leave_is_leaving() {
     }
     assert_eq!(n.connection_count(), 0);
 }
+
+/// The flood limit counts frames per window: a peer that sends the limit in
+/// every window stays, one frame over it in one window ends the peer.
+#[test]
+fn the_flood_limit_counts_per_window() {
+    let mut n = node(cfg(1, 100));
+    let t = ms(1000);
+    join(&mut n, t, conn(1), 2, 200);
+    let limit = n.frame_limit();
+    let window = super::connections::FLOOD_WINDOW;
+    // The Hello counted one frame of the first window.
+    let mut at = t;
+    for w in 0..3u32 {
+        let frames = if w == 0 { limit - 1 } else { limit };
+        for _ in 0..frames {
+            frame(&mut n, at, conn(1), Msg::Ping(0));
+        }
+        assert_eq!(n.peers(), [addr(2)], "window {w}: within the limit");
+        at += window;
+    }
+    let mut out = Vec::new();
+    for _ in 0..=limit {
+        out = frame(&mut n, at, conn(1), Msg::Ping(0));
+        if n.peers().is_empty() {
+            break;
+        }
+    }
+    assert!(n.peers().is_empty(), "one frame over the limit");
+    assert!(
+        events(&out).iter().any(|e| matches!(
+            e,
+            Event::PeerLost {
+                reason: crate::event::LostReason::Flooding { .. },
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+}
