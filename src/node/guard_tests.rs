@@ -142,8 +142,8 @@ fn the_lease_follows_the_loss_of_the_peer_whose_release_is_awaited() {
     );
 }
 
-/// Lines about peers this node dialled are never collapsed, however many go
-/// at once: only peers that merely dialled in count as strangers' lines
+/// Lines about peers this node dialled (up, lost) are never collapsed,
+/// however many come at once: only peers that merely dialled in count as strangers' lines
 /// (see the crate docs, #wire-protocol). Here 300 peers reached by `-c`
 /// all end at one instant, more than a burst of strangers' lines.
 #[test]
@@ -152,6 +152,7 @@ fn losses_of_peers_this_node_dialled_are_never_collapsed() {
     let t = ms(1000);
     let peers: Vec<u16> = (1000..1300).collect();
     assert!(peers.len() > crate::ratelog::PEER_BURST as usize);
+    let mut up = 0;
     for (i, &port) in peers.iter().enumerate() {
         let c = conn(i as u32 + 1);
         let out = feed(&mut n, t, Input::Line(format!("-c 10.0.0.1 {port}")));
@@ -164,9 +165,14 @@ fn losses_of_peers_this_node_dialled_are_never_collapsed() {
                 addr: addr(port),
             },
         );
-        frame(&mut n, t, c, hello(port, 200 + u64::from(port)));
+        let out = frame(&mut n, t, c, hello(port, 200 + u64::from(port)));
+        up += events(&out)
+            .iter()
+            .filter(|e| matches!(e, Event::PeerUp { .. }))
+            .count();
     }
     assert_eq!(n.peers().len(), peers.len());
+    assert_eq!(up, peers.len(), "every peer up is said");
     let mut lost = 0;
     for i in 0..peers.len() {
         let out = feed(
@@ -184,6 +190,26 @@ fn losses_of_peers_this_node_dialled_are_never_collapsed() {
     }
     assert!(n.peers().is_empty());
     assert_eq!(lost, peers.len(), "every loss is said");
+
+    // Peers that only dialled in are strangers: their lines are collapsed
+    // past the burst.
+    let t = t + ms(100);
+    let mut up = 0;
+    for (i, &port) in peers.iter().enumerate() {
+        let out = join(
+            &mut n,
+            t,
+            conn(1000 + i as u32),
+            port,
+            200 + u64::from(port),
+        );
+        up += events(&out)
+            .iter()
+            .filter(|e| matches!(e, Event::PeerUp { .. }))
+            .count();
+    }
+    assert_eq!(n.peers().len(), peers.len());
+    assert_eq!(up, crate::ratelog::PEER_BURST as usize, "collapsed");
 }
 
 /// The lease lasts exactly a heartbeat plus its margin from the loss, to the
@@ -516,4 +542,54 @@ fn the_flood_limit_counts_per_window() {
         )),
         "{out:?}"
     );
+}
+
+/// Of two connections to one peer, the one this node sends on goes away
+/// before the duplicates were resolved: it sends on the other from then on,
+/// starting with its state (frames on the closed one would be lost).
+#[test]
+fn when_the_connection_sent_on_closes_the_duplicate_takes_over() {
+    // Node 2 (under test) dials node 1; node 1 dials node 2 at once.
+    let mut n = node(cfg(2, 200));
+    let (mine, theirs) = (conn(1), conn(2));
+    let t = ms(1000);
+    let out = feed(&mut n, t, Input::Line("-c 10.0.0.1 1".into()));
+    assert!(out.contains(&Output::Dial(addr(1))));
+    feed(
+        &mut n,
+        t,
+        Input::Connected {
+            conn: mine,
+            addr: addr(1),
+        },
+    );
+    frame(&mut n, t, mine, hello(1, 100));
+    feed(
+        &mut n,
+        t,
+        Input::Accepted {
+            conn: theirs,
+            from: addr(1),
+        },
+    );
+    frame(&mut n, t, theirs, hello(1, 100));
+    assert_eq!(n.peers(), [addr(1)]);
+    assert_eq!(n.connection_count(), 2, "not resolved yet");
+    // Its own dial, which it sends on, ends.
+    let out = feed(
+        &mut n,
+        t + ms(5),
+        Input::Closed {
+            conn: mine,
+            reason: CloseReason::Eof,
+        },
+    );
+    assert_eq!(n.peers(), [addr(1)], "the pair stays connected");
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Send(c, Msg::State { .. }) if *c == theirs)),
+        "its state goes on the other: {out:?}"
+    );
+    let out = frame(&mut n, t + ms(10), theirs, Msg::Ping(7));
+    assert_eq!(out, [Output::Send(theirs, Msg::Pong(7))]);
 }
