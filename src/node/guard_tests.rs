@@ -210,6 +210,50 @@ fn losses_of_peers_this_node_dialled_are_never_collapsed() {
     }
     assert_eq!(n.peers().len(), peers.len());
     assert_eq!(up, crate::ratelog::PEER_BURST as usize, "collapsed");
+    for i in 0..peers.len() {
+        let reason = CloseReason::Eof;
+        let conn = conn(1000 + i as u32);
+        feed(&mut n, t, Input::Closed { conn, reason });
+    }
+    assert!(n.peers().is_empty());
+
+    // A peer that dialled in while this node's own dial of it was under way
+    // counts as dialled once that dial completes too (a duplicate).
+    let t = t + ms(20_000);
+    for (i, &port) in peers.iter().enumerate() {
+        let out = feed(&mut n, t, Input::Line(format!("-c 10.0.0.1 {port}")));
+        assert!(out.contains(&Output::Dial(addr(port))), "{out:?}");
+        let (ours, theirs) = (conn(2000 + 2 * i as u32), conn(2001 + 2 * i as u32));
+        feed(
+            &mut n,
+            t,
+            Input::Connected {
+                conn: ours,
+                addr: addr(port),
+            },
+        );
+        join(&mut n, t, theirs, port, 200 + u64::from(port));
+        frame(&mut n, t, ours, hello(port, 200 + u64::from(port)));
+    }
+    assert_eq!(n.peers().len(), peers.len());
+    let mut lost = 0;
+    for i in 0..2 * peers.len() {
+        let reason = CloseReason::Eof;
+        let out = feed(
+            &mut n,
+            t + ms(10),
+            Input::Closed {
+                conn: conn(2000 + i as u32),
+                reason,
+            },
+        );
+        lost += events(&out)
+            .iter()
+            .filter(|e| matches!(e, Event::PeerLost { .. }))
+            .count();
+    }
+    assert!(n.peers().is_empty());
+    assert_eq!(lost, peers.len(), "every loss is said");
 }
 
 /// The lease lasts exactly a heartbeat plus its margin from the loss, to the
