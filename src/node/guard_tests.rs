@@ -637,3 +637,101 @@ fn when_the_connection_sent_on_closes_the_duplicate_takes_over() {
     let out = frame(&mut n, t + ms(10), theirs, Msg::Ping(7));
     assert_eq!(out, [Output::Send(theirs, Msg::Pong(7))]);
 }
+
+/// Node 1 (under test, the smaller address) and node 2 dial each other: its
+/// own dial (`ours`) and node 2's (`theirs`) both complete their handshake.
+fn both_dials(n: &mut Node, t: Time, ours: ConnId, theirs: ConnId) {
+    let out = feed(n, t, Input::Line("-c 10.0.0.1 2".into()));
+    assert!(out.contains(&Output::Dial(addr(2))));
+    feed(
+        n,
+        t,
+        Input::Connected {
+            conn: ours,
+            addr: addr(2),
+        },
+    );
+    feed(
+        n,
+        t,
+        Input::Accepted {
+            conn: theirs,
+            from: addr(2),
+        },
+    );
+}
+
+/// The smaller side keeps its own dial of simultaneous ones, but closes the
+/// other only once its own is confirmed (node 2 sent on it, so node 2 has it
+/// open); it then sends on it, starting with its state again (frames on the
+/// closed one may be lost).
+#[test]
+fn the_smaller_side_closes_the_duplicate_once_its_dial_is_confirmed() {
+    let mut n = node(cfg(1, 100));
+    let (ours, theirs) = (conn(1), conn(2));
+    let t = ms(1000);
+    both_dials(&mut n, t, ours, theirs);
+    frame(&mut n, t, theirs, hello(2, 200));
+    let out = frame(&mut n, t, ours, hello(2, 200));
+    assert_eq!(n.connection_count(), 2, "not confirmed yet: {out:?}");
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Close(_))),
+        "{out:?}"
+    );
+    // Node 2's first frame on node 1's dial confirms it.
+    let out = frame(&mut n, t + ms(1), ours, Msg::Members(vec![]));
+    assert!(out.contains(&Output::Close(theirs)), "{out:?}");
+    assert_eq!(n.connection_count(), 1);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Send(c, Msg::State { .. }) if *c == ours)),
+        "its state again, on the kept one: {out:?}"
+    );
+    let out = frame(&mut n, t + ms(2), ours, Msg::Ping(3));
+    assert_eq!(out, [Output::Send(ours, Msg::Pong(3))]);
+}
+
+/// A duplicate that completes its handshake after the kept connection was
+/// confirmed (but was opened before) is closed at once.
+#[test]
+fn a_duplicate_handshaken_after_the_kept_one_was_confirmed_is_closed_at_once() {
+    let mut n = node(cfg(1, 100));
+    let (ours, theirs) = (conn(1), conn(2));
+    let t = ms(1000);
+    both_dials(&mut n, t, ours, theirs);
+    frame(&mut n, t, ours, hello(2, 200));
+    frame(&mut n, t + ms(1), ours, Msg::Members(vec![]));
+    let out = frame(&mut n, t + ms(2), theirs, hello(2, 200));
+    assert!(out.contains(&Output::Close(theirs)), "{out:?}");
+    assert_eq!(n.connection_count(), 1);
+}
+
+/// A connection opened after the kept one was confirmed means the peer lost
+/// the old one and dialled again: the new one is kept, though the old one was
+/// dialled by the smaller address.
+#[test]
+fn a_redial_replaces_the_connection_the_peer_lost() {
+    let mut n = node(cfg(1, 100));
+    let (ours, theirs) = (conn(1), conn(2));
+    let t = ms(1000);
+    let out = feed(&mut n, t, Input::Line("-c 10.0.0.1 2".into()));
+    assert!(out.contains(&Output::Dial(addr(2))));
+    feed(
+        &mut n,
+        t,
+        Input::Connected {
+            conn: ours,
+            addr: addr(2),
+        },
+    );
+    frame(&mut n, t, ours, hello(2, 200));
+    frame(&mut n, t + ms(1), ours, Msg::Members(vec![]));
+    // Node 2 dials again later (its end of `ours` is gone, ours not yet).
+    let later = t + ms(100);
+    join(&mut n, later, theirs, 2, 200);
+    let out = frame(&mut n, later + ms(1), theirs, Msg::Members(vec![]));
+    assert!(out.contains(&Output::Close(ours)), "{out:?}");
+    assert_eq!(n.connection_count(), 1);
+    let out = frame(&mut n, later + ms(2), theirs, Msg::Ping(3));
+    assert_eq!(out, [Output::Send(theirs, Msg::Pong(3))]);
+}

@@ -456,6 +456,12 @@ fn duplicate_connections_keep_the_one_dialled_by_the_smaller_address() {
             "{case}: closed ends of node 1's dial: {closed:?}"
         );
         assert!(!net.closed.is_empty(), "{case}: node 2's dial is closed");
+        // By node 1 only: the larger side leaves closing to the smaller.
+        assert!(
+            net.closed.iter().all(|(i, _)| *i == 0),
+            "{case}: node 2 closed {:?}",
+            net.closed
+        );
         // Each side sends on node 1's dial from the moment it heard on it:
         // a frame sent on node 2's dial after that (a Pong, a State) may
         // reach a closed end and be lost.
