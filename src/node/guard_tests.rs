@@ -735,3 +735,21 @@ fn a_redial_replaces_the_connection_the_peer_lost() {
     let out = frame(&mut n, later + ms(2), theirs, Msg::Ping(3));
     assert_eq!(out, [Output::Send(theirs, Msg::Pong(3))]);
 }
+
+/// Three connections to one peer (its two dials and this node's): once the
+/// kept one is confirmed, both others are closed.
+#[test]
+fn of_three_connections_to_one_peer_two_are_closed() {
+    let mut n = node(cfg(1, 100));
+    let (ours, theirs, again) = (conn(1), conn(2), conn(3));
+    let t = ms(1000);
+    both_dials(&mut n, t, ours, theirs);
+    join(&mut n, t, again, 2, 200);
+    frame(&mut n, t, theirs, hello(2, 200));
+    frame(&mut n, t, ours, hello(2, 200));
+    assert_eq!(n.connection_count(), 3);
+    let out = frame(&mut n, t + ms(1), ours, Msg::Members(vec![]));
+    assert!(out.contains(&Output::Close(theirs)), "{out:?}");
+    assert!(out.contains(&Output::Close(again)), "{out:?}");
+    assert_eq!(n.connection_count(), 1);
+}
