@@ -143,9 +143,10 @@ fn the_lease_follows_the_loss_of_the_peer_whose_release_is_awaited() {
 }
 
 /// Lines about peers this node dialled (up, lost) are never collapsed,
-/// however many come at once: only peers that merely dialled in count as strangers' lines
-/// (see the crate docs, #wire-protocol). Here 300 peers reached by `-c`
-/// all end at one instant, more than a burst of strangers' lines.
+/// however many come at once: only peers that merely dialled in count as
+/// strangers' lines (see the crate docs, #wire-protocol). Here 300 peers, more
+/// than a burst of strangers' lines, come and go at one instant: reached by
+/// `-c`, then dialling in, then both at once.
 #[test]
 fn losses_of_peers_this_node_dialled_are_never_collapsed() {
     let mut n = node(cfg(1, 100));
@@ -639,7 +640,8 @@ fn when_the_connection_sent_on_closes_the_duplicate_takes_over() {
 }
 
 /// Node 1 (under test, the smaller address) and node 2 dial each other: its
-/// own dial (`ours`) and node 2's (`theirs`) both complete their handshake.
+/// own dial (`ours`) and node 2's (`theirs`) both connect; the caller feeds
+/// node 2's Hellos.
 fn both_dials(n: &mut Node, t: Time, ours: ConnId, theirs: ConnId) {
     let out = feed(n, t, Input::Line("-c 10.0.0.1 2".into()));
     assert!(out.contains(&Output::Dial(addr(2))));
