@@ -11,14 +11,15 @@
 #   2. the VIP must answer from the new master within BOUND_MS; the figure is
 #      the time from the kill until the first answer from it (the client's
 #      clock, resolution ~3 ms), printed per run with min/median/max;
-#   3. the old box must no longer hold the address (ip -n NS addr show), the
-#      master script's trap having run after the node's death;
+#   3. the old box must give the address back (its master script's trap
+#      runs after the node's death: ip -n NS addr show), and from then on
+#      the new master alone holds it: `ip addr` of the three is polled in a
+#      loop all along, and `ip monitor` timestamps each add and delete;
 #   4. the killed node is started again and rejoins.
-# All along, `ip addr` of the three is polled in a loop and `ip monitor`
-# timestamps each add and delete: from the first answer of a new master on,
-# no two boxes hold the address at once; how long two held it around a kill
-# (the old box's trap still running while the new master took it) is
-# printed.
+# Between the new master's add and the old box's delete both may hold the
+# address for a few ms (the old box's trap and the new master's script run at
+# the same time): printed per run, from ip monitor's timestamps, against the
+# add and against the new master's first answer.
 # The announcement is the recipe's gratuitous ARP (arping, Debian's
 # iputils-arping): without arping the test skips, since the client's ARP
 # cache would keep the old box's MAC. Needs python3 (skips without).
@@ -228,6 +229,25 @@ answered_by() {
     awk -v who="$1" -v after="$2" '$3 == who && $1 * 1e6 > after { printf "%.0f\n", $2 * 1e6; exit }' "$TMP/client.txt"
 }
 
+# mon_time NAME added|Deleted AFTER_US: when (µs) ip monitor first saw the
+# VIP added to or deleted from NAME's eth0 after AFTER_US, or nothing.
+mon_time() {
+    "$PY" - "$TMP/monitor-$1.txt" "$2" "$3" "$VIP" <<'EOF'
+import datetime, re, sys
+f, kind, after, vip = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+for line in open(f):
+    m = re.match(r"\[([^\]]+)\] (Deleted )?\d+: \S+\s+inet ([\d.]+)/", line)
+    if m and m.group(3) == vip and (m.group(2) is not None) == (kind == "Deleted"):
+        t = round(datetime.datetime.fromisoformat(m.group(1)).timestamp() * 1e6)
+        if t > after:
+            print(t)
+            break
+EOF
+}
+
+# dec1 US: microseconds as milliseconds with one decimal and a sign.
+dec1() { awk -v u="$1" 'BEGIN { printf "%+.1f", u / 1000 }'; }
+
 # wait_held NAME SECS: wait until NAME alone holds the VIP and the client has
 # had an answer from it.
 wait_held() {
@@ -239,7 +259,7 @@ wait_held() {
     done
 }
 
-figures=() looks_all=0
+figures=() overlaps=() looks_all=0
 for run in $(seq 1 "$RUNS"); do
     m=$(agree any 10 a b c) || fail "run $run: a, b, c do not agree on a master"
     old=$(name_of "$m")
@@ -271,16 +291,23 @@ for run in $(seq 1 "$RUNS"); do
         (($(now_ms) < deadline)) || fail "run $run: $old still holds $VIP 2 s after its node was killed"
         sleep 0.02
     done
+    # When the kernel says it happened (ip monitor): the old box's delete of
+    # the VIP and the new master's add, after the kill.
+    t_del=$(mon_time "$old" Deleted "$t0")
+    t_add=$(mon_time "$new" added "$t0")
+    [[ -n $t_del && -n $t_add ]] || fail "run $run: ip monitor did not see $old delete and $new add the VIP"
+    # The handover is over once the old box has let go: from then on the new
+    # master alone holds the address, without a break until the next kill, so
+    # any look begun since that finds it on another box is a moment when two
+    # held it.
+    two=$(awk -v from="$t_del" -v new="$new" '$1 >= from && $3 != new && $4 == 1' "$TMP/holders.txt")
+    [[ -z $two ]] || fail "run $run: another box held the VIP after the handover: $two"
     [[ $(holders) == "$new" ]] || fail "run $run: after the handover the VIP is held by $(holders), expected $new alone"
-    say "run $run: kill -9 of $old; the VIP answered from $new after $ms ms; $old holds it no more"
-    figures+=("$ms")
-    # From the first answer of the new master on, it holds the address
-    # without a break until the next kill: any look begun since then that
-    # finds it on another box is a moment when two held it.
-    two=$(awk -v from="$t1" -v new="$new" '$1 >= from && $3 != new && $4 == 1' "$TMP/holders.txt")
-    [[ -z $two ]] || fail "run $run: another box held the VIP while $new did, after $new answered: $two"
     looks=$(awk -v from="$t0" '$1 >= from' "$TMP/holders.txt" | wc -l)
     looks_all=$((looks_all + looks))
+    overlaps+=("$old>$new $(dec1 $((t_del - t_add)))/$(dec1 $((t_del - t1)))")
+    say "run $run: kill -9 of $old; the VIP answered from $new after $ms ms; $old let go $(dec1 $((t_del - t0))) ms after the kill, $(dec1 $((t_del - t_add))) ms after $new took it"
+    figures+=("$ms")
     # The killed node comes back and rejoins.
     start "$old"
     wait_connections 2 10 a b c || fail "run $run: no full mesh after $old came back"
@@ -291,32 +318,10 @@ sorted=$(printf '%s\n' "${figures[@]}" | sort -n)
 n=${#figures[@]}
 min=$(head -n1 <<<"$sorted") max=$(tail -n1 <<<"$sorted") med=$(sed -n "$(((n + 1) / 2))p" <<<"$sorted")
 say "kill -9 of the master until the VIP answers from the new master: ${figures[*]} ms (min $min, median $med, max $max; $n runs)"
-# The handovers as the kernel told them (ip monitor's timestamps): for each
-# delete of the VIP on one box, the add on the next, in ms from the delete; a
-# negative figure is a time when two boxes held it.
-handovers=$("$PY" - "$VIP" "$TMP"/monitor-{a,b,c}.txt <<'EOF'
-import datetime, re, sys
-vip, files = sys.argv[1], sys.argv[2:]
-ev = []
-for f in files:
-    who = f[-5]
-    for line in open(f):
-        m = re.match(r"\[([^\]]+)\] (Deleted )?\d+: \S+\s+inet ([\d.]+)/", line)
-        if m and m.group(3) == vip:
-            t = datetime.datetime.fromisoformat(m.group(1)).timestamp()
-            ev.append((t, who, m.group(2) is None))
-ev.sort()
-adds = [(t, w) for t, w, add in ev if add]
-out = []
-for t, w, add in ev:
-    if not add:
-        nxt = [(abs(a - t), a, x) for a, x in adds if x != w and abs(a - t) < 5]
-        if nxt:
-            _, a, x = min(nxt)
-            out.append("%s>%s %+.1f" % (w, x, (a - t) * 1000))
-print(", ".join(out) if out else "none")
-EOF
-)
-say "handovers (ip monitor: the old box's delete to the new box's add, ms; negative: both held it): $handovers"
-say "ip addr polled $looks_all times (one box a look) from the kills until the end; never two holders after a new master answered"
+# Per handover, from ip monitor: the old box's delete after the new master's
+# add (positive: both held the VIP that long) / after the new master's first
+# answer (positive: the client had it from the new master while the old box
+# still held it).
+say "the old box let go, ms after the new master took the VIP / after its first answer: ${overlaps[*]}"
+say "ip addr polled $looks_all times (one box a look) from the kills on; never two holders after the old box let go"
 pass "$n failovers; VIP back from the new master after min $min, median $med, max $max ms; the old box always gave it back"
