@@ -464,8 +464,8 @@
 //!
 //! **Roles.** While master a node runs the master script, otherwise the default
 //! script: one child at a time ([`script`]), run directly (no shell) in its own
-//! process group, stdin from /dev/null, dying with the node (`PR_SET_PDEATHSIG`),
-//! with `BOSS_ROLE`, `BOSS_SELF`, `BOSS_MASTER` and `BOSS_EPOCH` added to its environment. The
+//! process group, stdin from /dev/null, told when the node dies
+//! (`PR_SET_PDEATHSIG`, see below), with `BOSS_ROLE`, `BOSS_SELF`, `BOSS_MASTER` and `BOSS_EPOCH` added to its environment. The
 //! script follows the role once at the end of each input and of each timer batch,
 //! so a role that flips and flips back within one step starts and stops nothing;
 //! role changes in a burst collapse to the last one. A new `-ds`/`-ms` replaces a
@@ -490,6 +490,14 @@
 //! **Output rate.** Script lines are relayed as `[role] line` or
 //! `[role stderr] line`, escaped: a burst of 200, then 200 lines a second; the
 //! rest is dropped, counted and said every 2 s and once more when the script ends.
+//!
+//! **Death signal.** The script gets SIGTERM when its node dies, even of
+//! SIGKILL: its trap runs, so a master script can give back what it holds (a
+//! virtual IP) with no node left to stop it. SIGTERM, not SIGKILL, has a price:
+//! a script that ignores it outlives a killed node, and nobody sends SIGKILL
+//! after a grace. The signal reaches the script process alone, not its group: a
+//! background job ends only if the script's trap ends it. The health check and
+//! the notify hook hold nothing to give back; theirs is SIGKILL.
 //!
 //! A new master starts its master script at once. Known limit: a frozen node
 //! (SIGSTOP, a stalled VM) cannot stop its script while frozen, and the others
@@ -523,7 +531,8 @@
 //!    `Wire`); no `Exit` while the script runs (`Orphan`); a running script is of
 //!    the node's role (`ScriptRole`); no vote flapping (`Churn`). The script process
 //!    never outlives its node: a leaving node stops it before it exits, and a
-//!    killed node takes it along (`PR_SET_PDEATHSIG`; the process tests).
+//!    killed node's script gets its death signal (SIGTERM, `PR_SET_PDEATHSIG`;
+//!    the process tests), so only a script that ignores it stays.
 //!
 //! With a cluster secret, the intruder worlds of the simulator check one more
 //! (`Intruder`): a machine without the secret never completes a handshake, so

@@ -1,5 +1,5 @@
 //! Running one script child for the shell: spawning it in its own process group
-//! with `PR_SET_PDEATHSIG`, signalling the group, reaping it, and splitting its
+//! with a death signal (`PR_SET_PDEATHSIG`), signalling the group, reaping it, and splitting its
 //! piped output into console lines. The decisions (what to run, when to stop it)
 //! are the core's; this file only carries them out.
 
@@ -31,7 +31,10 @@ pub struct Script {
 impl Script {
     /// Starts `spec` directly (no shell; a script needs its shebang) with `env`
     /// added, stdin from /dev/null, stdout and stderr piped and non-blocking.
-    pub fn spawn(spec: &ScriptSpec, env: &[(String, String)]) -> io::Result<Script> {
+    /// The child gets `death` when the node dies, even of SIGKILL: SIGTERM for
+    /// the role's script, so that its trap can clean up (see the crate docs,
+    /// #scripts), SIGKILL for the others.
+    pub fn spawn(spec: &ScriptSpec, env: &[(String, String)], death: Signal) -> io::Result<Script> {
         let parent = std::process::id();
         let mut cmd = Command::new(&spec.program);
         cmd.args(&spec.args)
@@ -45,8 +48,8 @@ impl Script {
         // async-signal-safe functions (prctl, getppid, _exit).
         unsafe {
             cmd.pre_exec(move || {
-                // Die with the node, even when the node is killed with SIGKILL.
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+                // Told when the node dies, even when it is killed with SIGKILL.
+                nix::sys::prctl::set_pdeathsig(death).map_err(io::Error::from)?;
                 // The node may have died before prctl took effect.
                 if nix::unistd::getppid().as_raw() as u32 != parent {
                     nix::libc::_exit(1);
@@ -328,7 +331,9 @@ mod tests {
             program: "/nonexistent/boss-test-script".into(),
             args: vec![],
         };
-        let err = Script::spawn(&spec, &[]).err().expect("spawn must fail");
+        let err = Script::spawn(&spec, &[], Signal::SIGKILL)
+            .err()
+            .expect("spawn must fail");
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 
@@ -359,13 +364,15 @@ mod tests {
             program: "/nonexistent/boss-test-script".into(),
             args: vec![],
         };
-        let err = Script::spawn(&missing, &[]).err().expect("spawn must fail");
+        let err = Script::spawn(&missing, &[], Signal::SIGKILL)
+            .err()
+            .expect("spawn must fail");
         assert!(!is_transient(&err), "{err}");
         let not_exec = ScriptSpec {
             program: "/dev/null".into(),
             args: vec![],
         };
-        let err = Script::spawn(&not_exec, &[])
+        let err = Script::spawn(&not_exec, &[], Signal::SIGKILL)
             .err()
             .expect("spawn must fail");
         assert!(!is_transient(&err), "{err}");
@@ -378,7 +385,12 @@ mod tests {
             program: "sh".into(),
             args: vec!["-c".into(), "echo \"$BOSS_ROLE\"; exit 3".into()],
         };
-        let mut s = Script::spawn(&spec, &[("BOSS_ROLE".into(), "master".into())]).unwrap();
+        let mut s = Script::spawn(
+            &spec,
+            &[("BOSS_ROLE".into(), "master".into())],
+            Signal::SIGKILL,
+        )
+        .unwrap();
         let mut lines = Vec::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let status = loop {
@@ -412,7 +424,7 @@ mod tests {
             program: "sh".into(),
             args: vec!["-c".into(), "sleep 1000 & echo $!".into()],
         };
-        let mut s = Script::spawn(&spec, &[]).unwrap();
+        let mut s = Script::spawn(&spec, &[], Signal::SIGKILL).unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let status = loop {
             if let Some(st) = s.try_reap().unwrap() {

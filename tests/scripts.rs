@@ -206,7 +206,8 @@ fn a_script_that_ignores_sigterm_is_killed_after_the_grace() {
 #[test]
 fn kill_9_of_a_node_leaves_no_script_behind() {
     let dir = Dir::new("kill9");
-    // `exec`: the script is the sleep; it dies by PR_SET_PDEATHSIG, not by boss.
+    // `exec`: the script is the sleep; it dies of its death signal (SIGTERM,
+    // PR_SET_PDEATHSIG), not by boss.
     let d = dir.script("d.sh", "echo \"pid $$\"\nexec sleep 1000");
     let a = Boss::start("A", &["-ds", &d]);
     let all = [&a];
@@ -217,6 +218,49 @@ fn kill_9_of_a_node_leaves_no_script_behind() {
     let gone = wait_gone(pid, SOON).or_dump(&all);
     println!(
         "kill -9 of the node: its script was gone after {:.1} ms",
+        ms_since(t0, gone)
+    );
+}
+
+#[test]
+fn kill_9_of_the_master_lets_its_master_script_clean_up() {
+    let dir = Dir::new("kill9trap");
+    let released = dir.file("released");
+    // The shape of a master script that holds something (a virtual IP): a trap
+    // that gives it back, a background sleep waited for. Its death signal is
+    // SIGTERM, so the trap runs although the node is gone; the trap ends the
+    // sleep, which got nothing (the death signal reaches the script alone).
+    let m = dir.script(
+        "m.sh",
+        &format!(
+            "trap 'kill \"$s\"; echo released >{released}; exit 0' TERM\n\
+             echo \"pid $$\"\n\
+             sleep 1000 & s=$!\n\
+             wait \"$s\""
+        ),
+    );
+    let a = Boss::start("A", &["--quorum", "1", "-ms", &m]);
+    let all = [&a];
+    let pid = script_pid(&a, 0, "master", &all);
+    check(
+        alive(pid),
+        "the master script was gone before the kill",
+        &all,
+    );
+    let t0 = now();
+    a.kill9();
+    // The script and its sleep are gone, and the trap wrote its file first.
+    let gone = wait_gone(pid, SOON).or_dump(&all);
+    let text = fs::read_to_string(&released).unwrap_or_default();
+    check(
+        text == "released\n",
+        &format!(
+            "after kill -9 of the node its master script's trap did not run: {released} holds {text:?}"
+        ),
+        &all,
+    );
+    println!(
+        "kill -9 of the node: its master script cleaned up and was gone (with its sleep) after {:.1} ms",
         ms_since(t0, gone)
     );
 }

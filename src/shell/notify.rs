@@ -152,7 +152,7 @@ impl Shell {
             program: n.spec.program.clone(),
             args: run.args,
         };
-        let child = match Script::spawn(&spec, &run.env) {
+        let child = match Script::spawn(&spec, &run.env, nix::sys::signal::Signal::SIGKILL) {
             Ok(c) => c,
             Err(e) => {
                 let line = format!(

@@ -10,6 +10,7 @@ use crate::node::Input;
 use crate::script::{self, Drained, Script};
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
+use nix::sys::signal::Signal;
 use std::os::fd::AsRawFd;
 
 /// Bytes read from a pipe after its script was reaped, for its last lines. Bounded
@@ -43,6 +44,16 @@ impl Piped {
         match self {
             Piped::Script => [SCRIPT_OUT, SCRIPT_ERR],
             Piped::Check => [CHECK_OUT, CHECK_ERR],
+        }
+    }
+
+    /// What it gets when the node dies (`PR_SET_PDEATHSIG`): the script
+    /// SIGTERM, so that its trap can give back what it holds even after a
+    /// `kill -9` of the node (see the crate docs, #scripts); the check SIGKILL.
+    fn death_signal(self) -> Signal {
+        match self {
+            Piped::Script => Signal::SIGTERM,
+            Piped::Check => Signal::SIGKILL,
         }
     }
 
@@ -109,7 +120,7 @@ impl Shell {
     pub(super) fn run_piped(&mut self, which: Piped, spec: &ScriptSpec, env: &[(String, String)]) {
         // The core never asks for two; if it did, one child at a time still holds.
         self.drop_piped(which);
-        let s = match Script::spawn(spec, env) {
+        let s = match Script::spawn(spec, env, which.death_signal()) {
             Ok(s) => s,
             Err(e) => {
                 let failed = which.failed(e.to_string(), script::is_transient(&e));

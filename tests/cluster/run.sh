@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# run.sh: run every cluster test script (tests/cluster/*.sh but lib.sh and
-# this one), one after the other, and print a summary; the last line is
+# run.sh: run every cluster test script (tests/cluster/*.sh but lib.sh,
+# vip-master.sh, a master script vip.sh runs, and this one), one after the
+# other, and print a summary; the last line is
 # exactly `N passed, M failed`. Exit status 0 when none failed (skipped tests,
 # exit 77, are neither). Builds target/release/boss first if it is missing.
 # Usage: tests/cluster/run.sh [TEST.sh...]     (default: all of them)
@@ -22,7 +23,7 @@ if (($#)); then
     for t in "$@"; do tests+=("$HERE/$(basename "$t")"); done
 else
     for t in "$HERE"/*.sh; do
-        case $(basename "$t") in lib.sh | run.sh) continue ;; esac
+        case $(basename "$t") in lib.sh | run.sh | vip-master.sh) continue ;; esac
         tests+=("$t")
     done
 fi
