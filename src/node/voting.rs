@@ -35,6 +35,7 @@ impl Node {
             eligible: self.eligible(),
             epoch: self.candidate.unwrap_or(self.promised),
             tied: self.tied,
+            script: self.master_script_alive(),
             ack: self.peers.get(&to).map_or(0, |p| p.seq),
         }
     }
