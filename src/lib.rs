@@ -443,8 +443,9 @@
 //!   that carries it is sent, and read back at start.
 //! - A node that votes for itself is a candidate with an epoch above every
 //!   epoch it has seen (its own `promised` and every peer's `State`). It keeps
-//!   that epoch while no peer reports one as high that is not a promise to it
-//!   (a master keeps it for its whole term); else it proposes a greater one.
+//!   that epoch while no peer reports a greater one nor votes for it without
+//!   a promise at it (a master keeps it for its whole term); else it proposes
+//!   a greater one.
 //!   A master that loses its role ends its term: its next candidacy has a new
 //!   epoch.
 //! - A node votes for another as before (see the election), but the vote is a

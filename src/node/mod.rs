@@ -626,6 +626,9 @@ mod tests;
 mod rules_tests;
 
 #[cfg(test)]
+mod guard_tests;
+
+#[cfg(test)]
 mod auth_tests;
 
 #[cfg(test)]

@@ -9,36 +9,36 @@ use crate::event::{ClosedReason, Event, LostReason};
 use crate::wire::Msg;
 use std::collections::VecDeque;
 
-fn addr(port: u16) -> SocketAddr {
+pub(super) fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 1], port))
 }
 
 /// A wall clock that can be right (2025): every start time is this plus the
 /// `started` a test gives (smaller is older).
-const WALL: u64 = 1_750_000_000_000_000;
+pub(super) const WALL: u64 = 1_750_000_000_000_000;
 
-fn cfg(port: u16, started: u64) -> Config {
+pub(super) fn cfg(port: u16, started: u64) -> Config {
     Config::new(addr(port), WALL + started)
 }
 
-fn ms(n: u64) -> Time {
+pub(super) fn ms(n: u64) -> Time {
     Duration::from_millis(n)
 }
 
-fn conn(index: u32) -> ConnId {
+pub(super) fn conn(index: u32) -> ConnId {
     ConnId {
         index,
         generation: 0,
     }
 }
 
-fn hello(port: u16, started: u64) -> Msg {
+pub(super) fn hello(port: u16, started: u64) -> Msg {
     super::tests::hello(addr(port), WALL + started)
 }
 
 /// A peer's `State` voting `vote`: a vote is a promise at epoch 1, the
 /// candidate epoch of a node's first candidacy (see the crate docs, #epochs).
-fn state(seq: u64, vote: Option<SocketAddr>, ack: u64) -> Msg {
+pub(super) fn state(seq: u64, vote: Option<SocketAddr>, ack: u64) -> Msg {
     Msg::State {
         seq,
         vote,
@@ -52,7 +52,7 @@ fn state(seq: u64, vote: Option<SocketAddr>, ack: u64) -> Msg {
 }
 
 /// The events in `out`.
-fn events(out: &[Output]) -> Vec<Event> {
+pub(super) fn events(out: &[Output]) -> Vec<Event> {
     out.iter()
         .filter_map(|o| match o {
             Output::Event(e) => Some(e.clone()),
@@ -62,33 +62,33 @@ fn events(out: &[Output]) -> Vec<Event> {
 }
 
 /// A started node.
-fn node(c: Config) -> Node {
+pub(super) fn node(c: Config) -> Node {
     let mut n = Node::new(c);
     n.start(Duration::ZERO, &mut Vec::new());
     n
 }
 
 /// Feeds one input at `now`; the outputs.
-fn feed(n: &mut Node, now: Time, input: Input) -> Vec<Output> {
+pub(super) fn feed(n: &mut Node, now: Time, input: Input) -> Vec<Output> {
     let mut out = Vec::new();
     n.handle(now, input, &mut out);
     out
 }
 
 /// One `handle_timeout` at `now`; the outputs.
-fn wake(n: &mut Node, now: Time) -> Vec<Output> {
+pub(super) fn wake(n: &mut Node, now: Time) -> Vec<Output> {
     let mut out = Vec::new();
     n.handle_timeout(now, &mut out);
     out
 }
 
-fn frame(n: &mut Node, now: Time, c: ConnId, msg: Msg) -> Vec<Output> {
+pub(super) fn frame(n: &mut Node, now: Time, c: ConnId, msg: Msg) -> Vec<Output> {
     feed(n, now, Input::Frame { conn: c, msg })
 }
 
 /// The node at `port` (start time `started`) connects to `n` on `c` and
 /// completes its handshake; the outputs of the Hello.
-fn join(n: &mut Node, now: Time, c: ConnId, port: u16, started: u64) -> Vec<Output> {
+pub(super) fn join(n: &mut Node, now: Time, c: ConnId, port: u16, started: u64) -> Vec<Output> {
     feed(
         n,
         now,
@@ -101,7 +101,7 @@ fn join(n: &mut Node, now: Time, c: ConnId, port: u16, started: u64) -> Vec<Outp
 }
 
 /// The payloads of the Pings sent on `c`.
-fn pings(out: &[Output], c: ConnId) -> Vec<u64> {
+pub(super) fn pings(out: &[Output], c: ConnId) -> Vec<u64> {
     out.iter()
         .filter_map(|o| match o {
             Output::Send(x, Msg::Ping(t)) if *x == c => Some(*t),
@@ -111,7 +111,7 @@ fn pings(out: &[Output], c: ConnId) -> Vec<u64> {
 }
 
 /// The newest `seq` of the States sent on `c`.
-fn last_seq(out: &[Output], c: ConnId) -> Option<u64> {
+pub(super) fn last_seq(out: &[Output], c: ConnId) -> Option<u64> {
     out.iter()
         .filter_map(|o| match o {
             Output::Send(x, Msg::State { seq, .. }) if *x == c => Some(*seq),
@@ -124,7 +124,7 @@ fn last_seq(out: &[Output], c: ConnId) -> Option<u64> {
 /// and votes for it: node 1 votes for itself and pings node 2 at `t0` to
 /// confirm that vote (the Ping's payload is returned). No Pong yet: node 1
 /// is not master.
-fn voted_for_at(n: &mut Node, t0: Time) -> u64 {
+pub(super) fn voted_for_at(n: &mut Node, t0: Time) -> u64 {
     let c = conn(1);
     let out = join(n, t0, c, 2, 200);
     let seq = last_seq(&out, c).expect("a State goes with the handshake");
@@ -137,15 +137,15 @@ fn voted_for_at(n: &mut Node, t0: Time) -> u64 {
 }
 
 /// One wake of a node: when, what it did, and whether it was master after.
-struct Wake {
-    at: Time,
-    out: Vec<Output>,
-    master: bool,
+pub(super) struct Wake {
+    pub(super) at: Time,
+    pub(super) out: Vec<Output>,
+    pub(super) master: bool,
 }
 
 /// Drives `n` as the shell does when nothing arrives: wakes it at each
 /// deadline it asks for, up to `until`.
-fn idle_until(n: &mut Node, until: Time) -> Vec<Wake> {
+pub(super) fn idle_until(n: &mut Node, until: Time) -> Vec<Wake> {
     let mut wakes = Vec::new();
     while let Some(at) = n.poll_timeout() {
         if at > until {
@@ -424,7 +424,9 @@ fn the_votes_timer_ends_the_role_at_vote_expiry() {
 
 /// Two nodes dialling each other at once end with one connection, the one the
 /// smaller address dialled, on both sides; neither closes that one, and
-/// neither loses the other.
+/// neither loses the other. The larger side, which leaves the closing to the
+/// smaller, sends on that one as soon as it heard on it, not on its own dial
+/// (which the smaller side closes: a Pong sent there would be lost).
 #[test]
 fn duplicate_connections_keep_the_one_dialled_by_the_smaller_address() {
     for first in [0, 1] {
@@ -462,6 +464,21 @@ fn duplicate_connections_keep_the_one_dialled_by_the_smaller_address() {
             "{case}: closed ends of node 1's dial: {closed:?}"
         );
         assert!(!net.closed.is_empty(), "{case}: node 2's dial is closed");
+        // By node 1 only: the larger side leaves closing to the smaller.
+        assert!(
+            net.closed.iter().all(|(i, _)| *i == 0),
+            "{case}: node 2 closed {:?}",
+            net.closed
+        );
+        // Each side sends on node 1's dial from the moment it heard on it:
+        // a frame sent on node 2's dial after that (a Pong, a State) may
+        // reach a closed end and be lost.
+        assert!(
+            net.astray.is_empty(),
+            "{case}: sent on node 2's dial after hearing on node 1's: {:?} (frames lost: {:?})",
+            net.astray,
+            net.void
+        );
         let kept: Vec<_> = net.links.iter().collect();
         assert_eq!(kept.len(), 2, "{case}: one connection (both ends) left");
         for i in 0..2 {
@@ -498,6 +515,13 @@ struct Fifo {
     dials: Vec<(usize, SocketAddr)>,
     /// Every `Close` a node asked for.
     closed: Vec<(usize, ConnId)>,
+    /// Frames that went nowhere: sent on a connection the other end had
+    /// closed, or arriving on one this end had closed (node, conn, frame).
+    void: Vec<(usize, ConnId, Msg)>,
+    /// The ends on which a node has received a frame after the Hello.
+    heard: std::collections::BTreeSet<(usize, ConnId)>,
+    /// Frames a node sent on node 2's dial after it had heard on node 1's.
+    astray: Vec<(usize, ConnId, Msg)>,
     lines: Vec<Vec<String>>,
 }
 
@@ -512,6 +536,9 @@ impl Fifo {
             next_conn: 0,
             dials: Vec::new(),
             closed: Vec::new(),
+            void: Vec::new(),
+            heard: Default::default(),
+            astray: Vec::new(),
             lines: Vec::new(),
         };
         for c in cfgs {
@@ -553,6 +580,16 @@ impl Fifo {
         while let Some((i, input)) = self.queue.pop_front() {
             steps += 1;
             assert!(steps < 100_000, "messages never settle");
+            if let Input::Frame { conn, msg } = &input
+                && !self.links.contains_key(&(i, *conn))
+            {
+                self.void.push((i, *conn, msg.clone()));
+            }
+            if let Input::Frame { conn, msg } = &input
+                && !matches!(msg, Msg::Hello { .. })
+            {
+                self.heard.insert((i, *conn));
+            }
             let mut out = Vec::new();
             self.nodes[i].handle(self.now, input, &mut out);
             self.carry(i, out);
@@ -564,8 +601,15 @@ impl Fifo {
             match o {
                 Output::Dial(a) => self.dials.push((i, a)),
                 Output::Send(c, msg) => {
-                    if let Some(&(j, cj)) = self.links.get(&(i, c)) {
-                        self.queue.push_back((j, Input::Frame { conn: cj, msg }));
+                    let on_first = |(j, x): &(usize, ConnId)| {
+                        *j == i && self.dialler.get(&(*j, *x)) == Some(&0)
+                    };
+                    if self.dialler.get(&(i, c)) == Some(&1) && self.heard.iter().any(on_first) {
+                        self.astray.push((i, c, msg.clone()));
+                    }
+                    match self.links.get(&(i, c)) {
+                        Some(&(j, cj)) => self.queue.push_back((j, Input::Frame { conn: cj, msg })),
+                        None => self.void.push((i, c, msg)),
                     }
                 }
                 Output::Close(c) => {

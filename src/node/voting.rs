@@ -159,8 +159,9 @@ impl Node {
     }
 
     /// The epoch that goes with `vote` (see the crate docs, #epochs): for
-    /// itself, its candidate epoch, kept while no peer reported one as high
-    /// that is not a promise to it, else one above every epoch seen; for
+    /// itself, its candidate epoch, kept while no peer reported a greater one
+    /// nor votes for it without a promise at it, else one above every epoch
+    /// seen; for
     /// another node, whether the vote is a promise at that node's candidate
     /// epoch (only above every epoch this node promised before, or the one
     /// it already promised to it).
@@ -173,7 +174,9 @@ impl Node {
                     c >= self.promised
                         && (self.master
                             || self.peers.values().all(|p| {
-                                p.epoch < c || (p.epoch == c && p.vote == Some(me) && p.tied)
+                                // A later epoch, or a vote for it that cannot
+                                // be a promise at `c`: propose a greater one.
+                                p.epoch < c || (p.epoch == c && (p.vote != Some(me) || p.tied))
                             }))
                 });
                 match keep {
