@@ -351,9 +351,22 @@ impl Node {
         if matches!(why, Loss::TimedOut)
             && (self.vote == Some(addr) || self.withdrawal.is_some_and(|w| w.from == addr))
         {
-            self.start_lease(now);
+            // A node whose master script ran may run it
+            // for its kill grace after it stepped down: no new master before
+            // that (see the crate docs, #scripts: handover).
+            let grace = if p.script {
+                self.cfg.kill_grace
+            } else {
+                Duration::ZERO
+            };
+            self.start_lease(now, grace);
         }
-        if p.script && !matches!(why, Loss::Left | Loss::Restarted | Loss::Closed(CloseReason::Eof)) {
+        if p.script
+            && !matches!(
+                why,
+                Loss::Left | Loss::Restarted | Loss::Closed(CloseReason::Eof)
+            )
+        {
             // Lost without a word of its script's end: it may still run
             // until that node's votes expired and its kill grace passed.
             self.hold_master_script(now, addr);

@@ -571,7 +571,11 @@ impl Node {
     pub(super) fn master_script_alive(&self) -> bool {
         matches!(
             self.script,
-            ScriptState::Running { role: Role::Master } | ScriptState::Stopping { role: Role::Master, .. }
+            ScriptState::Running { role: Role::Master }
+                | ScriptState::Stopping {
+                    role: Role::Master,
+                    ..
+                }
         )
     }
 

@@ -223,6 +223,13 @@ impl Net {
         self.advance_to(t);
     }
 
+    /// Node `i` falls silent (frozen, or its links cut without a word): the
+    /// net drops whatever it sends and delivers nothing to it; no peer sees EOF.
+    pub(super) fn silence(&mut self, i: usize) {
+        self.nodes[i].leaving = true; // the net ignores it from now on
+        self.links.retain(|(n, _), (m, _)| *n != i && *m != i);
+    }
+
     /// Crash node `i`: every peer sees EOF.
     pub(super) fn crash(&mut self, i: usize) {
         self.nodes[i].leaving = true; // dead: the net ignores it from now on
@@ -2224,7 +2231,9 @@ fn a_leaving_master_says_nothing_after_leaving() {
     // `none` while the votes move, then the successor; nothing after.
     assert!(after.len() <= 2, "{:?}", &said[leaving..]);
     assert!(
-        after.last().is_some_and(|e| master_changed(e, Some(addr(2)))),
+        after
+            .last()
+            .is_some_and(|e| master_changed(e, Some(addr(2)))),
         "{after:?}"
     );
     // Still in the cluster while its script is in its grace; the new

@@ -245,8 +245,8 @@ impl Node {
     /// still be alive and counting our vote until it times us out too, so hold
     /// every new vote until it surely has (the lease, see the crate docs,
     /// #election).
-    pub(super) fn start_lease(&mut self, now: Time) {
-        let until = now + self.cfg.heartbeat + self.lease_margin();
+    pub(super) fn start_lease(&mut self, now: Time, extra: Duration) {
+        let until = now + self.cfg.heartbeat + self.lease_margin() + extra;
         self.lease_until = Some(until);
         self.timers
             .rearm(&mut self.lease_timer, until, Timer::Lease);
