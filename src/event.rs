@@ -50,6 +50,7 @@
 //! | `script_set` | `role`, `script`, `stopping` | `ROLE script set: S[ (stopping the running one)]` |
 //! | `script_cleared` | `role`, `stopping` | `ROLE script cleared[ (stopping the running one)]` |
 //! | `script_cleared_after_run` | `role` | `ROLE script cleared after its run (-loop 0)` |
+//! | `script_held` | `peer` | `master script held: PEER's may still run` |
 //! | `check_line` | `stderr`, `line` | `[check] LINE`, `[check stderr] LINE` |
 //! | `check_result` | `passed`, `status` | `check passed`, `check failed: STATUS` |
 //! | `check_state` | `passing`, `count` | `check passing (N in a row): this node may be master` / `check failing (N in a row): this node will not be master` |
@@ -200,6 +201,9 @@ pub enum Event {
     ScriptCleared { role: Role, stopping: bool },
     /// The script ended with the loop off and was cleared.
     ScriptClearedAfterRun { role: Role },
+    /// This node is master, but its master script waits: `peer`'s master
+    /// script may still run (see the crate docs, #scripts: handover).
+    ScriptHeld { peer: SocketAddr },
     /// A line the health check printed (the first few of each run).
     CheckLine { stderr: bool, line: String },
     /// A check's result when it differs from the one before: `status` is how
@@ -251,6 +255,7 @@ impl Event {
             Event::ScriptSet { .. } => "script_set",
             Event::ScriptCleared { .. } => "script_cleared",
             Event::ScriptClearedAfterRun { .. } => "script_cleared_after_run",
+            Event::ScriptHeld { .. } => "script_held",
             Event::CheckLine { .. } => "check_line",
             Event::CheckResult { .. } => "check_result",
             Event::CheckState { .. } => "check_state",
@@ -441,6 +446,9 @@ impl fmt::Display for Event {
             ),
             Event::ScriptClearedAfterRun { role } => {
                 write!(f, "{} script cleared after its run (-loop 0)", role.name())
+            }
+            Event::ScriptHeld { peer } => {
+                write!(f, "master script held: {peer}'s may still run")
             }
             Event::CheckLine { stderr, line } => {
                 let stream = if *stderr { " stderr" } else { "" };

@@ -471,6 +471,25 @@
 //! role changes in a burst collapse to the last one. A new `-ds`/`-ms` replaces a
 //! running script of its role at once.
 //!
+//! **Handover.** Two master scripts never run at once with a majority quorum
+//! (the simulator's `MasterScripts`), outside a frozen node (the epoch covers
+//! it), a reset or a one-way partition (the old master closes on voters that
+//! still hear it, and they take the close for its end):
+//! - `State` says `script: true` while the sender's master script runs or
+//!   stops; a new master starts its own only once no live peer says so
+//!   ([`event::Event::ScriptHeld`] says it waits).
+//! - A leaving master (`-q`, SIGTERM) first leaves the running (not eligible:
+//!   the role moves at once) and stops its script; only when it is reaped does
+//!   it say `Goodbye` and exit. Preemption, standby and a failing check stop
+//!   the script the same way, and the `State` that follows says it ended.
+//! - EOF or `Goodbye` from a peer means its script is gone (it died with its
+//!   node, or was reaped before the goodbye). A peer whose script ran and that
+//!   is lost silently may run it until its votes expired and its kill grace
+//!   passed: a node holds its master script for a heartbeat, the lease's
+//!   margin and the kill grace after such a loss, and a voter that loses the
+//!   node it voted for that way holds its vote (the lease) the kill grace
+//!   longer, so no new master is elected before.
+//!
 //! **Loop and sleep.** When a script ends, the node waits `-sslp` (1 s) and runs
 //! it again (`-loop 1`), or clears it (`-loop 0`). A script that keeps failing
 //! within 1 s of its start waits longer: after 3 such runs in a row, twice the

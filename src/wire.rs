@@ -143,6 +143,9 @@ pub enum Msg {
         /// Its vote for another node is a promise at that node's candidate
         /// epoch (`epoch`): only such a vote counts.
         tied: bool,
+        /// Its master script runs (or is stopping): no other node starts one
+        /// until this says false (see the crate docs, #scripts: handover).
+        script: bool,
         /// The newest `seq` of the receiver's that the sender has applied.
         ack: u64,
     },

@@ -68,6 +68,11 @@ fn parse_loose(line: &str) -> Option<Event> {
     if let Some(e) = parse_check(line) {
         return Some(e);
     }
+    if let Some(rest) = line.strip_prefix("master script held: ") {
+        return Some(Event::ScriptHeld {
+            peer: addr(rest.strip_suffix("'s may still run")?)?,
+        });
+    }
     if let Some(rest) = line.strip_prefix("started ") {
         return parse_started(rest);
     }

@@ -220,6 +220,7 @@ fn a_frame_before_the_proof_is_refused_and_not_applied() {
             eligible: true,
             epoch: 0,
             tied: false,
+            script: false,
             ack: 0,
         },
         Msg::Text("hi".into()),

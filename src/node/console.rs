@@ -201,9 +201,23 @@ impl Node {
         if self.leaving {
             return;
         }
-        // The count of the texts the rate dropped goes before the leave.
-        self.text_report(out);
-        out.push(Output::Event(Event::Leaving));
+        if !self.quitting {
+            // The count of the texts the rate dropped goes before the leave.
+            self.text_report(out);
+            out.push(Output::Event(Event::Leaving));
+        }
+        if self.master_script_alive() {
+            // A master's script stops before the node releases its role
+            // and says goodbye: no successor starts its own meanwhile (see
+            // the crate docs, #scripts). Out of the running now; the
+            // script's end completes the leave.
+            if !self.quitting {
+                self.quitting = true;
+                self.eligibility_changed(now, out);
+            }
+            return;
+        }
+        self.quitting = false;
         for p in self.peers.values() {
             out.push(Output::Send(p.send_conn, Msg::Goodbye));
         }

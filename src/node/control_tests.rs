@@ -608,3 +608,98 @@ fn a_node_never_promises_an_epoch_at_or_below_its_stored_floor() {
         .collect();
     assert_eq!(theirs, [42], "the voter stores its promise too");
 }
+
+// ----- handover without two master scripts -----
+
+fn runs_master(out: &[Output]) -> bool {
+    out.iter().any(|o| {
+        matches!(
+            o,
+            Output::RunScript {
+                role: Role::Master,
+                ..
+            }
+        )
+    })
+}
+
+fn scripted(port: u16, started: u64) -> Config {
+    let mut c = cfg(port, started);
+    c.master_script = Some(super::tests::spec("m"));
+    c
+}
+
+fn script_ends(net: &mut Net, i: usize) {
+    net.input(
+        i,
+        Input::ScriptExited {
+            success: false,
+            status: "killed by signal 15 (SIGTERM)".into(),
+        },
+    );
+}
+
+#[test]
+fn a_leaving_master_stops_its_script_before_the_successor_starts_one() {
+    let mut net = three([scripted(1, 100), scripted(2, 200), scripted(3, 300)]);
+    assert!(runs_master(&net.take_script(0)));
+    line(&mut net, 0, "-q");
+    // The role moves at once; the old master's script is asked to stop.
+    assert_eq!(masters(&net), [1]);
+    assert_eq!(
+        net.take_script(0),
+        [Output::SignalScript(ScriptSignal::Term)]
+    );
+    // The successor holds its own while the old one still runs.
+    assert!(!runs_master(&net.take_script(1)), "held");
+    assert!(net.events(1).contains(&Event::ScriptHeld { peer: addr(1) }));
+    net.advance(Duration::from_millis(300));
+    assert!(!runs_master(&net.take_script(1)), "still held");
+    assert!(net.nodes[1].peers().contains(&addr(1)), "no goodbye yet");
+    // Its script gone, the old master says goodbye and exits; now the
+    // successor starts its master script.
+    script_ends(&mut net, 0);
+    assert!(net.take_script(0).contains(&Output::Exit));
+    assert!(runs_master(&net.take_script(1)));
+    assert!(!net.nodes[1].peers().contains(&addr(1)));
+}
+
+#[test]
+fn a_master_entering_standby_hands_over_its_script_too() {
+    let mut net = three([scripted(1, 100), scripted(2, 200), scripted(3, 300)]);
+    net.take_script(0);
+    line(&mut net, 0, "-standby on");
+    assert_eq!(masters(&net), [1]);
+    assert!(!runs_master(&net.take_script(1)), "held while it stops");
+    script_ends(&mut net, 0);
+    assert!(runs_master(&net.take_script(1)));
+}
+
+#[test]
+fn after_a_silent_loss_the_successor_waits_out_the_old_masters_kill_grace() {
+    let mut net = three([scripted(1, 100), scripted(2, 200), scripted(3, 300)]);
+    net.take_script(0);
+    // Node 0 falls silent (its links are cut, no EOF): after the timeout
+    // and the voters' lease the role moves, but the master script waits
+    // a heartbeat, the lease's margin and the kill grace (500 ms here).
+    let cut = net.now;
+    net.silence(0);
+    let mut started = None;
+    while net.now < cut + Duration::from_secs(4) {
+        net.advance(Duration::from_millis(10));
+        if runs_master(&net.take_script(1)) {
+            started = Some(net.now - cut);
+            break;
+        }
+    }
+    let started = started.expect("the successor's script starts");
+    let lost_by = Duration::from_secs(1) + Duration::from_millis(250);
+    assert!(
+        started >= Duration::from_secs(1) + Duration::from_millis(500),
+        "not before the timeout and the kill grace: {started:?}"
+    );
+    assert!(
+        started <= lost_by + Duration::from_millis(800),
+        "{started:?}"
+    );
+}

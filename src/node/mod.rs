@@ -100,6 +100,8 @@ enum Timer {
     Watchdog,
     /// The health check's next run is due, or the running one timed out.
     Check,
+    /// A peer lost silently may no longer run its master script: ours may start.
+    ScriptHold,
 }
 
 /// Timer granularity: deadlines round up to this.
@@ -183,6 +185,19 @@ pub struct Node {
     watchdog_timer: Option<TimerId>,
     /// The health check (`--check`).
     check: check::Check,
+    /// Leaving, but first its master script stops (see `leave`): not
+    /// eligible, and no script starts.
+    quitting: bool,
+    /// Our master script may not start before this: a peer lost silently
+    /// may still run its own until then (see the crate docs, #scripts).
+    script_hold: Option<Time>,
+    script_hold_timer: Option<TimerId>,
+    /// The master-script flag last sent in `State`.
+    script_said: bool,
+    /// The hold was said on the console (once per hold).
+    hold_said: bool,
+    /// The peer the hold waits for.
+    held_for: Option<SocketAddr>,
 }
 
 impl Node {
@@ -250,6 +265,12 @@ impl Node {
             summary_said: None,
             watchdog_timer: None,
             check: Default::default(),
+            quitting: false,
+            script_hold: None,
+            script_hold_timer: None,
+            script_said: false,
+            hold_said: false,
+            held_for: None,
         }
     }
 
@@ -432,6 +453,7 @@ impl Node {
             self.texts.timer,
             self.watchdog_timer,
             self.check.timer,
+            self.script_hold_timer,
         ];
         self.peers.values().filter(|p| p.timer.is_some()).count()
             + self.conns.values().filter(handshaking).count()
@@ -470,6 +492,7 @@ impl Node {
             &mut self.texts.timer,
             &mut self.watchdog_timer,
             &mut self.check.timer,
+            &mut self.script_hold_timer,
         ] {
             self.timers.stop(slot);
         }
@@ -507,6 +530,7 @@ impl Node {
         }
         // As in `handle`: the script follows the role once, after every timer.
         self.script_sync(now, out);
+        self.script_flag_sync(out);
         self.summary_sync(out);
     }
 
@@ -529,6 +553,7 @@ impl Node {
             Timer::TextRelay => self.text_relay_due(now, id, out),
             Timer::Watchdog => self.watchdog_due(now, id, out),
             Timer::Check => self.check_due(now, id, out),
+            Timer::ScriptHold => self.script_hold_due(now, id),
         }
     }
 
@@ -540,6 +565,7 @@ impl Node {
         // input caused: a role that flips and flips back within one input
         // neither starts nor stops a script.
         self.script_sync(now, out);
+        self.script_flag_sync(out);
         self.summary_sync(out);
     }
 

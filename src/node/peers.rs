@@ -40,6 +40,8 @@ pub(super) struct Peer {
     /// Its `State`'s epoch and whether its vote is tied to it.
     pub(super) epoch: u64,
     pub(super) tied: bool,
+    /// Its master script runs or is stopping, as its `State` said.
+    pub(super) script: bool,
     pub(super) last_heard: Time,
     pub(super) rtt: Option<Duration>,
     /// Its heartbeat timer, armed while it is a peer (see `Node::peer_wake`).
@@ -112,6 +114,7 @@ impl Node {
             eligible,
             epoch,
             tied,
+            script,
             ack,
         } = state
         else {
@@ -142,6 +145,7 @@ impl Node {
         p.eligible = eligible;
         p.epoch = epoch;
         p.tied = tied;
+        p.script = script;
         let before = self.seq;
         self.run_election(now, out);
         if withdrawn && self.seq == before {
@@ -265,6 +269,7 @@ impl Node {
             eligible: true,
             epoch: 0,
             tied: false,
+            script: false,
             last_heard: now,
             rtt: None,
             timer: None,
@@ -346,7 +351,25 @@ impl Node {
         if matches!(why, Loss::TimedOut)
             && (self.vote == Some(addr) || self.withdrawal.is_some_and(|w| w.from == addr))
         {
-            self.start_lease(now);
+            // A node whose master script ran may run it
+            // for its kill grace after it stepped down: no new master before
+            // that (see the crate docs, #scripts: handover).
+            let grace = if p.script {
+                self.cfg.kill_grace
+            } else {
+                Duration::ZERO
+            };
+            self.start_lease(now, grace);
+        }
+        if p.script
+            && !matches!(
+                why,
+                Loss::Left | Loss::Restarted | Loss::Closed(CloseReason::Eof)
+            )
+        {
+            // Lost without a word of its script's end: it may still run
+            // until that node's votes expired and its kill grace passed.
+            self.hold_master_script(now, addr);
         }
         if !matches!(why, Loss::Left | Loss::Restarted | Loss::Flooding(_)) {
             self.redial_lost(now, addr, p.dialed, out);

@@ -46,6 +46,7 @@ pub(super) fn state(seq: u64, vote: Option<SocketAddr>, ack: u64) -> Msg {
         eligible: true,
         epoch: 1,
         tied: vote.is_some(),
+        script: false,
         ack,
     }
 }

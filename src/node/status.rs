@@ -180,7 +180,7 @@ impl Node {
     /// Whether this node may be master: not in standby, and its health check
     /// (if any) passing.
     pub(super) fn eligible(&self) -> bool {
-        !self.standby && self.check_passing()
+        !self.standby && !self.quitting && self.check_passing()
     }
 
     /// Whether this node is in standby.

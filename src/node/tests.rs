@@ -223,6 +223,13 @@ impl Net {
         self.advance_to(t);
     }
 
+    /// Node `i` falls silent (frozen, or its links cut without a word): the
+    /// net drops whatever it sends and delivers nothing to it; no peer sees EOF.
+    pub(super) fn silence(&mut self, i: usize) {
+        self.nodes[i].leaving = true; // the net ignores it from now on
+        self.links.retain(|(n, _), (m, _)| *n != i && *m != i);
+    }
+
     /// Crash node `i`: every peer sees EOF.
     pub(super) fn crash(&mut self, i: usize) {
         self.nodes[i].leaving = true; // dead: the net ignores it from now on
@@ -658,7 +665,12 @@ fn a_start_failure_that_comes_back_after_a_stop_was_asked_ends_the_stop() {
         },
         &mut out,
     );
-    assert_eq!(out, [Output::Exit], "and a leaving node exits");
+    // Its master script gone, the node completes its leave and exits.
+    assert_eq!(out.last(), Some(&Output::Exit), "and a leaving node exits");
+    assert!(
+        !events(&out).contains(&Event::Leaving),
+        "`leaving` was said once, at -q"
+    );
 }
 
 #[test]
@@ -2192,8 +2204,10 @@ mod strangers {
 }
 
 /// A master that leaves while its master script is still in its kill grace
-/// stops every timer but the script's: no line about the election follows
-/// `leaving` (its votes' expiry used to print `master changed: none`).
+/// hands over at once and stays until the script is gone (see the crate
+/// docs, #scripts: handover): after `leaving` it says the new master once,
+/// and nothing more about the election (its votes' expiry used to print
+/// `master changed: none`).
 #[test]
 fn a_leaving_master_says_nothing_after_leaving() {
     let mut a = cfg(1, 100);
@@ -2214,7 +2228,18 @@ fn a_leaving_master_says_nothing_after_leaving() {
         .iter()
         .filter(|e| matches!(e, Event::MasterChanged { .. }))
         .collect();
-    assert!(after.is_empty(), "{:?}", &said[leaving..]);
+    // `none` while the votes move, then the successor; nothing after.
+    assert!(after.len() <= 2, "{:?}", &said[leaving..]);
+    assert!(
+        after
+            .last()
+            .is_some_and(|e| master_changed(e, Some(addr(2)))),
+        "{after:?}"
+    );
+    // Still in the cluster while its script is in its grace; the new
+    // master holds its own script meanwhile.
+    assert!(net.nodes[1].is_master());
+    assert!(net.nodes[1].peers().contains(&addr(1)));
 }
 
 #[test]

@@ -35,6 +35,7 @@ impl Node {
             eligible: self.eligible(),
             epoch: self.candidate.unwrap_or(self.promised),
             tied: self.tied,
+            script: self.master_script_alive(),
             ack: self.peers.get(&to).map_or(0, |p| p.seq),
         }
     }
@@ -244,8 +245,8 @@ impl Node {
     /// still be alive and counting our vote until it times us out too, so hold
     /// every new vote until it surely has (the lease, see the crate docs,
     /// #election).
-    pub(super) fn start_lease(&mut self, now: Time) {
-        let until = now + self.cfg.heartbeat + self.lease_margin();
+    pub(super) fn start_lease(&mut self, now: Time, extra: Duration) {
+        let until = now + self.cfg.heartbeat + self.lease_margin() + extra;
         self.lease_until = Some(until);
         self.timers
             .rearm(&mut self.lease_timer, until, Timer::Lease);

@@ -49,6 +49,7 @@ fn all_msgs() -> Vec<Msg> {
             eligible: true,
             epoch: 0,
             tied: false,
+            script: false,
             ack: 0,
         },
         Msg::State {
@@ -58,6 +59,7 @@ fn all_msgs() -> Vec<Msg> {
             eligible: true,
             epoch: 0,
             tied: false,
+            script: false,
             ack: 7,
         },
         Msg::Ping(0),

@@ -153,6 +153,7 @@ impl World {
             return Ok(());
         }
         self.slots[s].frozen = false;
+        self.slots[s].thawed_at = Some(self.now);
         // Its check could not run while frozen: the health bound starts again.
         if self.slots[s].unhealthy_since.is_some() {
             self.slots[s].unhealthy_since = Some(self.now);
@@ -184,6 +185,9 @@ impl World {
 
     pub fn heal(&mut self) {
         self.partition_gen += 1;
+        if self.slots.iter().any(|s| s.oneway != 0) {
+            self.oneway_healed = Some(self.now);
+        }
         for slot in &mut self.slots {
             slot.group = 0;
             slot.oneway = 0;

@@ -212,6 +212,7 @@ impl World {
             eligible: true,
             epoch: 0,
             tied: false,
+            script: false,
             ack: 0,
         });
         frames.push(Msg::Text("forged".into()));

@@ -75,6 +75,53 @@ impl World {
         Ok(())
     }
 
+    /// `MasterScripts` with a majority quorum: never two master scripts alive
+    /// at once (running or stopping, until they end), through leaves,
+    /// preemption, standby, check failures, crashes and partitions. Exempt, as
+    /// `Safety` exempts them: a node frozen now or during the other's term
+    /// (the epoch covers it), the window after a reset the network injected,
+    /// and a one-way partition (and that window after it heals): the old
+    /// master times its voters out and closes on them while they still hear
+    /// it, and they take that close for its end (see the crate docs,
+    /// #scripts: handover).
+    fn master_scripts(&mut self) -> Result<(), Failure> {
+        let alive: Vec<usize> = (0..self.p.n)
+            .filter(|&s| {
+                self.slots[s]
+                    .child
+                    .as_ref()
+                    .is_some_and(|c| c.role == Role::Master && c.alive(self.now))
+            })
+            .collect();
+        if alive.len() < 2 {
+            return Ok(());
+        }
+        let window = self.p.timeout + self.p.heartbeat + self.p.backoff_max;
+        let frozen = alive.iter().any(|&s| {
+            self.slots[s].frozen
+                || self.slots[s]
+                    .thawed_at
+                    .is_some_and(|t| self.now <= t + window + self.p.kill_grace)
+        });
+        let after = |t: Option<Time>| t.is_some_and(|t| self.now <= t + window + self.p.kill_grace);
+        let oneway = self.slots.iter().any(|s| s.oneway != 0) || after(self.oneway_healed);
+        if frozen || oneway || after(self.last_reset) {
+            self.stats.master_scripts_exempt += 1;
+            return Ok(());
+        }
+        Err(self.fail(
+            "MasterScripts",
+            format!(
+                "master scripts of [{}] alive at once",
+                alive
+                    .iter()
+                    .map(|s| format!("n{}", s + 1))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        ))
+    }
+
     /// `Health`: a node whose box has been unhealthy (and itself running, not
     /// leaving) for `fall` check runs, each up to a tick late, is no longer
     /// eligible.
@@ -319,6 +366,9 @@ impl World {
         }
         if 2 * self.p.quorum > self.p.n {
             self.safety()?;
+        }
+        if 2 * self.p.quorum > self.p.n {
+            self.master_scripts()?;
         }
         if self.stats.two_master_scripts.is_none() && 2 * self.p.quorum > self.p.n {
             let running = self

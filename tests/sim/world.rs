@@ -57,6 +57,9 @@ pub fn slot_of(addr: SocketAddr) -> Option<usize> {
 pub struct Stats {
     pub steps: u64,
     pub faults: u64,
+    /// Steps with two master scripts alive that `MasterScripts` exempts
+    /// (a frozen node, a reset injected by the network).
+    pub master_scripts_exempt: u64,
     pub resets: u64,
     /// Faults carried out, by kind (see [`FAULTS`]).
     pub fault_kinds: [u64; FAULTS.len()],
@@ -147,6 +150,8 @@ pub struct Slot {
     /// The highest epoch its node promised, kept across restarts as
     /// `--state-dir` keeps it.
     pub(crate) promised: u64,
+    /// When it was last thawed, if ever.
+    pub(crate) thawed_at: Option<Time>,
 }
 
 impl Slot {
@@ -189,6 +194,7 @@ impl Slot {
             unhealthy_since: None,
             check_running: false,
             promised: 0,
+            thawed_at: None,
             changes: VecDeque::new(),
             last_vote: (None, false),
         }
@@ -245,6 +251,8 @@ pub struct World {
     pub(crate) last_reset: Option<Time>,
     /// Every master term begun: (epoch, slot, when).
     pub(crate) terms: Vec<(u64, usize, Time)>,
+    /// When the last one-way partition healed.
+    pub(crate) oneway_healed: Option<Time>,
     /// What the watchdog sees: a core call that never returns ends the run.
     pub(crate) progress: Arc<Progress>,
     /// An authenticated world with an intruder (`intruder`), in the slot
@@ -283,6 +291,7 @@ impl World {
             settled: false,
             last_reset: None,
             terms: Vec::new(),
+            oneway_healed: None,
             progress: Progress::watch(format!(
                 "scenario world (seed {seed}, test {})",
                 std::thread::current().name().unwrap_or("?")
