@@ -230,12 +230,14 @@ fn kill_9_of_the_master_lets_its_master_script_clean_up() {
     // that gives it back, a background sleep waited for. Its death signal is
     // SIGTERM, so the trap runs although the node is gone; the trap ends the
     // sleep, which got nothing (the death signal reaches the script alone).
+    // Its pid is said once the sleep runs: a signal while bash forks it would
+    // find `$s` unset.
     let m = dir.script(
         "m.sh",
         &format!(
             "trap 'kill \"$s\"; echo released >{released}; exit 0' TERM\n\
-             echo \"pid $$\"\n\
              sleep 1000 & s=$!\n\
+             echo \"pid $$\"\n\
              wait \"$s\""
         ),
     );
