@@ -36,6 +36,7 @@ mod connections;
 mod console;
 mod contract;
 mod dialling;
+mod handover;
 mod names;
 mod peers;
 mod scripts;
@@ -66,7 +67,7 @@ pub(crate) mod limits {
 /// (Summary), `dialling.rs` (Redial, DialTimeout, DialQueue), `names.rs`
 /// (Name), `voting.rs` (Lease, Votes), `scripts.rs` (ScriptSleep,
 /// ScriptKill, ScriptRelay, TextRelay), `status.rs` (Watchdog), `check.rs`
-/// (Check).
+/// (Check), `handover.rs` (ScriptHold).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timer {
     /// A peer's heartbeat is due, or its silence may have reached the timeout
