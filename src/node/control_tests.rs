@@ -33,6 +33,25 @@ fn line(net: &mut Net, i: usize, l: &str) {
     net.input(i, Input::Line(l.into()));
 }
 
+/// The last answer node `i` gave at the console.
+fn last_answer(net: &Net, i: usize) -> Option<String> {
+    net.seen[i].iter().rev().find_map(|o| match o {
+        Output::Console(s) => Some(s.clone()),
+        _ => None,
+    })
+}
+
+/// The epochs node `i` asked to store (`Output::Promise`), in order.
+fn promises(net: &Net, i: usize) -> Vec<u64> {
+    net.seen[i]
+        .iter()
+        .filter_map(|o| match o {
+            Output::Promise(e) => Some(*e),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn a_master_in_standby_hands_over_at_once_and_takes_the_role_back_after() {
     let mut net = three([cfg(1, 100), cfg(2, 200), cfg(3, 300)]);
@@ -84,10 +103,7 @@ fn a_node_started_in_standby_is_never_voted_for() {
         assert_ne!(net.nodes[i].vote(), Some(addr(1)), "node {i}");
     }
     line(&mut net, 0, "-standby");
-    let said = net.seen[0].iter().rev().find_map(|o| match o {
-        Output::Console(s) => Some(s.clone()),
-        _ => None,
-    });
+    let said = last_answer(&net, 0);
     assert_eq!(
         said.as_deref(),
         Some("standby: on (this node will not be master)")
@@ -103,10 +119,7 @@ fn with_every_node_in_standby_there_is_no_master_and_m_says_why() {
     let mut net = three(cfgs);
     assert!(masters(&net).is_empty());
     line(&mut net, 2, "-m");
-    let said = net.seen[2].iter().rev().find_map(|o| match o {
-        Output::Console(s) => Some(s.clone()),
-        _ => None,
-    });
+    let said = last_answer(&net, 2);
     assert_eq!(
         said.as_deref(),
         Some("master: no, no master (3 of quorum 2 nodes in view, all in standby)")
@@ -522,10 +535,7 @@ fn with_every_check_failing_there_is_no_master_and_m_says_none_is_eligible() {
     net.advance_to(ms(500));
     assert!(masters(&net).is_empty());
     line(&mut net, 2, "-m");
-    let said = net.seen[2].iter().rev().find_map(|o| match o {
-        Output::Console(s) => Some(s.clone()),
-        _ => None,
-    });
+    let said = last_answer(&net, 2);
     assert_eq!(
         said.as_deref(),
         Some("master: no, no master (3 of quorum 2 nodes in view, none eligible)")
@@ -590,23 +600,9 @@ fn a_node_never_promises_an_epoch_at_or_below_its_stored_floor() {
     line(&mut net, 1, "-c 10.0.0.1:1");
     assert_eq!(masters(&net), [0]);
     assert_eq!(net.nodes[0].term(), Some(42));
-    // Every raise is stored before it is sent.
-    let promised: Vec<u64> = net.seen[0]
-        .iter()
-        .filter_map(|o| match o {
-            Output::Promise(e) => Some(*e),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(promised, [42]);
-    let theirs: Vec<u64> = net.seen[1]
-        .iter()
-        .filter_map(|o| match o {
-            Output::Promise(e) => Some(*e),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(theirs, [42], "the voter stores its promise too");
+    // Every raise is asked to be stored, by the candidate and by its voter.
+    assert_eq!(promises(&net, 0), [42]);
+    assert_eq!(promises(&net, 1), [42], "the voter stores its promise too");
 }
 
 // ----- handover without two master scripts -----
