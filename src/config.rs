@@ -142,7 +142,9 @@ pub struct Config {
     pub quorum: u16,
     /// Whether a master steps down for a better node that joins.
     pub preempt: bool,
-    /// Ping a peer not heard from for this long (a master: every peer, this often).
+    /// A master pings every peer this often; other nodes ping a peer not
+    /// heard from for the timeout less this, at least 1.5 times this (see the
+    /// crate docs, #failure-detection-and-reconnect).
     pub heartbeat: Duration,
     /// A peer not heard from this long is lost.
     pub timeout: Duration,

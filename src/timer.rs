@@ -176,6 +176,26 @@ impl<T> TimerWheel<T> {
         Some(self.tick_to_duration(tick))
     }
 
+    /// The earliest pending timer without removing it: its id, its rounded-up
+    /// deadline and its value. None when empty. Lets an owner re-arm a timer
+    /// that would fire for nothing, before the caller sleeps until it.
+    pub fn peek(&mut self) -> Option<(TimerId, Duration, &T)> {
+        let index = self.earliest_index()?;
+        let tick = self.entries.get(index)?.tick;
+        let at = self.tick_to_duration(tick);
+        let entry = self.entries.get(index)?;
+        let id = TimerId {
+            index,
+            generation: entry.seq,
+        };
+        Some((id, at, &entry.value))
+    }
+
+    /// `t` rounded up to a whole tick: when a timer with deadline `t` fires.
+    pub fn round_up(&self, t: Duration) -> Duration {
+        self.tick_to_duration(self.ceil_tick(t))
+    }
+
     /// Removes and returns one timer whose rounded deadline is <= now, earliest deadline first,
     /// ties in insertion order (deterministic). None when nothing is due.
     ///

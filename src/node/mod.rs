@@ -140,6 +140,9 @@ pub struct Node {
     now: Time,
     /// While master: fires when the confirmed votes fall below the quorum.
     votes_timer: Option<TimerId>,
+    /// When this node, not voting for itself, last sent its Pings due soon
+    /// along with a Pong to a node that does (see `Node::ping_along`).
+    pinged_along: Option<Time>,
     /// The master this node last named on the console (`master changed`).
     master_said: Option<SocketAddr>,
     leaving: bool,
@@ -232,6 +235,7 @@ impl Node {
             withdrawal: None,
             now: Duration::ZERO,
             votes_timer: None,
+            pinged_along: None,
             master_said: None,
             leaving: false,
             script: ScriptState::Idle,
@@ -511,6 +515,7 @@ impl Node {
 
     /// The next deadline the core must be woken at, if any.
     pub fn poll_timeout(&mut self) -> Option<Time> {
+        self.refresh_peer_timers();
         self.timers.next_deadline()
     }
 

@@ -89,7 +89,10 @@ impl Node {
             // A proof after the handshake proves nothing more.
             Msg::Proof(_) => {}
             state @ Msg::State { .. } => self.peer_state(now, addr, state, out),
-            Msg::Ping(x) => self.send(addr, Msg::Pong(x), out),
+            Msg::Ping(x) => {
+                self.send(addr, Msg::Pong(x), out);
+                self.ping_along(now, addr, out);
+            }
             Msg::Pong(x) => self.pong(now, addr, x, out),
             Msg::Text(t) => self.peer_text(now, conn, addr, &t, out),
             Msg::Goodbye => {
@@ -136,6 +139,8 @@ impl Node {
         let withdrawn = vote.is_none()
             || (p.vote == Some(self.me.addr) && (vote != Some(self.me.addr) || !tied));
         p.seq = seq;
+        let self_vote = |v: Option<SocketAddr>| v == Some(addr);
+        let rearm = self_vote(p.vote) != self_vote(vote);
         // A vote for a node this one does not see is kept as sent: it
         // is ordinary while a mesh forms or a partition holds, counts
         // only toward that node in `votes_for`, never toward this
@@ -146,6 +151,11 @@ impl Node {
         p.epoch = epoch;
         p.tied = tied;
         p.script = script;
+        if rearm {
+            // Its own pings started or stopped: ours fall due on another
+            // quiet time (see `quiet_time`).
+            self.rearm_peer(addr);
+        }
         let before = self.seq;
         self.run_election(now, out);
         if withdrawn && self.seq == before {
@@ -242,14 +252,13 @@ impl Node {
             .get(&addr)
             .is_some_and(|p| now >= self.ping_due(p))
         {
-            self.ping(now, addr, out);
-        }
-        if let Some(p) = self.peers.get(&addr) {
-            let at = self.peer_wake(p);
-            if let Some(p) = self.peers.get_mut(&addr) {
-                self.timers.rearm(&mut p.timer, at, Timer::Peer(addr));
+            if self.vote == Some(self.me.addr) {
+                self.ping_round(now, out);
+            } else {
+                self.ping(now, addr, out);
             }
         }
+        self.rearm_peer(addr);
     }
 
     /// A connection completed the first handshake with `node`: a new peer,
@@ -288,20 +297,130 @@ impl Node {
     }
 
     /// The heartbeat rule, the one place it is written: when the next Ping to
-    /// `p` is due.
+    /// `p` is due (see the crate docs, #failure-detection-and-reconnect).
     /// - A node voting for itself pings every peer each heartbeat, so the votes
     ///   it counts stay confirmed.
-    /// - Otherwise a node pings a peer it has heard nothing from for a
-    ///   heartbeat (and has not pinged within one): each side sees to it that it
-    ///   hears from the other, whatever it sends itself, so traffic that flows
-    ///   one way only (`-msg`) cannot starve the other direction. On a quiet
-    ///   link the side whose heartbeat ends first pings, and the Pong refreshes
-    ///   the other side too: one Ping and one Pong per heartbeat and link.
+    /// - Otherwise a node pings a peer it has heard nothing from (and has not
+    ///   pinged) for the peer's quiet time ([`Node::quiet_time`]): each side
+    ///   sees to it that it hears from the other, whatever it sends itself, so
+    ///   traffic that flows one way only (`-msg`) cannot starve the other
+    ///   direction. While that Ping is unanswered, it pings again every
+    ///   heartbeat: a link that lost frames for a moment is heard again
+    ///   before the timeout, as with a Ping every heartbeat.
     fn ping_due(&self, p: &Peer) -> Time {
+        let hb = self.cfg.heartbeat;
         if self.vote == Some(self.me.addr) {
-            p.last_ping + self.cfg.heartbeat
+            p.last_ping + hb
+        } else if p.ping_out {
+            (p.last_heard + self.quiet_time(p)).max(p.last_ping + hb)
         } else {
-            p.last_heard.max(p.last_ping) + self.cfg.heartbeat
+            p.last_heard.max(p.last_ping) + self.quiet_time(p)
+        }
+    }
+
+    /// How long a node that does not vote for itself lets a link to `p` stay
+    /// silent before it pings: the timeout less a heartbeat, so the Pong has a
+    /// heartbeat to come back before the timeout, but at least one and a half
+    /// heartbeats (while that leaves a quarter of one before the timeout). A
+    /// peer voting for itself pings this node every heartbeat, so on a live
+    /// link that time never passes, and the half heartbeat keeps it from
+    /// racing that peer's next Ping. Between two nodes that vote for others,
+    /// the one with the lower address pings at that time and the other half a
+    /// heartbeat later (as far as the quarter allows), so on a quiet link one
+    /// side pings and its Pong refreshes both: one Ping and one Pong per quiet
+    /// time, not two of each per heartbeat.
+    pub(super) fn quiet_time(&self, p: &Peer) -> Duration {
+        let (hb, timeout) = (self.cfg.heartbeat, self.cfg.timeout);
+        let last = timeout.saturating_sub(hb / 4);
+        let quiet = timeout.saturating_sub(hb).max((hb + hb / 2).min(last));
+        if p.vote == Some(p.info.addr) || self.me.addr < p.info.addr {
+            quiet
+        } else {
+            quiet.max((quiet + hb / 2).min(last))
+        }
+    }
+
+    /// A node voting for itself pings, with the peer whose Ping is due, every
+    /// other peer whose Ping falls due within half a heartbeat: one round of
+    /// Pings per heartbeat leaves in one wake-up, not one per peer.
+    fn ping_round(&mut self, now: Time, out: &mut Vec<Output>) {
+        let soon = now + self.cfg.heartbeat / 2;
+        let due: Vec<SocketAddr> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| self.ping_due(p) <= soon)
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in due {
+            self.ping(now, addr, out);
+            self.rearm_peer(addr);
+        }
+    }
+
+    /// A Ping from a node voting for itself (a master or a candidate) woke
+    /// this node, which does not: the Pings it owes other peers within half a
+    /// heartbeat (those it pings first, see `quiet_time`) leave now, in this wake-up, rather than in one of their own
+    /// (the master's rounds wake every node each heartbeat anyway). At most
+    /// once per half heartbeat, so a peer's flood of Pings costs no more.
+    fn ping_along(&mut self, now: Time, from: SocketAddr, out: &mut Vec<Output>) {
+        let hb = self.cfg.heartbeat;
+        if self.vote == Some(self.me.addr)
+            || self.peers.get(&from).is_none_or(|p| p.vote != Some(from))
+            || self.pinged_along.is_some_and(|t| now < t + hb / 2)
+        {
+            return;
+        }
+        self.pinged_along = Some(now);
+        let soon = now + hb / 2;
+        let due: Vec<SocketAddr> = self
+            .peers
+            .iter()
+            .filter(|(a, p)| **a != from && self.me.addr < **a && self.ping_due(p) <= soon)
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in due {
+            self.ping(now, addr, out);
+            self.rearm_peer(addr);
+        }
+    }
+
+    /// Arms a peer's timer for its next Ping or its timeout.
+    pub(super) fn rearm_peer(&mut self, addr: SocketAddr) {
+        if let Some(p) = self.peers.get(&addr) {
+            let at = self.peer_wake(p);
+            if let Some(p) = self.peers.get_mut(&addr) {
+                self.timers.rearm(&mut p.timer, at, Timer::Peer(addr));
+            }
+        }
+    }
+
+    /// Re-arms every peer's timer: this node's vote moved to or from itself,
+    /// which changes when each Ping is due.
+    pub(super) fn rearm_peers(&mut self) {
+        let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
+        for addr in addrs {
+            self.rearm_peer(addr);
+        }
+    }
+
+    /// Before the node sleeps: a peer timer at the front of the wheel that was
+    /// armed from an older `last_heard` would wake the node only to re-arm
+    /// (timers are re-armed lazily, not on every frame); re-arm it now, at
+    /// most once per peer. Deterministic: what the timer would have done when
+    /// it fired, minus the wake-up.
+    pub(super) fn refresh_peer_timers(&mut self) {
+        for _ in 0..=self.peers.len() {
+            let Some((id, at, Timer::Peer(addr))) = self.timers.peek() else {
+                return;
+            };
+            let addr = *addr;
+            let Some(p) = self.peers.get(&addr) else {
+                return;
+            };
+            if p.timer != Some(id) || self.timers.round_up(self.peer_wake(p)) <= at {
+                return;
+            }
+            self.rearm_peer(addr);
         }
     }
 

@@ -87,8 +87,13 @@ impl Node {
                 // greater epoch.
                 self.candidate = None;
             }
+            let voted_self = self.vote == Some(self.me.addr);
             self.vote = vote;
             self.master = master;
+            if voted_self != (vote == Some(self.me.addr)) {
+                // Pings are due on another rule now (see `ping_due`).
+                self.rearm_peers();
+            }
             self.seq += 1;
             if let Some(x) = withdraw {
                 self.withdrawal = Some(Withdrawal {

@@ -67,6 +67,9 @@ pub(super) struct Conn {
     pub(super) ended: Option<CloseReason>,
     /// Plain frames, or sealed ones once the core handed the keys.
     pub(super) codec: Codec,
+    /// The poll said the peer closed its end or an error waits: read on to
+    /// the end or the error, a short read does not mean drained then.
+    pub(super) hup: bool,
 }
 
 impl Shell {
@@ -111,6 +114,7 @@ impl Shell {
             first_done: false,
             served: 0,
             later: false,
+            hup: false,
             ended: None,
             codec: Codec::Plain,
         });
@@ -315,9 +319,12 @@ impl Shell {
     }
 
     pub(super) fn conn_event(&mut self, key: usize, ev: &Event) {
-        let Some(c) = self.conns.get(key) else {
+        let Some(c) = self.conns.get_mut(key) else {
             return; // closed earlier in this batch
         };
+        if ev.is_read_closed() || ev.is_error() {
+            c.hup = true;
+        }
         let generation = c.generation;
         match c.kind {
             Kind::Dialing(addr) => {

@@ -12,8 +12,12 @@ use std::io::{self, Read};
 impl Conn {
     /// Reads the socket into the read buffer, through `scratch`, until the buffer
     /// is at its limit, `bytes` (the turn's budget, counted down) are read, or the
-    /// socket would block: then it returns true (drained). An end of stream or an
-    /// error is kept in `ended`.
+    /// socket is drained: then it returns true. Drained is a read that would
+    /// block, or one that returned less than asked (the socket held no more: a
+    /// byte arriving later makes a new edge), which saves the read that would
+    /// only say `EAGAIN`; but not once the poll said the peer closed its end,
+    /// as that end must be read too. An end of stream or an error is kept in
+    /// `ended`.
     fn fill(&mut self, scratch: &mut [u8], bytes: &mut usize) -> bool {
         // Until the Hello is in, no more than a Hello may be buffered.
         let limit = if self.first_done {
@@ -37,6 +41,9 @@ impl Conn {
                 Ok(n) => {
                     self.read_buf.extend_from_slice(&scratch[..n]);
                     *bytes -= n;
+                    if n < room && !self.hup {
+                        return true;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
