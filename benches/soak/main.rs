@@ -13,9 +13,12 @@
 //! SIGCONT, `-q` then restart, the node's link cut then restored, hundreds of
 //! junk connections from a stranger, a peer that sends a valid `Hello` then
 //! floods Pings, States or garbage frames, and a console reader that stops
-//! reading the node's stdout. `BOSS_SOAK_QUICK=1`: 5 nodes, 60 s (CI).
+//! reading the node's stdout (while it is asked `-cl` and `-m` every 50 ms).
+//! The last node is never killed nor told `-q` (its SIGSTOP instead), so one
+//! node at least lives through the whole run. `BOSS_SOAK_QUICK=1`: 5 nodes,
+//! 60 s (CI).
 //! `BOSS_SOAK_QUORUM` overrides the majority (a minority quorum shows the
-//! checks failing).
+//! checks failing); `BOSS_SOAK_LOOPBACK=1` runs on 127.0.0.1 even as root.
 //!
 //! Every node runs `script.sh` as its master and default script: it logs
 //! `TIME ROLE start|beat|stop EPOCH PID` into the node's file, TIME from the
@@ -74,6 +77,8 @@ pub struct Plan {
     pub calm: f64,
     pub seed: u64,
     pub quorum: usize,
+    /// `BOSS_SOAK_LOOPBACK=1`: no namespaces even as root.
+    pub loopback: bool,
 }
 
 impl Plan {
@@ -113,6 +118,7 @@ impl Plan {
             calm: 10f64.min(secs / 4.0),
             seed,
             quorum,
+            loopback: var("BOSS_SOAK_LOOPBACK").is_some_and(|v| v != "0"),
         })
     }
 
@@ -317,7 +323,7 @@ fn run(plan: Plan, bin: &Path, dir: &Path, stop: &AtomicBool) -> Result<Record, 
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| format!("{e}"))?;
     }
-    let net = net::Net::new(plan.nodes);
+    let net = net::Net::new(plan.nodes, plan.loopback);
     let addrs: Vec<_> = net.places.iter().map(|p| p.addr).collect();
     println!(
         "soak: {} nodes, quorum {}, {} s ({} mode), seed {}",
@@ -421,6 +427,7 @@ fn run(plan: Plan, bin: &Path, dir: &Path, stop: &AtomicBool) -> Result<Record, 
     let faults_until = t_begin + plan.secs - plan.calm;
     let mut next_fault = t_begin + r.rng.range(1.0, 3.0);
     let mut next_sample = t_begin;
+    let mut next_chatter = t_begin;
     let mut next_progress = t_begin + 10.0;
     let mut t_calm = None;
     let mut interrupted = false;
@@ -433,6 +440,12 @@ fn run(plan: Plan, bin: &Path, dir: &Path, stop: &AtomicBool) -> Result<Record, 
         r.read_consoles();
         r.advance(now);
         r.watch_exits();
+        if now >= next_chatter {
+            // A stalled reader's node keeps talking: answers to `-cl` and
+            // `-m` fill its one-page pipe, then its own buffer.
+            r.chatter();
+            next_chatter = now + 0.05;
+        }
         if now >= next_sample {
             r.sample(now);
             next_sample = now + 2.0;
@@ -585,7 +598,12 @@ impl Run<'_> {
             .into_iter()
             .filter(|k| *k != Kind::Link || self.link_faults)
             .collect();
-        let kind = kinds[self.rng.below(kinds.len())];
+        let mut kind = kinds[self.rng.below(kinds.len())];
+        // The last node is never restarted: its descriptors and memory tell
+        // whether a long-lived node grows.
+        if node == self.plan.nodes - 1 && matches!(kind, Kind::Kill | Kind::Quit) {
+            kind = Kind::Stop;
+        }
         let idx = self.faults.len();
         let seed = self.rng.next();
         let target = self.nodes[node].place.addr;
@@ -746,6 +764,17 @@ impl Run<'_> {
             Step::Unstall => {
                 self.nodes[node].set_stall(false);
                 self.change(node, None, Some(true));
+            }
+        }
+    }
+
+    /// `-cl` and `-m` to every node whose stdout is not being read.
+    fn chatter(&mut self) {
+        for k in 0..self.active.len() {
+            let (idx, node, _) = self.active[k];
+            if self.faults[idx].kind == Kind::Stall {
+                self.nodes[node].send("-cl");
+                self.nodes[node].send("-m");
             }
         }
     }

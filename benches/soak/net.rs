@@ -45,8 +45,12 @@ impl Net {
     }
 
     /// Namespaces for `n` nodes, or the loopback fallback with the reason.
-    pub fn new(n: usize) -> Net {
+    /// With `loopback` (`BOSS_SOAK_LOOPBACK=1`) no namespaces are tried.
+    pub fn new(n: usize, loopback_only: bool) -> Net {
         remove_stale();
+        if loopback_only {
+            return loopback(n, "BOSS_SOAK_LOOPBACK set".into());
+        }
         match namespaces(n) {
             Ok(net) => net,
             Err(why) => {

@@ -139,6 +139,16 @@ impl Node {
                 Some(Arc::clone(&stall)),
             ));
         }
+        if let Some(stdin) = &child.stdin {
+            // Never block the run loop on a node that does not read (a
+            // frozen one): a line that does not fit is not typed.
+            // SAFETY: fcntl on a pipe descriptor we own.
+            unsafe {
+                let fd = stdin.as_raw_fd();
+                let flags = nix::libc::fcntl(fd, nix::libc::F_GETFL);
+                nix::libc::fcntl(fd, nix::libc::F_SETFL, flags | nix::libc::O_NONBLOCK);
+            }
+        }
         if let Some(err) = child.stderr.take() {
             readers.push(follow(err, self.id, run, Arc::clone(logs), None));
         }
