@@ -60,6 +60,8 @@ pub struct Figures {
     pub failures: Vec<String>,
     pub by_kind: BTreeMap<Kind, usize>,
     pub master_scripts: usize,
+    /// Master scripts whose log has no `stop` line (killed, not trapped).
+    pub unstopped: usize,
     pub default_scripts: usize,
     /// Distinct epochs named in `master changed` lines.
     pub terms: usize,
@@ -94,6 +96,7 @@ pub fn analyse(r: &Record) -> Figures {
     let runs = script_runs(r, &mut f);
     f.master_scripts = runs.iter().filter(|s| s.master).count();
     f.default_scripts = runs.len() - f.master_scripts;
+    f.unstopped = runs.iter().filter(|s| s.master && !s.stopped).count();
     overlaps(r, &runs, &mut f);
     epochs(&runs, &mut f);
     agreement(r, &mut f);
@@ -162,12 +165,15 @@ fn overlaps(r: &Record, runs: &[ScriptRun], f: &mut Figures) {
             let fault = r.faults.iter().rfind(|x| {
                 (x.node == a.node || x.node == b.node) && x.start <= end && x.start >= a.start - 1.0
             });
-            let frozen = r.faults.iter().any(|x| {
+            // Exempt: the older one's node frozen during its term.
+            let frozen = r.faults.iter().rfind(|x| {
                 x.kind == Kind::Stop
-                    && (x.node == a.node || x.node == b.node)
+                    && x.node == a.node
                     && x.start <= end
-                    && x.end.unwrap_or(f64::MAX) >= a.start.min(b.start)
+                    && x.end.unwrap_or(f64::MAX) >= a.start
             });
+            let fault = frozen.or(fault);
+            let frozen = frozen.is_some();
             let cause = match fault {
                 Some(x) => format!(
                     "{} on node {} at +{:.3} s ({})",

@@ -80,9 +80,20 @@ pub fn table(r: &Record, f: &Figures) -> String {
         "master changes (scripts started / terms named)",
         format!("{} / {}", f.master_scripts, f.terms),
     );
+    row(
+        "master scripts ended without their stop line",
+        f.unstopped.to_string(),
+    );
     if let Some((p50, p99, max)) = stats(&all_agree(f)) {
         row(
             "time to agreement after a fault",
+            format!("p50 {}, p99 {}, max {}", ms(p50), ms(p99), ms(max)),
+        );
+    }
+    let broke: Vec<f64> = all_agree(f).into_iter().filter(|t| *t > 0.0).collect();
+    if let Some((p50, p99, max)) = stats(&broke) {
+        row(
+            &format!("  the {} faults that broke agreement", broke.len()),
             format!("p50 {}, p99 {}, max {}", ms(p50), ms(p99), ms(max)),
         );
     }
@@ -190,6 +201,8 @@ pub fn json(r: &Record, f: &Figures) -> String {
         "master_scripts_started": f.master_scripts,
         "terms_named": f.terms,
         "agreement_after_fault": agree(&all_agree(f)),
+        "agreement_after_breaking_fault": agree(&all_agree(f).into_iter().filter(|t| *t > 0.0).collect::<Vec<_>>()),
+        "master_scripts_without_stop": f.unstopped,
         "never_agreed": f.never_agreed,
         "agreement_after_calm_ms": f.calm_agree.map(|s| s * 1e3),
         "unavailable_secs": f.unavailable,
