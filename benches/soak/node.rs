@@ -104,12 +104,18 @@ impl Node {
         let ns_fd = ns.as_ref().map(|f| f.as_raw_fd());
         let parent = std::process::id();
         // SAFETY: the closure runs in the forked child before exec and calls
-        // only async-signal-safe functions (setns, prctl, getppid, _exit).
+        // only async-signal-safe functions (setns, setpgid, prctl, getppid,
+        // _exit).
         unsafe {
             cmd.pre_exec(move || {
                 if let Some(fd) = ns_fd
                     && nix::libc::setns(fd, nix::libc::CLONE_NEWNET) != 0
                 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // A group of its own: a Ctrl-C at the terminal reaches the
+                // benchmark alone, which then ends the nodes itself.
+                if nix::libc::setpgid(0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
