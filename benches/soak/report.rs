@@ -30,8 +30,6 @@ pub fn table(r: &Record, f: &Figures) -> String {
     let mut row = |k: &str, v: String| {
         let _ = writeln!(s, "  {k:<44} {v}");
     };
-    let secs = r.t_end - r.t_begin;
-    let _ = secs;
     row(
         "run",
         format!(
@@ -199,6 +197,7 @@ pub fn json(r: &Record, f: &Figures) -> String {
         "faults": kinds,
         "faults_total": r.faults.len(),
         "master_scripts_started": f.master_scripts,
+        "default_scripts_started": f.default_scripts,
         "terms_named": f.terms,
         "agreement_after_fault": agree(&all_agree(f)),
         "agreement_after_breaking_fault": agree(&all_agree(f).into_iter().filter(|t| *t > 0.0).collect::<Vec<_>>()),
