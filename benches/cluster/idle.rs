@@ -279,11 +279,9 @@ fn one_setup(
                     vec![if k > 0.0 { b / k } else { f64::INFINITY }],
                     Some(1.0),
                     format!(
-                        "cluster mean: boss ({}) {} % / keepalived (advert_int {advert}) {} %; \
-                         detection p50 {} ms / {} ms",
+                        "cluster mean: boss ({}) {b:.4} % / keepalived (advert_int {advert}) \
+                         {k:.4} %; detection p50 {} ms / {} ms",
                         setup.label,
-                        fmt_num(b),
-                        fmt_num(k),
                         fmt_num(p50(&boss_det)),
                         fmt_num(p50(&ka_det)),
                     ),
