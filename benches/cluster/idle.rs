@@ -33,7 +33,8 @@
 //! Everything created here (namespaces, configuration files, processes) is
 //! removed when the measurement ends, also on panic ([`Net`]'s and
 //! [`Keepalived`]'s `Drop`), and every process dies with the benchmark
-//! (`PR_SET_PDEATHSIG`). `BOSS_BENCH_ONLY=idle` runs this measurement alone
+//! (`PR_SET_PDEATHSIG`); the namespaces of a run killed with SIGKILL are
+//! removed by the next run. `BOSS_BENCH_ONLY=idle` runs this measurement alone
 //! (see `main.rs`).
 
 use crate::cluster::{Cluster, Settled, dying_with_us};
@@ -561,6 +562,7 @@ impl Net {
         if !nix::unistd::geteuid().is_root() {
             return Err("not root".into());
         }
+        remove_stale();
         let pid = std::process::id();
         let tag = format!("boss-idle-{pid}");
         let dir = std::env::temp_dir().join(&tag);
@@ -609,19 +611,48 @@ impl Net {
 impl Drop for Net {
     fn drop(&mut self) {
         for ns in &self.spaces {
-            let pids = Command::new("ip")
-                .args(["netns", "pids", ns])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            for pid in pids.split_whitespace().filter_map(|p| p.parse().ok()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-            if let Err(e) = ip(&["netns", "del", ns]) {
-                eprintln!("warning: could not delete namespace {ns}: {e}");
-            }
+            remove_namespace(ns);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Kills whatever runs in namespace `ns` and deletes it.
+fn remove_namespace(ns: &str) {
+    let pids = Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for pid in pids.split_whitespace().filter_map(|p| p.parse().ok()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    if let Err(e) = ip(&["netns", "del", ns]) {
+        eprintln!("warning: could not delete namespace {ns}: {e}");
+    }
+}
+
+/// A benchmark killed with SIGKILL cannot clean up: the namespaces (and the
+/// directory) of a run whose process is gone are removed before a new run.
+fn remove_stale() {
+    let list = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for ns in list.lines().filter_map(|l| l.split_whitespace().next()) {
+        let Some(pid) = ns
+            .strip_prefix("boss-idle-")
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(p, _)| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            eprintln!("  idle: removing namespace {ns} of an earlier run that did not end");
+            remove_namespace(ns);
+            let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("boss-idle-{pid}")));
+        }
     }
 }
 
