@@ -106,15 +106,35 @@ impl Cluster {
 
     /// Starts `boss 127.0.0.1 0 [--join ADDR] FLAGS…` without waiting for it.
     pub fn spawn(&mut self, join: Option<SocketAddr>) -> usize {
+        self.spawn_at(None, "127.0.0.1", join, &[])
+    }
+
+    /// Starts `boss HOST PORT [--join ADDR] EXTRA… FLAGS…` (HOST is `ip:port`
+    /// here) without waiting for it; with `netns`, inside that network
+    /// namespace (`ip netns exec`, which execs `boss`: the pid is the node's).
+    pub fn spawn_at(
+        &mut self,
+        netns: Option<&str>,
+        host: &str,
+        join: Option<SocketAddr>,
+        extra: &[&str],
+    ) -> usize {
         let join = join.map(|a| a.to_string());
-        let mut args = vec!["127.0.0.1", "0"];
+        let (ip, port) = host.rsplit_once(':').unwrap_or((host, "0"));
+        let mut args = Vec::new();
+        if let Some(ns) = netns {
+            args.extend(["netns", "exec", ns, common::BIN]);
+        }
+        args.extend([ip, port]);
         if let Some(a) = &join {
             args.extend(["--join", a.as_str()]);
         }
+        args.extend(extra);
         args.extend(self.flags.iter().map(String::as_str));
+        let program = if netns.is_some() { "ip" } else { common::BIN };
         let id = self.views.len();
         let name = format!("node {id}");
-        let b = Boss::spawn_watched(&name, dying_with_us(), &args, &self.bell);
+        let b = Boss::spawn_watched(&name, dying_with_us(program), &args, &self.bell);
         self.views.push(View::default());
         self.procs.push((id, b));
         id
@@ -125,6 +145,13 @@ impl Cluster {
         let id = self.spawn(join);
         self.wait_started(&[id])?;
         Ok(id)
+    }
+
+    /// Waits for the `started` lines of `ids` (spawned with [`Cluster::spawn_at`])
+    /// and then for full mesh and agreement.
+    pub fn form_spawned(&mut self, ids: &[usize]) -> Result<Settled, String> {
+        self.wait_started(ids)?;
+        self.settled(form_deadline(ids.len()))
     }
 
     /// Starts `n` nodes, every other one joining the first, and waits until they
@@ -272,6 +299,22 @@ impl Cluster {
         })
     }
 
+    /// Like [`Cluster::settled`], once node `id` has also seen its peers change
+    /// after `since` (a node continued after SIGSTOP has lost them and found
+    /// them again).
+    pub fn settled_since(
+        &mut self,
+        id: usize,
+        since: Instant,
+        timeout: Duration,
+    ) -> Result<Settled, String> {
+        let ids = self.live();
+        self.wait("full mesh and agreement again", timeout, |c| {
+            let moved = c.views[id].peers_at.is_some_and(|at| at > since);
+            settled(&c.views, &ids).filter(|_| moved)
+        })
+    }
+
     /// After a fault at `t0`: waits until every node of `survivors` has printed
     /// `master changed: M` after `t0`, for one M among them. Returns M and when
     /// the last of them printed it.
@@ -359,10 +402,11 @@ impl Cluster {
     }
 }
 
-/// A command for the `boss` binary whose process dies with the benchmark, even
-/// if the benchmark is killed with SIGKILL.
-fn dying_with_us() -> Command {
-    let mut cmd = Command::new(common::BIN);
+/// A command for `program` (the `boss` binary, or `ip netns exec` of it or of
+/// another program) whose process dies with the benchmark, even if the
+/// benchmark is killed with SIGKILL.
+pub fn dying_with_us(program: &str) -> Command {
+    let mut cmd = Command::new(program);
     let parent = std::process::id();
     // SAFETY: the closure runs in the forked child before exec and calls only
     // async-signal-safe functions (prctl, getppid, _exit).

@@ -9,11 +9,13 @@
 //! by a thread that stamps every line with the moment it arrived. Every figure is
 //! read off those console lines (`connected`, `lost`, `master changed: …`) and
 //! every wait is a condition on them with a deadline, never a fixed sleep (the
-//! only sleeps are the idle window of the footprint and the offset that puts a
-//! silent failure at different points of the heartbeat cycle). Every process
-//! started here is SIGKILLed and reaped when its cluster is dropped (also on
-//! panic), and dies with the benchmark if the benchmark itself is killed
-//! (`PR_SET_PDEATHSIG`).
+//! only sleeps are the idle windows of the footprint and of the idle cost, and
+//! the offset that puts a silent failure at different points of the heartbeat
+//! cycle). The idle cost per role is the exception to 127.0.0.1: it runs every
+//! node in a network namespace of its own, keepalived beside it, where it can
+//! (see `idle.rs`). Every process started here is SIGKILLed and reaped when its
+//! cluster is dropped (also on panic), and dies with the benchmark if the
+//! benchmark itself is killed (`PR_SET_PDEATHSIG`).
 //!
 //! With a secret: the crash failovers at 3 and 50 nodes (3 in quick mode), the
 //! join of 100 nodes (10) and the idle cluster run a second time with
@@ -23,13 +25,18 @@
 //! Output: a table on stdout (figure, value, target) and the same as JSON in
 //! `target/bench-cluster.json`; progress on stderr. `BOSS_BENCH_QUICK=1` runs the
 //! smallest sizes with 3 repetitions (CI runs it so the benchmark cannot rot).
+//! `BOSS_BENCH_ONLY=NAME[,NAME…]` runs only the scenarios of those names (as
+//! the progress lines `== NAME` give them: `idle`, `footprint`, `join`, …), e.g.
+//! `BOSS_BENCH_ONLY=idle cargo bench --bench cluster` for the idle cost per role.
 //! The exit status is non-zero when a measurement could not be taken at all (no
 //! agreement within its deadline, a process that would not start…), never
 //! because a target was missed.
 //!
 //! The files: `cluster` (a cluster of nodes and what their consoles say),
-//! `failover`, `join` and `footprint` (the measurements), `figures` (statistics,
-//! rows, ratios and the report), `output` (the table and the JSON).
+//! `failover`, `join`, `footprint` and `idle` (the measurements; `idle` runs
+//! keepalived beside the nodes, in network namespaces where it can), `procfs`
+//! (what /proc says of a process), `figures` (statistics, rows, ratios and the
+//! report), `output` (the table and the JSON).
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -38,8 +45,10 @@ mod cluster;
 mod failover;
 mod figures;
 mod footprint;
+mod idle;
 mod join;
 mod output;
+mod procfs;
 
 use common::now;
 use figures::Report;
@@ -82,6 +91,15 @@ struct Plan {
     footprint_quiet: Duration,
     footprint_window: Duration,
     script_reps: usize,
+    /// Cluster sizes and setups of the idle cost per role, beside keepalived.
+    idle_sizes: Vec<usize>,
+    idle_setups: &'static [idle::Setup],
+    /// Idle time before its window (after agreement; keepalived's own wait
+    /// comes on top, see `idle`).
+    idle_quiet: Duration,
+    idle_window: Duration,
+    /// SIGSTOPs of the master per setup, for its detection time.
+    idle_reps: usize,
 }
 
 impl Plan {
@@ -105,6 +123,11 @@ impl Plan {
             footprint_quiet: Duration::from_millis(500),
             footprint_window: Duration::from_secs(2),
             script_reps: 3,
+            idle_sizes: vec![3],
+            idle_setups: &[idle::DEFAULTS, idle::MATCHED_3S],
+            idle_quiet: Duration::from_secs(1),
+            idle_window: Duration::from_secs(3),
+            idle_reps: 1,
         }
     }
 
@@ -134,6 +157,16 @@ impl Plan {
             footprint_quiet: Duration::from_millis(2500),
             footprint_window: Duration::from_secs(10),
             script_reps: 10,
+            idle_sizes: vec![3, 10],
+            idle_setups: &[
+                idle::DEFAULTS,
+                idle::SLOW,
+                idle::MATCHED_3S,
+                idle::MATCHED_03S,
+            ],
+            idle_quiet: Duration::from_secs(3),
+            idle_window: Duration::from_secs(10),
+            idle_reps: 4,
         }
     }
 
@@ -169,7 +202,7 @@ fn with_secret(secret: bool) -> &'static str {
 type Scenario = fn(&Ctx, &mut Report);
 
 /// The measurements, in the order of the table.
-const SCENARIOS: [(&str, Scenario); 7] = [
+const SCENARIOS: [(&str, Scenario); 8] = [
     ("crash failover", |c, r| {
         failover::crash_and_graceful(c, failover::Fault::Crash, r)
     }),
@@ -183,6 +216,7 @@ const SCENARIOS: [(&str, Scenario); 7] = [
         let name = "footprint, with a secret";
         r.attempt(name, "—", |f| footprint::footprint(c, f, true));
     }),
+    ("idle", idle::idle),
     ("script switch", |c, r| {
         r.attempt("script switch", "—", |f| failover::script_switch(c, f))
     }),
@@ -202,8 +236,28 @@ fn main() -> ExitCode {
         ctx.plan.mode(),
         ctx.bin.display()
     );
+    let only = std::env::var("BOSS_BENCH_ONLY").unwrap_or_default();
+    let only: Vec<&str> = only
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(bad) = only
+        .iter()
+        .find(|o| !SCENARIOS.iter().any(|(n, _)| n == *o))
+    {
+        let names: Vec<&str> = SCENARIOS.iter().map(|(n, _)| *n).collect();
+        eprintln!(
+            "BOSS_BENCH_ONLY: no scenario {bad:?} (there are: {})",
+            names.join(", ")
+        );
+        return ExitCode::FAILURE;
+    }
     let mut report = Report::default();
     for (name, run) in SCENARIOS {
+        if !only.is_empty() && !only.contains(&name) {
+            continue;
+        }
         let t = now();
         eprintln!("== {name}");
         run(&ctx, &mut report);
