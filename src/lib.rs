@@ -367,7 +367,11 @@
 //! address is redialled for ever, every 500 ms at most until it was reached once,
 //! and its outage is said once (`cannot reach ADDR yet (…); retrying`). A peer
 //! that only ever dialled in is redialled as a learnt address (in their room,
-//! share and rate): any stranger can claim an address and hang up. A dial that
+//! share and rate): any stranger can claim an address and hang up. A live
+//! peer's `Members` that names an address waiting for its redial brings that
+//! redial forward to the shortest wait (100 ms) and starts its backoff again:
+//! after a healed link the others reach it, so it is likely back (at most one
+//! dial per shortest wait, however many lists come). A dial that
 //! takes longer than the handshake timeout counts as failed. `-c ADDR` dials once
 //! and says how it ended. Host names (`--join name:port`, `-c name port`) are
 //! looked up by child processes ([`shell::resolve`]): at most [`node::MAX_LOOKUPS`] at

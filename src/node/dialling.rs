@@ -388,6 +388,20 @@ impl Node {
                 // Already wanted. A `-c` dial in flight must not swallow an
                 // address that also needs retries.
                 t.keep_retrying(Some(now + self.cfg.forget));
+                // A live peer is connected to it, so it is likely back (a
+                // healed link): a redial that waits longer than the shortest
+                // backoff comes forward to it, its backoff starting again.
+                // At most one dial per shortest backoff, however many
+                // `Members` come (see the crate docs, #failure-detection-and-reconnect).
+                let soon = now + self.cfg.backoff_min;
+                if t.dial == DialState::Idle
+                    && t.timer.is_some()
+                    && t.next_try.is_some_and(|n| n > soon)
+                {
+                    t.backoff = self.cfg.backoff_min;
+                    t.next_try = Some(soon);
+                    self.timers.rearm(&mut t.timer, soon, Timer::Redial(a));
+                }
                 continue;
             }
             if learnt >= LEARNT_MAX {

@@ -1738,6 +1738,60 @@ impl Solo {
     }
 }
 
+/// A lost peer whose redial waits out a long backoff is dialled again soon
+/// once a live peer's `Members` names it (a healed link: the others reach it
+/// again), not seconds later; repeated lists bring no more than one dial per
+/// shortest backoff.
+#[test]
+fn members_naming_a_lost_peer_bring_its_redial_forward() {
+    let mut s = Solo::new(cfg(1, 0));
+    let lost: SocketAddr = "10.0.0.7:7000".parse().unwrap();
+    let other: SocketAddr = "10.0.0.8:7000".parse().unwrap();
+    s.now = Duration::from_secs(1);
+    s.input(Input::Accepted {
+        conn: conn(1),
+        from: "10.0.0.7:40000".parse().unwrap(),
+    });
+    s.input(Input::Frame {
+        conn: conn(1),
+        msg: hello(lost, WALL),
+    });
+    s.input(Input::Closed {
+        conn: conn(1),
+        reason: CloseReason::Eof,
+    });
+    // Every redial fails: the wait doubles up to 5 s.
+    s.advance(Duration::from_secs(20));
+    let is_lost = |a: SocketAddr| a == lost;
+    let t0 = s.now;
+    s.advance(Duration::from_secs(3));
+    assert!(s.dials_between(t0, s.now, is_lost) <= 1, "backed off");
+    s.input(Input::Accepted {
+        conn: conn(2),
+        from: "10.0.0.8:40000".parse().unwrap(),
+    });
+    s.input(Input::Frame {
+        conn: conn(2),
+        msg: hello(other, WALL),
+    });
+    let t1 = s.now;
+    // A list every 10 ms for a second.
+    for _ in 0..100 {
+        s.input(Input::Frame {
+            conn: conn(2),
+            msg: Msg::Members(vec![lost]),
+        });
+        s.advance(Duration::from_millis(10));
+    }
+    let soon = s.dials_between(t1, t1 + Duration::from_millis(150), is_lost);
+    assert_eq!(soon, 1, "dials within 150 ms of the list: {:?}", s.dials);
+    let in_a_second = s.dials_between(t1, t1 + Duration::from_secs(1), is_lost);
+    assert!(
+        (5..=11).contains(&in_a_second),
+        "{in_a_second} dials in a second"
+    );
+}
+
 /// `count` addresses no node has: 10.9.x.y:7000, from `first` on.
 fn junk(first: u32, count: u32) -> Vec<SocketAddr> {
     (first..first + count)
