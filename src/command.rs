@@ -171,7 +171,10 @@ fn script(cmd: &str, words: &str) -> Result<Command, String> {
 fn sleep(rest: &[&str]) -> Result<Command, String> {
     match rest {
         [s] => parse_seconds(s).map(Command::Sleep).ok_or_else(|| {
-            format!("-sslp wants a number of seconds from 0 to 86400, not '{s}'; {HINT}")
+            format!(
+                "-sslp wants a number of seconds from 0 to 86400, not '{}'; {HINT}",
+                crate::text::escape(s)
+            )
         }),
         _ => Err(format!("usage: -sslp <seconds>; {HINT}")),
     }
@@ -315,6 +318,25 @@ mod tests {
             parse(&format!("-ms {spec}")),
             want("sh", &["-c", "echo hello world"])
         );
+    }
+
+    #[test]
+    fn an_error_shows_what_was_typed_escaped() {
+        // Found by the fuzz target `console`: `-sslp` echoed its argument as
+        // typed, control characters and all, onto the console and to a
+        // control client.
+        let e = parse("-sslp \u{1b}[2J\0").unwrap_err();
+        assert!(e.contains("not '\\x1b[2J\\x00'"), "{e}");
+        for line in [
+            "-sslp \u{7}",
+            "-c \u{1b} 1",
+            "-c a\u{0}:1",
+            "-x\u{1b}",
+            "\u{9b}x",
+        ] {
+            let e = parse(line).unwrap_err();
+            assert!(!e.chars().any(char::is_control), "{line:?}: {e:?}");
+        }
     }
 
     #[test]

@@ -246,7 +246,9 @@ pub fn decode_body(body: &[u8]) -> Result<Msg, WireError> {
             if named && postcard::to_allocvec(&msg).ok().as_deref() == Some(body) {
                 Ok(msg)
             } else {
-                Err(WireError::Malformed)
+                // Another version's Hello may read as one of this version
+                // but for a field this version refuses: its version decides.
+                other_version(body).ok_or(WireError::Malformed)
             }
         }
         Ok((msg, [])) => Ok(msg),

@@ -128,12 +128,21 @@ pub const REQUESTS: [&str; 6] = [
 ];
 
 /// A request, as read from a client's line.
+#[doc(hidden)]
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Ask {
+pub enum Ask {
     Status { json: bool },
     IsMaster,
     Ctl(String),
     Watch { json: bool },
+}
+
+/// The request a client's line (without its newline) asks for, as the
+/// shell reads it; for the fuzz targets (`fuzz/`), which cannot reach the
+/// private parser.
+#[doc(hidden)]
+pub fn parse_request(line: &str) -> Result<Ask, String> {
+    parse(line)
 }
 
 fn parse(line: &str) -> Result<Ask, String> {
