@@ -1523,6 +1523,46 @@ fn timers_wake_the_master_once_per_heartbeat_and_voters_rarely() {
     }
 }
 
+/// The quiet time of each kind of link, for several settings, as the crate
+/// docs give it: the timeout less a heartbeat, at least 1.5 heartbeats, at most
+/// the timeout less a quarter heartbeat; to a peer voting for itself and on
+/// the lower address's side that; on the higher address's side half a
+/// heartbeat more, within the same bound.
+#[test]
+fn the_quiet_time_of_each_link() {
+    let mut net = Net::new(vec![cfg(1, 100), cfg(2, 200), cfg(3, 300)]);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    net.input(2, Input::Line("-c 10.0.0.1:1".into()));
+    net.input(2, Input::Line("-c 10.0.0.2:2".into()));
+    net.advance(Duration::from_secs(3));
+    assert!(net.nodes[0].is_master());
+    let ms = Duration::from_millis;
+    // (heartbeat, timeout) -> (to the master, lower to higher, higher to lower)
+    let cases = [
+        ((250, 1000), (750, 750, 875)),
+        ((1000, 3000), (2000, 2000, 2500)),
+        ((1000, 2000), (1500, 1500, 1750)),
+        ((100, 250), (150, 150, 200)),
+        ((100, 150), (125, 125, 125)),
+    ];
+    for ((hb, timeout), (master, low, high)) in cases {
+        for n in &mut net.nodes {
+            n.cfg.heartbeat = ms(hb);
+            n.cfg.timeout = ms(timeout);
+        }
+        let quiet = |net: &Net, i: usize, peer: u16| {
+            let node = &net.nodes[i];
+            node.quiet_time(&node.peers[&addr(peer)])
+        };
+        let got = (quiet(&net, 2, 1), quiet(&net, 1, 3), quiet(&net, 2, 2));
+        assert_eq!(
+            got,
+            (ms(master), ms(low), ms(high)),
+            "{hb} ms / {timeout} ms"
+        );
+    }
+}
+
 /// A voter sends the Pings due within half a heartbeat along with its Pong
 /// to the master's Ping, but only on the links where it pings first (the lower
 /// address), and at most once per half heartbeat: the other end of a link
