@@ -47,6 +47,8 @@ pub(super) struct Net {
     pumping: bool,
     /// Pings delivered so far.
     pings: u32,
+    /// Every Ping delivered: (from node, to node, when).
+    ping_log: Vec<(usize, usize, Time)>,
     /// Per node: how often a timer woke it (`handle_timeout` at its
     /// `poll_timeout`).
     wakes: Vec<u32>,
@@ -73,6 +75,7 @@ impl Net {
             queue: Default::default(),
             pumping: false,
             pings: 0,
+            ping_log: Vec::new(),
             wakes: Vec::new(),
             held: held.iter().copied().collect(),
             parked: Vec::new(),
@@ -180,7 +183,10 @@ impl Net {
                 Output::CancelDial(a) => self.parked.retain(|p| *p != (i, a)),
                 Output::Send(c, msg) => {
                     if let Some(&(j, cj)) = self.links.get(&(i, c)) {
-                        self.pings += u32::from(matches!(msg, Msg::Ping(_)));
+                        if matches!(msg, Msg::Ping(_)) {
+                            self.pings += 1;
+                            self.ping_log.push((i, j, self.now));
+                        }
                         self.input(j, Input::Frame { conn: cj, msg });
                     }
                 }
@@ -1521,6 +1527,31 @@ fn timers_wake_the_master_once_per_heartbeat_and_voters_rarely() {
             net.console(i)
         );
     }
+}
+
+/// A node that starts voting for itself pings every peer each heartbeat from
+/// then on, also a peer it had pinged only once per quiet time before: its
+/// timers are re-armed for the new rule at once.
+#[test]
+fn a_new_master_pings_every_peer_each_heartbeat_at_once() {
+    let mut net = Net::new(vec![cfg(1, 100), cfg(2, 200), cfg(3, 300)]);
+    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
+    net.input(2, Input::Line("-c 10.0.0.1:1".into()));
+    net.input(2, Input::Line("-c 10.0.0.2:2".into()));
+    net.advance(Duration::from_secs(3));
+    assert!(net.nodes[0].is_master());
+    net.crash(0);
+    let t0 = net.now;
+    net.advance(Duration::from_millis(700));
+    assert!(net.nodes[1].is_master(), "{:?}", net.console(1));
+    // From node 2 to node 3: at the takeover and every 250 ms after it.
+    let pings: Vec<Time> = net
+        .ping_log
+        .iter()
+        .filter(|(i, j, t)| *i == 1 && *j == 2 && *t >= t0)
+        .map(|(_, _, t)| *t - t0)
+        .collect();
+    assert!(pings.len() >= 3, "node 2 pinged node 3 at {pings:?}");
 }
 
 /// The quiet time of each kind of link, for several settings, as the crate
