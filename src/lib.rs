@@ -332,34 +332,21 @@
 //! start time arrives (it restarted: the old process is gone, the new one is a
 //! new peer). The console says `lost ADDR (why)`.
 //!
-//! **Heartbeats** (the one rule, `ping_due`): a node voting for itself (the
-//! master, a candidate) pings every peer each heartbeat, so the votes it counts
-//! stay confirmed; the Pings of one round leave together (a peer due within
-//! half a heartbeat is pinged with the others), one wake-up per heartbeat. Any
-//! other node pings a peer it has heard nothing from (and has not pinged) for
-//! a **quiet time**: the timeout less a heartbeat, at least one and a half
-//! heartbeats (at most the timeout less a quarter heartbeat), so the Pong has
-//! a heartbeat to come back; while that Ping is unanswered, again every
-//! heartbeat. On a live link to the master that time never passes (its Pings
-//! come every heartbeat). Between two non-masters the lower address pings at
-//! the quiet time and the other half a heartbeat later, so one Ping and one
-//! Pong per quiet time serve both sides; and the lower address sends that
-//! Ping along with its Pong to the master's Ping when it falls due within
-//! half a heartbeat (at most once per half heartbeat), not in a wake-up of
-//! its own. A link between two non-masters must so answer within a heartbeat
-//! (the master's links: within the timeout less a heartbeat).
-//!
-//! **Wake-ups per heartbeat**, idle, at the least: the master one (its round)
-//! plus one per Pong that does not arrive together with another (at most one
-//! per peer); a non-master one (the master's Ping), plus, per quiet time,
-//! one per link to another non-master (the Ping it receives, or the Pong to
-//! the Ping it sent). Each peer has one timer, armed at the earlier of its
-//! next ping and its timeout and re-armed lazily from the time it was last
-//! heard (not cancelled on every frame); before the node sleeps
-//! ([`Node::poll_timeout`]) a peer timer at the front of the wheel that would
-//! only re-arm is re-armed, so it never wakes the node for nothing.
-//! Independently, every [`Node::handle_timeout`] first drops the peers silent
-//! past the timeout, whatever order the wheel holds its timers in.
+//! **Heartbeats** (the one rule, `ping_due`): a node voting for itself pings
+//! every peer each heartbeat, all in one round (one wake-up), so the votes it
+//! counts stay confirmed. Any other node pings a peer silent for a **quiet
+//! time** (the timeout less a heartbeat, at least 1.5 heartbeats, at most the
+//! timeout less a quarter; again every heartbeat while unanswered): never on a
+//! live link to the master, whose Pings come every heartbeat; between two
+//! non-masters the lower address pings (the other half a heartbeat later),
+//! along with its Pong to the master's Ping when due within half a heartbeat.
+//! So a link between non-masters must answer within a heartbeat. Idle, the
+//! master wakes per heartbeat once plus once per Pong that arrives alone; a
+//! non-master once, plus once per quiet time per link to another non-master.
+//! Each peer has one timer, armed at the earlier of its next ping and its
+//! timeout, re-armed lazily (not on every frame), and before the node sleeps
+//! ([`Node::poll_timeout`]) if it would only re-arm. Every
+//! [`Node::handle_timeout`] first drops the peers silent past the timeout.
 //!
 //! **Reconnect.** A peer lost without `Goodbye`, without a restart and without
 //! flooding is redialled after 100 ms, the wait doubling to 5 s, until it answers
@@ -368,10 +355,8 @@
 //! and its outage is said once (`cannot reach ADDR yet (…); retrying`). A peer
 //! that only ever dialled in is redialled as a learnt address (in their room,
 //! share and rate): any stranger can claim an address and hang up. A live
-//! peer's `Members` that names an address waiting for its redial brings that
-//! redial forward to the shortest wait (100 ms) and starts its backoff again:
-//! after a healed link the others reach it, so it is likely back (at most one
-//! dial per shortest wait, however many lists come). A dial that
+//! peer's `Members` naming an address that waits for its redial (a healed
+//! link) brings the redial forward to 100 ms, its backoff new, once per 100 ms. A dial that
 //! takes longer than the handshake timeout counts as failed. `-c ADDR` dials once
 //! and says how it ended. Host names (`--join name:port`, `-c name port`) are
 //! looked up by child processes ([`shell::resolve`]): at most [`node::MAX_LOOKUPS`] at
