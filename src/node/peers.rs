@@ -351,17 +351,15 @@ impl Node {
             .filter(|(_, p)| self.ping_due(p) <= soon)
             .map(|(a, _)| *a)
             .collect();
-        for addr in due {
-            self.ping(now, addr, out);
-            self.rearm_peer(addr);
-        }
+        self.ping_all(now, due, out);
     }
 
     /// A Ping from a node voting for itself (a master or a candidate) woke
     /// this node, which does not: the Pings it owes other peers within half a
-    /// heartbeat (those it pings first, see `quiet_time`) leave now, in this wake-up, rather than in one of their own
-    /// (the master's rounds wake every node each heartbeat anyway). At most
-    /// once per half heartbeat, so a peer's flood of Pings costs no more.
+    /// heartbeat (those it pings first, see `quiet_time`) leave now, in this
+    /// wake-up, rather than in one of their own (the master's rounds wake
+    /// every node each heartbeat anyway). At most once per half heartbeat, so
+    /// a peer's flood of Pings costs no more.
     fn ping_along(&mut self, now: Time, from: SocketAddr, out: &mut Vec<Output>) {
         let hb = self.cfg.heartbeat;
         if self.vote == Some(self.me.addr)
@@ -378,7 +376,12 @@ impl Node {
             .filter(|(a, p)| **a != from && self.me.addr < **a && self.ping_due(p) <= soon)
             .map(|(a, _)| *a)
             .collect();
-        for addr in due {
+        self.ping_all(now, due, out);
+    }
+
+    /// Pings each of `addrs` now and re-arms its timer for the next.
+    fn ping_all(&mut self, now: Time, addrs: Vec<SocketAddr>, out: &mut Vec<Output>) {
+        for addr in addrs {
             self.ping(now, addr, out);
             self.rearm_peer(addr);
         }
