@@ -1554,6 +1554,38 @@ fn a_new_master_pings_every_peer_each_heartbeat_at_once() {
     assert!(pings.len() >= 3, "node 2 pinged node 3 at {pings:?}");
 }
 
+/// Only a Ping from a node voting for itself carries other Pings along: a
+/// Ping from another non-master (its own quiet-time Ping) does not, so two
+/// non-masters cannot set each other off.
+#[test]
+fn a_ping_from_a_non_master_carries_nothing_along() {
+    let mut net = Net::new(vec![cfg(1, 100), cfg(2, 200), cfg(3, 300), cfg(4, 400)]);
+    for (i, to) in [(1, 1), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3)] {
+        net.input(i, Input::Line(format!("-c 10.0.0.{to}:{to}")));
+    }
+    net.advance(Duration::from_secs(3));
+    assert!(net.nodes[0].is_master());
+    let now = net.now;
+    // Node 2's Ping to node 4 falls due in 100 ms.
+    let p = net.nodes[1].peers.get_mut(&addr(4)).expect("peer");
+    p.last_heard = now + Duration::from_millis(100) - Duration::from_millis(750);
+    p.last_ping = p.last_heard;
+    net.nodes[1].pinged_along = None;
+    let from = net.nodes[1].peers[&addr(3)].send_conn;
+    let to = net.nodes[1].peers[&addr(4)].send_conn;
+    let mut out = Vec::new();
+    let ping = Input::Frame {
+        conn: from,
+        msg: Msg::Ping(7),
+    };
+    net.nodes[1].handle(now, ping, &mut out);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Send(c, Msg::Ping(_)) if *c == to)),
+        "{out:?}"
+    );
+}
+
 /// The quiet time of each kind of link, for several settings, as the crate
 /// docs give it: the timeout less a heartbeat, at least 1.5 heartbeats, at most
 /// the timeout less a quarter heartbeat; to a peer voting for itself and on
