@@ -1529,17 +1529,33 @@ fn timers_wake_the_master_once_per_heartbeat_and_voters_rarely() {
     }
 }
 
-/// A node that starts voting for itself pings every peer each heartbeat from
-/// then on, also a peer it had pinged only once per quiet time before: its
-/// timers are re-armed for the new rule at once.
-#[test]
-fn a_new_master_pings_every_peer_each_heartbeat_at_once() {
+/// Three nodes in a full mesh, settled for 3 s under node 1 (the oldest).
+fn settled_three() -> Net {
     let mut net = Net::new(vec![cfg(1, 100), cfg(2, 200), cfg(3, 300)]);
     net.input(1, Input::Line("-c 10.0.0.1:1".into()));
     net.input(2, Input::Line("-c 10.0.0.1:1".into()));
     net.input(2, Input::Line("-c 10.0.0.2:2".into()));
     net.advance(Duration::from_secs(3));
     assert!(net.nodes[0].is_master());
+    net
+}
+
+/// Makes node `i`'s Ping to `peer` fall due 100 ms from now, after a quiet
+/// time of `quiet`, with its last Ping along more than half a heartbeat ago.
+fn ping_due_soon(net: &mut Net, i: usize, peer: u16, quiet: Duration) {
+    let now = net.now;
+    let p = net.nodes[i].peers.get_mut(&addr(peer)).expect("peer");
+    p.last_heard = now + Duration::from_millis(100) - quiet;
+    p.last_ping = p.last_heard;
+    net.nodes[i].pinged_along = None;
+}
+
+/// A node that starts voting for itself pings every peer each heartbeat from
+/// then on, also a peer it had pinged only once per quiet time before: its
+/// timers are re-armed for the new rule at once.
+#[test]
+fn a_new_master_pings_every_peer_each_heartbeat_at_once() {
+    let mut net = settled_three();
     net.crash(0);
     let t0 = net.now;
     net.advance(Duration::from_millis(700));
@@ -1567,10 +1583,7 @@ fn a_ping_from_a_non_master_carries_nothing_along() {
     assert!(net.nodes[0].is_master());
     let now = net.now;
     // Node 2's Ping to node 4 falls due in 100 ms.
-    let p = net.nodes[1].peers.get_mut(&addr(4)).expect("peer");
-    p.last_heard = now + Duration::from_millis(100) - Duration::from_millis(750);
-    p.last_ping = p.last_heard;
-    net.nodes[1].pinged_along = None;
+    ping_due_soon(&mut net, 1, 4, Duration::from_millis(750));
     let from = net.nodes[1].peers[&addr(3)].send_conn;
     let to = net.nodes[1].peers[&addr(4)].send_conn;
     let mut out = Vec::new();
@@ -1593,12 +1606,7 @@ fn a_ping_from_a_non_master_carries_nothing_along() {
 /// heartbeat more, within the same bound.
 #[test]
 fn the_quiet_time_of_each_link() {
-    let mut net = Net::new(vec![cfg(1, 100), cfg(2, 200), cfg(3, 300)]);
-    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
-    net.input(2, Input::Line("-c 10.0.0.1:1".into()));
-    net.input(2, Input::Line("-c 10.0.0.2:2".into()));
-    net.advance(Duration::from_secs(3));
-    assert!(net.nodes[0].is_master());
+    let mut net = settled_three();
     let ms = Duration::from_millis;
     // (heartbeat, timeout) -> (to the master, lower to higher, higher to lower)
     let cases = [
@@ -1633,22 +1641,12 @@ fn the_quiet_time_of_each_link() {
 /// Pings from the master does not become a flood of Pings to the voters.
 #[test]
 fn voters_ping_along_only_where_they_ping_first() {
-    let mut net = Net::new(vec![cfg(1, 100), cfg(2, 200), cfg(3, 300)]);
-    net.input(1, Input::Line("-c 10.0.0.1:1".into()));
-    net.input(2, Input::Line("-c 10.0.0.1:1".into()));
-    net.input(2, Input::Line("-c 10.0.0.2:2".into()));
-    net.advance(Duration::from_secs(3));
-    assert!(net.nodes[0].is_master());
+    let mut net = settled_three();
     let now = net.now;
     let quiet = Duration::from_millis(750);
     // Make each voter's Ping to the other due in 100 ms (< half a heartbeat).
-    for (i, other, wait) in [(1, 3, quiet), (2, 2, quiet + Duration::from_millis(125))] {
-        let p = net.nodes[i].peers.get_mut(&addr(other)).expect("peer");
-        p.last_heard = now + Duration::from_millis(100) - wait;
-        p.last_ping = p.last_heard;
-        // Its last Ping along was more than half a heartbeat ago.
-        net.nodes[i].pinged_along = None;
-    }
+    ping_due_soon(&mut net, 1, 3, quiet);
+    ping_due_soon(&mut net, 2, 2, quiet + Duration::from_millis(125));
     let pings_to = |net: &mut Net, i: usize, other: u16, x: u64| {
         let from = net.nodes[i].peers[&addr(1)].send_conn;
         let to = net.nodes[i].peers[&addr(other)].send_conn;
