@@ -220,7 +220,9 @@
 //!   node's clock. Every field is checked before anything it claims is shown or
 //!   used. A refused dial is not retried: the operator must fix it (a wrong
 //!   proof aside, see below).
-//! - `Members(addrs)`: sent right after the handshake on every new connection:
+//! - `Members(addrs)`: sent right after the handshake on every new connection,
+//!   and by a master when its peers change ([vouched
+//!   links](crate#failure-detection-and-reconnect)):
 //!   every peer the sender is connected to. The receiver dials the ones it lacks,
 //!   so any connected graph becomes a full mesh within one round trip, whichever
 //!   node a newcomer dialled. What a list can make a node dial is bounded: the
@@ -339,14 +341,27 @@
 //! timeout less a quarter; again every heartbeat while unanswered): never on a
 //! live link to the master, whose Pings come every heartbeat; between two
 //! non-masters the lower address pings (the other half a heartbeat later),
-//! along with its Pong to the master's Ping when due within half a heartbeat.
-//! So a link between non-masters must answer within a heartbeat. Idle, the
-//! master wakes per heartbeat once plus once per Pong that arrives alone; a
-//! non-master once, plus once per quiet time per link to another non-master.
-//! Each peer has one timer, armed at the earlier of its next ping and its
-//! timeout, re-armed lazily (not on every frame), and before the node sleeps
-//! ([`Node::poll_timeout`]) if it would only re-arm. Every
-//! [`Node::handle_timeout`] first drops the peers silent past the timeout.
+//! along with its Pong to a master's Ping when due within half a heartbeat.
+//! So a link between non-masters must answer within a heartbeat.
+//!
+//! **Vouched links.** Under a master, non-masters leave the links between them
+//! to it: a node that votes for a live peer announcing itself master neither
+//! pings nor times out a peer that votes for another node and that the
+//! master's latest `Members` names. The master hears every peer each
+//! heartbeat, and with its next round sends its `Members` to every peer again
+//! whenever its peers or the votes for it changed. A link stops being vouched
+//! for when the master is lost, its list no longer names the peer, or either
+//! end votes for itself: that peer is pinged at once and lost unless it
+//! answers within a heartbeat. So a voter that falls silent is lost by the
+//! master after the timeout and by the other voters a heartbeat or two later,
+//! and one that fell silent with the master a heartbeat after it; `-cl` shows
+//! the last round trip measured on such a link. Idle, the master wakes per
+//! heartbeat once plus once per Pong that arrives alone; a voter once.
+//! Each peer has one timer (none while vouched for), armed at the earlier of
+//! its next ping and its timeout, re-armed lazily (not on every frame), and
+//! before the node sleeps ([`Node::poll_timeout`]) if it would only re-arm.
+//! Every [`Node::handle_timeout`] first drops the peers silent past the
+//! timeout.
 //!
 //! **Reconnect.** A peer lost without `Goodbye`, without a restart and without
 //! flooding is redialled after 100 ms, the wait doubling to 5 s, until it answers

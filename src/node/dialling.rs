@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Most addresses taken from one `Members` frame: far more than a cluster has.
-const MEMBERS_MAX: usize = 256;
+pub(super) const MEMBERS_MAX: usize = 256;
 /// Most addresses learnt from peers' `Members` that are wanted at once. They
 /// have room of their own: they never crowd out `--join` addresses, lost peers
 /// or `-c` targets.

@@ -143,6 +143,12 @@ pub struct Node {
     /// When this node, not voting for itself, last sent its Pings due soon
     /// along with a Pong to a node that does (see `Node::ping_along`).
     pinged_along: Option<Time>,
+    /// The peer voting for itself whose `Members` this node took last: the
+    /// peers' `listed` flags are its list (see `Node::take_listing`).
+    listed_by: Option<SocketAddr>,
+    /// Voting for itself, its peers or the votes for it changed since it last
+    /// sent its `Members` to every peer: they go with its next round of Pings.
+    members_dirty: bool,
     /// The master this node last named on the console (`master changed`).
     master_said: Option<SocketAddr>,
     leaving: bool,
@@ -236,6 +242,8 @@ impl Node {
             now: Duration::ZERO,
             votes_timer: None,
             pinged_along: None,
+            listed_by: None,
+            members_dirty: false,
             master_said: None,
             leaving: false,
             script: ScriptState::Idle,
@@ -535,6 +543,7 @@ impl Node {
             self.on_timer(now, id, timer, out);
         }
         // As in `handle`: the script follows the role once, after every timer.
+        self.vouch_sync(now, out);
         self.script_sync(now, out);
         self.script_flag_sync(out);
         self.summary_sync(out);
@@ -570,6 +579,7 @@ impl Node {
         // The script follows the role once per input, after every change the
         // input caused: a role that flips and flips back within one input
         // neither starts nor stops a script.
+        self.vouch_sync(now, out);
         self.script_sync(now, out);
         self.script_flag_sync(out);
         self.summary_sync(out);

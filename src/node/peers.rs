@@ -1,11 +1,13 @@
 //! Peers: their frames, heartbeats (the Peer timer), and losing them.
 
+use super::dialling::MEMBERS_MAX;
 use super::{CloseReason, ConnId, Node, Output, Time, Timer};
 use crate::event::{ClosedReason, Event, LostReason};
 use crate::ratelog;
 use crate::text::escape;
 use crate::timer::{TimerId, fired};
 use crate::wire::{Msg, NodeInfo, WireError};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -44,8 +46,15 @@ pub(super) struct Peer {
     pub(super) script: bool,
     pub(super) last_heard: Time,
     pub(super) rtt: Option<Duration>,
-    /// Its heartbeat timer, armed while it is a peer (see `Node::peer_wake`).
+    /// Its heartbeat timer, armed while it is a peer and not vouched for
+    /// (see `Node::peer_wake`).
     pub(super) timer: Option<TimerId>,
+    /// The latest `Members` of the peer voting for itself that this node
+    /// took names it (see `Node::take_listing`).
+    pub(super) listed: bool,
+    /// Vouched for by the master: neither pinged nor timed out (see
+    /// `Node::vouches`).
+    pub(super) vouched: bool,
     /// This node reached it by a dial of its own at least once. One only ever
     /// heard from inbound is redialled, once lost, as a learnt address (in
     /// their room, share and rate): any stranger can claim an address in its
@@ -85,7 +94,10 @@ impl Node {
                 self.conn_closed(now, conn, CloseReason::Malformed(WireError::Malformed), out);
                 out.push(Output::Close(conn));
             }
-            Msg::Members(list) => self.learn(now, addr, list, out),
+            Msg::Members(list) => {
+                self.take_listing(addr, &list);
+                self.learn(now, addr, list, out);
+            }
             // A proof after the handshake proves nothing more.
             Msg::Proof(_) => {}
             state @ Msg::State { .. } => self.peer_state(now, addr, state, out),
@@ -141,6 +153,10 @@ impl Node {
         p.seq = seq;
         let self_vote = |v: Option<SocketAddr>| v == Some(addr);
         let rearm = self_vote(p.vote) != self_vote(vote);
+        if vote == Some(self.me.addr) && p.vote != vote {
+            // A new vote for us: it takes our list with our next round.
+            self.members_dirty = true;
+        }
         // A vote for a node this one does not see is kept as sent: it
         // is ordinary while a mesh forms or a partition holds, counts
         // only toward that node in `votes_for`, never toward this
@@ -220,7 +236,7 @@ impl Node {
         let silent: Vec<SocketAddr> = self
             .peers
             .iter()
-            .filter(|(_, p)| now >= p.last_heard + self.cfg.timeout)
+            .filter(|(_, p)| !p.vouched && now >= p.last_heard + self.cfg.timeout)
             .map(|(a, _)| *a)
             .collect();
         for addr in silent {
@@ -243,7 +259,7 @@ impl Node {
         if !fired(&mut p.timer, id) {
             return;
         }
-        if now >= p.last_heard + self.cfg.timeout {
+        if !p.vouched && now >= p.last_heard + self.cfg.timeout {
             self.lose_peer(now, addr, Loss::TimedOut, out);
             return;
         }
@@ -283,17 +299,81 @@ impl Node {
             rtt: None,
             timer: None,
             dialed,
+            listed: false,
+            vouched: false,
         };
-        let at = self.peer_wake(&peer);
+        let at = self.ping_due(&peer).min(now + self.cfg.timeout);
         self.timers
             .rearm(&mut peer.timer, at, Timer::Peer(node.addr));
         self.peers.insert(node.addr, peer);
+        self.members_dirty = true;
     }
 
     /// When a peer's timer wakes: its next Ping, or the end of its timeout if
-    /// that comes first.
-    fn peer_wake(&self, p: &Peer) -> Time {
-        self.ping_due(p).min(p.last_heard + self.cfg.timeout)
+    /// that comes first; never while the master vouches for it.
+    fn peer_wake(&self, p: &Peer) -> Option<Time> {
+        (!p.vouched).then(|| self.ping_due(p).min(p.last_heard + self.cfg.timeout))
+    }
+
+    /// Whether this node leaves the link to `q` to the master (see the crate
+    /// docs, #failure-detection-and-reconnect: vouched links): it votes for a
+    /// live peer that votes for itself and says it is master, whose latest
+    /// `Members` names `q`, and `q` does not vote for itself. The master
+    /// pings `q` every heartbeat and would list it no more once lost.
+    pub(super) fn vouches(&self, q: &Peer) -> bool {
+        let Some(m) = self.vote else {
+            return false;
+        };
+        m != self.me.addr
+            && self.listed_by == Some(m)
+            && q.info.addr != m
+            && q.listed
+            && q.vote != Some(q.info.addr)
+            && self
+                .peers
+                .get(&m)
+                .is_some_and(|p| p.master && p.vote == Some(m))
+    }
+
+    /// After every input: a peer the master vouches for now has its timer
+    /// stopped; one it vouched for until now is pinged at once and must
+    /// answer within a heartbeat (its silence counts from the timeout less a
+    /// heartbeat ago at the most), as after a Ping at the quiet time.
+    pub(super) fn vouch_sync(&mut self, now: Time, out: &mut Vec<Output>) {
+        let changed: Vec<(SocketAddr, bool)> = self
+            .peers
+            .iter()
+            .filter_map(|(a, q)| {
+                let v = self.vouches(q);
+                (v != q.vouched).then_some((*a, v))
+            })
+            .collect();
+        let answer = self.cfg.timeout.saturating_sub(self.cfg.heartbeat);
+        for (a, v) in changed {
+            if let Some(q) = self.peers.get_mut(&a) {
+                q.vouched = v;
+                if !v {
+                    q.last_heard = q.last_heard.max(now.saturating_sub(answer));
+                    self.ping(now, a, out);
+                }
+            }
+            self.rearm_peer(a);
+        }
+    }
+
+    /// A `Members` from a peer voting for itself names the peers it hears
+    /// (a master sends it again whenever they change, see `ping_round`):
+    /// this node's `listed` flags follow the newest such list. Lists from
+    /// other peers only complete the mesh (`Node::learn`).
+    fn take_listing(&mut self, from: SocketAddr, list: &[SocketAddr]) {
+        if self.peers.get(&from).is_none_or(|p| p.vote != Some(from)) {
+            return;
+        }
+        let named: BTreeSet<SocketAddr> = list.iter().take(MEMBERS_MAX).copied().collect();
+        self.listed_by = Some(from);
+        for (a, q) in &mut self.peers {
+            q.listed = named.contains(a);
+        }
     }
 
     /// The heartbeat rule, the one place it is written: when the next Ping to
@@ -343,15 +423,25 @@ impl Node {
     /// A node voting for itself pings, with the peer whose Ping is due, every
     /// other peer whose Ping falls due within half a heartbeat: one round of
     /// Pings per heartbeat leaves in one wake-up, not one per peer.
+    /// With the round goes its `Members` to every peer when its peers or
+    /// the votes for it changed since it last sent them: its voters leave the
+    /// links it lists to it (see `Node::vouches`).
     fn ping_round(&mut self, now: Time, out: &mut Vec<Output>) {
         let soon = now + self.cfg.heartbeat / 2;
         let due: Vec<SocketAddr> = self
             .peers
             .iter()
-            .filter(|(_, p)| self.ping_due(p) <= soon)
+            .filter(|(_, p)| !p.vouched && self.ping_due(p) <= soon)
             .map(|(a, _)| *a)
             .collect();
         self.ping_all(now, due, out);
+        if std::mem::take(&mut self.members_dirty) {
+            let all: Vec<SocketAddr> = self.peers.keys().copied().collect();
+            for a in &all {
+                let list = all.iter().copied().filter(|x| x != a).collect();
+                self.send(*a, Msg::Members(list), out);
+            }
+        }
     }
 
     /// A Ping from a node voting for itself (a master or a candidate) woke
@@ -373,7 +463,9 @@ impl Node {
         let due: Vec<SocketAddr> = self
             .peers
             .iter()
-            .filter(|(a, p)| **a != from && self.me.addr < **a && self.ping_due(p) <= soon)
+            .filter(|(a, p)| {
+                **a != from && !p.vouched && self.me.addr < **a && self.ping_due(p) <= soon
+            })
             .map(|(a, _)| *a)
             .collect();
         self.ping_all(now, due, out);
@@ -392,7 +484,10 @@ impl Node {
         if let Some(p) = self.peers.get(&addr) {
             let at = self.peer_wake(p);
             if let Some(p) = self.peers.get_mut(&addr) {
-                self.timers.rearm(&mut p.timer, at, Timer::Peer(addr));
+                match at {
+                    Some(at) => self.timers.rearm(&mut p.timer, at, Timer::Peer(addr)),
+                    None => self.timers.stop(&mut p.timer),
+                }
             }
         }
     }
@@ -420,7 +515,11 @@ impl Node {
             let Some(p) = self.peers.get(&addr) else {
                 return;
             };
-            if p.timer != Some(id) || self.timers.round_up(self.peer_wake(p)) <= at {
+            if p.timer != Some(id)
+                || self
+                    .peer_wake(p)
+                    .is_some_and(|w| self.timers.round_up(w) <= at)
+            {
                 return;
             }
             self.rearm_peer(addr);
@@ -445,6 +544,10 @@ impl Node {
         let Some(mut p) = self.peers.remove(&addr) else {
             return;
         };
+        self.members_dirty = true;
+        if self.listed_by == Some(addr) {
+            self.listed_by = None;
+        }
         self.timers.stop(&mut p.timer);
         for c in &p.conns {
             self.conns.remove(c);

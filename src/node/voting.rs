@@ -91,7 +91,9 @@ impl Node {
             self.vote = vote;
             self.master = master;
             if voted_self != (vote == Some(self.me.addr)) {
-                // Pings are due on another rule now (see `ping_due`).
+                // Pings are due on another rule now (see `ping_due`), and a
+                // candidate's first round carries its `Members`.
+                self.members_dirty = true;
                 self.rearm_peers();
             }
             self.seq += 1;
