@@ -500,8 +500,9 @@
 //! it), a reset or a one-way partition (the old master closes on voters that
 //! still hear it, and they take the close for its end):
 //! - `State` says `script: true` while the sender's master script runs or
-//!   stops; a new master starts its own only once no live peer says so
-//!   ([`event::Event::ScriptHeld`] says it waits).
+//!   stops; a new master starts its own only once every live peer has sent
+//!   its `State` and none says so ([`event::Event::ScriptHeld`] says it
+//!   waits).
 //! - A leaving master (`-q`, SIGTERM) first leaves the running (not eligible:
 //!   the role moves at once) and stops its script; only when it is reaped does
 //!   it say `Goodbye` and exit. Preemption, standby and a failing check stop

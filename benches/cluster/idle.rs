@@ -26,9 +26,10 @@
 //! master (boss: the first `master changed:` line naming another node;
 //! keepalived: another instance's `Entering MASTER STATE`), then SIGCONT and a
 //! wait until the cluster is whole again. The matched setups
-//! (`--heartbeat 1s --timeout 2s` against `advert_int 1`, `--heartbeat 100ms
-//! --timeout 250ms` against `advert_int 0.1`) end with the ratio of the idle
-//! CPU per node, averaged over the cluster, boss over keepalived.
+//! (`--heartbeat 1200ms --timeout 2700ms` against `advert_int 1`, `--heartbeat
+//! 100ms --timeout 250ms` against `advert_int 0.1`, both with a cluster secret,
+//! so every frame is sealed) end with the ratio of the idle CPU per node,
+//! averaged over the cluster, boss over keepalived.
 //!
 //! Everything created here (namespaces, configuration files, processes) is
 //! removed when the measurement ends, also on panic ([`Net`]'s and
@@ -56,6 +57,8 @@ pub struct Setup {
     /// How the figures name it.
     pub label: &'static str,
     pub flags: &'static [&'static str],
+    /// With the run's cluster secret (`--secret-file`): every frame sealed.
+    pub secret: bool,
     /// `--heartbeat` in ms: the SIGSTOPs come at different points of its cycle.
     pub heartbeat_ms: u64,
     /// keepalived's `advert_int` for the instances run beside it, and the
@@ -66,6 +69,7 @@ pub struct Setup {
 pub const DEFAULTS: Setup = Setup {
     label: "defaults",
     flags: &[],
+    secret: false,
     heartbeat_ms: 250,
     keepalived: None,
 };
@@ -73,23 +77,28 @@ pub const DEFAULTS: Setup = Setup {
 pub const SLOW: Setup = Setup {
     label: "--heartbeat 1s --timeout 3s",
     flags: &["--heartbeat", "1s", "--timeout", "3s"],
+    secret: false,
     heartbeat_ms: 1000,
     keepalived: None,
 };
 
 /// About 3 s to notice a silent master, like keepalived at `advert_int 1`
-/// (3 × advert_int + skew).
+/// (3 × advert_int + skew). boss notices it after about the timeout plus a
+/// quarter heartbeat and the lease's 30 ms; the timeout is 2.25 heartbeats,
+/// so a Ping has more than a heartbeat to come back. With a secret.
 pub const MATCHED_3S: Setup = Setup {
-    label: "--heartbeat 1s --timeout 2s",
-    flags: &["--heartbeat", "1s", "--timeout", "2s"],
-    heartbeat_ms: 1000,
+    label: "--heartbeat 1200ms --timeout 2700ms, with a secret",
+    flags: &["--heartbeat", "1200ms", "--timeout", "2700ms"],
+    secret: true,
+    heartbeat_ms: 1200,
     keepalived: Some(("1", "~3 s")),
 };
 
 /// About 0.35 s, like keepalived at `advert_int 0.1`.
 pub const MATCHED_03S: Setup = Setup {
-    label: "--heartbeat 100ms --timeout 250ms",
+    label: "--heartbeat 100ms --timeout 250ms, with a secret",
     flags: &["--heartbeat", "100ms", "--timeout", "250ms"],
+    secret: true,
     heartbeat_ms: 100,
     keepalived: Some(("0.1", "~0.3 s")),
 };
@@ -170,7 +179,7 @@ fn one_setup(
     figures: &mut Vec<Figure>,
 ) -> Result<(), String> {
     let plan = &ctx.plan;
-    let mut c = Cluster::new(setup.flags);
+    let mut c = Cluster::new(&ctx.flags(setup.flags, setup.secret));
     let settled = form(&mut c, w, n)?;
     let mut k = match (&ka, w.net) {
         (Ok(Some(advert)), Some(net)) => Some(Keepalived::start(net, n, advert, w.port)?),

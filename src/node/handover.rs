@@ -51,13 +51,18 @@ impl Node {
         }
     }
 
-    /// Whether our master script must wait: a live peer says its own runs,
-    /// or one lost silently may still run it. Said once per hold.
+    /// Whether our master script must wait: a live peer says its own runs, or
+    /// has not said yet (its `State` follows its `Hello` within a round
+    /// trip), or one lost silently may still run it. Said once per hold.
     pub(super) fn master_script_held(&mut self, now: Time, out: &mut Vec<Output>) -> bool {
         if self.script_hold.is_some_and(|u| now >= u) {
             self.script_hold = None;
         }
-        let peer = self.peers.iter().find(|(_, p)| p.script).map(|(a, _)| *a);
+        let peer = self
+            .peers
+            .iter()
+            .find(|(_, p)| p.script || !p.stated)
+            .map(|(a, _)| *a);
         let held = peer.or(self.script_hold.and(self.held_for));
         match held {
             Some(other) => {

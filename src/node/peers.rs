@@ -44,6 +44,9 @@ pub(super) struct Peer {
     pub(super) tied: bool,
     /// Its master script runs or is stopping, as its `State` said.
     pub(super) script: bool,
+    /// A `State` of it arrived (any, also a stale one): until then nobody
+    /// knows whether its master script runs.
+    pub(super) stated: bool,
     pub(super) last_heard: Time,
     pub(super) rtt: Option<Duration>,
     /// Its heartbeat timer, armed while it is a peer and not vouched for
@@ -138,6 +141,7 @@ impl Node {
         let Some(p) = self.peers.get_mut(&addr) else {
             return;
         };
+        p.stated = true;
         p.acked = p.acked.max(ack);
         if seq <= p.seq {
             // Stale (it came on a connection since replaced); the ack
@@ -295,6 +299,7 @@ impl Node {
             epoch: 0,
             tied: false,
             script: false,
+            stated: false,
             last_heard: now,
             rtt: None,
             timer: None,

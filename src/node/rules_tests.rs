@@ -770,3 +770,47 @@ fn the_vote_margins_cover_the_wheels_rounding() {
     }
     assert!(n.lease_margin() >= rounding);
 }
+
+/// A new master holds its master script while a peer that has just
+/// connected has not sent its `State` yet: that peer may be the old master,
+/// its script still stopping, and its `State` (which would say so) is a round
+/// trip behind its `Hello` (see the crate docs, #scripts: handover).
+#[test]
+fn a_new_master_waits_for_the_state_of_a_peer_just_connected() {
+    let mut c = cfg(1, 100);
+    c.master_script = Some(super::tests::spec("m"));
+    let mut n = node(c);
+    let t0 = ms(1000);
+    let ping = voted_for_at(&mut n, t0);
+    // Node 3 (an old master, its script stopping) is connected: its Hello
+    // arrived, its State not yet.
+    join(&mut n, t0, conn(2), 3, 300);
+    let out = frame(&mut n, t0 + ms(1), conn(1), Msg::Pong(ping));
+    assert!(n.is_master());
+    let runs = |out: &[Output]| {
+        out.iter().any(|o| {
+            matches!(
+                o,
+                Output::RunScript {
+                    role: Role::Master,
+                    ..
+                }
+            )
+        })
+    };
+    assert!(
+        !runs(&out),
+        "master script started before node 3 said: {out:?}"
+    );
+    assert!(events(&out).contains(&Event::ScriptHeld { peer: addr(3) }));
+    // It says its script is still stopping: still held.
+    let mut stopping = state(3, None, 0);
+    if let Msg::State { script, .. } = &mut stopping {
+        *script = true;
+    }
+    let out = frame(&mut n, t0 + ms(2), conn(2), stopping);
+    assert!(!runs(&out), "{out:?}");
+    // Its script ended: ours starts.
+    let out = frame(&mut n, t0 + ms(3), conn(2), state(4, None, 0));
+    assert!(runs(&out), "{out:?}");
+}
