@@ -115,7 +115,12 @@ pub fn table(r: &Record, f: &Figures) -> String {
             f.longest_gap_at
         ),
     );
-    let exempt: Vec<_> = f.overlaps.iter().filter(|o| o.exempt).collect();
+    let exempt: Vec<_> = f
+        .overlaps
+        .iter()
+        .filter(|o| o.exempt && !o.killed)
+        .collect();
+    let killed: Vec<_> = f.overlaps.iter().filter(|o| o.killed).collect();
     let counted: Vec<_> = f.overlaps.iter().filter(|o| !o.exempt).collect();
     let max = |v: &[&crate::analysis::Overlap]| v.iter().map(|o| o.secs).fold(0.0, f64::max);
     row(
@@ -125,6 +130,10 @@ pub fn table(r: &Record, f: &Figures) -> String {
     row(
         "  exempt (frozen node)",
         format!("{} (max {})", exempt.len(), ms(max(&exempt))),
+    );
+    row(
+        "  exempt (killed node's trap)",
+        format!("{} (max {})", killed.len(), ms(max(&killed))),
     );
     row(
         "peak RSS / descriptors of a node",
@@ -151,7 +160,11 @@ pub fn table(r: &Record, f: &Figures) -> String {
         let _ = writeln!(
             s,
             "  overlap{} {:.1} ms at +{:.3} s: node {} (epoch {}) and node {} (epoch {}); {}",
-            if o.exempt { " (exempt, frozen)" } else { "" },
+            match (o.exempt, o.killed) {
+                (_, true) => " (exempt, killed node's trap)",
+                (true, false) => " (exempt, frozen)",
+                _ => "",
+            },
             o.secs * 1e3,
             o.at - r.t_begin,
             o.nodes.0,
@@ -212,7 +225,8 @@ pub fn json(r: &Record, f: &Figures) -> String {
             "nodes": [o.nodes.0, o.nodes.1],
             "epochs": [o.epochs.0, o.epochs.1],
             "cause": o.cause,
-            "exempt_frozen": o.exempt,
+            "exempt_frozen": o.exempt && !o.killed,
+            "exempt_killed": o.killed,
         })).collect::<Vec<_>>(),
         "peak_rss_kib": f.peak_rss_kib,
         "peak_fds": f.peak_fds,

@@ -263,7 +263,7 @@ impl Node {
         if !fired(&mut p.timer, id) {
             return;
         }
-        if !p.vouched && now >= p.last_heard + self.cfg.timeout {
+        if now >= p.last_heard + self.cfg.timeout {
             self.lose_peer(now, addr, Loss::TimedOut, out);
             return;
         }
@@ -366,12 +366,13 @@ impl Node {
         }
     }
 
-    /// A `Members` from a peer voting for itself names the peers it hears
-    /// (a master sends it again whenever they change, see `ping_round`):
-    /// this node's `listed` flags follow the newest such list. Lists from
-    /// other peers only complete the mesh (`Node::learn`).
+    /// A `Members` from the peer this node votes for, voting for itself,
+    /// names the peers it hears (it sends it again whenever they or the votes
+    /// for it change, see `ping_round`): this node's `listed` flags follow the
+    /// newest such list. Lists from other peers only complete the mesh
+    /// (`Node::learn`).
     fn take_listing(&mut self, from: SocketAddr, list: &[SocketAddr]) {
-        if self.peers.get(&from).is_none_or(|p| p.vote != Some(from)) {
+        if self.vote != Some(from) || self.peers.get(&from).is_none_or(|p| p.vote != Some(from)) {
             return;
         }
         let named: BTreeSet<SocketAddr> = list.iter().take(MEMBERS_MAX).copied().collect();

@@ -814,3 +814,43 @@ fn a_new_master_waits_for_the_state_of_a_peer_just_connected() {
     let out = frame(&mut n, t0 + ms(3), conn(2), state(4, None, 0));
     assert!(runs(&out), "{out:?}");
 }
+
+/// A master sends its `Members` to every peer with its next round of Pings
+/// when a vote for it arrives, though its peers did not change: a voter
+/// takes the list only from the node it votes for, so one that came to vote
+/// for it later gets the list it leaves its other links to (see the crate
+/// docs, #failure-detection-and-reconnect: vouched links).
+#[test]
+fn a_new_vote_for_the_master_brings_its_members_with_the_next_round() {
+    let mut n = node(cfg(1, 100));
+    let t0 = ms(1000);
+    let ping = voted_for_at(&mut n, t0);
+    join(&mut n, t0, conn(2), 3, 300);
+    frame(&mut n, t0, conn(2), state(1, None, 0));
+    frame(&mut n, t0 + ms(1), conn(1), Msg::Pong(ping));
+    assert!(n.is_master());
+    // Both peers answer every Ping: the Members each round carried, per peer.
+    let run = |n: &mut Node, until: Time| {
+        let mut sent = [0, 0];
+        while let Some(at) = n.poll_timeout().filter(|at| *at <= until) {
+            for o in wake(n, at) {
+                match o {
+                    Output::Send(c, Msg::Ping(x)) => {
+                        frame(n, at, c, Msg::Pong(x));
+                    }
+                    Output::Send(c, Msg::Members(_)) => sent[(c == conn(2)) as usize] += 1,
+                    _ => {}
+                }
+            }
+        }
+        sent
+    };
+    // The rounds of the first second carry the list once, then none.
+    assert_eq!(run(&mut n, t0 + ms(1000)), [1, 1]);
+    assert_eq!(run(&mut n, t0 + ms(3000)), [0, 0], "nothing changed");
+    assert!(n.is_master());
+    // Node 3 now votes for it: the next round carries the list again.
+    frame(&mut n, t0 + ms(3000), conn(2), state(2, Some(addr(1)), 0));
+    assert_eq!(run(&mut n, t0 + ms(3300)), [1, 1]);
+    assert_eq!(n.peers().len(), 2);
+}

@@ -1825,6 +1825,20 @@ fn a_master_sends_its_members_again_only_when_they_change() {
             .collect();
         assert_eq!(vouched.len(), 2, "node {i} vouches for {vouched:?}");
     }
+    // A list from a peer voting for itself that node 2 does not vote for (a
+    // candidate, say) changes nothing: only its master's list counts.
+    let now = net.now;
+    let c = net.nodes[1].peers[&addr(3)].send_conn;
+    if let Some(p) = net.nodes[1].peers.get_mut(&addr(3)) {
+        p.vote = Some(addr(3));
+    }
+    let mut out = Vec::new();
+    let list = Input::Frame {
+        conn: c,
+        msg: Msg::Members(Vec::new()),
+    };
+    net.nodes[1].handle(now, list, &mut out);
+    assert!(net.nodes[1].peers[&addr(4)].vouched, "{out:?}");
 }
 
 // ----- joining -----
