@@ -437,7 +437,7 @@ impl Node {
         let due: Vec<SocketAddr> = self
             .peers
             .iter()
-            .filter(|(_, p)| !p.vouched && self.ping_due(p) <= soon)
+            .filter(|(_, p)| self.ping_due(p) <= soon)
             .map(|(a, _)| *a)
             .collect();
         self.ping_all(now, due, out);

@@ -854,3 +854,65 @@ fn a_new_vote_for_the_master_brings_its_members_with_the_next_round() {
     assert_eq!(run(&mut n, t0 + ms(3300)), [1, 1]);
     assert_eq!(n.peers().len(), 2);
 }
+
+/// A peer whose master script ran, lost silently (no EOF, no goodbye), may
+/// still run it: a master holds its own for a heartbeat, the lease's margin
+/// and the kill grace after the loss, also when that peer was not the node
+/// it voted for (so no lease of its own covers it).
+#[test]
+fn a_silent_loss_of_a_script_running_peer_holds_the_master_script() {
+    let mut c = cfg(1, 100);
+    c.master_script = Some(super::tests::spec("m"));
+    let (hb, timeout, grace) = (c.heartbeat, c.timeout, c.kill_grace);
+    let mut n = node(c);
+    let t0 = ms(1000);
+    let ping = voted_for_at(&mut n, t0);
+    join(&mut n, t0, conn(2), 3, 300);
+    let mut stopping = state(1, Some(addr(1)), 0);
+    if let Msg::State { script, .. } = &mut stopping {
+        *script = true;
+    }
+    frame(&mut n, t0, conn(2), stopping);
+    frame(&mut n, t0 + ms(1), conn(1), Msg::Pong(ping));
+    assert!(n.is_master());
+    let runs = |out: &[Output]| {
+        out.iter().any(|o| {
+            matches!(
+                o,
+                Output::RunScript {
+                    role: Role::Master,
+                    ..
+                }
+            )
+        })
+    };
+    // Node 2 answers every Ping; node 3 is silent from now on.
+    let mut lost = None;
+    let mut started = None;
+    let end = t0 + timeout * 2 + grace * 2;
+    while let Some(at) = n.poll_timeout().filter(|at| *at <= end) {
+        let mut out = wake(&mut n, at);
+        for o in out.clone() {
+            if let Output::Send(c, Msg::Ping(x)) = o
+                && c == conn(1)
+            {
+                out.extend(frame(&mut n, at, c, Msg::Pong(x)));
+            }
+        }
+        if lost.is_none() && !n.peers().contains(&addr(3)) {
+            lost = Some(at);
+        }
+        if started.is_none() && runs(&out) {
+            started = Some(at);
+        }
+    }
+    let (Some(lost), Some(started)) = (lost, started) else {
+        panic!("lost {lost:?}, started {started:?}");
+    };
+    assert!(n.is_master());
+    assert!(
+        started >= lost + hb + grace,
+        "started {:?} after the loss",
+        started - lost
+    );
+}

@@ -1796,6 +1796,45 @@ fn when_the_master_falls_silent_voters_check_each_other_at_once() {
     assert!(net.now - t0 < Duration::from_secs(3));
 }
 
+/// Only a master vouches: a node that votes for itself without the role (a
+/// candidate, or a master whose votes ran out) does not, and its voters check
+/// the links between them at once.
+#[test]
+fn a_candidate_vouches_for_no_link() {
+    let mut net = settled_three();
+    assert!(net.nodes[1].peers[&addr(3)].vouched);
+    let now = net.now;
+    let c = net.nodes[1].peers[&addr(1)].send_conn;
+    let to3 = net.nodes[1].peers[&addr(3)].send_conn;
+    let seq = net.nodes[1].peers[&addr(1)].seq + 1;
+    let epoch = net.nodes[1].peers[&addr(1)].epoch;
+    let candidate = Msg::State {
+        seq,
+        vote: Some(addr(1)),
+        master: false,
+        eligible: true,
+        epoch,
+        tied: false,
+        script: false,
+        ack: 0,
+    };
+    let mut out = Vec::new();
+    net.nodes[1].handle(
+        now,
+        Input::Frame {
+            conn: c,
+            msg: candidate,
+        },
+        &mut out,
+    );
+    assert!(!net.nodes[1].peers[&addr(3)].vouched);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Send(x, Msg::Ping(_)) if *x == to3)),
+        "{out:?}"
+    );
+}
+
 /// A master sends its `Members` again, with a round of Pings, only when its
 /// peers or the votes for it change: an idle cluster sends none, a node
 /// joining costs one list to each peer.
