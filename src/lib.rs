@@ -305,26 +305,10 @@
 //! peers that dialled in, more than a cluster booting at once), then a
 //! count and one summary line per period.
 //!
-//! **Duplicate connections.** Two nodes that dial each other at once end with two
-//! connections (at most 4 per peer are kept open while they resolve). Only the
-//! node with the smaller address closes duplicates, once the one it keeps is
-//! confirmed (a frame after the `Hello` arrived on it):
-//! - A connection opened after another was confirmed means the peer redialled
-//!   after losing the old one: keep the newest (else every redial would be closed
-//!   until the old connection's end-of-stream arrives).
-//! - Otherwise both dialled at once: keep the one it dialled itself (the newest
-//!   such).
-//!
-//! The node with the larger address closes none: it sends on its best guess and
-//! sees the others closed by its peer. Each end judges "which came first" by its
-//! own clock, so if both closed, they could close different ones and lose the
-//! pair, a vote gone on one side and still counted on the other (found by the
-//! simulator's `VoteHeld` check).
-//!
-//! Closing a duplicate is not a peer loss. Peer state (vote, last heard) belongs
-//! to the peer, not the connection, and only the kept connection carries
-//! messages: when the kept connection changes, the full `State` is sent again on
-//! the new one, so no stale vote can arrive out of order.
+//! **Duplicate connections** (two nodes that dial each other at once): only the
+//! node with the smaller address closes them, once the one it keeps is
+//! confirmed; it keeps the newest after a redial, else the one it dialled.
+//! Closing one is not a peer loss. The rules and why: `src/node/connections.rs`.
 //!
 //! # Failure detection and reconnect
 //!

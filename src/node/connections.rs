@@ -1,5 +1,28 @@
 //! Connections and handshakes: opening, the `Hello` exchange, floods,
 //! duplicate connections and closing (strangers' limits are in `strangers.rs`).
+//!
+//! # Duplicate connections
+//!
+//! Two nodes that dial each other at once end with two
+//! connections (at most 4 per peer are kept open while they resolve). Only the
+//! node with the smaller address closes duplicates, once the one it keeps is
+//! confirmed (a frame after the `Hello` arrived on it):
+//! - A connection opened after another was confirmed means the peer redialled
+//!   after losing the old one: keep the newest (else every redial would be closed
+//!   until the old connection's end-of-stream arrives).
+//! - Otherwise both dialled at once: keep the one it dialled itself (the newest
+//!   such).
+//!
+//! The node with the larger address closes none: it sends on its best guess and
+//! sees the others closed by its peer. Each end judges "which came first" by its
+//! own clock, so if both closed, they could close different ones and lose the
+//! pair, a vote gone on one side and still counted on the other (found by the
+//! simulator's `VoteHeld` check).
+//!
+//! Closing a duplicate is not a peer loss. Peer state (vote, last heard) belongs
+//! to the peer, not the connection, and only the kept connection carries
+//! messages: when the kept connection changes, the full `State` is sent again on
+//! the new one, so no stale vote can arrive out of order.
 
 use super::auth::{self, ConnAuth};
 use super::console::already_connected;

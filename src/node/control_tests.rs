@@ -607,7 +607,8 @@ fn a_node_never_promises_an_epoch_at_or_below_its_stored_floor() {
 
 // ----- handover without two master scripts -----
 
-fn runs_master(out: &[Output]) -> bool {
+/// Whether `out` starts the master script.
+pub(super) fn runs_master(out: &[Output]) -> bool {
     out.iter().any(|o| {
         matches!(
             o,

@@ -3,6 +3,7 @@
 //! time. The node under test talks to peers whose frames the test writes
 //! itself (or to a second node through a first-in first-out network).
 
+use super::control_tests::runs_master;
 use super::*;
 use crate::config::ScriptSpec;
 use crate::event::{ClosedReason, Event, LostReason};
@@ -787,19 +788,8 @@ fn a_new_master_waits_for_the_state_of_a_peer_just_connected() {
     join(&mut n, t0, conn(2), 3, 300);
     let out = frame(&mut n, t0 + ms(1), conn(1), Msg::Pong(ping));
     assert!(n.is_master());
-    let runs = |out: &[Output]| {
-        out.iter().any(|o| {
-            matches!(
-                o,
-                Output::RunScript {
-                    role: Role::Master,
-                    ..
-                }
-            )
-        })
-    };
     assert!(
-        !runs(&out),
+        !runs_master(&out),
         "master script started before node 3 said: {out:?}"
     );
     assert!(events(&out).contains(&Event::ScriptHeld { peer: addr(3) }));
@@ -809,10 +799,10 @@ fn a_new_master_waits_for_the_state_of_a_peer_just_connected() {
         *script = true;
     }
     let out = frame(&mut n, t0 + ms(2), conn(2), stopping);
-    assert!(!runs(&out), "{out:?}");
+    assert!(!runs_master(&out), "{out:?}");
     // Its script ended: ours starts.
     let out = frame(&mut n, t0 + ms(3), conn(2), state(4, None, 0));
-    assert!(runs(&out), "{out:?}");
+    assert!(runs_master(&out), "{out:?}");
 }
 
 /// A master sends its `Members` to every peer with its next round of Pings
@@ -875,17 +865,6 @@ fn a_silent_loss_of_a_script_running_peer_holds_the_master_script() {
     frame(&mut n, t0, conn(2), stopping);
     frame(&mut n, t0 + ms(1), conn(1), Msg::Pong(ping));
     assert!(n.is_master());
-    let runs = |out: &[Output]| {
-        out.iter().any(|o| {
-            matches!(
-                o,
-                Output::RunScript {
-                    role: Role::Master,
-                    ..
-                }
-            )
-        })
-    };
     // Node 2 answers every Ping; node 3 is silent from now on.
     let mut lost = None;
     let mut started = None;
@@ -902,7 +881,7 @@ fn a_silent_loss_of_a_script_running_peer_holds_the_master_script() {
         if lost.is_none() && !n.peers().contains(&addr(3)) {
             lost = Some(at);
         }
-        if started.is_none() && runs(&out) {
+        if started.is_none() && runs_master(&out) {
             started = Some(at);
         }
     }
