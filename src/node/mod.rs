@@ -143,8 +143,9 @@ pub struct Node {
     /// When this node, not voting for itself, last sent its Pings due soon
     /// along with a Pong to a node that does (see `Node::ping_along`).
     pinged_along: Option<Time>,
-    /// The peer voting for itself whose `Members` this node took last: the
-    /// peers' `listed` flags are its list (see `Node::take_listing`).
+    /// The peer this node voted for, voting for itself, whose `Members` it
+    /// took last: the peers' `listed` flags are its list (see
+    /// `Node::take_listing`).
     listed_by: Option<SocketAddr>,
     /// Voting for itself, its peers or the votes for it changed since it last
     /// sent its `Members` to every peer: they go with its next round of Pings.

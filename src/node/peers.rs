@@ -52,8 +52,8 @@ pub(super) struct Peer {
     /// Its heartbeat timer, armed while it is a peer and not vouched for
     /// (see `Node::peer_wake`).
     pub(super) timer: Option<TimerId>,
-    /// The latest `Members` of the peer voting for itself that this node
-    /// took names it (see `Node::take_listing`).
+    /// The latest `Members` this node took from its master names it (see
+    /// `Node::take_listing`).
     pub(super) listed: bool,
     /// Vouched for by the master: neither pinged nor timed out (see
     /// `Node::vouches`).
