@@ -271,6 +271,15 @@ impl Net {
         }
     }
 
+    /// When node `from` pinged node `to` since `t0`, as offsets from `t0`.
+    fn pings_since(&self, from: usize, to: usize, t0: Time) -> Vec<Time> {
+        self.ping_log
+            .iter()
+            .filter(|(i, j, t)| (*i, *j) == (from, to) && *t >= t0)
+            .map(|(_, _, t)| *t - t0)
+            .collect()
+    }
+
     /// The events node `i` reported.
     pub(super) fn events(&self, i: usize) -> Vec<Event> {
         events(&self.seen[i])
@@ -1574,12 +1583,7 @@ fn a_new_master_pings_every_peer_each_heartbeat_at_once() {
     net.advance(Duration::from_millis(700));
     assert!(net.nodes[1].is_master(), "{:?}", net.console(1));
     // From node 2 to node 3: at the takeover and every 250 ms after it.
-    let pings: Vec<Time> = net
-        .ping_log
-        .iter()
-        .filter(|(i, j, t)| *i == 1 && *j == 2 && *t >= t0)
-        .map(|(_, _, t)| *t - t0)
-        .collect();
+    let pings = net.pings_since(1, 2, t0);
     assert!(pings.len() >= 3, "node 2 pinged node 3 at {pings:?}");
 }
 
@@ -1697,24 +1701,16 @@ fn a_silent_voter_is_lost_by_every_node_soon_after_the_master_loses_it() {
     let t0 = net.now;
     net.silence(2);
     net.advance(Duration::from_millis(1600));
-    let lost_at = |net: &Net, i: usize| {
-        net.seen[i]
+    let lost_three = |net: &Net, i: usize| {
+        net.events(i)
             .iter()
-            .position(
-                |o| matches!(o, Output::Event(Event::PeerLost { addr: a, .. }) if *a == addr(3)),
-            )
-            .map(|_| ())
+            .any(|e| matches!(e, Event::PeerLost { addr: a, .. } if *a == addr(3)))
     };
-    assert!(lost_at(&net, 0).is_some(), "{:?}", net.console(0));
-    assert!(lost_at(&net, 1).is_some(), "{:?}", net.console(1));
+    assert!(lost_three(&net, 0), "{:?}", net.console(0));
+    assert!(lost_three(&net, 1), "{:?}", net.console(1));
     assert_eq!(net.nodes[1].peers(), [addr(1)]);
     // Not before the timeout: the master's word is what moved node 2.
-    let pings: Vec<Time> = net
-        .ping_log
-        .iter()
-        .filter(|(i, j, t)| *i == 1 && *j == 2 && *t >= t0)
-        .map(|(_, _, t)| *t - t0)
-        .collect();
+    let pings = net.pings_since(1, 2, t0);
     assert!(
         pings.iter().all(|t| *t >= Duration::from_secs(1)),
         "node 2 pinged node 3 at {pings:?}"
@@ -1736,12 +1732,7 @@ fn when_the_master_falls_silent_voters_check_each_other_at_once() {
         assert_eq!(net.nodes[i].master(), Some(addr(2)), "{:?}", net.console(i));
         assert_eq!(net.nodes[i].peers().len(), 1, "node {i}");
     }
-    let pinged: Vec<Time> = net
-        .ping_log
-        .iter()
-        .filter(|(i, j, t)| (*i, *j) == (1, 2) && *t >= t0)
-        .map(|(_, _, t)| *t - t0)
-        .collect();
+    let pinged = net.pings_since(1, 2, t0);
     let first = pinged.first().copied().unwrap_or_default();
     assert!(
         (Duration::from_millis(750)..=Duration::from_millis(1010)).contains(&first),
