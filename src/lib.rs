@@ -428,12 +428,12 @@
 //!   after the master applied its withdrawal. [`Node::is_master_at`] says what a
 //!   (possibly frozen) node may still claim at a given instant; the simulator's
 //!   safety check uses it.
-//! - **The lease** (a second guard): when a node times out the peer it voted for,
-//!   or whose release it awaits (no EOF, no `Goodbye`), it votes for nobody for
-//!   one heartbeat plus 30 ms (the wheel's rounding, one tick, plus 20 ms of
-//!   delivery delay): the old master may count its vote until it times this
-//!   node out too. On EOF or `Goodbye` it votes again at
-//!   once: a crashed master is replaced within milliseconds.
+//! - **The lease**: when a node times out the peer it voted for, or whose
+//!   release it awaits (no EOF, no `Goodbye`), it votes for nobody for 30 ms
+//!   (a tick of rounding plus 20 ms): that peer counted the vote only while a
+//!   Ping this node heard after it was sent confirmed it, so it stopped before
+//!   this node's timeout ended. A silent master is replaced a timeout after
+//!   its last Ping; after EOF or `Goodbye`, within milliseconds.
 //!
 //! A node re-evaluates after every change of its view or of a peer's state; a
 //! change of its vote or master flag bumps its `seq` and is sent to every peer.
@@ -608,7 +608,7 @@
 //! | frame body / first frame | 64 KiB (a message 64 KiB less 16, room for the seal) / 1 KiB |
 //! | a refusal for the cluster, the secret or the proof | once a minute per address |
 //! | timer tick | 10 ms |
-//! | vote lease | heartbeat + 30 ms (a tick + 20 ms) |
+//! | vote lease | 30 ms (a tick + 20 ms) |
 //! | `--join` retry until first reached | at most every 500 ms |
 //! | member list taken / learnt addresses wanted | 256 / 256 |
 //! | dials in flight (learnt) / learnt dial rate | 32 (24) / 50 per s after a burst of 256 |

@@ -21,15 +21,16 @@
 //! console names master; the keepalived master is the instance whose log last
 //! said `Entering MASTER STATE`.
 //!
-//! Then the silent-failure detection time, a few times per setup: SIGSTOP of
-//! the master (both processes of a keepalived instance) until another node is
-//! master (boss: the first `master changed:` line naming another node;
-//! keepalived: another instance's `Entering MASTER STATE`), then SIGCONT and a
-//! wait until the cluster is whole again. The matched setups
-//! (`--heartbeat 1200ms --timeout 2700ms` against `advert_int 1`, `--heartbeat
-//! 100ms --timeout 250ms` against `advert_int 0.1`, both with a cluster secret,
-//! so every frame is sealed) end with the ratio of the idle CPU per node,
-//! averaged over the cluster, boss over keepalived.
+//! Then the silent-failure detection time, a few times per setup, at four
+//! points of the heartbeat (advert) cycle: SIGSTOP of the master (both
+//! processes of a keepalived instance) until another node is master (boss: the
+//! first `master changed:` line naming another node; keepalived: another
+//! instance's `Entering MASTER STATE`), then SIGCONT and a wait until the
+//! cluster is whole again. The matched setups (`--heartbeat 1300ms --timeout
+//! 3s` against `advert_int 1`, `--heartbeat 120ms --timeout 270ms` against
+//! `advert_int 0.1`, matched at the longest detection, both with a cluster
+//! secret, so every frame is sealed) end with the ratio of the idle CPU per
+//! node, averaged over the cluster, boss over keepalived.
 //!
 //! Everything created here (namespaces, configuration files, processes) is
 //! removed when the measurement ends, also on panic ([`Net`]'s and
@@ -82,24 +83,28 @@ pub const SLOW: Setup = Setup {
     keepalived: None,
 };
 
-/// About 3 s to notice a silent master, like keepalived at `advert_int 1`
-/// (3 × advert_int + skew). boss notices it after about the timeout plus a
-/// quarter heartbeat and the lease's 30 ms; the timeout is 2.25 heartbeats,
-/// so a Ping has more than a heartbeat to come back. With a secret.
+/// At most about 3 s to notice a silent master, like keepalived at
+/// `advert_int 1` (3 × advert_int + skew after its last advert, between 2 and
+/// 3 advert intervals after it fell silent). boss notices it a timeout and the
+/// lease's 30 ms after its last Ping (between the timeout less a heartbeat and
+/// the timeout after it fell silent): matched at the worst case, the timeout
+/// is 3 s; it is 2.3 heartbeats, so a Ping has more than a heartbeat to come
+/// back. With a secret.
 pub const MATCHED_3S: Setup = Setup {
-    label: "--heartbeat 1200ms --timeout 2700ms, with a secret",
-    flags: &["--heartbeat", "1200ms", "--timeout", "2700ms"],
+    label: "--heartbeat 1300ms --timeout 3s, with a secret",
+    flags: &["--heartbeat", "1300ms", "--timeout", "3s"],
     secret: true,
-    heartbeat_ms: 1200,
+    heartbeat_ms: 1300,
     keepalived: Some(("1", "~3 s")),
 };
 
-/// About 0.35 s, like keepalived at `advert_int 0.1`.
+/// At most about 0.3 s, like keepalived at `advert_int 0.1`, matched the same
+/// way.
 pub const MATCHED_03S: Setup = Setup {
-    label: "--heartbeat 100ms --timeout 250ms, with a secret",
-    flags: &["--heartbeat", "100ms", "--timeout", "250ms"],
+    label: "--heartbeat 120ms --timeout 270ms, with a secret",
+    flags: &["--heartbeat", "120ms", "--timeout", "270ms"],
     secret: true,
-    heartbeat_ms: 100,
+    heartbeat_ms: 120,
     keepalived: Some(("0.1", "~0.3 s")),
 };
 
@@ -283,6 +288,7 @@ fn one_setup(
             (Ok(_), Some(kc)) => {
                 let (b, k) = (boss.mean_cpu(), kc.mean_cpu());
                 let p50 = |s: &[f64]| summary(s).map_or(f64::NAN, |s| s.p50);
+                let max = |s: &[f64]| summary(s).map_or(f64::NAN, |s| s.max);
                 let mut f = Figure::per_node(
                     name,
                     "×",
@@ -290,10 +296,12 @@ fn one_setup(
                     Some(1.0),
                     format!(
                         "cluster mean: boss ({}) {b:.4} % / keepalived (advert_int {advert}) \
-                         {k:.4} %; detection p50 {} ms / {} ms",
+                         {k:.4} %; detection p50 {} ms / {} ms, max {} ms / {} ms",
                         setup.label,
                         fmt_num(p50(&boss_det)),
                         fmt_num(p50(&ka_det)),
+                        fmt_num(max(&boss_det)),
+                        fmt_num(max(&ka_det)),
                     ),
                 );
                 f.target = target.into();
@@ -834,6 +842,9 @@ impl Keepalived {
         for rep in 0..reps {
             let (m, _) = self.wait("one MASTER", self.deadline(), |k| k.settled())?;
             let pids = self.pids(m)?;
+            // At a different point of the advert cycle each time, as boss's.
+            let advert: f64 = self.advert.parse().unwrap_or(1.0);
+            thread::sleep(Duration::from_secs_f64(advert) * (rep % 4) as u32 / 4);
             let t0 = now();
             for p in &pids {
                 let _ = kill(*p, Signal::SIGSTOP);

@@ -248,12 +248,14 @@ impl Node {
         }
     }
 
-    /// The node we voted for, or whose release we await, was timed out: it may
-    /// still be alive and counting our vote until it times us out too, so hold
-    /// every new vote until it surely has (the lease, see the crate docs,
-    /// #election).
+    /// The node we voted for, or whose release we await, was timed out: it
+    /// counted our vote only while confirmed by a Ping we heard after it was
+    /// sent, so it stopped a timeout after that Ping at the latest, before our
+    /// timeout of it ended; hold every new vote for the margin of the two
+    /// timers' rounding (the lease, see the crate docs, #election), and
+    /// `extra` more.
     pub(super) fn start_lease(&mut self, now: Time, extra: Duration) {
-        let until = now + self.cfg.heartbeat + self.lease_margin() + extra;
+        let until = now + self.lease_margin() + extra;
         self.lease_until = Some(until);
         self.timers
             .rearm(&mut self.lease_timer, until, Timer::Lease);

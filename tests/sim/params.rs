@@ -134,7 +134,7 @@ impl Params {
     /// - the `Members` of the new connection name a node that this one already
     ///   has in backoff: up to `backoff_max` again before it is dialled;
     /// - a silent loss of the node voted for withholds the vote for a lease of
-    ///   `heartbeat` + 25 ms; and the election settles in a few more round trips.
+    ///   30 ms; and the election settles in a few more round trips.
     ///
     /// Rounded up generously: `2 × slow_max + handshake + 2 × backoff_max +
     /// 4 × timeout + 50 hops + 100 ms` (timer ticks are 10 ms).
