@@ -58,7 +58,7 @@ pub struct Cli {
     pub host: String,
     /// Port to listen on; 0 picks a free one
     pub port: u16,
-    /// A master pings every peer this often; other nodes ping a peer not heard from for --timeout less this (at least 1.5 times this), unless the master vouches for it
+    /// A master pings every peer this often and reads their answers with its next round; other nodes ping a peer not heard from for --timeout less this (at least 1.5 times this), unless the master vouches for it
     #[arg(long, value_name = "DUR", default_value = "250ms", value_parser = duration)]
     pub heartbeat: Duration,
     /// Lose a peer not heard from for this long (more than --heartbeat)

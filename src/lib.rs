@@ -122,8 +122,10 @@
 //! **Each turn**, in this order:
 //!
 //! 1. `poll` (at most 256 events).
-//! 2. Read the clock once; run [`Node::handle_timeout`], however busy the
-//!    sockets are: a master that cannot run its timers cannot give up its role.
+//! 2. Read the clock once; while the node defers reads ([`Node::defers_reads`])
+//!    and a timer is due, read every connection; run [`Node::handle_timeout`],
+//!    however busy the sockets are: a master that cannot run its timers cannot
+//!    give up its role.
 //! 3. The IO events in the order `poll` gave them: accept, stdin lines, signals,
 //!    lookups, connections (dials that completed, reads, writes). After every
 //!    input, carry out all its outputs; frames queued by one input leave in one
@@ -339,8 +341,18 @@
 //! answers within a heartbeat. So a voter that falls silent is lost by the
 //! master after the timeout and by the other voters a heartbeat or two later,
 //! and one that fell silent with the master a heartbeat after it; `-cl` shows
-//! the last round trip measured on such a link. Idle, the master wakes per
-//! heartbeat once plus once per Pong that arrives alone; a voter once.
+//! the last round trip measured on such a link.
+//!
+//! **Pongs with the next round.** A master leaves its peers' lone Pongs
+//! unread until its next timer: while it is master, every connection's
+//! receive low-water mark lies one byte above the longest Pong frame
+//! ([`wire::PONG_FRAME_MAX`]), so a `State` (always longer), an EOF or an
+//! error wakes it at once, and the shell reads every connection before the
+//! timers run. One round in eight ([`node::TIMED_ROUNDS`]) is read as it comes
+//! and times the round trip `-cl` shows. A short `-msg` text goes to a master
+//! with a Ping, which together wake it. Idle, the master wakes once per
+//! heartbeat, a voter once; a voter silent after its last Pong is lost up to a
+//! heartbeat later than it would be otherwise.
 //! Each peer has one timer (none while vouched for), armed at the earlier of
 //! its next ping and its timeout, re-armed lazily (not on every frame), and
 //! before the node sleeps ([`Node::poll_timeout`]) if it would only re-arm.

@@ -23,6 +23,14 @@ pub const MAX_BODY: usize = MAX_FRAME - crate::auth::TAG;
 pub const MAX_CLUSTER: usize = 64;
 /// Length prefix size.
 pub const HEADER: usize = 4;
+
+/// The longest plain `Ping` or `Pong` frame within 2^49 µs (17 years) of a
+/// node's uptime: the header, the variant tag and a varint of at most 7
+/// bytes. Every `State` is longer (as is every other message but a `Goodbye`,
+/// a short `Text` or a one-address `Members`), so a receive low-water mark one
+/// byte above it lets a lone Pong wait while a change of vote, an EOF or an
+/// error wakes the loop at once (see `Node::defers_reads`).
+pub const PONG_FRAME_MAX: usize = HEADER + 1 + 7;
 /// Largest first frame accepted on a connection: the first frame must be a
 /// `Hello`, a few dozen bytes, so a longer one is refused before it is buffered.
 pub const MAX_HELLO: usize = 1024;

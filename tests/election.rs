@@ -532,3 +532,39 @@ fn mismatched_quorums_are_refused_on_both_sides() {
         RefusedReason::Quorum { theirs: 2, ours: 3 },
     );
 }
+
+/// A master reads its voters' Pongs with its next round of Pings, not as they
+/// come (see the crate docs, #failure-detection-and-reconnect): everything
+/// else from a voter still reaches it at once. At a 20 s heartbeat the test
+/// runs within the master's first rounds, none of them timed: a longer text,
+/// a short one (which goes with a Ping) and the end of a voter's connection
+/// (`kill -9`) each arrive within 2.5 s, not with the next round.
+#[test]
+fn a_master_that_reads_pongs_with_its_rounds_hears_everything_else_at_once() {
+    let slow = ["--heartbeat", "20s", "--timeout", "60s"];
+    let (a, b, c) = mesh3(&slow, &slow, &slow);
+    let all = [&a, &b, &c];
+    for n in all {
+        n.eventually_master(a.addr(), SOON).or_dump(&all);
+    }
+    let within = Duration::from_millis(2500);
+    for (i, text) in ["a longer text than a Pong", "hi"].into_iter().enumerate() {
+        let mark = a.mark();
+        let t0 = now();
+        b.cmd(&format!("-msg {text}"));
+        let line = a
+            .wait_line_at(mark, |l| l.ends_with(&format!(": {text}")), SOON)
+            .or_dump(&all);
+        let took = line.at - t0;
+        check(took < within, &format!("text {i} took {took:?}"), &all);
+    }
+    let mark = a.mark();
+    let t0 = now();
+    c.kill9();
+    let lost = format!("lost {} (", c.addr());
+    let line = a
+        .wait_line_at(mark, |l| l.starts_with(&lost), SOON)
+        .or_dump(&all);
+    let took = line.at - t0;
+    check(took < within, &format!("the loss took {took:?}"), &all);
+}

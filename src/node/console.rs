@@ -6,7 +6,7 @@ use crate::command::{self, Command};
 use crate::config::HostPort;
 use crate::event::Event;
 use crate::text::{human, rfc3339};
-use crate::wire::Msg;
+use crate::wire::{self, Msg};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ impl Node {
             ),
             Command::ConnCount => say(out, format!("connections: {}", self.peers.len())),
             Command::ConnList => self.conn_list(now, out),
-            Command::Message(text) => self.message(text, out),
+            Command::Message(text) => self.message(now, text, out),
             Command::Connect(addr) => self.connect(now, addr, out),
             Command::ConnectName(name) => self.connect_name(now, name, out),
             Command::Quit => self.leave(now, out),
@@ -117,12 +117,19 @@ impl Node {
         }
     }
 
-    /// `-msg TEXT`: sent to every peer.
-    fn message(&mut self, text: String, out: &mut Vec<Output>) {
+    /// `-msg TEXT`: sent to every peer. A text whose frame is no longer than
+    /// a Pong's goes to a master with a Ping after it: a master leaves a lone
+    /// Pong-sized frame unread until its next round (see
+    /// `Node::defers_reads`), the two together wake it at once.
+    fn message(&mut self, now: Time, text: String, out: &mut Vec<Output>) {
         let n = self.peers.len();
+        let short = text.len() + wire::HEADER + 2 <= wire::PONG_FRAME_MAX;
         let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
         for a in addrs {
             self.send(a, Msg::Text(text.clone()), out);
+            if short && self.peers.get(&a).is_some_and(|p| p.master) {
+                self.ping(now, a, out);
+            }
         }
         out.push(Output::Console(format!(
             "sent to {n} peer{}",

@@ -108,6 +108,10 @@ enum Timer {
 /// Timer granularity: deadlines round up to this.
 const TICK: Duration = Duration::from_millis(10);
 
+/// A master reads the Pongs of one round in this many as they come (and times
+/// them); the others wait for its next round (see `Node::defers_reads`).
+pub const TIMED_ROUNDS: u64 = 8;
+
 /// A boss node's state machine. See the module doc for the calling order.
 pub struct Node {
     cfg: Config,
@@ -150,6 +154,11 @@ pub struct Node {
     /// Voting for itself, its peers or the votes for it changed since it last
     /// sent its `Members` to every peer: they go with its next round of Pings.
     members_dirty: bool,
+    /// Rounds of Pings sent while voting for itself, from 1: every
+    /// [`TIMED_ROUNDS`]th one a master reads the Pongs at once, to time them
+    /// (see `Node::defers_reads`; a candidate times every Pong, so a new
+    /// master has its round trips).
+    rounds: u64,
     /// The master this node last named on the console (`master changed`).
     master_said: Option<SocketAddr>,
     leaving: bool,
@@ -245,6 +254,7 @@ impl Node {
             pinged_along: None,
             listed_by: None,
             members_dirty: false,
+            rounds: 1,
             master_said: None,
             leaving: false,
             script: ScriptState::Idle,
@@ -341,6 +351,17 @@ impl Node {
     /// Whether this node is master: it votes for itself and holds a quorum of votes.
     pub fn is_master(&self) -> bool {
         self.master
+    }
+
+    /// Whether the shell may leave small frames from peers (a lone `Pong`)
+    /// unread until the node's next timer: a master wakes every heartbeat for
+    /// its round of Pings anyway and reads its voters' Pongs then, not in a
+    /// wake-up of their own (see the crate docs, #event-loop). Except
+    /// in every [`TIMED_ROUNDS`]th round, whose Pongs are read as they come
+    /// and time the round trips `-cl` shows. Before each timer runs, the
+    /// shell reads what waits.
+    pub fn defers_reads(&self) -> bool {
+        self.master && self.vote == Some(self.me.addr) && !self.rounds.is_multiple_of(TIMED_ROUNDS)
     }
 
     /// Whether this node is master and would still be at `now` on its own

@@ -49,6 +49,10 @@ pub(super) struct Peer {
     pub(super) stated: bool,
     pub(super) last_heard: Time,
     pub(super) rtt: Option<Duration>,
+    /// Send time of the newest Ping whose Pong may wait for the next round
+    /// (see `Node::defers_reads`): the Pongs up to it do not time the round
+    /// trip.
+    pub(super) untimed: Option<Time>,
     /// Its heartbeat timer, armed while it is a peer and not vouched for
     /// (see `Node::peer_wake`).
     pub(super) timer: Option<TimerId>,
@@ -186,14 +190,16 @@ impl Node {
         }
     }
 
-    /// A `Pong` to our `Ping` sent at `x` µs: its round trip, and the vote it
-    /// confirms.
+    /// A `Pong` to our `Ping` sent at `x` µs: its round trip (unless it may
+    /// have waited unread for a round), and the vote it confirms.
     fn pong(&mut self, now: Time, addr: SocketAddr, x: u64, out: &mut Vec<Output>) {
         let sent = Duration::from_micros(x);
         if let Some(p) = self.peers.get_mut(&addr)
             && sent <= now
         {
-            p.rtt = Some(now - sent);
+            if p.untimed.is_none_or(|u| sent > u) {
+                p.rtt = Some(now - sent);
+            }
             p.ping_out = false;
             p.answered_ping = p.answered_ping.max(Some(sent));
             if p.vote == Some(self.me.addr) {
@@ -302,6 +308,7 @@ impl Node {
             stated: false,
             last_heard: now,
             rtt: None,
+            untimed: None,
             timer: None,
             dialed,
             listed: false,
@@ -433,6 +440,7 @@ impl Node {
     /// the votes for it changed since it last sent them: its voters leave the
     /// links it lists to it (see `Node::vouches`).
     fn ping_round(&mut self, now: Time, out: &mut Vec<Output>) {
+        self.rounds = self.rounds.wrapping_add(1);
         let soon = now + self.cfg.heartbeat / 2;
         let due: Vec<SocketAddr> = self
             .peers
@@ -533,9 +541,13 @@ impl Node {
     }
 
     pub(super) fn ping(&mut self, now: Time, addr: SocketAddr, out: &mut Vec<Output>) {
+        let untimed = self.defers_reads();
         if let Some(p) = self.peers.get_mut(&addr) {
             p.last_ping = now;
             p.ping_out = true;
+            if untimed {
+                p.untimed = Some(now);
+            }
         }
         self.send(addr, Msg::Ping(now.as_micros() as u64), out);
     }

@@ -2745,3 +2745,75 @@ fn a_handshake_that_times_out_does_not_end_a_newer_dial_of_its_address() {
         [Output::Console(format!("already connecting to {x}"))]
     );
 }
+
+/// Node `i`'s peer at `port`.
+fn peer_of(net: &Net, i: usize, port: u16) -> &Peer {
+    net.nodes[i].peers.get(&addr(port)).expect("peer")
+}
+
+/// Node 1 answers, `after` the master's latest Ping to it, with the Pong
+/// to that Ping (the net delivered the real one at once).
+fn late_pong(net: &mut Net, after: Duration) {
+    let (conn, sent) = {
+        let p = peer_of(net, 0, 2);
+        (p.send_conn, p.last_ping)
+    };
+    let msg = Msg::Pong(sent.as_micros() as u64);
+    let mut out = Vec::new();
+    net.nodes[0].handle(sent + after, Input::Frame { conn, msg }, &mut out);
+}
+
+/// Only a master leaves its Pongs unread until its next round (see
+/// `Node::defers_reads`), but for one round in `TIMED_ROUNDS`, and only the
+/// Pongs of those rounds time the round trip `-cl` shows: one that may have
+/// waited a round would show the heartbeat instead.
+#[test]
+fn a_master_reads_pongs_with_its_next_round_but_times_one_round_in_eight() {
+    let mut net = settled_three();
+    let hb = net.nodes[0].config().heartbeat;
+    let mut deferred = Vec::new();
+    for _ in 0..2 * TIMED_ROUNDS {
+        net.advance(hb);
+        deferred.push(net.nodes[0].defers_reads());
+        assert!(!net.nodes[1].defers_reads() && !net.nodes[2].defers_reads());
+    }
+    let timed: Vec<usize> = (0..deferred.len()).filter(|r| !deferred[*r]).collect();
+    assert_eq!(timed.len(), 2, "{deferred:?}");
+    assert_eq!(timed[1] - timed[0], TIMED_ROUNDS as usize, "{deferred:?}");
+
+    // In a deferred round a late Pong does not time the round trip.
+    while !net.nodes[0].defers_reads() {
+        net.advance(hb);
+    }
+    let before = peer_of(&net, 0, 2).rtt;
+    late_pong(&mut net, Duration::from_millis(100));
+    assert_eq!(peer_of(&net, 0, 2).rtt, before);
+    // In a timed round it does.
+    while net.nodes[0].defers_reads() {
+        net.advance(hb);
+    }
+    late_pong(&mut net, Duration::from_millis(37));
+    assert_eq!(peer_of(&net, 0, 2).rtt, Some(Duration::from_millis(37)));
+    // A voter times every round trip.
+    net.advance(hb);
+    assert!(net.nodes[1].peers.values().all(|p| p.untimed.is_none()));
+    assert!(!net.nodes[0].peers.values().all(|p| p.untimed.is_none()));
+}
+
+/// A `-msg` text whose frame is no longer than a Pong's goes to the master
+/// with a Ping after it, so the master, which leaves such a frame unread
+/// until its next round, is woken by the two at once; a longer text, and
+/// the same text to a non-master, go alone.
+#[test]
+fn a_short_text_to_the_master_goes_with_a_ping() {
+    let mut net = settled_three();
+    net.advance(Duration::from_millis(30));
+    let t0 = net.now;
+    net.input(1, Input::Line("-msg 123456".into()));
+    assert_eq!(net.pings_since(1, 0, t0), [Duration::ZERO]);
+    assert!(net.pings_since(1, 2, t0).is_empty());
+    assert!(net.console(0).iter().any(|l| l.contains("123456")));
+    net.input(1, Input::Line("-msg 1234567".into()));
+    assert_eq!(net.pings_since(1, 0, t0), [Duration::ZERO]);
+    assert!(net.console(0).iter().any(|l| l.contains("1234567")));
+}

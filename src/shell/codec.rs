@@ -37,6 +37,16 @@ impl std::fmt::Display for SendError {
 }
 
 impl Codec {
+    /// The receive low-water mark of a connection whose lone `Pong` may wait
+    /// unread (see `Node::defers_reads`): one byte more than the longest Pong
+    /// frame, sealed or not, so any longer frame still wakes the loop.
+    pub(super) fn pong_lowat(&self) -> usize {
+        match self {
+            Codec::Plain => wire::PONG_FRAME_MAX + 1,
+            Codec::Sealed { .. } => wire::PONG_FRAME_MAX + TAG + 1,
+        }
+    }
+
     /// From now on, frames are sealed and opened with `keys`.
     pub(super) fn secure(&mut self, keys: &SessionKeys) {
         *self = Codec::Sealed {

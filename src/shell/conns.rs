@@ -10,6 +10,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 
 /// Most unconsumed bytes a connection may hold: one whole frame plus one read.
 /// After its complete frames are decoded at most one partial frame is left, so
@@ -118,6 +119,9 @@ impl Shell {
             ended: None,
             codec: Codec::Plain,
         });
+        if self.lowat {
+            set_lowat(&self.conns[key], true);
+        }
         Ok(key)
     }
 
@@ -191,6 +195,40 @@ impl Shell {
     pub(super) fn secure(&mut self, id: ConnId, keys: &SessionKeys) {
         if let Some(key) = self.open_key(id) {
             self.conns[key].codec.secure(keys);
+            if self.lowat {
+                set_lowat(&self.conns[key], true);
+            }
+        }
+    }
+
+    /// Follows the core's [`Node::defers_reads`](crate::node::Node::defers_reads)
+    /// after each turn: while it holds, every connection's receive low-water
+    /// mark lies above a lone Pong (set on each new one too), and every
+    /// connection is read before the timers run; after, it is back to one byte.
+    pub(super) fn sync_lowat(&mut self) {
+        let want = self.node.defers_reads();
+        if want != self.lowat {
+            self.lowat = want;
+            for (_, c) in &self.conns {
+                set_lowat(c, want);
+            }
+        }
+    }
+
+    /// Reads every open connection (before the timers run, while reads are
+    /// deferred): the Pongs left waiting by the low-water mark.
+    pub(super) fn read_waiting(&mut self) {
+        let open: Vec<(usize, u32)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.kind == Kind::Open)
+            .map(|(k, c)| (k, c.generation))
+            .collect();
+        for (key, generation) in open {
+            if self.exiting {
+                return;
+            }
+            self.read(key, generation);
         }
     }
 
@@ -441,6 +479,26 @@ impl Shell {
 }
 
 /// Writes from the front of `c.write_buf` until it is empty or the socket is full.
+/// Sets a connection's receive low-water mark: above a lone Pong while reads
+/// are deferred, else one byte. An EOF or an error wakes the loop whatever the
+/// mark. A failure (none is expected on an open socket) only leaves the mark
+/// as it was: a Pong then wakes the loop, or waits for the next timer.
+fn set_lowat(c: &Conn, defer: bool) {
+    let bytes = if defer { c.codec.pong_lowat() } else { 1 };
+    let bytes = nix::libc::c_int::try_from(bytes).unwrap_or(1);
+    // SAFETY: the descriptor is the connection's open socket for the whole
+    // call, and the option value points to a c_int of the length given.
+    let _ = unsafe {
+        nix::libc::setsockopt(
+            c.stream.as_raw_fd(),
+            nix::libc::SOL_SOCKET,
+            nix::libc::SO_RCVLOWAT,
+            (&raw const bytes).cast(),
+            std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
+        )
+    };
+}
+
 fn write_out(c: &mut Conn) -> io::Result<()> {
     let mut sent = 0;
     let result = loop {

@@ -216,6 +216,7 @@ impl Shell {
             queued: 0,
             turn: 0,
             turn_frames: TURN_FRAMES,
+            lowat: false,
             later: Vec::new(),
             control: None,
             notifier: None,
@@ -348,6 +349,9 @@ struct Shell {
     summary: Option<Summary>,
     /// Frames this turn may still feed, over all connections.
     turn_frames: usize,
+    /// Reads are deferred ([`Node::defers_reads`]): the connections' receive
+    /// low-water marks lie above a lone Pong.
+    lowat: bool,
     /// Connections whose budget ran out with input left (mio is edge-triggered:
     /// no new event comes for it), read again next turn.
     later: Vec<(usize, u32)>,
@@ -417,6 +421,11 @@ impl Shell {
         self.now = self.clock.now();
         self.turn += 1;
         self.turn_frames = TURN_FRAMES;
+        // A node that defers reads reads what waits before its timers run:
+        // they decide on the freshest input.
+        if self.lowat && self.node.poll_timeout().is_some_and(|d| d <= self.now) {
+            self.read_waiting();
+        }
         // Every turn, however busy the sockets are.
         self.node.handle_timeout(self.now, &mut self.out);
         self.drain();
@@ -452,6 +461,7 @@ impl Shell {
         }
         self.notify_turn();
         self.control_turn();
+        self.sync_lowat();
         self.console.flush();
     }
 

@@ -449,3 +449,29 @@ fn seeded_random_bytes_never_panic() {
     }
     assert!(ok > 0, "some random bodies should be valid messages");
 }
+
+/// A Pong of 17 years of uptime still fits `PONG_FRAME_MAX`, and the shortest
+/// `State` does not: a low-water mark above a Pong never holds back a change
+/// of vote.
+#[test]
+fn a_pong_is_shorter_than_every_state() {
+    let len = |m: &Msg| {
+        let mut out = Vec::new();
+        encode(m, &mut out).expect("encodes");
+        out.len()
+    };
+    assert_eq!(len(&Msg::Pong((1 << 49) - 1)), PONG_FRAME_MAX);
+    assert_eq!(len(&Msg::Ping((1 << 49) - 1)), PONG_FRAME_MAX);
+    assert!(len(&Msg::Pong(1 << 49)) > PONG_FRAME_MAX);
+    let state = Msg::State {
+        seq: 0,
+        vote: None,
+        master: false,
+        eligible: false,
+        epoch: 0,
+        tied: false,
+        script: false,
+        ack: 0,
+    };
+    assert!(len(&state) > PONG_FRAME_MAX, "{}", len(&state));
+}
