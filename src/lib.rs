@@ -207,7 +207,8 @@
 //! **Messages**:
 //!
 //! - `Hello { magic, version, node, rule, quorum, cluster, nonce, auth }`:
-//!   `magic` is "BOSS", `version` the protocol version ([`wire::VERSION`], 2);
+//!   `magic` is "BOSS", `version` the protocol version ([`wire::VERSION`], 3:
+//!   since `State` carries eligibility);
 //!   it stays variant 0 with `magic`, `version` and `node` first, so a `Hello`
 //!   of another version (version 1's has no `cluster`, `nonce`, `auth`) is read
 //!   that far and refused clearly. `node`

@@ -165,7 +165,9 @@ impl Plan {
                 idle::MATCHED_03S,
             ],
             idle_quiet: Duration::from_secs(3),
-            idle_window: Duration::from_secs(10),
+            // About 20 to 30 wake-ups of a node at ~3 s detection: fewer
+            // leave the small figures to chance.
+            idle_window: Duration::from_secs(30),
             idle_reps: 4,
         }
     }
