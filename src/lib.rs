@@ -504,13 +504,14 @@
 //!   the role moves at once) and stops its script; only when it is reaped does
 //!   it say `Goodbye` and exit. Preemption, standby and a failing check stop
 //!   the script the same way, and the `State` that follows says it ended.
-//! - EOF or `Goodbye` from a peer means its script is gone (it died with its
-//!   node, or was reaped before the goodbye). A peer whose script ran and that
-//!   is lost silently may run it until its votes expired and its kill grace
-//!   passed: a node holds its master script for a heartbeat, the lease's
-//!   margin and the kill grace after such a loss, and a voter that loses the
-//!   node it voted for that way holds its vote (the lease) the kill grace
-//!   longer, so no new master is elected before.
+//! - EOF, a reset (ECONNRESET: a master killed with Pongs unread) or `Goodbye`
+//!   from a peer means its script is gone (it died with its node, or was reaped
+//!   before the goodbye). A peer whose script ran and that is lost silently may
+//!   run it until its votes expired and its kill grace passed: a node holds its
+//!   master script for a heartbeat, the lease's margin and the kill grace after
+//!   such a loss, and a voter that loses the node it voted for that way holds
+//!   its vote (the lease) the kill grace longer, so no new master is elected
+//!   before.
 //!
 //! **Loop and sleep.** When a script ends, the node waits `-sslp` (1 s) and runs
 //! it again (`-loop 1`), or clears it (`-loop 0`). A script that keeps failing

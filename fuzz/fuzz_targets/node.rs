@@ -388,11 +388,12 @@ impl World<'_> {
                 let Some(conn) = self.pick_conn() else {
                     return;
                 };
-                let reason = match self.f.below(5) {
+                let reason = match self.f.below(6) {
                     0 => CloseReason::Eof,
-                    1 => CloseReason::Error("Connection reset by peer (os error 104)".into()),
+                    1 => CloseReason::Reset("Connection reset by peer (os error 104)".into()),
                     2 => CloseReason::Overflow,
                     3 => CloseReason::Unauthenticated,
+                    4 => CloseReason::Error("No route to host (os error 113)".into()),
                     _ => CloseReason::Malformed(WireError::Malformed),
                 };
                 self.close(conn, reason);

@@ -60,6 +60,13 @@ pub enum CloseReason {
     Eof,
     /// A socket error, as the OS worded it.
     Error(String),
+    /// The peer's end reset the connection (ECONNRESET, as the OS worded it):
+    /// its socket was closed with input it had not read, as when its node
+    /// exits. For a peer's script it means what `Eof` does: a master reads
+    /// its voters' Pongs only with its next round (see
+    /// [`Node::defers_reads`]), so one killed with `kill -9` resets its
+    /// connections rather than closing them.
+    Reset(String),
     /// The peer sent a frame that is not ours.
     Malformed(WireError),
     /// The peer stopped reading and our bounded write buffer filled up.
@@ -74,7 +81,9 @@ impl CloseReason {
     pub fn broken(&self) -> Option<Broken> {
         match self {
             CloseReason::Eof => None,
-            CloseReason::Error(e) => Some(Broken::ConnectionError { error: e.clone() }),
+            CloseReason::Error(e) | CloseReason::Reset(e) => {
+                Some(Broken::ConnectionError { error: e.clone() })
+            }
             CloseReason::Malformed(e) => Some(Broken::from_wire(e)),
             CloseReason::Overflow => Some(Broken::NotReading),
             CloseReason::Unauthenticated => Some(Broken::Unauthenticated),

@@ -607,10 +607,13 @@ impl Node {
         if p.script
             && !matches!(
                 why,
-                Loss::Left | Loss::Restarted | Loss::Closed(CloseReason::Eof)
+                Loss::Left
+                    | Loss::Restarted
+                    | Loss::Closed(CloseReason::Eof | CloseReason::Reset(_))
             )
         {
-            // Lost without a word of its script's end: it may still run
+            // Lost without a word of its script's end (its connection did
+            // not end with its node: no EOF, no reset): it may still run
             // until that node's votes expired and its kill grace passed.
             self.hold_master_script(now, addr);
         }

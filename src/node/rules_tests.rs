@@ -895,3 +895,46 @@ fn a_silent_loss_of_a_script_running_peer_holds_the_master_script() {
         started - lost
     );
 }
+
+/// A peer whose master script ran and whose connection was reset (its node
+/// exited with input unread, as a master killed while its voters' Pongs wait
+/// for its next round does) is gone with its script, as after an EOF: the
+/// new master's script starts at once. Any other connection error is a loss
+/// without a word of the script's end, and holds it.
+#[test]
+fn a_reset_like_an_eof_means_the_peers_script_is_gone() {
+    for (reason, held) in [
+        (
+            CloseReason::Reset("Connection reset by peer (os error 104)".into()),
+            false,
+        ),
+        (CloseReason::Eof, false),
+        (
+            CloseReason::Error("No route to host (os error 113)".into()),
+            true,
+        ),
+    ] {
+        let mut c = cfg(1, 100);
+        c.master_script = Some(super::tests::spec("m"));
+        let mut n = node(c);
+        let t0 = ms(1000);
+        let ping = voted_for_at(&mut n, t0);
+        join(&mut n, t0, conn(2), 3, 300);
+        let mut running = state(1, Some(addr(1)), 0);
+        if let Msg::State { script, .. } = &mut running {
+            *script = true;
+        }
+        frame(&mut n, t0, conn(2), running);
+        let out = frame(&mut n, t0 + ms(1), conn(1), Msg::Pong(ping));
+        assert!(n.is_master());
+        assert!(!runs_master(&out), "held while node 3's script runs");
+        let mut out = Vec::new();
+        let closed = Input::Closed {
+            conn: conn(2),
+            reason: reason.clone(),
+        };
+        n.handle(t0 + ms(2), closed, &mut out);
+        assert!(n.is_master());
+        assert_eq!(runs_master(&out), !held, "{reason:?}: {out:?}");
+    }
+}

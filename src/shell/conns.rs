@@ -330,7 +330,7 @@ impl Shell {
         });
         if let Err(e) = result {
             match kind {
-                Kind::Open => self.fail(key, CloseReason::Error(e.to_string())),
+                Kind::Open => self.fail(key, super::reading::closed_by(&e)),
                 _ => self.remove(key),
             }
         }

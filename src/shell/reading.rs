@@ -9,6 +9,17 @@ use crate::node::{CloseReason, Input};
 use crate::wire::{self, HEADER, MAX_HELLO};
 use std::io::{self, Read};
 
+/// Why a connection ended, from the error a read or write on it gave: a
+/// reset (the peer's socket closed with input unread, as when its node exits)
+/// apart from other errors.
+pub(super) fn closed_by(e: &io::Error) -> CloseReason {
+    if e.kind() == io::ErrorKind::ConnectionReset {
+        CloseReason::Reset(e.to_string())
+    } else {
+        CloseReason::Error(e.to_string())
+    }
+}
+
 impl Conn {
     /// Reads the socket into the read buffer, through `scratch`, until the buffer
     /// is at its limit, `bytes` (the turn's budget, counted down) are read, or the
@@ -48,7 +59,7 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.ended = Some(CloseReason::Error(e.to_string()));
+                    self.ended = Some(closed_by(&e));
                     return false;
                 }
             }
@@ -203,4 +214,44 @@ enum Delivered {
     Budget,
     /// No complete frame is left: read more.
     NeedMore,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+
+    /// A socket closed with input it had not read resets the connection: the
+    /// other end's read says so, and that is a `Reset` (what a master killed
+    /// with Pongs unread does to its voters), any other error an `Error`.
+    #[test]
+    fn a_peer_closed_with_input_unread_is_a_reset() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        client.write_all(b"a pong").expect("write");
+        // The bytes are in the server's socket, unread (a blocking peek,
+        // bounded by a read timeout).
+        server
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let mut probe = [0u8; 16];
+        assert!(server.peek(&mut probe).expect("peek") > 0);
+        drop(server);
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 16];
+        let err = loop {
+            match client.read(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break e,
+                Ok(n) => panic!("read {n} bytes, not a reset"),
+            }
+        };
+        assert!(matches!(closed_by(&err), CloseReason::Reset(_)), "{err}");
+        let other = io::Error::from(io::ErrorKind::BrokenPipe);
+        assert!(matches!(closed_by(&other), CloseReason::Error(_)));
+    }
 }
