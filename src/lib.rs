@@ -154,15 +154,8 @@
 //! (`N console lines dropped: stdout not reading`). A console line longer than
 //! 64 KiB is discarded whole; script lines longer than 4,096 bytes are split.
 //!
-//! **Other rules of the shell.** An `accept` that fails for lack of resources
-//! (EMFILE, …) is said once and not retried until a connection goes away or a new
-//! one arrives. At start the soft open-files limit is raised to the hard one and
-//! `--max-connections` is capped to it less a reserve of 64 descriptors (script,
-//! pipes, console, the control socket and its 16 clients, the notify hook). stdin reaching its end does not stop the node (a daemon under
-//! a service manager has no stdin); SIGHUP and SIGUSR2 are ignored with a line
-//! (nothing to reload: scripts change with `boss ctl -ms …`), SIGUSR1 prints a
-//! status dump. On exit the queued frames (the `Goodbye`s) and
-//! the console get at most 300 ms each.
+//! **Other rules of the shell** (failed accepts, the open-files limit, stdin's
+//! end, SIGHUP/SIGUSR1/SIGUSR2, the exit flush): see [`shell`].
 //!
 //! # Operating from outside
 //!
@@ -296,17 +289,9 @@
 //! correct node never reaches; past it the connection (and the peer) is dropped,
 //! and the peer is not redialled.
 //!
-//! **Connection limit** (`--max-connections`, handshaking and open together): at
-//! the limit a new connection, accepted or dialled, closes the oldest connection
-//! that was accepted and has not completed its handshake, from the IP address
-//! holding the most such connections; a handshaken peer and a dial of ours are
-//! never closed for it, and with none to close the new one is refused. While half
-//! the limit or more is in use, one IP address may hold at most 8 connections
-//! without a handshake. The console lines strangers can cause at will (refusals,
-//! evictions, missing handshakes, bad frames, peers that only ever dialled in,
-//! connected or lost) are collapsed by [`ratelog`]: 5 per kind per 10 s (256 for
-//! peers that dialled in, more than a cluster booting at once), then a
-//! count and one summary line per period.
+//! **Connection limit** (`--max-connections`) and the console lines strangers
+//! can cause (the oldest stranger from the busiest IP address is evicted; the
+//! lines are collapsed by [`ratelog`]): `src/node/strangers.rs`.
 //!
 //! **Duplicate connections** (two nodes that dial each other at once): only the
 //! node with the smaller address closes them, once the one it keeps is

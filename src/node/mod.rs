@@ -416,43 +416,6 @@ impl Node {
         self.peers.keys().copied().collect()
     }
 
-    /// Votes for `addr` in this node's view, its own vote included.
-    /// Votes for this node count only while they are surely still held (see
-    /// `Node::vote_held`); votes for others as last heard.
-    pub fn votes_for(&self, addr: SocketAddr) -> usize {
-        usize::from(self.vote == Some(addr))
-            + self
-                .peers
-                .values()
-                .filter(|p| {
-                    if addr == self.me.addr {
-                        self.votes_me(p) && self.vote_held(p)
-                    } else {
-                        p.vote == Some(addr)
-                    }
-                })
-                .count()
-    }
-
-    /// Whether a peer's vote for us is surely still held at `self.now`: it
-    /// answered a Ping we sent less than a timeout ago (less the wheel's
-    /// rounding, see `vote_expiry`). So a master that stops hearing its voters
-    /// (a slow or one-way link) gives up the role before any of them may vote
-    /// for another node, whatever the delays.
-    fn vote_held(&self, p: &Peer) -> bool {
-        p.answered_ping
-            .is_some_and(|t| self.now < self.vote_expiry(t))
-    }
-
-    /// When a vote confirmed by a Pong to our Ping sent at `t` stops counting:
-    /// a timeout after `t`, brought down to a whole tick (so the Votes timer
-    /// that ends it fires exactly then, not rounded up past it), less the
-    /// wheel's rounding (see the crate docs, #election).
-    fn vote_expiry(&self, t: Time) -> Time {
-        let end = self.timers.round_down(t + self.cfg.timeout);
-        end.saturating_sub(self.timers.rounding())
-    }
-
     /// Number of connections the core tracks (handshaking and open).
     pub fn connection_count(&self) -> usize {
         self.conns.len()
@@ -461,17 +424,6 @@ impl Node {
     /// Number of pending timers (for bounds checks in tests).
     pub fn timer_count(&self) -> usize {
         self.timers.len()
-    }
-
-    /// The peers whose vote for this node it counts at `now` on its own clock
-    /// (confirmed, as [`Node::votes_for`] counts them at its latest `now`).
-    pub fn votes_held_at(&self, now: Time) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.peers
-            .iter()
-            .filter(move |(_, p)| {
-                self.votes_me(p) && p.answered_ping.is_some_and(|t| now < self.vote_expiry(t))
-            })
-            .map(|(a, _)| *a)
     }
 
     /// The timers this node's state holds a handle to: one per peer and per

@@ -2,6 +2,18 @@
 //! the per-address and total limits, evicting one to make room, and the
 //! console lines a stranger can cause, collapsed by the rate log (whose
 //! Summary timer is owned here).
+//!
+//! **Connection limit** (`--max-connections`, handshaking and open together): at
+//! the limit a new connection, accepted or dialled, closes the oldest connection
+//! that was accepted and has not completed its handshake, from the IP address
+//! holding the most such connections; a handshaken peer and a dial of ours are
+//! never closed for it, and with none to close the new one is refused. While half
+//! the limit or more is in use, one IP address may hold at most 8 connections
+//! without a handshake. The console lines strangers can cause at will (refusals,
+//! evictions, missing handshakes, bad frames, peers that only ever dialled in,
+//! connected or lost) are collapsed by [`ratelog`]: 5 per kind per 10 s (256 for
+//! peers that dialled in, more than a cluster booting at once), then a
+//! count and one summary line per period.
 
 use super::{ConnId, Node, Output, Time, Timer};
 use crate::event::{ClosedReason, ConnRefusedReason, Event};

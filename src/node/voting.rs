@@ -1,6 +1,7 @@
 //! The election: the state sent to peers, running the election on this
 //! node's view (its vote and mastership), the vote lease and the Votes timer.
 
+use super::peers::Peer;
 use super::{Node, Output, Time, Timer};
 use crate::election::{self, Member};
 use crate::event::Event;
@@ -319,5 +320,53 @@ impl Node {
             Some(at) => self.timers.rearm(&mut self.votes_timer, at, Timer::Votes),
             None => self.timers.stop(&mut self.votes_timer),
         }
+    }
+
+    /// Votes for `addr` in this node's view, its own vote included.
+    /// Votes for this node count only while they are surely still held (see
+    /// `Node::vote_held`); votes for others as last heard.
+    pub fn votes_for(&self, addr: SocketAddr) -> usize {
+        usize::from(self.vote == Some(addr))
+            + self
+                .peers
+                .values()
+                .filter(|p| {
+                    if addr == self.me.addr {
+                        self.votes_me(p) && self.vote_held(p)
+                    } else {
+                        p.vote == Some(addr)
+                    }
+                })
+                .count()
+    }
+
+    /// Whether a peer's vote for us is surely still held at `self.now`: it
+    /// answered a Ping we sent less than a timeout ago (less the wheel's
+    /// rounding, see `vote_expiry`). So a master that stops hearing its voters
+    /// (a slow or one-way link) gives up the role before any of them may vote
+    /// for another node, whatever the delays.
+    pub(super) fn vote_held(&self, p: &Peer) -> bool {
+        p.answered_ping
+            .is_some_and(|t| self.now < self.vote_expiry(t))
+    }
+
+    /// When a vote confirmed by a Pong to our Ping sent at `t` stops counting:
+    /// a timeout after `t`, brought down to a whole tick (so the Votes timer
+    /// that ends it fires exactly then, not rounded up past it), less the
+    /// wheel's rounding (see the crate docs, #election).
+    pub(super) fn vote_expiry(&self, t: Time) -> Time {
+        let end = self.timers.round_down(t + self.cfg.timeout);
+        end.saturating_sub(self.timers.rounding())
+    }
+
+    /// The peers whose vote for this node it counts at `now` on its own clock
+    /// (confirmed, as [`Node::votes_for`] counts them at its latest `now`).
+    pub fn votes_held_at(&self, now: Time) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.peers
+            .iter()
+            .filter(move |(_, p)| {
+                self.votes_me(p) && p.answered_ping.is_some_and(|t| now < self.vote_expiry(t))
+            })
+            .map(|(a, _)| *a)
     }
 }

@@ -24,6 +24,16 @@
 //! while something is left does the loop poll without waiting. Console output
 //! never blocks either: stdout is non-blocking, its backlog bounded.
 //!
+//! **Other rules of the shell.** An `accept` that fails for lack of resources
+//! (EMFILE, …) is said once and not retried until a connection goes away or a new
+//! one arrives. At start the soft open-files limit is raised to the hard one and
+//! `--max-connections` is capped to it less a reserve of 64 descriptors (script,
+//! pipes, console, the control socket and its 16 clients, the notify hook). stdin
+//! reaching its end does not stop the node (a daemon under a service manager has
+//! no stdin); SIGHUP and SIGUSR2 are ignored with a line (nothing to reload:
+//! scripts change with `boss ctl -ms …`), SIGUSR1 prints a status dump. On exit
+//! the queued frames (the `Goodbye`s) and the console get at most 300 ms each.
+//!
 //! Its parts: the loop and the dispatch of events here; connection IO in
 //! `conns` (dial, accept, write, close) and `reading` (each turn's read budget,
 //! frames fed one at a time); plain and sealed frames in `codec`; the script
