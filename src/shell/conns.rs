@@ -478,7 +478,6 @@ impl Shell {
     }
 }
 
-/// Writes from the front of `c.write_buf` until it is empty or the socket is full.
 /// Sets a connection's receive low-water mark: above a lone Pong while reads
 /// are deferred, else one byte. An EOF or an error wakes the loop whatever the
 /// mark. A failure (none is expected on an open socket) only leaves the mark
@@ -499,6 +498,7 @@ fn set_lowat(c: &Conn, defer: bool) {
     };
 }
 
+/// Writes from the front of `c.write_buf` until it is empty or the socket is full.
 fn write_out(c: &mut Conn) -> io::Result<()> {
     let mut sent = 0;
     let result = loop {
