@@ -845,26 +845,35 @@ fn a_new_vote_for_the_master_brings_its_members_with_the_next_round() {
     assert_eq!(n.peers().len(), 2);
 }
 
+/// Node 1, with a master script, voted for by node 2 (`conn(1)`, which
+/// answers its Ping at `t0` + 1 ms) and node 3 (`conn(2)`, whose `State` says
+/// its own master script runs): master, and the outputs of that last Pong.
+fn master_beside_a_running_script(t0: Time) -> (Node, Vec<Output>) {
+    let mut c = cfg(1, 100);
+    c.master_script = Some(super::tests::spec("m"));
+    let mut n = node(c);
+    let ping = voted_for_at(&mut n, t0);
+    join(&mut n, t0, conn(2), 3, 300);
+    let mut running = state(1, Some(addr(1)), 0);
+    if let Msg::State { script, .. } = &mut running {
+        *script = true;
+    }
+    frame(&mut n, t0, conn(2), running);
+    let out = frame(&mut n, t0 + ms(1), conn(1), Msg::Pong(ping));
+    assert!(n.is_master());
+    (n, out)
+}
+
 /// A peer whose master script ran, lost silently (no EOF, no goodbye), may
 /// still run it: a master holds its own for a heartbeat, the lease's margin
 /// and the kill grace after the loss, also when that peer was not the node
 /// it voted for (so no lease of its own covers it).
 #[test]
 fn a_silent_loss_of_a_script_running_peer_holds_the_master_script() {
-    let mut c = cfg(1, 100);
-    c.master_script = Some(super::tests::spec("m"));
-    let (hb, timeout, grace) = (c.heartbeat, c.timeout, c.kill_grace);
-    let mut n = node(c);
     let t0 = ms(1000);
-    let ping = voted_for_at(&mut n, t0);
-    join(&mut n, t0, conn(2), 3, 300);
-    let mut stopping = state(1, Some(addr(1)), 0);
-    if let Msg::State { script, .. } = &mut stopping {
-        *script = true;
-    }
-    frame(&mut n, t0, conn(2), stopping);
-    frame(&mut n, t0 + ms(1), conn(1), Msg::Pong(ping));
-    assert!(n.is_master());
+    let (mut n, _) = master_beside_a_running_script(t0);
+    let c = n.config();
+    let (hb, timeout, grace) = (c.heartbeat, c.timeout, c.kill_grace);
     // Node 2 answers every Ping; node 3 is silent from now on.
     let mut lost = None;
     let mut started = None;
@@ -914,19 +923,8 @@ fn a_reset_like_an_eof_means_the_peers_script_is_gone() {
             true,
         ),
     ] {
-        let mut c = cfg(1, 100);
-        c.master_script = Some(super::tests::spec("m"));
-        let mut n = node(c);
         let t0 = ms(1000);
-        let ping = voted_for_at(&mut n, t0);
-        join(&mut n, t0, conn(2), 3, 300);
-        let mut running = state(1, Some(addr(1)), 0);
-        if let Msg::State { script, .. } = &mut running {
-            *script = true;
-        }
-        frame(&mut n, t0, conn(2), running);
-        let out = frame(&mut n, t0 + ms(1), conn(1), Msg::Pong(ping));
-        assert!(n.is_master());
+        let (mut n, out) = master_beside_a_running_script(t0);
         assert!(!runs_master(&out), "held while node 3's script runs");
         let mut out = Vec::new();
         let closed = Input::Closed {
