@@ -272,8 +272,7 @@ fn kill_9_of_the_master_lets_its_master_script_clean_up() {
 /// sockets (a master reads them with its next round), so its kernel resets the
 /// connections rather than closing them, and a reset says its node is gone as
 /// an EOF does. Three masters in a row, each killed a few heartbeats into its
-/// term (a reset but for one round in eight), with a 5 s kill grace: a hold
-/// would show as 5 s.
+/// term, with a 5 s kill grace: a hold would show as 5 s.
 #[test]
 fn kill_9_of_a_master_with_pongs_unread_is_followed_at_once() {
     let dir = Dir::new("kill9reset");
@@ -307,9 +306,10 @@ fn kill_9_of_a_master_with_pongs_unread_is_followed_at_once() {
         .or_dump(&all);
     for i in 0..3 {
         let (old, new) = (all[i], all[i + 1]);
-        // Three rounds into the term (nothing on the console marks a round,
+        // A few rounds into the term (nothing on the console marks a round,
         // so this is a wait, not a condition): the Pongs of the last one
-        // wait unread, unless it was a timed round.
+        // wait unread. None of a node's first seven rounds is timed (see
+        // `Node::defers_reads`), and 350 ms are three or four of them.
         thread::sleep(Duration::from_millis(350));
         let mark = new.mark();
         let t0 = now();
