@@ -308,7 +308,7 @@ fn kill_9_of_a_master_with_pongs_unread_is_followed_at_once() {
         let (old, new) = (all[i], all[i + 1]);
         // A few rounds into the term (nothing on the console marks a round,
         // so this is a wait, not a condition): the Pongs of the last one
-        // wait unread. None of a node's first seven rounds is timed (see
+        // wait unread. None of a node's first six rounds is timed (see
         // `Node::defers_reads`), and 350 ms are three or four of them.
         thread::sleep(Duration::from_millis(350));
         let mark = new.mark();
