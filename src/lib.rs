@@ -200,8 +200,8 @@
 //! **Messages**:
 //!
 //! - `Hello { magic, version, node, rule, quorum, cluster, nonce, auth }`:
-//!   `magic` is "BOSS", `version` the protocol version ([`wire::VERSION`], 3:
-//!   since `State` carries eligibility);
+//!   `magic` is "BOSS", `version` the protocol version ([`wire::VERSION`], 4:
+//!   since `State` relays `held`);
 //!   it stays variant 0 with `magic`, `version` and `node` first, so a `Hello`
 //!   of another version (version 1's has no `cluster`, `nonce`, `auth`) is read
 //!   that far and refused clearly. `node`
@@ -230,11 +230,11 @@
 //!   others); learnt addresses are dialled at most 50 a second after a burst of
 //!   256. With more than 32 learnt addresses wanted, one that failed twice is
 //!   dropped without a line; fewer are retried like a lost peer.
-//! - `State { seq, vote, master, eligible, epoch, tied, ack }`: sent after the
-//!   handshake and to every peer on every change of the sender's vote, master
-//!   flag, eligibility (`eligible`: not in standby, see [the
-//!   election](crate#election)) or epoch (`epoch`, `tied`: see
-//!   [epochs](crate#epochs)). `seq` grows with
+//! - `State { seq, vote, master, eligible, epoch, tied, script, held, ack }`:
+//!   sent after the handshake and to every peer on every change of the
+//!   sender's vote, master flag, eligibility (`eligible`: not in standby, see
+//!   [the election](crate#election)), epoch (`epoch`, `tied`: see
+//!   [epochs](crate#epochs)) or `script`/`held` ([scripts](crate#scripts)). `seq` grows with
 //!   every change, so a stale state (one that travelled on a connection since
 //!   replaced) is ignored, though its `ack` still counts. `ack` is the newest
 //!   `seq` of the receiver's that the sender has applied (see
@@ -485,6 +485,11 @@
 //!   stops; a new master starts its own only once every live peer has sent
 //!   its `State` and none says so ([`event::Event::ScriptHeld`] says it
 //!   waits).
+//! - `held` relays a node other than the receiver whose master script may run
+//!   as the sender knows first hand (its peer's `script`, or the hold below);
+//!   a new master also waits while a peer relays one it has no connection to
+//!   (a dial crawling, a broken route): a majority quorum shares a voter with
+//!   the old master's, and that voter knows.
 //! - A leaving master (`-q`, SIGTERM) first leaves the running (not eligible:
 //!   the role moves at once) and stops its script; only when it is reaped does
 //!   it say `Goodbye` and exit. Preemption, standby and a failing check stop
@@ -606,8 +611,7 @@
 //! | reconnect backoff (a setting without a flag) | 100 ms doubling to 5 s |
 //! | frame body / first frame | 64 KiB (a message 64 KiB less 16, room for the seal) / 1 KiB |
 //! | a refusal for the cluster, the secret or the proof | once a minute per address |
-//! | timer tick | 10 ms |
-//! | vote lease | 30 ms (a tick + 20 ms) |
+//! | timer tick / vote lease | 10 ms / 30 ms (a tick + 20 ms) |
 //! | `--join` retry until first reached | at most every 500 ms |
 //! | member list taken / learnt addresses wanted | 256 / 256 |
 //! | dials in flight (learnt) / learnt dial rate | 32 (24) / 50 per s after a burst of 256 |
@@ -618,12 +622,10 @@
 //! | per turn: frames per connection / bytes per connection / frames in all / accepts / bytes per script pipe | 64 / 64 KiB / 2,048 / 256 / 64 KiB |
 //! | write buffer per connection / in all / console backlog | 2 × (64 KiB + 4) + 16 KiB / 4 MiB / 1 MiB |
 //! | console line / script line ([`shell::MAX_CONSOLE_LINE`], [`script::MAX_SCRIPT_LINE`]) | 64 KiB / 4,096 bytes |
-//! | script lines relayed | burst 200, then 200 per s |
+//! | script lines relayed / peers' texts shown | burst 200, then 200 per s / burst 64 KiB, then 16 KiB per s |
 //! | health check: lines shown per run / bytes read per pipe per turn | 10 / 16 KiB |
-//! | peers' texts shown | burst 64 KiB, then 16 KiB per s |
 //! | collapsed stranger lines | 5 per kind per 10 s (peers that dialled in: 256), then a summary |
-//! | failing script backoff | after 3 runs under 1 s: doubling up to 30 s |
-//! | transient start retry | 100 ms doubling to 10 s |
+//! | failing script backoff / transient start retry | after 3 runs under 1 s: doubling up to 30 s / 100 ms doubling to 10 s |
 //! | exit flush (frames, console) | 300 ms each |
 //! | control clients / request line / request within / queued per client | 16 / 4,096 bytes / 2 s / 256 KiB |
 //! | notify hook: changes waiting / lines shown per run | 16 / 100 |

@@ -13,7 +13,7 @@ pub const MAGIC: u32 = 0x424f_5353;
 /// Protocol version; a peer with another version is refused. Version 2 added
 /// the cluster name, the handshake nonce, the secret flag and `Proof`;
 /// version 3 whether a node may be master (`eligible` in `State`).
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 /// Largest frame body accepted (the length prefix's limit), sealed or not.
 pub const MAX_FRAME: usize = 64 * 1024;
 /// Largest message body encoded: a sealed body is [`crate::auth::TAG`] bytes
@@ -154,6 +154,13 @@ pub enum Msg {
         /// Its master script runs (or is stopping): no other node starts one
         /// until this says false (see the crate docs, #scripts: handover).
         script: bool,
+        /// Another node whose master script may still run, as far as the
+        /// sender knows: a peer of its (not the receiver) whose `State` says
+        /// `script`, or one it lost silently while that ran. A new master
+        /// with no connection of its own to that node holds its master
+        /// script until this says otherwise (see the crate docs, #scripts:
+        /// handover).
+        held: Option<SocketAddr>,
         /// The newest `seq` of the receiver's that the sender has applied.
         ack: u64,
     },

@@ -239,6 +239,7 @@ pub fn stream(
                                 epoch: 0,
                                 tied: false,
                                 script: false,
+                                held: None,
                                 ack: 0,
                             }
                         }

@@ -41,6 +41,7 @@ fn state(seq: u64, vote: SocketAddr) -> Msg {
         epoch: 1,
         tied: true,
         script: false,
+        held: None,
         ack: 1,
     }
 }

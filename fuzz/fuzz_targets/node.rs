@@ -309,6 +309,11 @@ impl World<'_> {
                     epoch: if f.one_in(16) { f.u64() } else { f.int(0, 6) },
                     tied: f.bool(),
                     script: f.one_in(4),
+                    held: match f.below(6) {
+                        0 => Some(me),
+                        1 => Some(f.addr()),
+                        _ => None,
+                    },
                     ack: if f.one_in(8) { f.u64() } else { f.int(0, 40) },
                 }
             }

@@ -221,6 +221,7 @@ fn a_frame_before_the_proof_is_refused_and_not_applied() {
             epoch: 0,
             tied: false,
             script: false,
+            held: None,
             ack: 0,
         },
         Msg::Text("hi".into()),

@@ -2,6 +2,8 @@
 //! docs, #scripts: handover): the `script` flag this node sends, the hold of
 //! its own master script while another node's may still run, and its timer.
 
+use std::net::SocketAddr;
+
 use super::scripts::ScriptState;
 use super::{Node, Output, Time, Timer};
 use crate::event::Event;
@@ -24,28 +26,60 @@ impl Node {
 
     /// Sends a `State` when the master-script flag changed (after every
     /// input and batch of timers): a new master waits for it to go false.
+    /// Likewise to each peer whose relayed `held` changed.
     pub(super) fn script_flag_sync(&mut self, out: &mut Vec<Output>) {
-        let alive = self.master_script_alive();
-        if alive != self.script_said && !self.leaving {
-            self.script_said = alive;
-            self.seq += 1;
-            let addrs: Vec<std::net::SocketAddr> = self.peers.keys().copied().collect();
-            for a in addrs {
-                let state = self.state_msg(a);
-                self.send(a, state, out);
-            }
+        if self.leaving {
+            return;
         }
+        let alive = self.master_script_alive();
+        let all = alive != self.script_said;
+        if !all && !self.relay_dirty {
+            return;
+        }
+        self.relay_dirty = false;
+        let told: Vec<(SocketAddr, Option<SocketAddr>)> = self
+            .peers
+            .iter()
+            .map(|(a, p)| (*a, self.script_elsewhere(*a), p.held_said))
+            .filter(|&(_, held, said)| all || held != said)
+            .map(|(a, held, _)| (a, held))
+            .collect();
+        self.script_said = alive;
+        if told.is_empty() {
+            return;
+        }
+        self.seq += 1;
+        for (a, held) in told {
+            if let Some(p) = self.peers.get_mut(&a) {
+                p.held_said = held;
+            }
+            let state = self.state_msg(a);
+            self.send(a, state, out);
+        }
+    }
+
+    /// What `State` to `to` relays as `held`: a peer other than `to` whose
+    /// master script runs or stops, as its `State` said, or the one lost
+    /// silently that this node's hold waits for. Only what this node knows
+    /// first hand: a relayed `held` is not passed on.
+    pub(super) fn script_elsewhere(&self, to: SocketAddr) -> Option<SocketAddr> {
+        self.peers
+            .iter()
+            .find(|(a, p)| **a != to && p.script)
+            .map(|(a, _)| *a)
+            .or(self.script_hold.and(self.held_for).filter(|&h| h != to))
     }
 
     /// `addr`, whose master script ran, was lost without a word of its end:
     /// it may run on until that node's votes expired (a heartbeat after we
     /// lost it, with the lease's margin) and its kill grace passed.
-    pub(super) fn hold_master_script(&mut self, now: Time, addr: std::net::SocketAddr) {
+    pub(super) fn hold_master_script(&mut self, now: Time, addr: SocketAddr) {
         let until = now + self.cfg.heartbeat + self.lease_margin() + self.cfg.kill_grace;
         if self.script_hold.is_none_or(|u| u < until) {
             self.script_hold = Some(until);
             self.hold_said = false;
             self.held_for = Some(addr);
+            self.relay_dirty = true;
             self.timers
                 .rearm(&mut self.script_hold_timer, until, Timer::ScriptHold);
         }
@@ -57,13 +91,24 @@ impl Node {
     pub(super) fn master_script_held(&mut self, now: Time, out: &mut Vec<Output>) -> bool {
         if self.script_hold.is_some_and(|u| now >= u) {
             self.script_hold = None;
+            self.relay_dirty = true;
         }
         let peer = self
             .peers
             .iter()
             .find(|(_, p)| p.script || !p.stated)
             .map(|(a, _)| *a);
-        let held = peer.or(self.script_hold.and(self.held_for));
+        // A node this one has no connection to, whose script a peer says may
+        // still run (a live peer's own `State` says more than any relay).
+        let relayed = || {
+            self.peers.values().find_map(|p| {
+                p.held
+                    .filter(|x| *x != self.me.addr && !self.peers.contains_key(x))
+            })
+        };
+        let held = peer
+            .or(self.script_hold.and(self.held_for))
+            .or_else(relayed);
         match held {
             Some(other) => {
                 if !self.hold_said {
@@ -83,6 +128,7 @@ impl Node {
     pub(super) fn script_hold_due(&mut self, now: Time, id: TimerId) {
         if fired(&mut self.script_hold_timer, id) && self.script_hold.is_some_and(|u| now >= u) {
             self.script_hold = None;
+            self.relay_dirty = true;
         }
     }
 }

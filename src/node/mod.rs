@@ -218,6 +218,9 @@ pub struct Node {
     hold_said: bool,
     /// The peer the hold waits for.
     held_for: Option<SocketAddr>,
+    /// A peer's master-script flag, the peers or the hold changed: what
+    /// `State` relays as `held` may differ from what each peer was told.
+    relay_dirty: bool,
 }
 
 impl Node {
@@ -295,6 +298,7 @@ impl Node {
             script_said: false,
             hold_said: false,
             held_for: None,
+            relay_dirty: false,
         }
     }
 
@@ -623,3 +627,6 @@ mod auth_tests;
 
 #[cfg(test)]
 mod control_tests;
+
+#[cfg(test)]
+mod handover_tests;

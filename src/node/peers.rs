@@ -47,6 +47,10 @@ pub(super) struct Peer {
     /// A `State` of it arrived (any, also a stale one): until then nobody
     /// knows whether its master script runs.
     pub(super) stated: bool,
+    /// Another node whose master script may still run, as its `State`
+    /// relayed (`held`), and what ours last relayed to it.
+    pub(super) held: Option<SocketAddr>,
+    pub(super) held_said: Option<SocketAddr>,
     pub(super) last_heard: Time,
     pub(super) rtt: Option<Duration>,
     /// Send time of the newest Ping whose Pong may wait for the next round
@@ -137,6 +141,7 @@ impl Node {
             epoch,
             tied,
             script,
+            held,
             ack,
         } = state
         else {
@@ -174,7 +179,10 @@ impl Node {
         p.eligible = eligible;
         p.epoch = epoch;
         p.tied = tied;
+        let relay = p.script != script;
         p.script = script;
+        p.held = held;
+        self.relay_dirty |= relay;
         if rearm {
             // Its own pings started or stopped: ours fall due on another
             // quiet time (see `quiet_time`).
@@ -306,6 +314,9 @@ impl Node {
             tied: false,
             script: false,
             stated: false,
+            held: None,
+            // The `State` that goes with the handshake tells it.
+            held_said: self.script_elsewhere(node.addr),
             last_heard: now,
             rtt: None,
             untimed: None,
@@ -563,6 +574,7 @@ impl Node {
             return;
         };
         self.members_dirty = true;
+        self.relay_dirty = true;
         if self.listed_by == Some(addr) {
             self.listed_by = None;
         }

@@ -48,6 +48,7 @@ pub(super) fn state(seq: u64, vote: Option<SocketAddr>, ack: u64) -> Msg {
         epoch: 1,
         tied: vote.is_some(),
         script: false,
+        held: None,
         ack,
     }
 }

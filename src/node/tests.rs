@@ -1807,6 +1807,7 @@ fn a_candidate_vouches_for_no_link() {
         epoch,
         tied: false,
         script: false,
+        held: None,
         ack: 0,
     };
     let mut out = Vec::new();

@@ -37,6 +37,7 @@ impl Node {
             epoch: self.candidate.unwrap_or(self.promised),
             tied: self.tied,
             script: self.master_script_alive(),
+            held: self.script_elsewhere(to),
             ack: self.peers.get(&to).map_or(0, |p| p.seq),
         }
     }

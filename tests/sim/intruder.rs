@@ -213,6 +213,7 @@ impl World {
             epoch: 0,
             tied: false,
             script: false,
+            held: None,
             ack: 0,
         });
         frames.push(Msg::Text("forged".into()));

@@ -102,7 +102,12 @@ impl World {
     /// Whatever `from` sends to `to` is held (or, for a SYN, lost).
     pub(crate) fn cut(&self, from: usize, to: usize) -> bool {
         let (f, t) = (&self.slots[from], &self.slots[to]);
-        f.group != t.group || (f.oneway == 1 && t.oneway == 2)
+        f.group != t.group
+            || (f.oneway == 1 && t.oneway == 2)
+            || self
+                .severed
+                .iter()
+                .any(|&(a, b)| (a, b) == (from, to) || (b, a) == (from, to))
     }
 
     pub(crate) fn delay(&mut self, from: usize, to: usize) -> Duration {

@@ -327,3 +327,56 @@ fn without_preemption_the_incumbent_stays_after_a_heal() {
     }
     assert!(w.node(1).is_master() && names(&w, 0, 1) && names(&w, 2, 1));
 }
+
+/// A new master that cannot reach the old master (no route between the two)
+/// learns from its voters that the old master's script is still stopping,
+/// and holds its own until it ended: the voters' `State` relays it as `held`
+/// (see the crate docs, #scripts: handover). Found by random worlds 115088
+/// and 115337 (there the new master's dial to the old one crawled over a
+/// slow link), where the new master ran its script during the old one's
+/// kill grace.
+#[test]
+fn a_new_master_cut_off_from_the_old_one_waits_for_its_script_to_end() {
+    let mut p = Params::scenario(5);
+    p.quorum = 3;
+    p.rule = boss::election::Rule::Youngest;
+    p.scripts = (Some("/sim/forever"), Some("/sim/stubborn"));
+    p.kill_grace = Duration::from_secs(2);
+    let mut w = World::new(48, p, true);
+    for s in 0..3 {
+        let join = if s == 0 { Join::Alone } else { Join::Config(0) };
+        let r = w.start_node(s, join);
+        ok(&w, r);
+        let r = w.run_for(300 * MS);
+        ok(&w, r);
+    }
+    // Slot 2, the youngest, is master; its script ignores SIGTERM.
+    assert!(w.node(2).is_master(), "{}", w.tail(TRACE_TAIL));
+    // A younger node takes over: slot 2's script stops for the whole kill
+    // grace. Then a still younger one joins that cannot reach slot 2.
+    w.severed.push((2, 4));
+    let r = w.start_node(3, Join::Config(0));
+    ok(&w, r);
+    let r = w.run_for(100 * MS);
+    ok(&w, r);
+    let r = w.start_node(4, Join::Config(0));
+    ok(&w, r);
+    let limit = w.now + Duration::from_secs(1);
+    let r = w.run_until_cond(limit, |w| w.node(4).is_master());
+    let at = ok(&w, r);
+    assert!(at.is_some(), "no new master: {}", w.tail(5000));
+    // Every step is checked for two master scripts: the new master's starts
+    // once the old one's was killed, and it said why it waited.
+    let r = w.run_for(Duration::from_secs(3));
+    ok(&w, r);
+    assert!(
+        w.event_seen(4, |e| *e == Event::ScriptHeld { peer: addr_of(2) }),
+        "{}",
+        w.tail(TRACE_TAIL)
+    );
+    let runs = w.slots[4]
+        .child
+        .as_ref()
+        .is_some_and(|c| c.role == boss::node::Role::Master && c.alive(w.now));
+    assert!(runs, "{}", w.tail(TRACE_TAIL));
+}

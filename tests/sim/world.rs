@@ -260,6 +260,9 @@ pub struct World {
     pub auth: Option<AuthWorld>,
     /// When the fault phase of a random world ends.
     pub(crate) fault_end: Time,
+    /// Pairs of slots that cannot reach each other, both ways, whatever the
+    /// partition (a scenario's broken route between two hosts).
+    pub(crate) severed: Vec<(usize, usize)>,
 }
 
 impl World {
@@ -298,6 +301,7 @@ impl World {
             )),
             auth: None,
             fault_end: Duration::ZERO,
+            severed: Vec::new(),
         }
     }
 

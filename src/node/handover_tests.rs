@@ -1,0 +1,153 @@
+//! The relay of a master script that may still run elsewhere (`State`'s
+//! `held`, see the crate docs, #scripts: handover): what a node tells each
+//! peer, and how a new master waits for what it is told.
+
+use super::control_tests::runs_master;
+use super::rules_tests::{
+    addr, cfg, conn, events, frame, join, ms, node, pings, state, voted_for_at, wake,
+};
+use super::*;
+use crate::event::Event;
+use crate::wire::Msg;
+
+/// `m`, a `State`, saying `script` and relaying `held`.
+fn with(mut m: Msg, script: bool, held: Option<SocketAddr>) -> Msg {
+    if let Msg::State {
+        script: s, held: h, ..
+    } = &mut m
+    {
+        (*s, *h) = (script, held);
+    }
+    m
+}
+
+/// What the last `State` sent on `c` relayed, if one was sent.
+fn relayed(out: &[Output], c: ConnId) -> Option<Option<SocketAddr>> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(x, Msg::State { held, .. }) if *x == c => Some(*held),
+            _ => None,
+        })
+        .next_back()
+}
+
+/// Node 1 with peers 2 (`conn(1)`) and 3 (`conn(2)`), all stated.
+fn three(t0: Time) -> Node {
+    let mut n = node(cfg(1, 100));
+    join(&mut n, t0, conn(1), 2, 200);
+    join(&mut n, t0, conn(2), 3, 300);
+    frame(&mut n, t0, conn(1), state(1, None, 0));
+    frame(&mut n, t0, conn(2), state(1, None, 0));
+    n
+}
+
+/// A peer whose `State` says its master script runs is relayed to every other
+/// peer, never to itself, until it says the script ended.
+#[test]
+fn a_peers_running_master_script_is_relayed_to_the_others() {
+    let t0 = ms(1000);
+    let mut n = three(t0);
+    let out = frame(&mut n, t0, conn(2), with(state(2, None, 0), true, None));
+    assert_eq!(relayed(&out, conn(1)), Some(Some(addr(3))), "{out:?}");
+    assert!(
+        relayed(&out, conn(2)).is_none_or(|h| h.is_none()),
+        "its own script relayed back to node 3: {out:?}"
+    );
+    // Nothing changed: nothing sent again.
+    let out = frame(&mut n, t0 + ms(1), conn(1), Msg::Text("x".into()));
+    assert_eq!(relayed(&out, conn(1)), None, "{out:?}");
+    let out = frame(&mut n, t0 + ms(2), conn(2), state(3, None, 0));
+    assert_eq!(relayed(&out, conn(1)), Some(None), "{out:?}");
+}
+
+/// A relay is first hand only: what a peer relays is not passed on (else two
+/// nodes could keep a relay alive between them).
+#[test]
+fn a_relayed_script_is_not_relayed_again() {
+    let t0 = ms(1000);
+    let mut n = three(t0);
+    let out = frame(
+        &mut n,
+        t0,
+        conn(2),
+        with(state(2, None, 0), false, Some(addr(9))),
+    );
+    assert_eq!(relayed(&out, conn(1)), None, "{out:?}");
+    assert!(n.peers().contains(&addr(3)));
+}
+
+/// A new master holds its master script while a voter says that a node it
+/// has no connection to may still run its own, and starts it once the voter
+/// says that ended.
+#[test]
+fn a_new_master_waits_while_a_voter_relays_a_script_it_cannot_see() {
+    let mut c = cfg(1, 100);
+    c.master_script = Some(super::tests::spec("m"));
+    let mut n = node(c);
+    let t0 = ms(1000);
+    let ping = voted_for_at(&mut n, t0);
+    let relay = with(state(2, Some(addr(1)), 0), false, Some(addr(9)));
+    frame(&mut n, t0, conn(1), relay);
+    let out = frame(&mut n, t0 + ms(1), conn(1), Msg::Pong(ping));
+    assert!(n.is_master());
+    assert!(!runs_master(&out), "master script beside node 9's: {out:?}");
+    assert!(events(&out).contains(&Event::ScriptHeld { peer: addr(9) }));
+    let out = frame(&mut n, t0 + ms(2), conn(1), state(3, Some(addr(1)), 0));
+    assert!(runs_master(&out), "{out:?}");
+}
+
+/// A relay of a node the master hears itself is left to that node's own
+/// `State`, which is newer: it said its script ended, so ours starts.
+#[test]
+fn a_relay_of_a_node_the_master_hears_itself_is_left_to_that_node() {
+    let mut c = cfg(1, 100);
+    c.master_script = Some(super::tests::spec("m"));
+    let mut n = node(c);
+    let t0 = ms(1000);
+    let ping = voted_for_at(&mut n, t0);
+    join(&mut n, t0, conn(2), 3, 300);
+    frame(&mut n, t0, conn(2), state(1, None, 0));
+    let relay = with(state(2, Some(addr(1)), 0), false, Some(addr(3)));
+    frame(&mut n, t0, conn(1), relay);
+    let out = frame(&mut n, t0 + ms(1), conn(1), Msg::Pong(ping));
+    assert!(n.is_master());
+    assert!(runs_master(&out), "{out:?}");
+}
+
+/// A node that lost a script-running peer silently relays it for as long as
+/// its own hold lasts (a heartbeat, the lease's margin and the kill grace
+/// after the loss), then says it no more.
+#[test]
+fn a_script_running_peer_lost_silently_is_relayed_until_its_hold_ends() {
+    let t0 = ms(1000);
+    let mut n = three(t0);
+    frame(&mut n, t0, conn(2), with(state(2, None, 0), true, None));
+    let c = n.config();
+    let (timeout, grace) = (c.timeout, c.kill_grace);
+    // Node 2 answers every Ping; node 3 is silent from now on.
+    let (mut lost, mut cleared) = (None, None);
+    let end = t0 + timeout * 2 + grace * 2;
+    while let Some(at) = n.poll_timeout().filter(|at| *at <= end) {
+        let mut out = wake(&mut n, at);
+        for x in pings(&out, conn(1)) {
+            out.extend(frame(&mut n, at, conn(1), Msg::Pong(x)));
+        }
+        if lost.is_none() && !n.peers().contains(&addr(3)) {
+            lost = Some(at);
+            assert_ne!(relayed(&out, conn(1)), Some(None), "{out:?}");
+        }
+        if lost.is_some() && relayed(&out, conn(1)) == Some(None) {
+            cleared = Some(at);
+            break;
+        }
+    }
+    let lost = lost.expect("node 3 is lost");
+    let cleared = cleared.expect("the relay ends");
+    let c = n.config();
+    let hold = c.heartbeat + n.lease_margin() + c.kill_grace;
+    assert!(cleared >= lost + hold, "{cleared:?} < {lost:?} + {hold:?}");
+    assert!(
+        cleared <= lost + hold + ms(20),
+        "{cleared:?} > {lost:?} + {hold:?}"
+    );
+}
