@@ -4,7 +4,7 @@
 
 use super::control_tests::runs_master;
 use super::rules_tests::{
-    addr, cfg, conn, events, frame, join, ms, node, pings, state, voted_for_at, wake,
+    addr, cfg, conn, events, frame, join, ms, node, pings, scripted_voted_for_at, state, wake,
 };
 use super::*;
 use crate::event::Event;
@@ -81,11 +81,8 @@ fn a_relayed_script_is_not_relayed_again() {
 /// says that ended.
 #[test]
 fn a_new_master_waits_while_a_voter_relays_a_script_it_cannot_see() {
-    let mut c = cfg(1, 100);
-    c.master_script = Some(super::tests::spec("m"));
-    let mut n = node(c);
     let t0 = ms(1000);
-    let ping = voted_for_at(&mut n, t0);
+    let (mut n, ping) = scripted_voted_for_at(t0);
     let relay = with(state(2, Some(addr(1)), 0), false, Some(addr(9)));
     frame(&mut n, t0, conn(1), relay);
     let out = frame(&mut n, t0 + ms(1), conn(1), Msg::Pong(ping));
@@ -100,11 +97,8 @@ fn a_new_master_waits_while_a_voter_relays_a_script_it_cannot_see() {
 /// `State`, which is newer: it said its script ended, so ours starts.
 #[test]
 fn a_relay_of_a_node_the_master_hears_itself_is_left_to_that_node() {
-    let mut c = cfg(1, 100);
-    c.master_script = Some(super::tests::spec("m"));
-    let mut n = node(c);
     let t0 = ms(1000);
-    let ping = voted_for_at(&mut n, t0);
+    let (mut n, ping) = scripted_voted_for_at(t0);
     join(&mut n, t0, conn(2), 3, 300);
     frame(&mut n, t0, conn(2), state(1, None, 0));
     let relay = with(state(2, Some(addr(1)), 0), false, Some(addr(3)));

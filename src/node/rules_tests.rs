@@ -138,6 +138,16 @@ pub(super) fn voted_for_at(n: &mut Node, t0: Time) -> u64 {
     sent[0]
 }
 
+/// Node 1 with a master script, voted for as in `voted_for_at`: the node and
+/// the payload of the Ping whose Pong makes it master.
+pub(super) fn scripted_voted_for_at(t0: Time) -> (Node, u64) {
+    let mut c = cfg(1, 100);
+    c.master_script = Some(super::tests::spec("m"));
+    let mut n = node(c);
+    let ping = voted_for_at(&mut n, t0);
+    (n, ping)
+}
+
 /// One wake of a node: when, what it did, and whether it was master after.
 pub(super) struct Wake {
     pub(super) at: Time,
@@ -779,11 +789,8 @@ fn the_vote_margins_cover_the_wheels_rounding() {
 /// trip behind its `Hello` (see the crate docs, #scripts: handover).
 #[test]
 fn a_new_master_waits_for_the_state_of_a_peer_just_connected() {
-    let mut c = cfg(1, 100);
-    c.master_script = Some(super::tests::spec("m"));
-    let mut n = node(c);
     let t0 = ms(1000);
-    let ping = voted_for_at(&mut n, t0);
+    let (mut n, ping) = scripted_voted_for_at(t0);
     // Node 3 (an old master, its script stopping) is connected: its Hello
     // arrived, its State not yet.
     join(&mut n, t0, conn(2), 3, 300);
@@ -850,10 +857,7 @@ fn a_new_vote_for_the_master_brings_its_members_with_the_next_round() {
 /// answers its Ping at `t0` + 1 ms) and node 3 (`conn(2)`, whose `State` says
 /// its own master script runs): master, and the outputs of that last Pong.
 fn master_beside_a_running_script(t0: Time) -> (Node, Vec<Output>) {
-    let mut c = cfg(1, 100);
-    c.master_script = Some(super::tests::spec("m"));
-    let mut n = node(c);
-    let ping = voted_for_at(&mut n, t0);
+    let (mut n, ping) = scripted_voted_for_at(t0);
     join(&mut n, t0, conn(2), 3, 300);
     let mut running = state(1, Some(addr(1)), 0);
     if let Msg::State { script, .. } = &mut running {
