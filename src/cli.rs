@@ -267,6 +267,12 @@ fn split_scripts(args: Vec<OsString>) -> Result<(Vec<OsString>, Scripts), String
         let Some(program) = group.next() else {
             return Err(format!("{flag} needs a script: {flag} SCRIPT ARGS..."));
         };
+        if program.is_empty() {
+            return Err(format!(
+                "{flag}: {}: {flag} SCRIPT ARGS...",
+                crate::config::EMPTY_PROGRAM
+            ));
+        }
         let spec = ScriptSpec {
             program,
             args: group.collect(),
@@ -592,10 +598,18 @@ mod tests {
             &["127.0.0.1", "1", "-ds"][..],
             &["127.0.0.1", "1", "-ds", "-ms", "m"][..],
             &["127.0.0.1", "1", "-ds", "a", "-ds", "b"][..],
+            &["127.0.0.1", "1", "-ds", "", "x"][..],
         ] {
             let e = split_scripts(args(bad)).unwrap_err();
             assert!(!e.contains('\n'), "{bad:?}: {e}");
         }
+        let e = split_scripts(args(&["127.0.0.1", "1", "-ms", ""])).unwrap_err();
+        assert!(e.contains("-ms: the program name is empty"), "{e}");
+        let e = parse_config(&["127.0.0.1", "1", "--master-script", "'' x"]).unwrap_err();
+        assert!(
+            e.contains("--master-script: the program name is empty"),
+            "{e}"
+        );
         let e = parse_config(&["127.0.0.1", "1", "--default-script", "a", "-ds", "b"]).unwrap_err();
         assert!(e.contains("--default-script") && e.contains("-ds"), "{e}");
         assert!(parse_config(&["127.0.0.1", "1", "--master-script", "  "]).is_err());

@@ -308,6 +308,14 @@ mod tests {
         assert_eq!(parse("-sd"), Ok(Some(Command::DefaultScript(None))));
         let e = parse("-ms sh -c 'echo hello world").unwrap_err();
         assert!(e.contains("-ms: missing closing quote"), "{e}");
+        // An empty program is no program: said, not run and failed.
+        for line in [r#"-ds """#, "-ms '' x"] {
+            let e = parse(line).unwrap_err();
+            assert!(
+                e.contains("program name is empty") && e.contains("-h"),
+                "{e}"
+            );
+        }
         // A spec is shown as it would be typed.
         let spec = ScriptSpec {
             program: "sh".into(),

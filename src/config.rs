@@ -26,14 +26,24 @@ impl std::fmt::Display for ScriptSpec {
     }
 }
 
+/// Why `""` is no program.
+pub const EMPTY_PROGRAM: &str = "the program name is empty";
+
 impl ScriptSpec {
     /// Parses a script typed as one string (`sh -c 'echo hello world'`): words
     /// split as a POSIX shell splits them, quotes and backslashes honoured,
-    /// nothing expanded. `Ok(None)` when there are no words at all.
+    /// nothing expanded. `Ok(None)` when there are no words at all; an empty
+    /// program (`""`) is an error, as no program has that name.
     pub fn parse(s: &str) -> Result<Option<ScriptSpec>, String> {
         let words = shell_words::split(s).map_err(|e| e.to_string())?;
         let mut words = words.into_iter();
-        Ok(words.next().map(|program| ScriptSpec {
+        let Some(program) = words.next() else {
+            return Ok(None);
+        };
+        if program.is_empty() {
+            return Err(EMPTY_PROGRAM.into());
+        }
+        Ok(Some(ScriptSpec {
             program,
             args: words.collect(),
         }))
