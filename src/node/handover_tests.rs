@@ -4,7 +4,7 @@
 
 use super::control_tests::runs_master;
 use super::rules_tests::{
-    addr, cfg, conn, events, frame, join, ms, node, pings, scripted_voted_for_at, state, wake,
+    addr, cfg, conn, events, feed, frame, join, ms, node, pings, scripted_voted_for_at, state, wake,
 };
 use super::*;
 use crate::event::Event;
@@ -143,5 +143,50 @@ fn a_script_running_peer_lost_silently_is_relayed_until_its_hold_ends() {
     assert!(
         cleared <= lost + hold + ms(20),
         "{cleared:?} > {lost:?} + {hold:?}"
+    );
+}
+
+/// Two script-running peers lost silently one after the other: the hold (and
+/// the relay) lasts until the later one's ends, and names it.
+#[test]
+fn a_second_silent_loss_extends_the_hold_to_its_own_end() {
+    let t0 = ms(1000);
+    let mut n = three(t0);
+    join(&mut n, t0, conn(3), 4, 400);
+    frame(&mut n, t0, conn(3), state(1, None, 0));
+    frame(&mut n, t0, conn(2), with(state(2, None, 0), true, None));
+    frame(&mut n, t0, conn(3), with(state(2, None, 0), true, None));
+    let error = |c| Input::Closed {
+        conn: conn(c),
+        reason: CloseReason::Error("No route to host".into()),
+    };
+    let first = t0 + ms(10);
+    feed(&mut n, first, error(2));
+    let second = t0 + ms(500);
+    let out = feed(&mut n, second, error(3));
+    // Node 4, connected and running its script, was relayed since node 3's
+    // loss; now the hold waits for it.
+    assert!(
+        relayed(&out, conn(1)).is_none_or(|h| h == Some(addr(4))),
+        "{out:?}"
+    );
+    let c = n.config();
+    let hold = c.heartbeat + n.lease_margin() + c.kill_grace;
+    // Node 2 answers every Ping; the relay ends with the later hold.
+    let mut cleared = None;
+    while let Some(at) = n.poll_timeout().filter(|at| *at <= second + hold * 2) {
+        let mut out = wake(&mut n, at);
+        for x in pings(&out, conn(1)) {
+            out.extend(frame(&mut n, at, conn(1), Msg::Pong(x)));
+        }
+        if relayed(&out, conn(1)) == Some(None) {
+            cleared = Some(at);
+            break;
+        }
+    }
+    let cleared = cleared.expect("the relay ends");
+    assert!(
+        cleared >= second + hold,
+        "{cleared:?} < {second:?} + {hold:?}"
     );
 }
