@@ -12,7 +12,8 @@ use std::time::Duration;
 pub const MAGIC: u32 = 0x424f_5353;
 /// Protocol version; a peer with another version is refused. Version 2 added
 /// the cluster name, the handshake nonce, the secret flag and `Proof`;
-/// version 3 whether a node may be master (`eligible` in `State`).
+/// version 3 whether a node may be master (`eligible` in `State`); version 4
+/// the relay of a master script that may still run elsewhere (`held`).
 pub const VERSION: u16 = 4;
 /// Largest frame body accepted (the length prefix's limit), sealed or not.
 pub const MAX_FRAME: usize = 64 * 1024;

@@ -61,12 +61,13 @@ impl Node {
     /// What `State` to `to` relays as `held`: a peer other than `to` whose
     /// master script runs or stops, as its `State` said, or the one lost
     /// silently that this node's hold waits for. Only what this node knows
-    /// first hand: a relayed `held` is not passed on.
+    /// first hand: a relayed `held` is not passed on. At most two steps: it
+    /// goes into every `State`.
     pub(super) fn script_elsewhere(&self, to: SocketAddr) -> Option<SocketAddr> {
-        self.peers
+        self.script_peers
             .iter()
-            .find(|(a, p)| **a != to && p.script)
-            .map(|(a, _)| *a)
+            .copied()
+            .find(|a| *a != to)
             .or(self.script_hold.and(self.held_for).filter(|&h| h != to))
     }
 

@@ -221,6 +221,8 @@ pub struct Node {
     /// A peer's master-script flag, the peers or the hold changed: what
     /// `State` relays as `held` may differ from what each peer was told.
     relay_dirty: bool,
+    /// The peers whose `State` says `script` (what `held` relays).
+    script_peers: std::collections::BTreeSet<SocketAddr>,
 }
 
 impl Node {
@@ -299,6 +301,7 @@ impl Node {
             hold_said: false,
             held_for: None,
             relay_dirty: false,
+            script_peers: Default::default(),
         }
     }
 

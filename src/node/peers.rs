@@ -182,7 +182,14 @@ impl Node {
         let relay = p.script != script;
         p.script = script;
         p.held = held;
-        self.relay_dirty |= relay;
+        if relay {
+            self.relay_dirty = true;
+            if script {
+                self.script_peers.insert(addr);
+            } else {
+                self.script_peers.remove(&addr);
+            }
+        }
         if rearm {
             // Its own pings started or stopped: ours fall due on another
             // quiet time (see `quiet_time`).
@@ -575,6 +582,7 @@ impl Node {
         };
         self.members_dirty = true;
         self.relay_dirty = true;
+        self.script_peers.remove(&addr);
         if self.listed_by == Some(addr) {
             self.listed_by = None;
         }
