@@ -482,14 +482,16 @@
 //! it), a reset or a one-way partition (the old master closes on voters that
 //! still hear it, and they take the close for its end):
 //! - `State` says `script: true` while the sender's master script runs or
-//!   stops; a new master starts its own only once every live peer has sent
-//!   its `State` and none says so ([`event::Event::ScriptHeld`] says it
-//!   waits).
+//!   stops, and from just before it starts: a master starts it only once a
+//!   quorum (itself included) answered a Ping sent after that `State`, so a
+//!   master cut off as it starts has voters that know (or no script). A new
+//!   master starts its own only once every live peer has sent its `State` and
+//!   none says so ([`event::Event::ScriptHeld`] says it waits).
 //! - `held` relays a node other than the receiver whose master script may run
 //!   as the sender knows first hand (its peer's `script`, or the hold below);
 //!   a new master also waits while a peer relays one it has no connection to
 //!   (a dial crawling, a broken route): a majority quorum shares a voter with
-//!   the old master's, and that voter knows.
+//!   the old master's, who knows.
 //! - A leaving master (`-q`, SIGTERM) first leaves the running (not eligible:
 //!   the role moves at once) and stops its script; only when it is reaped does
 //!   it say `Goodbye` and exit. Preemption, standby and a failing check stop
@@ -612,11 +614,9 @@
 //! | frame body / first frame | 64 KiB (a message 64 KiB less 16, room for the seal) / 1 KiB |
 //! | a refusal for the cluster, the secret or the proof | once a minute per address |
 //! | timer tick / vote lease | 10 ms / 30 ms (a tick + 20 ms) |
-//! | `--join` retry until first reached | at most every 500 ms |
-//! | member list taken / learnt addresses wanted | 256 / 256 |
+//! | `--join` retry until first reached / member list taken / learnt addresses wanted | at most every 500 ms / 256 / 256 |
 //! | dials in flight (learnt) / learnt dial rate | 32 (24) / 50 per s after a burst of 256 |
-//! | open connections per peer | 4 |
-//! | handshaking per IP, from half the limit on | 8 |
+//! | open connections per peer / handshaking per IP, from half the limit on | 4 / 8 |
 //! | frames per connection per second | 5,000 + 4 per heartbeat |
 //! | lookups in flight / names wanted / lookup timeout / addresses per round | 4 / 64 / 5 s / 8 |
 //! | per turn: frames per connection / bytes per connection / frames in all / accepts / bytes per script pipe | 64 / 64 KiB / 2,048 / 256 / 64 KiB |

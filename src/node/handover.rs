@@ -11,9 +11,13 @@ use crate::node::Role;
 use crate::timer::{TimerId, fired};
 
 impl Node {
-    /// Whether this node's master script runs or is stopping: what `State`
-    /// says as `script`.
+    /// Whether this node's master script runs or is stopping, or is about to
+    /// start: what `State` says as `script`.
     pub(super) fn master_script_alive(&self) -> bool {
+        self.master_script_running() || self.announced.is_some()
+    }
+
+    fn master_script_running(&self) -> bool {
         matches!(
             self.script,
             ScriptState::Running { role: Role::Master }
@@ -24,13 +28,71 @@ impl Node {
         )
     }
 
+    /// Whether our master script may start now: only once a quorum (this node
+    /// included) has heard that it will, that is, answered a Ping sent after
+    /// the `State` that says `script` (a connection keeps its order). Else a
+    /// master cut off right as its script started would leave its voters
+    /// unaware: they would elect another after a timeout and the lease's
+    /// margin, while its script took up to the kill grace to stop. The first
+    /// call announces it: the `State` and a Ping to each voter go with the
+    /// flag sync at the end of this step.
+    pub(super) fn master_script_announced(&mut self, now: Time) -> bool {
+        let Some(at) = self.announced else {
+            // In whole µs, as a Ping carries its send time.
+            self.announced = Some(Time::from_micros(now.as_micros() as u64));
+            self.announce_pings = true;
+            return self.cfg.quorum <= 1;
+        };
+        let heard = self
+            .peers
+            .values()
+            .filter(|p| {
+                self.votes_me(p)
+                    && p.answered_ping
+                        .is_some_and(|t| t >= at && now < self.vote_expiry(t))
+            })
+            .count();
+        heard.saturating_add(1) >= usize::from(self.cfg.quorum)
+    }
+
+    /// Whether this node announced its master script and waits for a quorum
+    /// to have heard it: Pongs are read as they come meanwhile.
+    pub(super) fn announcing(&self) -> bool {
+        self.announced.is_some() && !self.master_script_running()
+    }
+
+    /// The announcement ends with the start of the script, or with the role.
+    pub(super) fn announcement_sync(&mut self, want_master: bool) {
+        if !want_master || self.quitting || self.master_script_running() {
+            self.announced = None;
+            self.announce_pings = false;
+        }
+    }
+
     /// Sends a `State` when the master-script flag changed (after every
     /// input and batch of timers): a new master waits for it to go false.
     /// Likewise to each peer whose relayed `held` changed.
-    pub(super) fn script_flag_sync(&mut self, out: &mut Vec<Output>) {
+    pub(super) fn script_flag_sync(&mut self, now: Time, out: &mut Vec<Output>) {
         if self.leaving {
             return;
         }
+        self.flag_states(out);
+        if std::mem::take(&mut self.announce_pings) {
+            // After the `State` that announces our master script: a Pong to
+            // this Ping says the voter read it.
+            let voters: Vec<SocketAddr> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| self.votes_me(p))
+                .map(|(a, _)| *a)
+                .collect();
+            for a in voters {
+                self.ping(now, a, out);
+            }
+        }
+    }
+
+    fn flag_states(&mut self, out: &mut Vec<Output>) {
         let alive = self.master_script_alive();
         let all = alive != self.script_said;
         if !all && !self.relay_dirty {

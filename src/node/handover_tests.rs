@@ -4,7 +4,8 @@
 
 use super::control_tests::runs_master;
 use super::rules_tests::{
-    addr, cfg, conn, events, feed, frame, join, ms, node, pings, scripted_voted_for_at, state, wake,
+    addr, answered, cfg, conn, events, feed, frame, join, ms, node, pings, scripted_voted_for_at,
+    state, wake,
 };
 use super::*;
 use crate::event::Event;
@@ -90,6 +91,7 @@ fn a_new_master_waits_while_a_voter_relays_a_script_it_cannot_see() {
     assert!(!runs_master(&out), "master script beside node 9's: {out:?}");
     assert!(events(&out).contains(&Event::ScriptHeld { peer: addr(9) }));
     let out = frame(&mut n, t0 + ms(2), conn(1), state(3, Some(addr(1)), 0));
+    let out = answered(&mut n, t0 + ms(3), conn(1), &out);
     assert!(runs_master(&out), "{out:?}");
 }
 
@@ -105,6 +107,48 @@ fn a_relay_of_a_node_the_master_hears_itself_is_left_to_that_node() {
     frame(&mut n, t0, conn(1), relay);
     let out = frame(&mut n, t0 + ms(1), conn(1), Msg::Pong(ping));
     assert!(n.is_master());
+    let out = answered(&mut n, t0 + ms(2), conn(1), &out);
+    assert!(runs_master(&out), "{out:?}");
+}
+
+/// A new master announces its master script before it starts it: its `State`
+/// says `script`, then a Ping goes to each voter; the script starts only when
+/// a quorum has answered a Ping sent after that `State` (a Pong to an older
+/// Ping does not do), and meanwhile Pongs are read as they come.
+#[test]
+fn a_master_script_starts_once_a_quorum_heard_it_will() {
+    let t0 = ms(1000);
+    let (mut n, ping) = scripted_voted_for_at(t0);
+    // A clock finer than the µs a Ping carries.
+    let at = t0 + ms(1) + Duration::from_nanos(500);
+    let out = frame(&mut n, at, conn(1), Msg::Pong(ping));
+    assert!(n.is_master());
+    assert!(!runs_master(&out), "{out:?}");
+    let sent: Vec<&Msg> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(c, m) if *c == conn(1) => Some(m),
+            _ => None,
+        })
+        .collect();
+    let state = sent
+        .iter()
+        .position(|m| matches!(m, Msg::State { script: true, .. }));
+    let announce = sent.iter().rposition(|m| matches!(m, Msg::Ping(_)));
+    assert!(
+        matches!((state, announce), (Some(s), Some(p)) if s < p),
+        "a State saying script, then a Ping: {sent:?}"
+    );
+    assert!(!n.defers_reads(), "Pongs are read as they come meanwhile");
+    // A second answer to the Ping from before the announcement starts nothing.
+    let out = frame(&mut n, t0 + ms(2), conn(1), Msg::Pong(ping));
+    assert!(!runs_master(&out), "{out:?}");
+    let out = frame(
+        &mut n,
+        t0 + ms(3),
+        conn(1),
+        Msg::Pong(at.as_micros() as u64),
+    );
     assert!(runs_master(&out), "{out:?}");
 }
 

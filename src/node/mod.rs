@@ -223,6 +223,10 @@ pub struct Node {
     relay_dirty: bool,
     /// The peers whose `State` says `script` (what `held` relays).
     script_peers: std::collections::BTreeSet<SocketAddr>,
+    /// When our `State` first said our master script runs, before it started
+    /// (see `master_script_announced`); and whether its Pings are still due.
+    announced: Option<Time>,
+    announce_pings: bool,
 }
 
 impl Node {
@@ -302,6 +306,8 @@ impl Node {
             held_for: None,
             relay_dirty: false,
             script_peers: Default::default(),
+            announced: None,
+            announce_pings: false,
         }
     }
 
@@ -368,7 +374,10 @@ impl Node {
     /// and time the round trips `-cl` shows. Before each timer runs, the
     /// shell reads what waits.
     pub fn defers_reads(&self) -> bool {
-        self.master && self.vote == Some(self.me.addr) && !self.rounds.is_multiple_of(TIMED_ROUNDS)
+        self.master
+            && self.vote == Some(self.me.addr)
+            && !self.rounds.is_multiple_of(TIMED_ROUNDS)
+            && !self.announcing()
     }
 
     /// Whether this node is master and would still be at `now` on its own
@@ -526,7 +535,7 @@ impl Node {
         // As in `handle`: the script follows the role once, after every timer.
         self.vouch_sync(now, out);
         self.script_sync(now, out);
-        self.script_flag_sync(out);
+        self.script_flag_sync(now, out);
         self.summary_sync(out);
     }
 
@@ -562,7 +571,7 @@ impl Node {
         // neither starts nor stops a script.
         self.vouch_sync(now, out);
         self.script_sync(now, out);
-        self.script_flag_sync(out);
+        self.script_flag_sync(now, out);
         self.summary_sync(out);
     }
 

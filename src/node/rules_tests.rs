@@ -148,6 +148,16 @@ pub(super) fn scripted_voted_for_at(t0: Time) -> (Node, u64) {
     (n, ping)
 }
 
+/// Node `n`'s voter on `c` answers the Pings `out` sent it (as after a master
+/// announced its script, see `Node::master_script_announced`): the outputs.
+pub(super) fn answered(n: &mut Node, now: Time, c: ConnId, out: &[Output]) -> Vec<Output> {
+    let mut all = Vec::new();
+    for x in pings(out, c) {
+        all.extend(frame(n, now, c, Msg::Pong(x)));
+    }
+    all
+}
+
 /// One wake of a node: when, what it did, and whether it was master after.
 pub(super) struct Wake {
     pub(super) at: Time,
@@ -808,8 +818,9 @@ fn a_new_master_waits_for_the_state_of_a_peer_just_connected() {
     }
     let out = frame(&mut n, t0 + ms(2), conn(2), stopping);
     assert!(!runs_master(&out), "{out:?}");
-    // Its script ended: ours starts.
+    // Its script ended: ours starts, once its voter heard it will.
     let out = frame(&mut n, t0 + ms(3), conn(2), state(4, None, 0));
+    let out = answered(&mut n, t0 + ms(4), conn(1), &out);
     assert!(runs_master(&out), "{out:?}");
 }
 
@@ -938,6 +949,8 @@ fn a_reset_like_an_eof_means_the_peers_script_is_gone() {
         };
         n.handle(t0 + ms(2), closed, &mut out);
         assert!(n.is_master());
+        let heard = answered(&mut n, t0 + ms(3), conn(1), &out);
+        out.extend(heard);
         assert_eq!(runs_master(&out), !held, "{reason:?}: {out:?}");
     }
 }

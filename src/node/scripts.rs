@@ -165,6 +165,7 @@ impl Node {
         if self.leaving {
             return;
         }
+        self.announcement_sync(self.role() == Role::Master);
         if self.quitting {
             // Leaving once the master script is gone: stop it, start nothing.
             match self.script {
@@ -190,16 +191,29 @@ impl Node {
             return;
         }
         match self.script {
-            ScriptState::Idle => self.script_start(now, want, out),
+            ScriptState::Idle => self.start_announced(now, want, out),
             ScriptState::Running { role } if role != want => {
                 self.script_stop(now, role, false, out);
             }
             ScriptState::Sleeping { role, .. } if role != want => {
                 self.cancel_sleep();
-                self.script_start(now, want, out);
+                self.start_announced(now, want, out);
             }
             _ => {}
         }
+    }
+
+    /// Starts the script of `role`; a master script only once a quorum heard
+    /// it will (see `master_script_announced`).
+    fn start_announced(&mut self, now: Time, role: Role, out: &mut Vec<Output>) {
+        if role == Role::Master
+            && self.script_spec(role).is_some()
+            && !self.master_script_announced(now)
+        {
+            return;
+        }
+        self.script_start(now, role, out);
+        self.announcement_sync(role == Role::Master);
     }
 
     /// `-ds`/`-ms` (and their clearing forms): sets the script of `role`. The

@@ -380,3 +380,42 @@ fn a_new_master_cut_off_from_the_old_one_waits_for_its_script_to_end() {
         .is_some_and(|c| c.role == boss::node::Role::Master && c.alive(w.now));
     assert!(runs, "{}", w.tail(TRACE_TAIL));
 }
+
+/// A master cut off from every peer right as its master script starts,
+/// before any of them read the `State` that says so: its script (ignoring
+/// SIGTERM) runs on for the kill grace after it steps down, and the others,
+/// not knowing, would elect a new master a timeout later. The script starts
+/// only once a quorum heard it will (see the crate docs, #scripts: handover),
+/// so here it never starts and the new master's runs alone.
+#[test]
+fn a_master_cut_off_as_its_script_would_start_leaves_the_new_master_alone() {
+    let mut p = Params::scenario(3);
+    p.scripts = (Some("/sim/forever"), Some("/sim/stubborn"));
+    p.kill_grace = Duration::from_secs(2);
+    let mut w = World::new(49, p, true);
+    let r = w.start_node(0, Join::Alone);
+    ok(&w, r);
+    let r = w.run_for(100 * MS);
+    ok(&w, r);
+    for s in 1..3 {
+        let r = w.start_node(s, Join::Config(0));
+        ok(&w, r);
+    }
+    let limit = w.now + Duration::from_secs(2);
+    let r = w.run_until_cond(limit, |w| w.node(0).is_master());
+    let at = ok(&w, r);
+    assert!(at.is_some(), "{}", w.tail(TRACE_TAIL));
+    w.partition(&[0, 1, 1]);
+    let r = w.run_for(Duration::from_secs(4));
+    ok(&w, r);
+    let master = (1..3).find(|&s| w.node(s).is_master());
+    let master = master.unwrap_or_else(|| panic!("no new master: {}", w.tail(TRACE_TAIL)));
+    let runs = |s: usize| {
+        w.slots[s]
+            .child
+            .as_ref()
+            .is_some_and(|c| c.role == boss::node::Role::Master && c.alive(w.now))
+    };
+    assert!(runs(master), "{}", w.tail(TRACE_TAIL));
+    assert!(!runs(0), "{}", w.tail(TRACE_TAIL));
+}
