@@ -433,7 +433,16 @@ impl Node {
         if let Some(p) = self.peers.get(&node.addr)
             && p.info.started != node.started
         {
-            // Same address, new start time: the old process is gone.
+            if node.started < p.info.started {
+                // An earlier instance's `Hello`, late (its connection was
+                // still on the way when it died): not a restart of the peer
+                // we have. Taking it for one would drop the live instance
+                // while it still counts our vote.
+                self.conns.remove(&conn);
+                out.push(Output::Close(conn));
+                return;
+            }
+            // Same address, a later start time: the old process is gone.
             self.lose_peer(now, node.addr, Loss::Restarted, out);
         }
         let is_new = !self.peers.contains_key(&node.addr);

@@ -954,3 +954,30 @@ fn a_reset_like_an_eof_means_the_peers_script_is_gone() {
         assert_eq!(runs_master(&out), !held, "{reason:?}: {out:?}");
     }
 }
+
+/// A `Hello` with a peer's address and an earlier start time than the peer's
+/// is a previous instance's, late: that connection is closed and the peer
+/// kept. A later start time is a restart: the old peer is lost.
+#[test]
+fn a_late_hello_of_an_earlier_instance_is_not_a_restart() {
+    let t0 = ms(1000);
+    let mut n = node(cfg(1, 100));
+    join(&mut n, t0, conn(1), 2, 200);
+    let out = join(&mut n, t0 + ms(1), conn(5), 2, 150);
+    assert!(out.contains(&Output::Close(conn(5))), "{out:?}");
+    assert!(
+        !events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::PeerLost { .. })),
+        "{out:?}"
+    );
+    assert!(n.peers().contains(&addr(2)));
+    let out = frame(&mut n, t0 + ms(2), conn(1), state(1, Some(addr(1)), 0));
+    assert!(!out.contains(&Output::Close(conn(1))), "{out:?}");
+    let out = join(&mut n, t0 + ms(3), conn(6), 2, 250);
+    let lost = Event::PeerLost {
+        addr: addr(2),
+        reason: LostReason::Restarted,
+    };
+    assert!(events(&out).contains(&lost), "{out:?}");
+}
