@@ -249,7 +249,8 @@
 //!   bytes; the rest is counted and said every 2 s.
 //! - `Goodbye`: clean shutdown. Peers drop the sender at once and do not redial
 //!   it, not even a `--join` address (when it starts again, it dials them).
-//!
+//! - `Lost`: the sender, its master script alive, drops the receiver: a
+//!   silent loss for the receiver ([scripts](crate#scripts)).
 //! - `Proof(p)`: with a cluster secret, each side's first frame after the
 //!   `Hello`s (see below).
 //!
@@ -302,9 +303,10 @@
 //!
 //! A peer is **lost** when its last connection ends (EOF, socket error, bad
 //! frame, write buffer full), when nothing was heard from it for the timeout,
-//! on `Goodbye`, when it floods, or when a `Hello` with its address and a new
-//! start time arrives (it restarted: the old process is gone, the new one is a
-//! new peer). The console says `lost ADDR (why)`.
+//! on `Goodbye` or `Lost`, when it floods, or when a `Hello` with its address
+//! and a later start time arrives (it restarted: the old process is gone, the
+//! new one is a new peer; an earlier one is a dead instance's, late, and only
+//! that connection closes). The console says `lost ADDR (why)`.
 //!
 //! **Heartbeats** (the one rule, `ping_due`): a node voting for itself pings
 //! every peer each heartbeat, all in one round (one wake-up), so the votes it
@@ -497,13 +499,13 @@
 //!   it say `Goodbye` and exit. Preemption, standby and a failing check stop
 //!   the script the same way, and the `State` that follows says it ended.
 //! - EOF, a reset (ECONNRESET: a master killed with Pongs unread) or `Goodbye`
-//!   from a peer means its script is gone (it died with its node, or was reaped
-//!   before the goodbye). A peer whose script ran and that is lost silently may
-//!   run it until its votes expired and its kill grace passed: a node holds its
-//!   master script for a heartbeat, the lease's margin and the kill grace after
-//!   such a loss, and a voter that loses the node it voted for that way holds
-//!   its vote (the lease) the kill grace longer, so no new master is elected
-//!   before.
+//!   from a peer means its script is gone (it died with its node, or was
+//!   reaped); a node alive with its script says `Lost` before it closes on a
+//!   peer. A peer whose script ran, lost silently, may run it until its votes
+//!   expired and its kill grace passed: a node holds its master script for a
+//!   heartbeat, the lease's margin and the kill grace after such a loss, and a
+//!   voter that loses its master that way holds its vote (the lease) the kill
+//!   grace longer, so no new master is elected before.
 //!
 //! **Loop and sleep.** When a script ends, the node waits `-sslp` (1 s) and runs
 //! it again (`-loop 1`), or clears it (`-loop 0`). A script that keeps failing
@@ -617,8 +619,7 @@
 //! | `--join` retry until first reached / member list taken / learnt addresses wanted | at most every 500 ms / 256 / 256 |
 //! | dials in flight (learnt) / learnt dial rate | 32 (24) / 50 per s after a burst of 256 |
 //! | open connections per peer / handshaking per IP, from half the limit on | 4 / 8 |
-//! | frames per connection per second | 5,000 + 4 per heartbeat |
-//! | lookups in flight / names wanted / lookup timeout / addresses per round | 4 / 64 / 5 s / 8 |
+//! | frames per connection per second / lookups in flight / names wanted / lookup timeout / addresses per round | 5,000 + 4 per heartbeat / 4 / 64 / 5 s / 8 |
 //! | per turn: frames per connection / bytes per connection / frames in all / accepts / bytes per script pipe | 64 / 64 KiB / 2,048 / 256 / 64 KiB |
 //! | write buffer per connection / in all / console backlog | 2 × (64 KiB + 4) + 16 KiB / 4 MiB / 1 MiB |
 //! | console line / script line ([`shell::MAX_CONSOLE_LINE`], [`script::MAX_SCRIPT_LINE`]) | 64 KiB / 4,096 bytes |
@@ -626,8 +627,7 @@
 //! | health check: lines shown per run / bytes read per pipe per turn | 10 / 16 KiB |
 //! | collapsed stranger lines | 5 per kind per 10 s (peers that dialled in: 256), then a summary |
 //! | failing script backoff / transient start retry | after 3 runs under 1 s: doubling up to 30 s / 100 ms doubling to 10 s |
-//! | exit flush (frames, console) | 300 ms each |
-//! | control clients / request line / request within / queued per client | 16 / 4,096 bytes / 2 s / 256 KiB |
+//! | exit flush (frames, console) / control clients / request line / request within / queued per client | 300 ms each / 16 / 4,096 bytes / 2 s / 256 KiB |
 //! | notify hook: changes waiting / lines shown per run | 16 / 100 |
 
 pub mod auth;

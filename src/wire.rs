@@ -13,7 +13,8 @@ pub const MAGIC: u32 = 0x424f_5353;
 /// Protocol version; a peer with another version is refused. Version 2 added
 /// the cluster name, the handshake nonce, the secret flag and `Proof`;
 /// version 3 whether a node may be master (`eligible` in `State`); version 4
-/// the relay of a master script that may still run elsewhere (`held`).
+/// the relay of a master script that may still run elsewhere (`held`) and
+/// `Lost`.
 pub const VERSION: u16 = 4;
 /// Largest frame body accepted (the length prefix's limit), sealed or not.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -177,6 +178,11 @@ pub enum Msg {
     /// connection's handshake: its first frame after the `Hello`s when both
     /// sides have a secret (see [`crate::auth#protocol`]).
     Proof([u8; crate::auth::PROOF]),
+    /// The sender dropped the receiver (timed it out, or a fault of the
+    /// connection) while its master script runs or stops, and closes this
+    /// connection: it did not die, so its script may run on (see the crate
+    /// docs, #scripts: handover). The receiver takes it for a silent loss.
+    Lost,
 }
 
 /// Why a frame could not be read or written.

@@ -71,6 +71,7 @@ fn main() {
         ("pong", Msg::Pong(42)),
         ("text", Msg::Text("hello from n2".into())),
         ("goodbye", Msg::Goodbye),
+        ("lost", Msg::Lost),
         ("proof", Msg::Proof([9; 32])),
     ];
     for (name, m) in &one {

@@ -325,6 +325,7 @@ impl World<'_> {
             10 => Msg::Pong(self.f.u64()),
             11 => Msg::Text(self.f.text(80)),
             12 => Msg::Goodbye,
+            13 => Msg::Lost,
             _ => {
                 let body = self.f.bytes(64);
                 wire::decode_body(&body)?

@@ -295,6 +295,7 @@ fn parse_lost(why: &str) -> Option<LostReason> {
         "closed" => LostReason::Closed,
         "left" => LostReason::Left,
         "restarted" => LostReason::Restarted,
+        "it dropped this node" => LostReason::Dropped,
         _ => {
             if let Some(d) = why.strip_prefix("timed out after ") {
                 LostReason::TimedOut {

@@ -29,6 +29,9 @@ pub enum LostReason {
     Flooding { frames: u64 },
     /// The connection broke.
     Broken { cause: Broken },
+    /// It dropped this node and closed the connection, alive, while its
+    /// master script runs or stops (`Lost`): a silent loss.
+    Dropped,
 }
 
 /// How a connection broke: a socket error or a frame that is not ours.
@@ -208,6 +211,7 @@ impl fmt::Display for LostReason {
                 human(FLOOD_WINDOW)
             ),
             LostReason::Broken { cause } => cause.fmt(f),
+            LostReason::Dropped => f.write_str("it dropped this node"),
         }
     }
 }

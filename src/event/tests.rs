@@ -148,6 +148,7 @@ fn samples() -> Vec<Event> {
         LostReason::Left,
         LostReason::Restarted,
         LostReason::Flooding { frames: 5400 },
+        LostReason::Dropped,
     ];
     lost.extend(
         broken()

@@ -234,3 +234,98 @@ fn a_second_silent_loss_extends_the_hold_to_its_own_end() {
         "{cleared:?} < {second:?} + {hold:?}"
     );
 }
+
+/// A peer that drops this node while its own master script runs or stops
+/// says so (`Lost`) before it closes: alive, its script may run on. This node
+/// takes it for a silent loss, not for the peer's end: it holds its vote for
+/// the kill grace (the peer was the node it voted for) and relays the peer's
+/// script to its other peers; an EOF alone would have let it vote at once.
+#[test]
+fn a_peer_that_says_it_dropped_this_node_is_a_silent_loss() {
+    let t0 = ms(1000);
+    for lost in [true, false] {
+        // Node 1, the youngest, votes for node 2, the master, whose script
+        // runs; node 3 is next.
+        let mut n = node(cfg(1, 500));
+        join(&mut n, t0, conn(1), 2, 200);
+        join(&mut n, t0, conn(2), 3, 300);
+        let mut master = with(state(1, Some(addr(2)), 0), true, None);
+        if let Msg::State { master: m, .. } = &mut master {
+            *m = true;
+        }
+        frame(&mut n, t0, conn(1), master);
+        frame(&mut n, t0, conn(2), state(1, Some(addr(2)), 0));
+        assert_eq!(n.vote(), Some(addr(2)));
+        let at = t0 + ms(10);
+        let mut out = Vec::new();
+        if lost {
+            out = frame(&mut n, at, conn(1), Msg::Lost);
+        }
+        let closed = Input::Closed {
+            conn: conn(1),
+            reason: CloseReason::Eof,
+        };
+        out.extend(feed(&mut n, at, closed));
+        assert!(!n.peers().contains(&addr(2)));
+        if !lost {
+            assert_eq!(n.vote(), Some(addr(3)), "an EOF: node 2 is gone");
+            continue;
+        }
+        let line = Event::PeerLost {
+            addr: addr(2),
+            reason: crate::event::LostReason::Dropped,
+        };
+        assert!(events(&out).contains(&line), "{out:?}");
+        assert_eq!(n.vote(), None, "the vote is held");
+        assert_eq!(relayed(&out, conn(2)), Some(Some(addr(2))), "{out:?}");
+        let (grace, timeout) = (n.config().kill_grace, n.config().timeout);
+        let until = at + n.lease_margin() + grace;
+        let mut voted = None;
+        while let Some(t) = n.poll_timeout().filter(|t| *t < until + timeout) {
+            // Node 3 answers every Ping.
+            let out = wake(&mut n, t);
+            answered(&mut n, t, conn(2), &out);
+            if n.vote().is_some() {
+                voted = Some(t);
+                break;
+            }
+        }
+        let voted = voted.unwrap_or_else(|| panic!("no vote by {until:?} + the timeout"));
+        assert!(voted >= until, "voted at {voted:?}, before {until:?}");
+        assert_eq!(n.vote(), Some(addr(3)));
+    }
+}
+
+/// A node whose master script runs or stops and that drops a peer says so
+/// before it closes the connection, so the peer does not take the close for
+/// its end.
+#[test]
+fn a_node_with_its_master_script_alive_says_lost_before_it_closes() {
+    let t0 = ms(1000);
+    let (mut n, ping) = scripted_voted_for_at(t0);
+    let out = frame(&mut n, t0 + ms(1), conn(1), Msg::Pong(ping));
+    let out = answered(&mut n, t0 + ms(2), conn(1), &out);
+    assert!(runs_master(&out), "{out:?}");
+    // Node 2 falls silent: the master steps down (its script stops, for the
+    // kill grace) and then times node 2 out.
+    let end = t0 + n.config().timeout * 3;
+    let mut sent = Vec::new();
+    while let Some(at) = n.poll_timeout().filter(|at| *at <= end) {
+        let out = wake(&mut n, at);
+        sent.extend(out.into_iter().filter(|o| match o {
+            Output::Send(c, m) => *c == conn(1) && !matches!(m, Msg::Ping(_)),
+            Output::Close(c) => *c == conn(1),
+            _ => false,
+        }));
+        if !n.peers().contains(&addr(2)) {
+            break;
+        }
+    }
+    assert!(!n.peers().contains(&addr(2)), "node 2 is lost");
+    let tail = &sent[sent.len().saturating_sub(2)..];
+    assert_eq!(
+        tail,
+        [Output::Send(conn(1), Msg::Lost), Output::Close(conn(1))],
+        "{sent:?}"
+    );
+}

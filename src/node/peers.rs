@@ -82,6 +82,8 @@ pub(super) enum Loss {
     TimedOut,
     Left,
     Restarted,
+    /// It said it dropped this node (`Lost`): alive, its script may run on.
+    Dropped,
 }
 
 impl Node {
@@ -95,6 +97,7 @@ impl Node {
         msg: Msg,
         out: &mut Vec<Output>,
     ) {
+        let msg_is_lost = matches!(msg, Msg::Lost);
         match msg {
             Msg::Hello { .. } => {
                 let line = Event::ConnectionClosed {
@@ -118,90 +121,20 @@ impl Node {
             }
             Msg::Pong(x) => self.pong(now, addr, x, out),
             Msg::Text(t) => self.peer_text(now, conn, addr, &t, out),
-            Msg::Goodbye => {
+            Msg::Goodbye | Msg::Lost => {
                 if self
                     .peers
                     .get(&addr)
                     .is_some_and(|p| p.conns.contains(&conn))
                 {
-                    self.lose_peer(now, addr, Loss::Left, out);
+                    let why = if msg_is_lost {
+                        Loss::Dropped
+                    } else {
+                        Loss::Left
+                    };
+                    self.lose_peer(now, addr, why, out);
                 }
             }
-        }
-    }
-
-    /// A peer's `State`: its vote and master flag, and the newest of our
-    /// `seq`s it applied.
-    fn peer_state(&mut self, now: Time, addr: SocketAddr, state: Msg, out: &mut Vec<Output>) {
-        let Msg::State {
-            seq,
-            vote,
-            master,
-            eligible,
-            epoch,
-            tied,
-            script,
-            held,
-            ack,
-        } = state
-        else {
-            return;
-        };
-        let Some(p) = self.peers.get_mut(&addr) else {
-            return;
-        };
-        p.stated = true;
-        p.acked = p.acked.max(ack);
-        if seq <= p.seq {
-            // Stale (it came on a connection since replaced); the ack
-            // above still counts.
-            self.run_election(now, out);
-            return;
-        }
-        // A peer voting for nobody may be waiting for our ack of a
-        // withdrawal (whether or not we saw its vote for us first: that
-        // State may have travelled on a connection since closed).
-        let withdrawn = vote.is_none()
-            || (p.vote == Some(self.me.addr) && (vote != Some(self.me.addr) || !tied));
-        p.seq = seq;
-        let self_vote = |v: Option<SocketAddr>| v == Some(addr);
-        let rearm = self_vote(p.vote) != self_vote(vote);
-        if vote == Some(self.me.addr) && p.vote != vote {
-            // A new vote for us: it takes our list with our next round.
-            self.members_dirty = true;
-        }
-        // A vote for a node this one does not see is kept as sent: it
-        // is ordinary while a mesh forms or a partition holds, counts
-        // only toward that node in `votes_for`, never toward this
-        // node's role, and is shown by `-cl` as an address (total).
-        p.vote = vote;
-        p.master = master;
-        p.eligible = eligible;
-        p.epoch = epoch;
-        p.tied = tied;
-        let relay = p.script != script;
-        p.script = script;
-        p.held = held;
-        if relay {
-            self.relay_dirty = true;
-            if script {
-                self.script_peers.insert(addr);
-            } else {
-                self.script_peers.remove(&addr);
-            }
-        }
-        if rearm {
-            // Its own pings started or stopped: ours fall due on another
-            // quiet time (see `quiet_time`).
-            self.rearm_peer(addr);
-        }
-        let before = self.seq;
-        self.run_election(now, out);
-        if withdrawn && self.seq == before {
-            // It waits to vote again until we have applied this: say so
-            // even when our own state did not change.
-            let state = self.state_msg(addr);
-            self.send(addr, state, out);
         }
     }
 
@@ -587,8 +520,15 @@ impl Node {
             self.listed_by = None;
         }
         self.timers.stop(&mut p.timer);
+        // Alive, our master script running or stopping: say so before the
+        // close, which the peer would take for our death (see `Msg::Lost`).
+        let say = self.master_script_alive()
+            && !matches!(why, Loss::Left | Loss::Restarted | Loss::Dropped);
         for c in &p.conns {
             self.conns.remove(c);
+            if say {
+                out.push(Output::Send(*c, Msg::Lost));
+            }
             out.push(Output::Close(*c));
         }
         let reason = match &why {
@@ -604,6 +544,7 @@ impl Node {
             },
             Loss::Left => LostReason::Left,
             Loss::Restarted => LostReason::Restarted,
+            Loss::Dropped => LostReason::Dropped,
         };
         let line = Event::PeerLost { addr, reason };
         if p.dialed || self.cfg.join.contains(&addr) {
@@ -611,7 +552,7 @@ impl Node {
         } else {
             self.stranger_line(now, ratelog::Kind::PeerInLost, line, out);
         }
-        if matches!(why, Loss::TimedOut)
+        if matches!(why, Loss::TimedOut | Loss::Dropped)
             && (self.vote == Some(addr) || self.withdrawal.is_some_and(|w| w.from == addr))
         {
             // A node whose master script ran may run it

@@ -1,4 +1,4 @@
-//! The election: the state sent to peers, running the election on this
+//! The election: the state sent to peers and taken from them, running the election on this
 //! node's view (its vote and mastership), the vote lease and the Votes timer.
 
 use super::peers::Peer;
@@ -369,5 +369,86 @@ impl Node {
                 self.votes_me(p) && p.answered_ping.is_some_and(|t| now < self.vote_expiry(t))
             })
             .map(|(a, _)| *a)
+    }
+
+    /// A peer's `State`: its vote and master flag, and the newest of our
+    /// `seq`s it applied.
+    pub(super) fn peer_state(
+        &mut self,
+        now: Time,
+        addr: SocketAddr,
+        state: Msg,
+        out: &mut Vec<Output>,
+    ) {
+        let Msg::State {
+            seq,
+            vote,
+            master,
+            eligible,
+            epoch,
+            tied,
+            script,
+            held,
+            ack,
+        } = state
+        else {
+            return;
+        };
+        let Some(p) = self.peers.get_mut(&addr) else {
+            return;
+        };
+        p.stated = true;
+        p.acked = p.acked.max(ack);
+        if seq <= p.seq {
+            // Stale (it came on a connection since replaced); the ack
+            // above still counts.
+            self.run_election(now, out);
+            return;
+        }
+        // A peer voting for nobody may be waiting for our ack of a
+        // withdrawal (whether or not we saw its vote for us first: that
+        // State may have travelled on a connection since closed).
+        let withdrawn = vote.is_none()
+            || (p.vote == Some(self.me.addr) && (vote != Some(self.me.addr) || !tied));
+        p.seq = seq;
+        let self_vote = |v: Option<SocketAddr>| v == Some(addr);
+        let rearm = self_vote(p.vote) != self_vote(vote);
+        if vote == Some(self.me.addr) && p.vote != vote {
+            // A new vote for us: it takes our list with our next round.
+            self.members_dirty = true;
+        }
+        // A vote for a node this one does not see is kept as sent: it
+        // is ordinary while a mesh forms or a partition holds, counts
+        // only toward that node in `votes_for`, never toward this
+        // node's role, and is shown by `-cl` as an address (total).
+        p.vote = vote;
+        p.master = master;
+        p.eligible = eligible;
+        p.epoch = epoch;
+        p.tied = tied;
+        let relay = p.script != script;
+        p.script = script;
+        p.held = held;
+        if relay {
+            self.relay_dirty = true;
+            if script {
+                self.script_peers.insert(addr);
+            } else {
+                self.script_peers.remove(&addr);
+            }
+        }
+        if rearm {
+            // Its own pings started or stopped: ours fall due on another
+            // quiet time (see `quiet_time`).
+            self.rearm_peer(addr);
+        }
+        let before = self.seq;
+        self.run_election(now, out);
+        if withdrawn && self.seq == before {
+            // It waits to vote again until we have applied this: say so
+            // even when our own state did not change.
+            let state = self.state_msg(addr);
+            self.send(addr, state, out);
+        }
     }
 }

@@ -70,6 +70,7 @@ fn all_msgs() -> Vec<Msg> {
         Msg::Text("héllo\n\x1b[31m".into()),
         Msg::Goodbye,
         Msg::Proof([0xa5; 32]),
+        Msg::Lost,
     ]
 }
 
