@@ -267,6 +267,30 @@ fn kill_9_of_the_master_lets_its_master_script_clean_up() {
     );
 }
 
+/// Nodes `names` started with `flags` and a master script that says `master
+/// ADDR` and runs on, joined through the first: the first is master, all agree,
+/// and its script has spoken.
+fn master_scripted(dir: &Dir, names: &[&str], flags: &[&str]) -> Vec<Boss> {
+    let m = dir.script(
+        "m.sh",
+        "echo \"master $BOSS_SELF\"\nwhile :; do sleep 0.1; done",
+    );
+    let mut flags = flags.to_vec();
+    flags.extend(["-ms", &m]);
+    let nodes: Vec<Boss> = names.iter().map(|n| Boss::start(n, &flags)).collect();
+    let all: Vec<&Boss> = nodes.iter().collect();
+    for n in &all[1..] {
+        connect(n, all[0]).or_dump(&all);
+    }
+    full_mesh(&all).or_dump(&all);
+    agree_on(&all, all[0].addr()).or_dump(&all);
+    let said = format!("master {}", all[0].addr());
+    all[0]
+        .wait_line(script_said(Role::Master, &said), SOON)
+        .or_dump(&all);
+    nodes
+}
+
 /// A master killed with `kill -9` while its master script runs is followed at
 /// once, not after the kill grace: its voters' last Pongs wait unread in its
 /// sockets (a master reads them with its next round), so its kernel resets the
@@ -276,10 +300,6 @@ fn kill_9_of_the_master_lets_its_master_script_clean_up() {
 #[test]
 fn kill_9_of_a_master_with_pongs_unread_is_followed_at_once() {
     let dir = Dir::new("kill9reset");
-    let m = dir.script(
-        "m.sh",
-        "echo \"master $BOSS_SELF\"\nwhile :; do sleep 0.1; done",
-    );
     let flags = [
         "--heartbeat",
         "100ms",
@@ -287,23 +307,10 @@ fn kill_9_of_a_master_with_pongs_unread_is_followed_at_once() {
         "1s",
         "--kill-grace",
         "5s",
-        "-ms",
-        &m,
     ];
-    let nodes: Vec<Boss> = ["A", "B", "C", "D", "E"]
-        .iter()
-        .map(|name| Boss::start(name, &flags))
-        .collect();
+    let nodes = master_scripted(&dir, &["A", "B", "C", "D", "E"], &flags);
     let all: Vec<&Boss> = nodes.iter().collect();
-    for n in &all[1..] {
-        connect(n, all[0]).or_dump(&all);
-    }
-    full_mesh(&all).or_dump(&all);
-    agree_on(&all, all[0].addr()).or_dump(&all);
     let said = |n: &Boss| format!("master {}", n.addr());
-    all[0]
-        .wait_line(script_said(Role::Master, &said(all[0])), SOON)
-        .or_dump(&all);
     for i in 0..3 {
         let (old, new) = (all[i], all[i + 1]);
         // A few rounds into the term (nothing on the console marks a round,
@@ -335,25 +342,10 @@ fn kill_9_of_a_master_with_pongs_unread_is_followed_at_once() {
 #[test]
 fn a_new_masters_script_starts_a_round_trip_after_the_takeover() {
     let dir = Dir::new("announce");
-    let m = dir.script(
-        "m.sh",
-        "echo \"master $BOSS_SELF\"\nwhile :; do sleep 0.1; done",
-    );
-    let flags = ["--heartbeat", "3s", "--timeout", "7s", "-ms", &m];
-    let nodes: Vec<Boss> = ["A", "B", "C"]
-        .iter()
-        .map(|name| Boss::start(name, &flags))
-        .collect();
+    let flags = ["--heartbeat", "3s", "--timeout", "7s"];
+    let nodes = master_scripted(&dir, &["A", "B", "C"], &flags);
     let all: Vec<&Boss> = nodes.iter().collect();
-    for n in &all[1..] {
-        connect(n, all[0]).or_dump(&all);
-    }
-    full_mesh(&all).or_dump(&all);
-    agree_on(&all, all[0].addr()).or_dump(&all);
     let said = |n: &Boss| format!("master {}", n.addr());
-    all[0]
-        .wait_line(script_said(Role::Master, &said(all[0])), SOON)
-        .or_dump(&all);
     let new = all[1];
     let mark = new.mark();
     let t0 = now();
