@@ -97,7 +97,6 @@ impl Node {
         msg: Msg,
         out: &mut Vec<Output>,
     ) {
-        let msg_is_lost = matches!(msg, Msg::Lost);
         match msg {
             Msg::Hello { .. } => {
                 let line = Event::ConnectionClosed {
@@ -121,20 +120,27 @@ impl Node {
             }
             Msg::Pong(x) => self.pong(now, addr, x, out),
             Msg::Text(t) => self.peer_text(now, conn, addr, &t, out),
-            Msg::Goodbye | Msg::Lost => {
-                if self
-                    .peers
-                    .get(&addr)
-                    .is_some_and(|p| p.conns.contains(&conn))
-                {
-                    let why = if msg_is_lost {
-                        Loss::Dropped
-                    } else {
-                        Loss::Left
-                    };
-                    self.lose_peer(now, addr, why, out);
-                }
-            }
+            Msg::Goodbye => self.peer_ended(now, conn, addr, Loss::Left, out),
+            Msg::Lost => self.peer_ended(now, conn, addr, Loss::Dropped, out),
+        }
+    }
+
+    /// `Goodbye` or `Lost` on one of the peer's current connections: it is
+    /// lost (not on a connection since replaced).
+    fn peer_ended(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        addr: SocketAddr,
+        why: Loss,
+        out: &mut Vec<Output>,
+    ) {
+        if self
+            .peers
+            .get(&addr)
+            .is_some_and(|p| p.conns.contains(&conn))
+        {
+            self.lose_peer(now, addr, why, out);
         }
     }
 
