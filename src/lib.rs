@@ -199,9 +199,9 @@
 //!
 //! **Messages**:
 //!
-//! - `Hello { magic, version, node, rule, quorum, cluster, nonce, auth }`:
-//!   `magic` is "BOSS", `version` the protocol version ([`wire::VERSION`], 4:
-//!   since `State` relays `held`);
+//! - `Hello { magic, version, node, rule, quorum, cluster, nonce, auth, serial }`:
+//!   `magic` is "BOSS", `version` the protocol version ([`wire::VERSION`], 5:
+//!   since `Hello` has `serial`, the count of the sender's earlier `Hello`s);
 //!   it stays variant 0 with `magic`, `version` and `node` first, so a `Hello`
 //!   of another version (version 1's has no `cluster`, `nonce`, `auth`) is read
 //!   that far and refused clearly. `node`
@@ -296,7 +296,7 @@
 //!
 //! **Duplicate connections** (two nodes that dial each other at once): only the
 //! node with the smaller address closes them, once the one it keeps is
-//! confirmed; it keeps the newest after a redial, else the one it dialled.
+//! confirmed; it keeps the one the other opened last (greatest `serial`).
 //! Closing one is not a peer loss. The rules and why: `src/node/connections.rs`.
 //!
 //! # Failure detection and reconnect

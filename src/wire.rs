@@ -14,8 +14,8 @@ pub const MAGIC: u32 = 0x424f_5353;
 /// the cluster name, the handshake nonce, the secret flag and `Proof`;
 /// version 3 whether a node may be master (`eligible` in `State`); version 4
 /// the relay of a master script that may still run elsewhere (`held`) and
-/// `Lost`.
-pub const VERSION: u16 = 4;
+/// `Lost`; version 5 the `Hello`'s `serial`.
+pub const VERSION: u16 = 5;
 /// Largest frame body accepted (the length prefix's limit), sealed or not.
 pub const MAX_FRAME: usize = 64 * 1024;
 /// Largest message body encoded: a sealed body is [`crate::auth::TAG`] bytes
@@ -135,6 +135,11 @@ pub enum Msg {
         nonce: [u8; crate::auth::NONCE],
         /// Whether the sender has a cluster secret: both sides must agree.
         auth: bool,
+        /// How many `Hello`s the sender sent before this one since it
+        /// started: of two connections to it, the one with the greater
+        /// `serial` is the one it opened later (see duplicate connections in
+        /// the crate docs, #wire-protocol).
+        serial: u64,
     },
     /// Every peer the sender is connected to; the receiver dials the ones it lacks.
     Members(Vec<SocketAddr>),
@@ -294,6 +299,7 @@ fn other_version(body: &[u8]) -> Option<Msg> {
         cluster: String::new(),
         nonce: [0; crate::auth::NONCE],
         auth: false,
+        serial: 0,
     })
 }
 

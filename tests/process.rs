@@ -234,6 +234,7 @@ fn fake_peer(node: SocketAddr, addr: SocketAddr) -> TcpStream {
         cluster: "boss".into(),
         nonce: [0; 32],
         auth: false,
+        serial: 0,
     };
     let mut buf = Vec::new();
     wire::encode(&hello, &mut buf).expect("encode Hello");
@@ -324,6 +325,7 @@ fn garbage_on_the_port_is_survived() {
             cluster: "boss".into(),
             nonce: [0; 32],
             auth: false,
+            serial: 0,
         },
         &mut bad_magic,
     )

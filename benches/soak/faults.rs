@@ -218,6 +218,7 @@ pub fn stream(
                 cluster: "boss".into(),
                 nonce: [0; 32],
                 auth: false,
+                serial: 0,
             };
             let mut buf = Vec::new();
             if wire::encode(&hello, &mut buf).is_err() || s.write_all(&buf).is_err() {

@@ -29,6 +29,7 @@ fn hello(auth: bool) -> Msg {
         cluster: "boss".into(),
         nonce: [3; 32],
         auth,
+        serial: 0,
     }
 }
 

@@ -267,6 +267,7 @@ impl World<'_> {
             },
             nonce: f.0.arbitrary().unwrap_or_default(),
             auth: self.cfg.secret.is_some() != (odd && f.bool()),
+            serial: if f.bool() { f.int(0, 4) } else { f.u64() },
         }
     }
 

@@ -152,8 +152,8 @@ impl Node {
         }
     }
 
-    /// Our `Hello` on a connection whose nonce is `nonce`.
-    pub(super) fn hello(&self, nonce: [u8; NONCE]) -> Msg {
+    /// Our `Hello` on a connection whose nonce is `nonce`, our `serial`-th.
+    pub(super) fn hello(&self, nonce: [u8; NONCE], serial: u64) -> Msg {
         Msg::Hello {
             magic: MAGIC,
             version: VERSION,
@@ -163,6 +163,7 @@ impl Node {
             cluster: self.cfg.cluster.clone(),
             nonce,
             auth: self.cfg.secret.is_some(),
+            serial,
         }
     }
 
@@ -200,7 +201,7 @@ impl Node {
         };
         // Both `Hello`s as they travelled: the decoder accepts a `Hello` only
         // in its one encoding, so encoding the value again gives its bytes.
-        let ours = crate::wire::body(&self.hello(c.auth.nonce)).unwrap_or_default();
+        let ours = crate::wire::body(&self.hello(c.auth.nonce, c.serial)).unwrap_or_default();
         let theirs = crate::wire::body(theirs).unwrap_or_default();
         let (role, dialler, acceptor) = if c.dialed.is_some() {
             (Role::Dialler, &ours, &theirs)

@@ -54,6 +54,7 @@ fn hello(cluster: &str, auth: bool, nonce: u8) -> Msg {
         cluster: cluster.into(),
         nonce: [nonce; 32],
         auth,
+        serial: 0,
     }
 }
 

@@ -4,20 +4,24 @@
 //! # Duplicate connections
 //!
 //! Two nodes that dial each other at once end with two
-//! connections (at most 4 per peer are kept open while they resolve). Only the
-//! node with the smaller address closes duplicates, once the one it keeps is
-//! confirmed (a frame after the `Hello` arrived on it):
-//! - A connection opened after another was confirmed means the peer redialled
-//!   after losing the old one: keep the newest (else every redial would be closed
-//!   until the old connection's end-of-stream arrives).
-//! - Otherwise both dialled at once: keep the one it dialled itself (the newest
-//!   such).
+//! connections, and so does a node whose peer redialled it while the old
+//! connection's end is still on its way (at most 4 per peer are kept open while
+//! they resolve). Only the node with the smaller address closes duplicates,
+//! once the one it keeps is confirmed (a frame after the `Hello` arrived on
+//! it). It keeps the one the node with the larger address opened last: the
+//! greatest `serial` in that node's `Hello`s, which count up from its start.
+//! That node closes none: it sends on the connection it opened last, the one
+//! its peer keeps, and sees the others closed.
 //!
-//! The node with the larger address closes none: it sends on its best guess and
-//! sees the others closed by its peer. Each end judges "which came first" by its
-//! own clock, so if both closed, they could close different ones and lose the
-//! pair, a vote gone on one side and still counted on the other (found by the
-//! simulator's `VoteHeld` check).
+//! Why the larger node's count, not a clock or who dialled: it closes a
+//! connection to a live peer only as it loses the peer (all of them), so the
+//! one it opened last is open on its side whenever an older one is. A choice by
+//! the smaller node's own view (the newest it saw, or the one it dialled) could
+//! keep a connection the other already closed, whose `Hello` was late over a
+//! slow link, and close the other's only live one: a vote gone on one side and
+//! still counted on the other (found by the simulator's `VoteHeld` check). If
+//! both ends closed duplicates they could close different ones and lose the
+//! pair the same way.
 //!
 //! Closing a duplicate is not a peer loss. Peer state (vote, last heard) belongs
 //! to the peer, not the connection, and only the kept connection carries
@@ -67,14 +71,16 @@ pub(super) struct Conn {
     pub(super) remote: SocketAddr,
     /// When it was opened (accepted, or its dial connected).
     pub(super) opened: Time,
-    /// When the first frame after the peer's `Hello` arrived.
-    confirmed_at: Option<Time>,
     pub(super) state: ConnState,
     /// Start of the current [`FLOOD_WINDOW`] and the frames counted in it.
     window_start: Time,
     window_frames: u32,
     /// The handshake's nonce and proof (see `super::auth`).
     pub(super) auth: ConnAuth,
+    /// The `serial` of our `Hello` on it, and of the peer's once it came
+    /// (see duplicate connections above).
+    pub(super) serial: u64,
+    their_serial: u64,
 }
 
 impl Conn {
@@ -104,18 +110,21 @@ impl Node {
             .timers
             .insert(now + self.cfg.handshake_timeout, Timer::Handshake(conn));
         let auth = self.conn_auth();
-        let hello = self.hello(auth.nonce());
+        let serial = self.hellos;
+        self.hellos += 1;
+        let hello = self.hello(auth.nonce(), serial);
         self.conns.insert(
             conn,
             Conn {
                 dialed,
                 remote,
                 opened: now,
-                confirmed_at: None,
                 state: ConnState::Handshaking { timer },
                 window_start: now,
                 window_frames: 0,
                 auth,
+                serial,
+                their_serial: 0,
             },
         );
         out.push(Output::Send(conn, hello));
@@ -317,6 +326,7 @@ impl Node {
                     quorum,
                     ref cluster,
                     auth,
+                    serial,
                     ..
                 } = msg
                 else {
@@ -355,6 +365,9 @@ impl Node {
                     }
                     self.drop_handshaking(now, conn, out);
                     return;
+                }
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.their_serial = serial;
                 }
                 if self.start_proof(conn, &msg, node, out) {
                     return; // the handshake ends with the peer's proof
@@ -401,12 +414,10 @@ impl Node {
     ) {
         if let Some(Conn {
             state: ConnState::Open { confirmed, .. },
-            confirmed_at,
             ..
         }) = self.conns.get_mut(&conn)
         {
             *confirmed = true;
-            confirmed_at.get_or_insert(now);
         }
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
@@ -491,16 +502,7 @@ impl Node {
     }
 
     /// With two or more open connections to one peer, keep one, once it is
-    /// confirmed, and close the others:
-    /// - A connection opened after another was confirmed (the peer had it open)
-    ///   means the peer dialled again because it lost the old one (a node dials
-    ///   only addresses it has no peer for): the old ones are dead on its side,
-    ///   keep the newest. Preferring the old one would close every redial for as
-    ///   long as the old one's end-of-stream takes to arrive.
-    /// - Otherwise both nodes dialled at once: keep the one dialled by the node
-    ///   with the smaller address (the newest such). Both sides choose the same
-    ///   one, and neither closes a connection the other side may still take for
-    ///   its only one.
+    /// confirmed, and close the others (see duplicate connections above).
     fn resolve_duplicates(&mut self, addr: SocketAddr, out: &mut Vec<Output>) {
         let Some(p) = self.peers.get(&addr) else {
             return;
@@ -557,22 +559,17 @@ impl Node {
     }
 
     /// Of the open connections `conns` to the peer at `addr`, the one to keep
-    /// (see `resolve_duplicates`): the newest after a redial, else the newest
-    /// dialled by the node with the smaller address.
+    /// (see duplicate connections above): the one the node with the larger
+    /// address opened last.
     fn best_conn(&self, addr: SocketAddr, conns: &[ConnId]) -> Option<ConnId> {
-        let opened = |id: &ConnId| self.conns.get(id).map_or(Duration::ZERO, |c| c.opened);
-        let last = conns.iter().map(opened).max().unwrap_or_default();
-        let redialled = conns
-            .iter()
-            .filter_map(|id| self.conns.get(id).and_then(|c| c.confirmed_at))
-            .any(|t| last > t);
-        let we_dial = self.me.addr < addr;
-        let key = |id: &ConnId| {
-            let c = self.conns.get(id);
-            let by_smaller = redialled || c.is_some_and(|c| c.dialed.is_some() == we_dial);
-            (by_smaller, opened(id), *id)
-        };
-        conns.iter().copied().max_by_key(key)
+        let theirs = self.me.addr < addr;
+        conns.iter().copied().max_by_key(|id| {
+            let serial = self
+                .conns
+                .get(id)
+                .map(|c| if theirs { c.their_serial } else { c.serial });
+            (serial, *id)
+        })
     }
 
     pub(super) fn conn_closed(
@@ -611,12 +608,19 @@ impl Node {
                     return;
                 };
                 p.conns.retain(|x| *x != conn);
-                if let Some(&next) = p.conns.first() {
+                if !p.conns.is_empty() {
                     // A duplicate went away; the pair stays connected.
-                    if p.send_conn == conn {
-                        p.send_conn = next;
+                    let left = p.conns.clone();
+                    if p.send_conn == conn
+                        && let Some(next) = self.best_conn(peer, &left)
+                    {
+                        if let Some(p) = self.peers.get_mut(&peer) {
+                            p.send_conn = next;
+                        }
                         out.push(Output::Send(next, self.state_msg(peer)));
                     }
+                    // The one it was waiting for may have gone.
+                    self.resolve_duplicates(peer, out);
                     return;
                 }
                 self.lose_peer(now, peer, Loss::Closed(reason), out);

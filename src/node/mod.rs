@@ -197,6 +197,8 @@ pub struct Node {
     summary_timer: Option<TimerId>,
     /// Handshake nonces and the refusals said per address (see `auth`).
     auth: auth::AuthState,
+    /// `Hello`s sent so far: the next one's `serial`.
+    hellos: u64,
     /// In standby: never master (see the crate docs, #election).
     standby: bool,
     /// The last [`Summary`] sent, to send the next only on a change.
@@ -294,6 +296,7 @@ impl Node {
             ratelog: RateLog::default(),
             summary_timer: None,
             auth: auth::AuthState::new(cfg_seed),
+            hellos: 0,
             standby,
             summary_said: None,
             watchdog_timer: None,

@@ -444,13 +444,14 @@ fn the_votes_timer_ends_the_role_at_vote_expiry() {
     );
 }
 
-/// Two nodes dialling each other at once end with one connection, the one the
-/// smaller address dialled, on both sides; neither closes that one, and
-/// neither loses the other. The larger side, which leaves the closing to the
-/// smaller, sends on that one as soon as it heard on it, not on its own dial
-/// (which the smaller side closes: a Pong sent there would be lost).
+/// Two nodes dialling each other at once end with one connection, the one
+/// the node with the larger address opened last, on both sides; neither
+/// closes that one, and neither loses the other. The larger side, which
+/// leaves the closing to the smaller, sends on that one as soon as it heard on
+/// it, not on the other (which the smaller side closes: a Pong sent there
+/// would be lost).
 #[test]
-fn duplicate_connections_keep_the_one_dialled_by_the_smaller_address() {
+fn duplicate_connections_keep_the_one_the_larger_address_opened_last() {
     for first in [0, 1] {
         let mut net = Fifo::new(vec![
             {
@@ -465,44 +466,48 @@ fn duplicate_connections_keep_the_one_dialled_by_the_smaller_address() {
             },
         ]);
         assert_eq!(net.dials.len(), 2, "both dial at start");
-        // Both dials connect before either side has read anything.
+        // Both dials connect before either side has read anything; node 2
+        // opens the one connected first first.
         if first == 1 {
             net.dials.reverse();
         }
+        // Whose dial node 2 opened last.
+        net.kept = 1 - first;
         for (i, a) in std::mem::take(&mut net.dials) {
             net.connect(i, a);
         }
         net.run();
         net.advance(ms(3000));
-        let case = format!("dial of node {} answered first", first + 1);
-        // Neither side ever closed an end of node 1's dial; node 2's went.
+        let case = format!("dial of node {} connected first", first + 1);
+        let kept = net.kept;
+        // Neither side ever closed an end of the kept one.
         let closed: Vec<_> = net
             .closed
             .iter()
-            .filter(|(i, c)| net.dialler.get(&(*i, *c)) == Some(&0))
+            .filter(|(i, c)| net.dialler.get(&(*i, *c)) == Some(&kept))
             .collect();
         assert!(
             closed.is_empty(),
-            "{case}: closed ends of node 1's dial: {closed:?}"
+            "{case}: closed ends of the kept one: {closed:?}"
         );
-        assert!(!net.closed.is_empty(), "{case}: node 2's dial is closed");
+        assert!(!net.closed.is_empty(), "{case}: the other is closed");
         // By node 1 only: the larger side leaves closing to the smaller.
         assert!(
             net.closed.iter().all(|(i, _)| *i == 0),
             "{case}: node 2 closed {:?}",
             net.closed
         );
-        // Each side sends on node 1's dial from the moment it heard on it:
-        // a frame sent on node 2's dial after that (a Pong, a State) may
-        // reach a closed end and be lost.
+        // Each side sends on the kept one from the moment it heard on it: a
+        // frame sent on the other after that (a Pong, a State) may reach a
+        // closed end and be lost.
         assert!(
             net.astray.is_empty(),
-            "{case}: sent on node 2's dial after hearing on node 1's: {:?} (frames lost: {:?})",
+            "{case}: sent on the other after hearing on the kept one: {:?} (frames lost: {:?})",
             net.astray,
             net.void
         );
-        let kept: Vec<_> = net.links.iter().collect();
-        assert_eq!(kept.len(), 2, "{case}: one connection (both ends) left");
+        let left: Vec<_> = net.links.iter().collect();
+        assert_eq!(left.len(), 2, "{case}: one connection (both ends) left");
         for i in 0..2 {
             assert_eq!(net.nodes[i].peers(), [addr(2 - i as u16)], "{case}");
             assert_eq!(net.nodes[i].connection_count(), 1, "{case}");
@@ -512,13 +517,8 @@ fn duplicate_connections_keep_the_one_dialled_by_the_smaller_address() {
                 .collect();
             assert!(lost.is_empty(), "{case}: node {}: {lost:?}", i + 1);
         }
-        // The one left is node 1's dial.
-        let (&(i, c), _) = kept[0];
-        assert_eq!(
-            net.dialler.get(&(i, c)),
-            Some(&0),
-            "{case}: node 1's dial is kept"
-        );
+        let (&(i, c), _) = left[0];
+        assert_eq!(net.dialler.get(&(i, c)), Some(&kept), "{case}");
     }
 }
 
@@ -542,8 +542,10 @@ struct Fifo {
     void: Vec<(usize, ConnId, Msg)>,
     /// The ends on which a node has received a frame after the Hello.
     heard: std::collections::BTreeSet<(usize, ConnId)>,
-    /// Frames a node sent on node 2's dial after it had heard on node 1's.
+    /// Frames a node sent on the other dial after it had heard on the dial
+    /// of node `kept`.
     astray: Vec<(usize, ConnId, Msg)>,
+    kept: usize,
     lines: Vec<Vec<String>>,
 }
 
@@ -561,6 +563,7 @@ impl Fifo {
             void: Vec::new(),
             heard: Default::default(),
             astray: Vec::new(),
+            kept: 0,
             lines: Vec::new(),
         };
         for c in cfgs {
@@ -623,10 +626,13 @@ impl Fifo {
             match o {
                 Output::Dial(a) => self.dials.push((i, a)),
                 Output::Send(c, msg) => {
-                    let on_first = |(j, x): &(usize, ConnId)| {
-                        *j == i && self.dialler.get(&(*j, *x)) == Some(&0)
+                    let kept = self.kept;
+                    let on_kept = |(j, x): &(usize, ConnId)| {
+                        *j == i && self.dialler.get(&(*j, *x)) == Some(&kept)
                     };
-                    if self.dialler.get(&(i, c)) == Some(&1) && self.heard.iter().any(on_first) {
+                    if self.dialler.get(&(i, c)) == Some(&(1 - kept))
+                        && self.heard.iter().any(on_kept)
+                    {
                         self.astray.push((i, c, msg.clone()));
                     }
                     match self.links.get(&(i, c)) {

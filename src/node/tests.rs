@@ -1025,6 +1025,7 @@ pub(super) fn hello(node: SocketAddr, started: u64) -> Msg {
         cluster: "boss".into(),
         nonce: [0; 32],
         auth: false,
+        serial: 0,
     }
 }
 

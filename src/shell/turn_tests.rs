@@ -38,6 +38,7 @@ fn hello() -> Vec<u8> {
         cluster: "boss".into(),
         nonce: [0; 32],
         auth: false,
+        serial: 0,
     };
     wire::encode(&msg, &mut buf).unwrap();
     buf
@@ -289,6 +290,7 @@ fn with_a_secret_every_frame_after_the_hellos_is_sealed_whatever_the_budget() {
         cluster: "boss".into(),
         nonce: [9; 32],
         auth: true,
+        serial: 0,
     };
     let keys = Keys::derive(
         &secret(),

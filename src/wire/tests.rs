@@ -21,6 +21,7 @@ fn all_msgs() -> Vec<Msg> {
             cluster: "boss".into(),
             nonce: [7; 32],
             auth: false,
+            serial: 0,
         },
         Msg::Hello {
             magic: MAGIC,
@@ -35,6 +36,7 @@ fn all_msgs() -> Vec<Msg> {
             cluster: "x".repeat(MAX_CLUSTER),
             nonce: [0xff; 32],
             auth: true,
+            serial: 0,
         },
         Msg::Members(vec![
             info(1).addr,
@@ -282,15 +284,15 @@ fn hello() -> Msg {
 fn a_hello_is_accepted_only_in_its_one_encoding() {
     let body = body(&hello()).unwrap();
     assert_eq!(decode_body(&body), Ok(hello()));
-    // The same value with an over-long varint (the version, 4, as 0x84
+    // The same value with an over-long varint (the version, 5, as 0x85
     // 0x00): it may read as the same value, but it is not the bytes the
     // sender hashed.
-    assert_eq!(VERSION, 4);
+    assert_eq!(VERSION, 5);
     // After the variant (one byte) and the magic (a varint).
     let at = 1 + postcard::to_allocvec(&MAGIC).unwrap().len();
-    assert_eq!(body[at], 4);
+    assert_eq!(body[at], 5);
     let mut long = body[..at].to_vec();
-    long.extend_from_slice(&[0x84, 0x00]);
+    long.extend_from_slice(&[0x85, 0x00]);
     long.extend_from_slice(&body[at + 1..]);
     assert_eq!(decode_body(&long), Err(WireError::Malformed));
     // A trailing byte.
@@ -321,6 +323,7 @@ fn a_hello_is_accepted_only_in_its_one_encoding() {
             cluster: cluster.into(),
             nonce,
             auth,
+            serial: 0,
         };
         let bytes = postcard::to_allocvec(&bad).unwrap();
         assert_eq!(
@@ -388,6 +391,7 @@ fn a_hello_of_another_version_laid_out_as_this_one_is_read_for_its_refusal() {
             cluster: String::new(),
             nonce,
             auth: true,
+            serial: 0,
         };
         let bytes = postcard::to_allocvec(&other).unwrap();
         let Ok(Msg::Hello {

@@ -1002,6 +1002,7 @@ pub fn hello_msg(addr: SocketAddr, started: u64, rule: boss::election::Rule) -> 
         cluster: "boss".into(),
         nonce: [0; 32],
         auth: false,
+        serial: 0,
     }
 }
 
