@@ -134,17 +134,27 @@ impl Params {
     /// - the `Members` of the new connection name a node that this one already
     ///   has in backoff: up to `backoff_max` again before it is dialled;
     /// - a silent loss of the node voted for withholds the vote for a lease of
-    ///   30 ms; and the election settles in a few more round trips.
+    ///   30 ms; and the election settles in a few more round trips;
+    /// - with a health check, a box whose health changed before the quiet (a
+    ///   node thawed starts its count again) changes its node's eligibility
+    ///   only after `rise` or `fall` checks in a row: one interval more than
+    ///   that many (seed 357375 ended as a node stepped down on its third
+    ///   failed check, its `State` still on the way).
     ///
     /// Rounded up generously: `2 × slow_max + handshake + 2 × backoff_max +
-    /// 4 × timeout + 50 hops + 100 ms` (timer ticks are 10 ms).
+    /// 4 × timeout + 50 hops + 100 ms` (timer ticks are 10 ms), plus the
+    /// check's `(max(rise, fall) + 1) × interval`.
     pub fn quiet_bound(&self) -> Duration {
+        let check = self.check.map_or(Duration::ZERO, |(interval, rise, fall)| {
+            interval * (rise.max(fall) + 1)
+        });
         self.slow_max * 2
             + self.handshake
             + self.backoff_max * 2
             + self.timeout * 4
             + self.delay.1 * 50
             + 100 * MS
+            + check
     }
 
     pub(crate) fn config(&self, slot: usize, started: u64, priority: u32) -> Config {
