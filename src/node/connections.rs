@@ -360,7 +360,7 @@ impl Node {
                     }
                     // A refused peer is not retried: the operator must fix it.
                     if let Some(addr) = self.conns.get(&conn).and_then(|c| c.dialed) {
-                        self.remove_target(addr);
+                        self.remove_target(addr, out);
                         self.names_refused(addr);
                     }
                     self.drop_handshaking(now, conn, out);
@@ -440,7 +440,7 @@ impl Node {
     ) {
         // A `-c` waiting for this dial hears how it ended, in one line.
         let report = dialed.filter(|a| self.targets.get(a).is_some_and(|t| t.report));
-        self.dial_reached(dialed, node.addr);
+        self.dial_reached(dialed, node.addr, out);
         if let Some(p) = self.peers.get(&node.addr)
             && p.info.started != node.started
         {

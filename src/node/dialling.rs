@@ -182,9 +182,15 @@ impl Node {
         }
     }
 
-    pub(super) fn remove_target(&mut self, addr: SocketAddr) {
+    /// Forgets the target `addr`; a dial of it still in flight (a second
+    /// dial, asked for while the first one's connection was in its
+    /// handshake) is cancelled, else the shell would connect it unasked.
+    pub(super) fn remove_target(&mut self, addr: SocketAddr, out: &mut Vec<Output>) {
         if let Some(mut t) = self.targets.remove(&addr) {
             self.timers.stop(&mut t.timer);
+            if t.is_dialing() {
+                out.push(Output::CancelDial(addr));
+            }
         }
     }
 
@@ -196,7 +202,7 @@ impl Node {
             return;
         }
         if self.peers.contains_key(&addr) {
-            self.remove_target(addr);
+            self.remove_target(addr, out);
             return;
         }
         t.next_try = None;
@@ -235,14 +241,19 @@ impl Node {
     /// A connection completed its handshake with the node at `node`, by a
     /// dial of `dialed` if we dialled: a dial that reached a node answers that
     /// target, whatever the node calls itself, and both count as tried.
-    pub(super) fn dial_reached(&mut self, dialed: Option<SocketAddr>, node: SocketAddr) {
+    pub(super) fn dial_reached(
+        &mut self,
+        dialed: Option<SocketAddr>,
+        node: SocketAddr,
+        out: &mut Vec<Output>,
+    ) {
         for addr in [dialed, Some(node)].into_iter().flatten() {
             self.join_untried.remove(&addr);
             self.join_unreached.remove(&addr);
             if let Some(t) = self.targets.get(&addr)
                 && !t.is_dialing()
             {
-                self.remove_target(addr);
+                self.remove_target(addr, out);
             }
         }
     }
@@ -450,7 +461,7 @@ impl Node {
         if t.is_learnt() && crowded && t.failures >= 2 {
             // One of many learnt addresses that does not answer: dropped
             // without a line (a peer could make this node say thousands).
-            self.remove_target(addr);
+            self.remove_target(addr, out);
             return;
         }
         if t.report {
@@ -461,7 +472,7 @@ impl Node {
             }));
         }
         if t.wanted == Wanted::Once {
-            self.remove_target(addr);
+            self.remove_target(addr, out);
             return;
         }
         if t.forget_at.is_some_and(|f| now >= f) {
@@ -469,7 +480,7 @@ impl Node {
                 addr,
                 error: error.to_string(),
             }));
-            self.remove_target(addr);
+            self.remove_target(addr, out);
             return;
         }
         if !t.outage_said && t.forget_at.is_none() {

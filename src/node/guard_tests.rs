@@ -864,3 +864,42 @@ fn when_the_one_to_keep_ends_the_next_best_is_kept() {
     let out = frame(&mut n, t + ms(2), again, Msg::Ping(3));
     assert_eq!(out, [Output::Send(again, Msg::Pong(3))]);
 }
+
+/// A second `-c` while the first one's connection is in its handshake dials
+/// again; when that handshake is refused (a refused peer is not retried), the
+/// second dial, still in flight, is cancelled: the node forgot the address,
+/// and would else be connected unasked and dial it twice (simulator intruder
+/// seeds 3332 and 3937, `DialProtocol`).
+#[test]
+fn a_refusal_cancels_a_second_dial_of_that_address() {
+    let mut n = node(cfg(1, 100));
+    let (first, t) = (conn(1), ms(1000));
+    let out = feed(&mut n, t, Input::Line("-c 10.0.0.1 2".into()));
+    assert!(out.contains(&Output::Dial(addr(2))), "{out:?}");
+    feed(
+        &mut n,
+        t,
+        Input::Connected {
+            conn: first,
+            addr: addr(2),
+        },
+    );
+    let out = feed(&mut n, t + ms(1), Input::Line("-c 10.0.0.1 2".into()));
+    assert!(out.contains(&Output::Dial(addr(2))), "{out:?}");
+    let mut theirs = hello(2, 200);
+    if let Msg::Hello { auth, .. } = &mut theirs {
+        *auth = true;
+    }
+    let out = frame(&mut n, t + ms(2), first, theirs);
+    assert!(out.contains(&Output::Close(first)), "{out:?}");
+    assert!(
+        events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::Refused { addr: a, .. } if *a == addr(2))),
+        "{out:?}"
+    );
+    assert!(out.contains(&Output::CancelDial(addr(2))), "{out:?}");
+    // Asked again, it dials once more (nothing of it is in flight).
+    let out = feed(&mut n, t + ms(3), Input::Line("-c 10.0.0.1 2".into()));
+    assert!(out.contains(&Output::Dial(addr(2))), "{out:?}");
+}
