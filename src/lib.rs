@@ -249,8 +249,9 @@
 //!   bytes; the rest is counted and said every 2 s.
 //! - `Goodbye`: clean shutdown. Peers drop the sender at once and do not redial
 //!   it, not even a `--join` address (when it starts again, it dials them).
-//! - `Lost`: the sender, its master script alive, drops the receiver: a
-//!   silent loss for the receiver ([scripts](crate#scripts)).
+//! - `Lost`: the sender, its master script alive, drops the receiver: a silent
+//!   loss ([scripts](crate#scripts)); on a connection older than another open
+//!   one (a smaller `serial`), the end of that connection only.
 //! - `Proof(p)`: with a cluster secret, each side's first frame after the
 //!   `Hello`s (see below).
 //!
@@ -295,9 +296,8 @@
 //! lines are collapsed by [`ratelog`]): `src/node/strangers.rs`.
 //!
 //! **Duplicate connections** (two nodes that dial each other at once): only the
-//! node with the smaller address closes them, once the one it keeps is
-//! confirmed; it keeps the one the other opened last (greatest `serial`).
-//! Closing one is not a peer loss. The rules and why: `src/node/connections.rs`.
+//! node with the smaller address closes them, once the one it keeps is confirmed; it keeps the
+//! one the other opened last (greatest `serial`). Closing one is not a peer loss. Why: `src/node/connections.rs`.
 //!
 //! # Failure detection and reconnect
 //!

@@ -558,6 +558,16 @@ impl Node {
         }
     }
 
+    /// Whether the peer at `addr` has a connection open that it opened after
+    /// `conn` (a greater `serial` in its `Hello`).
+    pub(super) fn opened_since(&self, addr: SocketAddr, conn: ConnId) -> bool {
+        let serial = |id: &ConnId| self.conns.get(id).map(|c| c.their_serial);
+        let Some(p) = self.peers.get(&addr) else {
+            return false;
+        };
+        p.conns.iter().any(|c| serial(c) > serial(&conn))
+    }
+
     /// Of the open connections `conns` to the peer at `addr`, the one to keep
     /// (see duplicate connections above): the one the node with the larger
     /// address opened last.

@@ -903,3 +903,43 @@ fn a_refusal_cancels_a_second_dial_of_that_address() {
     let out = feed(&mut n, t + ms(3), Input::Line("-c 10.0.0.1 2".into()));
     assert!(out.contains(&Output::Dial(addr(2))), "{out:?}");
 }
+
+/// A `Lost` on a connection the peer opened before another one still open
+/// ends that connection only: the peer dropped this node and dialled it
+/// again, and counts its vote on the new one. Taking it for the peer's loss
+/// moved a vote the peer still counted (simulator seed 403720, `VoteHeld`).
+/// A `Lost` on the newest connection is the peer's loss.
+#[test]
+fn a_lost_on_a_connection_the_peer_since_replaced_ends_that_one_only() {
+    let mut n = node(cfg(2, 100));
+    let (old, new) = (conn(1), conn(2));
+    let t = ms(1000);
+    for (c, serial) in [(old, 0), (new, 1)] {
+        feed(
+            &mut n,
+            t,
+            Input::Accepted {
+                conn: c,
+                from: addr(1),
+            },
+        );
+        frame(&mut n, t, c, hello_n(1, 200, serial));
+        frame(&mut n, t, c, Msg::Members(vec![]));
+    }
+    assert_eq!(n.connection_count(), 2, "the larger side closes none");
+    let out = frame(&mut n, t + ms(1), old, Msg::Lost);
+    assert!(out.contains(&Output::Close(old)), "{out:?}");
+    assert!(events(&out).is_empty(), "not a loss: {out:?}");
+    assert_eq!(n.peers(), [addr(1)]);
+    let out = frame(&mut n, t + ms(2), new, Msg::Ping(3));
+    assert_eq!(out, [Output::Send(new, Msg::Pong(3))]);
+    let out = frame(&mut n, t + ms(3), new, Msg::Lost);
+    assert!(
+        events(&out).contains(&Event::PeerLost {
+            addr: addr(1),
+            reason: crate::event::LostReason::Dropped,
+        }),
+        "{out:?}"
+    );
+    assert!(n.peers().is_empty());
+}

@@ -126,7 +126,12 @@ impl Node {
     }
 
     /// `Goodbye` or `Lost` on one of the peer's current connections: it is
-    /// lost (not on a connection since replaced).
+    /// lost (not on a connection since replaced). A `Lost` on a connection
+    /// the peer opened before another one still open is older than that
+    /// one: the peer dropped this node and dialled it again (or was already
+    /// dialling it, and took the new connection for a new start), so only
+    /// that connection ends. Taking it for the peer's loss left the peer
+    /// counting the vote this node then moved (simulator seed 403720).
     fn peer_ended(
         &mut self,
         now: Time,
@@ -135,13 +140,19 @@ impl Node {
         why: Loss,
         out: &mut Vec<Output>,
     ) {
-        if self
+        if !self
             .peers
             .get(&addr)
             .is_some_and(|p| p.conns.contains(&conn))
         {
-            self.lose_peer(now, addr, why, out);
+            return;
         }
+        if matches!(why, Loss::Dropped) && self.opened_since(addr, conn) {
+            self.conn_closed(now, conn, CloseReason::Eof, out);
+            out.push(Output::Close(conn));
+            return;
+        }
+        self.lose_peer(now, addr, why, out);
     }
 
     /// A `Pong` to our `Ping` sent at `x` µs: its round trip (unless it may
