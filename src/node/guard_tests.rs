@@ -943,3 +943,39 @@ fn a_lost_on_a_connection_the_peer_since_replaced_ends_that_one_only() {
     );
     assert!(n.peers().is_empty());
 }
+
+/// The larger side closes no duplicate: it sends on the connection it opened
+/// last, the one the smaller side keeps, its `Hello`s counting up from 0.
+#[test]
+fn the_larger_side_sends_on_the_connection_it_opened_last() {
+    let mut n = node(cfg(2, 100));
+    let (a, b) = (conn(1), conn(2));
+    let t = ms(1000);
+    let mut serials = Vec::new();
+    for (c, theirs) in [(a, 1), (b, 0)] {
+        let out = feed(
+            &mut n,
+            t,
+            Input::Accepted {
+                conn: c,
+                from: addr(1),
+            },
+        );
+        serials.extend(out.iter().filter_map(|o| match o {
+            Output::Send(x, Msg::Hello { serial, .. }) if *x == c => Some(*serial),
+            _ => None,
+        }));
+        frame(&mut n, t, c, hello_n(1, 200, theirs));
+    }
+    assert_eq!(serials, [0, 1], "our Hellos count up");
+    // Node 1's frame on `b` confirms it; this node moved to it at its
+    // handshake, with its state, and answers there.
+    let out = frame(&mut n, t + ms(1), b, Msg::Members(vec![]));
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Close(_))),
+        "{out:?}"
+    );
+    let out = frame(&mut n, t + ms(2), a, Msg::Ping(3));
+    assert_eq!(out, [Output::Send(b, Msg::Pong(3))]);
+    assert_eq!(n.connection_count(), 2, "the larger side closes none");
+}
