@@ -109,7 +109,7 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub fall: u32,
-    /// Store the highest epoch promised in DIR/epoch (created 0700), so epochs keep growing across restarts of the whole cluster
+    /// Store the highest epoch promised in DIR/epoch (created 0700), so epochs keep growing across restarts of the whole cluster; a node that finds a promise there sits out the kill grace and the timeout after its start (not eligible, no vote)
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<std::path::PathBuf>,
     /// Stop redialling a lost peer (not a --join one) after this long

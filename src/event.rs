@@ -51,6 +51,7 @@
 //! | `script_cleared` | `role`, `stopping` | `ROLE script cleared[ (stopping the running one)]` |
 //! | `script_cleared_after_run` | `role` | `ROLE script cleared after its run (-loop 0)` |
 //! | `script_held` | `peer` | `master script held: PEER's may still run` |
+//! | `restart_hold` | `hold_ms` | `restarted: not eligible and voting for nobody for DUR (a master script elsewhere may still be stopping)` |
 //! | `check_line` | `stderr`, `line` | `[check] LINE`, `[check stderr] LINE` |
 //! | `check_result` | `passed`, `status` | `check passed`, `check failed: STATUS` |
 //! | `check_state` | `passing`, `count` | `check passing (N in a row): this node may be master` / `check failing (N in a row): this node will not be master` |
@@ -204,6 +205,13 @@ pub enum Event {
     /// This node is master, but its master script waits: `peer`'s master
     /// script may still run (see the crate docs, #scripts: handover).
     ScriptHeld { peer: SocketAddr },
+    /// This node restarted (`--state-dir` had a promise): it is not eligible
+    /// and votes for nobody for `hold`, the kill grace and the timeout (see
+    /// the crate docs, #scripts: handover).
+    RestartHold {
+        #[serde(rename = "hold_ms", serialize_with = "ms")]
+        hold: Duration,
+    },
     /// A line the health check printed (the first few of each run).
     CheckLine { stderr: bool, line: String },
     /// A check's result when it differs from the one before: `status` is how
@@ -256,6 +264,7 @@ impl Event {
             Event::ScriptCleared { .. } => "script_cleared",
             Event::ScriptClearedAfterRun { .. } => "script_cleared_after_run",
             Event::ScriptHeld { .. } => "script_held",
+            Event::RestartHold { .. } => "restart_hold",
             Event::CheckLine { .. } => "check_line",
             Event::CheckResult { .. } => "check_result",
             Event::CheckState { .. } => "check_state",
@@ -295,6 +304,9 @@ const STOPPING: &str = " (stopping the running one)";
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
+
+/// The reason a restarted node's line gives (see [`Event::RestartHold`]).
+pub(crate) const RESTART_WHY: &str = " (a master script elsewhere may still be stopping)";
 
 impl fmt::Display for Event {
     /// The console line, exactly as the man page documents it.
@@ -450,6 +462,11 @@ impl fmt::Display for Event {
             Event::ScriptHeld { peer } => {
                 write!(f, "master script held: {peer}'s may still run")
             }
+            Event::RestartHold { hold } => write!(
+                f,
+                "restarted: not eligible and voting for nobody for {}{RESTART_WHY}",
+                human(*hold)
+            ),
             Event::CheckLine { stderr, line } => {
                 let stream = if *stderr { " stderr" } else { "" };
                 write!(f, "[check{stream}] {line}")

@@ -37,8 +37,7 @@
 //! [Scripts](crate#scripts), [Operating from
 //! outside](crate#operating-from-outside), [Invariants](crate#invariants) and
 //! [Defaults](crate#defaults). The code links to them by these anchors
-//! (`crate#election`). Where the code and this page disagree, one of them is
-//! wrong.
+//! (`crate#election`); where the code and this page disagree, one is wrong.
 //!
 //! # Shape
 //!
@@ -344,8 +343,7 @@
 //! Each peer has one timer (none while vouched for), armed at the earlier of
 //! its next ping and its timeout, re-armed lazily (not on every frame), and
 //! before the node sleeps ([`Node::poll_timeout`]) if it would only re-arm.
-//! Every [`Node::handle_timeout`] first drops the peers silent past the
-//! timeout.
+//! Every [`Node::handle_timeout`] first drops the peers silent past the timeout.
 //!
 //! **Reconnect.** A peer lost without `Goodbye`, without a restart and without
 //! flooding is redialled after 100 ms, the wait doubling to 5 s, until it answers
@@ -506,6 +504,10 @@
 //!   heartbeat, the lease's margin and the kill grace after such a loss, and a
 //!   voter that loses its master that way holds its vote (the lease) the kill
 //!   grace longer, so no new master is elected before.
+//! - A node restarted with `--state-dir` (a promise stored) is not eligible and
+//!   votes for nobody for the kill grace and the timeout
+//!   ([`event::Event::RestartHold`]): it may have been the one voter the next
+//!   quorum shares with the old master's, and forgot that master's script.
 //!
 //! **Loop and sleep.** When a script ends, the node waits `-sslp` (1 s) and runs
 //! it again (`-loop 1`), or clears it (`-loop 0`). A script that keeps failing
@@ -520,8 +522,7 @@
 //!
 //! **Start failures.** A script that can never start (not found, not executable)
 //! gives one line and is cleared. A transient failure (EMFILE, ENFILE, EAGAIN,
-//! ENOMEM, ETXTBSY) is retried after 100 ms, doubling up to 10 s, said once until
-//! a start works.
+//! ENOMEM, ETXTBSY) is retried after 100 ms, doubling up to 10 s, said once until a start works.
 //!
 //! **Output rate.** Script lines are relayed as `[role] line` or
 //! `[role stderr] line`, escaped: a burst of 200, then 200 lines a second; the
@@ -535,9 +536,8 @@
 //! background job ends only if the script's trap ends it. The health check and
 //! the notify hook hold nothing to give back; theirs is SIGKILL.
 //!
-//! A new master starts its master script at once. Known limit: a frozen node
-//! (SIGSTOP, a stalled VM) cannot stop its script while frozen, and the others
-//! elect a new master after the timeout.
+//! Known limit: a frozen node (SIGSTOP, a stalled VM) cannot stop its script while frozen,
+//! and the others elect a new master after the timeout.
 //!
 //! # Invariants
 //!

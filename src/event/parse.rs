@@ -68,6 +68,11 @@ fn parse_loose(line: &str) -> Option<Event> {
     if let Some(e) = parse_check(line) {
         return Some(e);
     }
+    if let Some(rest) = line.strip_prefix("restarted: not eligible and voting for nobody for ") {
+        return Some(Event::RestartHold {
+            hold: duration(rest.strip_suffix(super::RESTART_WHY)?)?,
+        });
+    }
     if let Some(rest) = line.strip_prefix("master script held: ") {
         return Some(Event::ScriptHeld {
             peer: addr(rest.strip_suffix("'s may still run")?)?,

@@ -43,6 +43,9 @@ fn samples() -> Vec<Event> {
         Event::Leaving,
         Event::Standby { on: true },
         Event::ScriptHeld { peer: x },
+        Event::RestartHold {
+            hold: Duration::from_secs(3),
+        },
         Event::CheckLine {
             stderr: false,
             line: "ok".into(),
@@ -297,7 +300,7 @@ fn every_event_parses_back_from_its_line() {
 #[test]
 fn the_sample_covers_every_event() {
     let names: std::collections::BTreeSet<_> = samples().iter().map(Event::name).collect();
-    assert_eq!(names.len(), 33, "{names:?}");
+    assert_eq!(names.len(), 34, "{names:?}");
     for n in names {
         assert!(
             n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),

@@ -136,6 +136,9 @@ pub struct Node {
     /// Its vote for another node is a promise at that node's candidate epoch.
     tied: bool,
     lease_until: Option<Time>,
+    /// Restarted (a promise stored by `--state-dir`): not eligible and voting
+    /// for nobody until the lease ends (see the crate docs, #scripts).
+    restart_hold: bool,
     lease_timer: Option<TimerId>,
     /// Our vote withdrawn from a live peer and not yet acknowledged: we vote
     /// for nobody until it is (see the crate docs, #election: vote release).
@@ -258,6 +261,7 @@ impl Node {
             candidate: None,
             tied: false,
             lease_until: None,
+            restart_hold: false,
             lease_timer: None,
             withdrawal: None,
             now: Duration::ZERO,
@@ -343,6 +347,14 @@ impl Node {
             self.add_name(name, true, out);
         }
         self.pump_lookups(now, out);
+        if self.cfg.epoch_floor > 0 {
+            // Restarted: a master script this node knew of may still be
+            // stopping where it cannot see (see the crate docs, #scripts).
+            let hold = self.cfg.kill_grace + self.cfg.timeout;
+            self.restart_hold = true;
+            self.start_lease(now, hold);
+            out.push(Output::Event(Event::RestartHold { hold }));
+        }
         self.run_election(now, out);
         self.arm_watchdog(now);
         self.check_start(now, out);

@@ -177,10 +177,10 @@ impl Status {
 impl Node {
     // ----- what the node tells the outside -----
 
-    /// Whether this node may be master: not in standby, and its health check
-    /// (if any) passing.
+    /// Whether this node may be master: not in standby, not leaving, not just
+    /// restarted, and its health check (if any) passing.
     pub(super) fn eligible(&self) -> bool {
-        !self.standby && !self.quitting && self.check_passing()
+        !self.standby && !self.quitting && !self.restart_hold && self.check_passing()
     }
 
     /// Whether this node is in standby.
@@ -275,10 +275,13 @@ impl Node {
         let in_view = self.peers.len() + 1;
         let none_eligible = !self.eligible() && self.peers.values().all(|p| !p.eligible);
         // A peer tells only whether it is eligible, not why. A node without
-        // a check is ineligible only in standby and says so as before; a node
-        // with one says only what it knows: each is in standby or failing its
-        // check (see the crate docs, #election).
-        let why = match (none_eligible, self.cfg.check.is_some()) {
+        // a check or `--state-dir` is ineligible only in standby and says so
+        // as before; a node with either says only what it knows: each is in
+        // standby, failing its check or just restarted (see the crate docs,
+        // #election, #scripts).
+        let other_reasons =
+            self.cfg.check.is_some() || self.cfg.state_dir.is_some() || self.cfg.epoch_floor > 0;
+        let why = match (none_eligible, other_reasons) {
             (false, _) => "",
             (true, true) => ", none eligible",
             (true, false) => ", all in standby",

@@ -257,7 +257,8 @@ impl Node {
     /// timers' rounding (the lease, see the crate docs, #election), and
     /// `extra` more.
     pub(super) fn start_lease(&mut self, now: Time, extra: Duration) {
-        let until = now + self.lease_margin() + extra;
+        // Never shortens one running (a restart's, a kill grace's).
+        let until = (now + self.lease_margin() + extra).max(self.lease_until.unwrap_or_default());
         self.lease_until = Some(until);
         self.timers
             .rearm(&mut self.lease_timer, until, Timer::Lease);
@@ -276,7 +277,12 @@ impl Node {
     pub(super) fn lease_due(&mut self, now: Time, id: TimerId, out: &mut Vec<Output>) {
         if fired(&mut self.lease_timer, id) {
             self.lease_until = None;
-            self.run_election(now, out);
+            if self.restart_hold {
+                self.restart_hold = false;
+                self.eligibility_changed(now, out);
+            } else {
+                self.run_election(now, out);
+            }
         }
     }
 
@@ -397,9 +403,13 @@ impl Node {
         let Some(p) = self.peers.get_mut(&addr) else {
             return;
         };
+        // Its first `State` is news whatever its `seq`: a node whose state
+        // never changed since it started still sends seq 0, and may not be
+        // eligible (restarted, in standby) or hold a vote.
+        let first = !p.stated;
         p.stated = true;
         p.acked = p.acked.max(ack);
-        if seq <= p.seq {
+        if seq <= p.seq && !first {
             // Stale (it came on a connection since replaced); the ack
             // above still counts.
             self.run_election(now, out);

@@ -139,11 +139,13 @@ impl Params {
     ///   node thawed starts its count again) changes its node's eligibility
     ///   only after `rise` or `fall` checks in a row: one interval more than
     ///   that many (seed 357375 ended as a node stepped down on its third
-    ///   failed check, its `State` still on the way).
+    ///   failed check, its `State` still on the way);
+    /// - a node restarted just before sits out the kill grace and a timeout
+    ///   (its restart hold): `kill_grace` more.
     ///
     /// Rounded up generously: `2 × slow_max + handshake + 2 × backoff_max +
     /// 4 × timeout + 50 hops + 100 ms` (timer ticks are 10 ms), plus the
-    /// check's `(max(rise, fall) + 1) × interval`.
+    /// check's `(max(rise, fall) + 1) × interval` and the kill grace.
     pub fn quiet_bound(&self) -> Duration {
         let check = self.check.map_or(Duration::ZERO, |(interval, rise, fall)| {
             interval * (rise.max(fall) + 1)
@@ -155,6 +157,7 @@ impl Params {
             + self.delay.1 * 50
             + 100 * MS
             + check
+            + self.kill_grace
     }
 
     pub(crate) fn config(&self, slot: usize, started: u64, priority: u32) -> Config {
