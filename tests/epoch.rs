@@ -126,3 +126,54 @@ fn boss_epoch_grows_over_five_failovers() {
         "every new master's epoch is greater: {epochs:?}"
     );
 }
+
+/// A node restarted with its promise stored says it sits out the kill grace
+/// and the timeout, and takes the role (alone, quorum 1) only after that;
+/// its first start says nothing of the kind (see the man page, SCRIPTS).
+#[test]
+fn a_restarted_node_sits_out_the_kill_grace_and_the_timeout() {
+    let dir = Dir::new("epochhold");
+    let state = dir.file("state");
+    let m = dir.script("m.sh", "echo \"epoch $BOSS_EPOCH\"; exec sleep 1000");
+    let args = [
+        "--quorum",
+        "1",
+        "--kill-grace",
+        "200ms",
+        "--heartbeat",
+        "200ms",
+        "--timeout",
+        "800ms",
+        "--state-dir",
+        state.as_str(),
+        "-ms",
+        m.as_str(),
+    ];
+    let holds = |l: &str| matches!(event(l), Some(Event::RestartHold { .. }));
+    let a = Boss::start("A", &args);
+    let first = script_epoch(&a);
+    assert!(
+        !a.lines().iter().any(|l| holds(l)),
+        "a first start holds nothing"
+    );
+    a.cmd("-q");
+    assert!(a.wait_exit(SOON).or_dump(&[&a]).success());
+    let b = Boss::start("B", &args);
+    let said = b.wait_line_at(0, holds, SOON).or_dump(&[&b]);
+    assert_eq!(
+        event(&said.text),
+        Some(Event::RestartHold {
+            hold: std::time::Duration::from_millis(1000)
+        }),
+        "the kill grace and the timeout"
+    );
+    let became = b
+        .wait_line_at(0, master_changed_to(b.addr()), SOON)
+        .or_dump(&[&b]);
+    let waited = became.at - said.at;
+    assert!(
+        waited >= std::time::Duration::from_millis(950),
+        "master {waited:?} after the hold began"
+    );
+    assert!(script_epoch(&b) > first);
+}
