@@ -296,7 +296,7 @@
 //!
 //! **Duplicate connections** (two nodes that dial each other at once): only the
 //! node with the smaller address closes them, once the one it keeps is confirmed; it keeps the
-//! one the other opened last (greatest `serial`). Closing one is not a peer loss. Why: `src/node/connections.rs`.
+//! one the other opened last (greatest `serial`). Closing one is not a peer loss. Why: `src/node/duplicates.rs`.
 //!
 //! # Failure detection and reconnect
 //!

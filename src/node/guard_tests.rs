@@ -979,3 +979,58 @@ fn the_larger_side_sends_on_the_connection_it_opened_last() {
     assert_eq!(out, [Output::Send(b, Msg::Pong(3))]);
     assert_eq!(n.connection_count(), 2, "the larger side closes none");
 }
+
+/// The larger side lost a peer while an older connection to it was still in
+/// its handshake: when that one completes, it is closed, not taken for the
+/// peer's return. The smaller side may hold the newer connection, dead
+/// (its end still on the way), and would keep it and close the old one, the
+/// only live one (simulator seed 399201, `VoteHeld`). A connection opened
+/// after the loss is taken.
+#[test]
+fn a_connection_older_than_one_closed_at_a_loss_is_not_taken_for_the_peer() {
+    let mut c = cfg(2, 100);
+    c.handshake_timeout = Duration::from_secs(5);
+    let mut n = node(c);
+    let (old, newer, fresh) = (conn(1), conn(2), conn(3));
+    let t = ms(1000);
+    for c in [old, newer] {
+        feed(
+            &mut n,
+            t,
+            Input::Accepted {
+                conn: c,
+                from: addr(1),
+            },
+        );
+    }
+    frame(&mut n, t, newer, hello_n(1, 200, 1));
+    frame(&mut n, t, newer, Msg::Members(vec![]));
+    assert_eq!(n.peers(), [addr(1)]);
+    // Node 1 falls silent on `newer`: lost after the timeout.
+    let wakes = idle_until(&mut n, t + ms(1500));
+    assert!(
+        wakes.iter().any(|w| w.out.contains(&Output::Close(newer))),
+        "lost by its timeout"
+    );
+    assert!(n.peers().is_empty());
+    // `old`'s handshake completes now: closed, no peer.
+    let out = frame(&mut n, t + ms(1600), old, hello_n(1, 200, 0));
+    assert!(out.contains(&Output::Close(old)), "{out:?}");
+    assert!(events(&out).is_empty(), "{out:?}");
+    assert!(n.peers().is_empty());
+    // A connection opened after the loss is the peer's return.
+    feed(
+        &mut n,
+        t + ms(1700),
+        Input::Accepted {
+            conn: fresh,
+            from: addr(1),
+        },
+    );
+    let out = frame(&mut n, t + ms(1700), fresh, hello_n(1, 200, 2));
+    assert!(
+        events(&out).contains(&Event::PeerUp { addr: addr(1) }),
+        "{out:?}"
+    );
+    assert_eq!(n.peers(), [addr(1)]);
+}

@@ -36,6 +36,7 @@ mod connections;
 mod console;
 mod contract;
 mod dialling;
+mod duplicates;
 mod handover;
 mod names;
 mod peers;
@@ -202,6 +203,10 @@ pub struct Node {
     auth: auth::AuthState,
     /// `Hello`s sent so far: the next one's `serial`.
     hellos: u64,
+    /// Peers with a smaller address lost lately: the greatest `serial` of
+    /// the connections closed then, and until when a handshake begun before
+    /// may still complete (see `connections.rs`, duplicate connections).
+    abandoned: BTreeMap<SocketAddr, (u64, Time)>,
     /// In standby: never master (see the crate docs, #election).
     standby: bool,
     /// The last [`Summary`] sent, to send the next only on a change.
@@ -301,6 +306,7 @@ impl Node {
             summary_timer: None,
             auth: auth::AuthState::new(cfg_seed),
             hellos: 0,
+            abandoned: BTreeMap::new(),
             standby,
             summary_said: None,
             watchdog_timer: None,

@@ -537,6 +537,7 @@ impl Node {
             self.listed_by = None;
         }
         self.timers.stop(&mut p.timer);
+        self.abandon(now, addr, &p.conns);
         // Alive, our master script running or stopping: say so before the
         // close, which the peer would take for our death (see `Msg::Lost`).
         let say = self.master_script_alive()
