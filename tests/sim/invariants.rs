@@ -408,9 +408,21 @@ impl World {
         // full mesh that agrees, no connection is left to form (every redial is of
         // a node that is down), so only a flap could still change the picture. A
         // flap from heartbeats shows within a timeout or two, one from a redial or
-        // a handshake within `backoff_max + handshake`.
+        // a handshake within `backoff_max + handshake`. Not while a node's
+        // eligibility is still to follow its box's health (a check's rise or
+        // fall, a restart's hold): that change is still to come (seed
+        // 956987 ended as a node's third passing check made it eligible).
+        let pending = self.p.check.is_some()
+            && self.slots[..self.p.n].iter().any(|slot| {
+                !slot.frozen
+                    && slot
+                        .node
+                        .as_ref()
+                        .is_some_and(|n| !n.is_leaving() && n.is_eligible() != slot.healthy)
+            });
         if self.settled
             && !self.done
+            && !pending
             && let Some(since) = self.agreed_since
             && self.now >= since + self.p.timeout * 4 + self.p.backoff_max + self.p.handshake
         {

@@ -168,6 +168,7 @@ impl World {
             master: node.is_master(),
             names: node.master(),
             frozen: self.slots[s].frozen,
+            eligible: node.is_eligible(),
         });
         if let Some(seen) = &seen {
             for a in &seen.peers {

@@ -208,6 +208,7 @@ pub(crate) struct Seen {
     pub(crate) master: bool,
     pub(crate) names: Option<SocketAddr>,
     pub(crate) frozen: bool,
+    pub(crate) eligible: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
