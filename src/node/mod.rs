@@ -205,7 +205,7 @@ pub struct Node {
     hellos: u64,
     /// Peers with a smaller address lost lately: the greatest `serial` of
     /// the connections closed then, and until when a handshake begun before
-    /// may still complete (see `connections.rs`, duplicate connections).
+    /// may still complete (see `duplicates.rs`).
     abandoned: BTreeMap<SocketAddr, (u64, Time)>,
     /// In standby: never master (see the crate docs, #election).
     standby: bool,
